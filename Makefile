@@ -1,0 +1,39 @@
+# Quick start: `make demo` and `make test` on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -c constraints.txt
+STAMP := $(VENV)/.stamp
+
+.PHONY: demo test test-fast bench lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP)-run: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) -q -e .
+	touch $@
+
+$(STAMP)-dev: $(VENV)/bin/python pyproject.toml constraints.txt
+	$(PIP) -q -e ".[dev]"
+	touch $@ $(STAMP)-run
+
+demo: $(STAMP)-run
+	$(VENV)/bin/stalwart demo --out demo-report
+
+test: $(STAMP)-dev
+	$(PY) -m pytest -n 2 -q
+
+test-fast: $(STAMP)-dev
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+bench: $(STAMP)-dev
+	$(PIP) -q -r benchmarks/requirements.txt
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)-dev
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-report .pytest_cache

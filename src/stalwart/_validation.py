@@ -1,0 +1,100 @@
+"""One place that turns bad arguments into clear :mod:`stalwart.errors` exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from stalwart.errors import ConfigError, InputError
+
+
+def param_error(owner: object | str, name: str, expect: str, got: Any) -> ConfigError:
+    """The standard sentence: ``Owner(name=...) must be <expect>; got <got>``."""
+    owner_name = owner if isinstance(owner, str) else type(owner).__name__
+    return ConfigError(f"{owner_name}({name}=...) must be {expect}; got {got!r}")
+
+
+def check_param(owner: object | str, name: str, value: Any, ok: bool | Callable[[Any], bool],
+                expect: str) -> Any:
+    """Return ``value`` if ``ok`` (a bool or predicate) holds, else raise :class:`ConfigError`."""
+    passed = ok(value) if callable(ok) else ok
+    if not passed:
+        raise param_error(owner, name, expect, value)
+    return value
+
+
+def check_choice(owner: object | str, name: str, value: Any, choices: Sequence[Any]) -> Any:
+    return check_param(owner, name, value, value in choices, f"one of {list(choices)}")
+
+
+def check_positive(owner: object | str, name: str, value: Any, *, strict: bool = True,
+                   integer: bool = False) -> Any:
+    kind = "an integer" if integer else "a number"
+    is_num = isinstance(value, (int, np.integer)) if integer else isinstance(
+        value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = is_num and np.isfinite(value) and (value > 0 if strict else value >= 0)
+    return check_param(owner, name, value, bool(ok), f"{kind} {'>' if strict else '>='} 0")
+
+
+def check_array(x: Any, name: str = "x", *, ndim: int | Sequence[int] | None = None,
+                allow_nan: bool = False, dtype: Any = np.float64,
+                min_samples: int = 1) -> np.ndarray:
+    """Convert ``x`` to a numeric array and check shape, emptiness and finiteness."""
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"{name} must be numeric (convertible to {np.dtype(dtype).name}); {exc}. "
+            "Encode text or categorical columns first, or pass a DataFrame to a model that "
+            "handles them."
+        ) from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            raise InputError(
+                f"{name} must have {' or '.join(map(str, allowed))} dimensions; got shape "
+                f"{arr.shape}. Reshape it (tabular: n_samples x n_features; images: N x C x H x W)."
+            )
+    if arr.ndim == 0 or arr.shape[0] < min_samples:
+        raise InputError(f"{name} is empty (shape {arr.shape}); pass at least {min_samples} sample(s).")
+    if not allow_nan and np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad.reshape(arr.shape[0], -1))[0])
+            raise InputError(
+                f"{name} contains {int(bad.sum())} NaN or infinite value(s) in {rows.size} row(s) "
+                f"(first rows: {rows[:5].tolist()}); impute or drop them first."
+            )
+    return arr
+
+
+def check_lengths(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    if len(a) != len(b):
+        raise InputError(f"{name_a} has {len(a)} samples but {name_b} has {len(b)}; they must match.")
+
+
+def check_labels(y: Any, classes: np.ndarray | None, name: str = "y") -> np.ndarray:
+    """Check that every label in ``y`` is one the model knows."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise InputError(f"{name} must be one-dimensional (one label per sample); got shape {y.shape}.")
+    if y.size == 0:
+        raise InputError(f"{name} is empty; pass at least one label.")
+    if classes is not None:
+        known = set(np.asarray(classes).tolist())
+        unknown = sorted({v for v in y.tolist() if v not in known}, key=str)
+        if unknown:
+            raise InputError(
+                f"{name} contains labels the model does not know: {unknown[:10]}; the model's "
+                f"classes are {sorted(known, key=str)[:20]}. Map the labels to the model's classes."
+            )
+    return y
+
+
+def labels_to_index(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Map labels to their column index in ``predict_proba`` output."""
+    classes = np.asarray(classes)
+    lookup = {c: i for i, c in enumerate(classes.tolist())}
+    return np.fromiter((lookup[v] for v in np.asarray(y).tolist()), dtype=np.int64, count=len(y))

@@ -1,0 +1,197 @@
+"""Dataset: inputs, optional labels, modality and schema, validated once on construction."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stalwart._validation import check_array
+from stalwart.data.schema import MODALITIES, Schema, as_frame
+from stalwart.errors import ConfigError, InputError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs ``x`` with labels ``y`` (or None), a modality and a schema.
+
+    - tabular: ``x`` is a :class:`pandas.DataFrame` (arrays are converted, columns ``x0..``)
+    - image: ``x`` is a float array N x C x H x W (N x H x W gets one channel) in
+      ``schema.value_range``
+    - text: ``x`` is a list of strings
+
+    Use :meth:`from_arrays` (or the loaders) to build one with an inferred schema.
+    """
+
+    x: Any
+    y: np.ndarray | None
+    modality: str
+    schema: Schema
+    name: str = "data"
+    target: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"Dataset(modality=...) must be one of {list(MODALITIES)}; got {self.modality!r}")
+        if len(self.x) == 0:
+            raise InputError(f"dataset {self.name!r} is empty; pass at least one sample.")
+        if self.y is not None and len(self.y) != len(self.x):
+            raise InputError(f"dataset {self.name!r} has {len(self.x)} inputs but {len(self.y)} labels; they must match.")
+
+    @classmethod
+    def from_arrays(cls, x: Any, y: Any = None, *, modality: str | None = None, name: str = "data",
+                    target: str | None = None, value_range: tuple[float, float] | None = None,
+                    kinds: dict[str, str] | None = None, immutable: tuple[str, ...] | list[str] = (),
+                    bounds: dict[str, tuple[float, float]] | None = None) -> Dataset:
+        """Build a Dataset, inferring modality (when not given) and schema.
+
+        Modality: a list of strings is text, a 3-D or 4-D array is an image batch, anything
+        2-D is tabular.
+        """
+        modality = modality or infer_modality(x)
+        yy = None if y is None else np.asarray(y)
+        if yy is not None and yy.ndim != 1:
+            raise InputError(f"y must be one-dimensional (one label per sample); got shape {yy.shape}")
+        if modality == "text":
+            texts = _as_texts(x)
+            return cls(texts, yy, "text", Schema("text"), name, target)
+        if modality == "image":
+            imgs = check_array(x, "x", ndim=(3, 4), dtype=np.float32)
+            if imgs.ndim == 3:
+                imgs = imgs[:, None]
+            if imgs.shape[1] not in (1, 3, 4):
+                raise InputError(
+                    f"images must be N x C x H x W with 1, 3 or 4 channels; got shape {imgs.shape}. "
+                    "If they are N x H x W x C, transpose with x.transpose(0, 3, 1, 2)."
+                )
+            lo, hi = value_range or _guess_range(imgs)
+            if imgs.min() < lo - 1e-6 or imgs.max() > hi + 1e-6:
+                raise InputError(
+                    f"image values span [{imgs.min():.4g}, {imgs.max():.4g}] outside value_range "
+                    f"({lo}, {hi}); rescale the images or declare the right value_range."
+                )
+            schema = Schema("image", value_range=(float(lo), float(hi)), shape=tuple(imgs.shape[1:]))
+            return cls(imgs, yy, "image", schema, name, target)
+        if modality != "tabular":
+            raise ConfigError(f"modality must be one of {list(MODALITIES)}; got {modality!r}")
+        df = as_frame(x).reset_index(drop=True)
+        if df.shape[1] == 0:
+            raise InputError("tabular data has no feature columns.")
+        schema = Schema.infer(df, kinds=kinds, immutable=immutable, bounds=bounds)
+        return cls(df, yy, "tabular", schema, name, target)
+
+    # -- convenience ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: Any) -> Dataset:
+        """Rows ``index`` (an int array, slice or boolean mask), schema unchanged."""
+        idx = np.arange(len(self))[index]
+        if isinstance(self.x, pd.DataFrame):
+            x = self.x.iloc[idx].reset_index(drop=True)
+        elif isinstance(self.x, list):
+            x = [self.x[i] for i in idx]
+        else:
+            x = self.x[idx]
+        y = None if self.y is None else self.y[idx]
+        return Dataset(x, y, self.modality, self.schema, self.name, self.target, dict(self.meta))
+
+    def with_x(self, x: Any) -> Dataset:
+        """A copy with new inputs of the same length (e.g. perturbed)."""
+        return Dataset(x, self.y, self.modality, self.schema, self.name, self.target, dict(self.meta))
+
+    def sample(self, n: int, seed: int | np.random.Generator = 0, stratify: bool = True) -> Dataset:
+        """At most ``n`` rows, drawn without replacement (stratified by label when possible)."""
+        if n >= len(self):
+            return self
+        rng = np.random.default_rng(seed)
+        if stratify and self.y is not None:
+            labels, inverse = np.unique(self.y, return_inverse=True)
+            picks = []
+            for k in range(len(labels)):
+                members = np.flatnonzero(inverse == k)
+                take = max(1, round(n * len(members) / len(self)))
+                picks.append(rng.choice(members, size=min(take, len(members)), replace=False))
+            idx = np.sort(np.concatenate(picks))[:n]
+        else:
+            idx = np.sort(rng.choice(len(self), size=n, replace=False))
+        return self.subset(idx)
+
+    def numeric_x(self) -> np.ndarray:
+        """Inputs as a float array (tabular data must be all numeric/boolean)."""
+        if self.modality == "text":
+            raise InputError("text data has no numeric form; use a text attack or perturbation.")
+        if isinstance(self.x, pd.DataFrame):
+            cat = [c.name for c in self.schema.columns if c.kind == "categorical"]
+            if cat:
+                raise InputError(
+                    f"columns {cat[:5]} are categorical; numeric attacks need numeric features. "
+                    "Use the schema-aware tabular search, or encode them inside the model pipeline."
+                )
+            return check_array(self.x.to_numpy(dtype=float), "x", ndim=2, allow_nan=True)
+        return np.asarray(self.x)
+
+    def fingerprint(self) -> str:
+        """A short hash of inputs and labels (stable across runs and machines)."""
+        h = hashlib.sha256()
+        if isinstance(self.x, pd.DataFrame):
+            h.update(pd.util.hash_pandas_object(self.x, index=False).to_numpy().tobytes())
+            h.update(",".join(map(str, self.x.columns)).encode())
+        elif isinstance(self.x, list):
+            h.update("\x00".join(self.x).encode())
+        else:
+            arr = np.ascontiguousarray(self.x)
+            h.update(str(arr.shape).encode() + arr.tobytes())
+        if self.y is not None:
+            h.update(np.asarray(self.y).astype(str).astype("U").tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "modality": self.modality, "n_samples": len(self),
+                             "fingerprint": self.fingerprint(), "schema": self.schema.to_dict()}
+        if self.target:
+            d["target"] = self.target
+        if self.y is not None:
+            values, counts = np.unique(self.y, return_counts=True)
+            d["labels"] = {str(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}
+        return d
+
+
+def infer_modality(x: Any) -> str:
+    if isinstance(x, pd.DataFrame):
+        return "tabular"
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
+        return "text"
+    arr = np.asarray(x)
+    if arr.dtype.kind in "USO" and arr.ndim == 1:
+        return "text"
+    if arr.ndim in (3, 4):
+        return "image"
+    if arr.ndim == 2:
+        return "tabular"
+    raise InputError(
+        f"cannot tell the modality of data with shape {arr.shape}; pass modality='tabular', "
+        "'image' or 'text'."
+    )
+
+
+def _as_texts(x: Any) -> list[str]:
+    texts = list(x)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise InputError(f"text data must be strings; entries {bad[:5]} are not (e.g. {texts[bad[0]]!r}).")
+    return texts
+
+
+def _guess_range(imgs: np.ndarray) -> tuple[float, float]:
+    hi = float(imgs.max())
+    lo = float(imgs.min())
+    if lo >= 0 and hi <= 1:
+        return (0.0, 1.0)
+    if lo >= 0 and hi <= 255:
+        return (0.0, 255.0)
+    return (lo, hi)

@@ -1,0 +1,162 @@
+"""Schema: what valid data looks like, per modality.
+
+Tabular columns have a kind (numeric, integer, categorical, boolean), a valid range, the
+observed categories and whether they may change. Images declare their value range and
+N x C x H x W layout. Text is a list of strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from stalwart.errors import ConfigError, InputError
+
+Modality = Literal["tabular", "image", "text"]
+ColumnKind = Literal["numeric", "integer", "categorical", "boolean"]
+MODALITIES: tuple[str, ...] = ("tabular", "image", "text")
+COLUMN_KINDS: tuple[str, ...] = ("numeric", "integer", "categorical", "boolean")
+
+#: an integer column with at most this many distinct values and no order is *not* assumed
+#: categorical; kinds are only inferred from dtypes, never guessed from cardinality.
+
+
+@dataclass(frozen=True)
+class Column:
+    """One tabular column: its kind, valid range (numeric kinds), categories and mutability."""
+
+    name: str
+    kind: ColumnKind
+    lower: float | None = None
+    upper: float | None = None
+    categories: tuple[Any, ...] = ()
+    mutable: bool = True
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in ("numeric", "integer")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "mutable": self.mutable}
+        if self.is_numeric:
+            d["lower"], d["upper"] = self.lower, self.upper
+        if self.categories:
+            d["categories"] = [c.item() if hasattr(c, "item") else c for c in self.categories]
+        return d
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Describes valid inputs for one modality. Build tabular ones with :meth:`infer`."""
+
+    modality: Modality
+    columns: tuple[Column, ...] = ()
+    value_range: tuple[float, float] | None = None  # images
+    shape: tuple[int, ...] | None = None  # images: (C, H, W)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"Schema(modality=...) must be one of {list(MODALITIES)}; got {self.modality!r}")
+
+    # -- tabular -------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise InputError(f"unknown column {name!r}; the data has columns {self.names}")
+
+    @property
+    def mutable_mask(self) -> np.ndarray:
+        """Boolean mask over columns: True where the column may be perturbed."""
+        return np.array([c.mutable for c in self.columns], dtype=bool)
+
+    def numeric_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-column lower/upper arrays (+-inf where none); for attacks on numeric data."""
+        lo = np.array([-np.inf if c.lower is None else c.lower for c in self.columns], dtype=float)
+        hi = np.array([np.inf if c.upper is None else c.upper for c in self.columns], dtype=float)
+        return lo, hi
+
+    @classmethod
+    def infer(cls, x: pd.DataFrame | np.ndarray, *, kinds: Mapping[str, str] | None = None,
+              immutable: Iterable[str] = (), bounds: Mapping[str, tuple[float, float]] | None = None
+              ) -> Schema:
+        """Infer a tabular schema from data.
+
+        Kinds come from dtypes: bool -> boolean, integer -> integer, float -> numeric, anything
+        else (object, string, category) -> categorical. Ranges default to the observed min/max.
+        ``kinds``, ``immutable`` and ``bounds`` override what was inferred; each name must exist.
+        """
+        df = as_frame(x)
+        kinds = dict(kinds or {})
+        bounds = dict(bounds or {})
+        immutable = list(immutable)
+        for arg, names in (("kinds", kinds), ("immutable", immutable), ("bounds", bounds)):
+            unknown = [n for n in names if n not in df.columns]
+            if unknown:
+                raise InputError(
+                    f"{arg} names unknown column(s) {unknown}; the data has columns {list(df.columns)}"
+                )
+        columns = []
+        for name in df.columns:
+            s = df[name]
+            kind = kinds.get(name) or _infer_kind(s)
+            if kind not in COLUMN_KINDS:
+                raise ConfigError(f"kinds[{name!r}] must be one of {list(COLUMN_KINDS)}; got {kind!r}")
+            lower = upper = None
+            categories: tuple[Any, ...] = ()
+            if kind in ("numeric", "integer"):
+                values = pd.to_numeric(s, errors="coerce")
+                if name in bounds:
+                    lower, upper = (float(v) for v in bounds[name])
+                elif values.notna().any():
+                    lower, upper = float(values.min()), float(values.max())
+            else:
+                categories = tuple(sorted(pd.unique(s.dropna()).tolist(), key=str))
+            columns.append(Column(str(name), kind, lower, upper, categories, name not in immutable))
+        return cls("tabular", tuple(columns))
+
+    def with_immutable(self, names: Iterable[str]) -> Schema:
+        names = set(names)
+        for n in names:
+            self.column(n)
+        return replace(self, columns=tuple(replace(c, mutable=c.mutable and c.name not in names)
+                                           for c in self.columns))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"modality": self.modality}
+        if self.columns:
+            d["columns"] = [c.to_dict() for c in self.columns]
+        if self.value_range is not None:
+            d["value_range"] = list(self.value_range)
+        if self.shape is not None:
+            d["shape"] = list(self.shape)
+        return d
+
+
+def _infer_kind(s: pd.Series) -> ColumnKind:
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(s):
+        return "integer"
+    if pd.api.types.is_float_dtype(s):
+        return "numeric"
+    return "categorical"
+
+
+def as_frame(x: Any) -> pd.DataFrame:
+    """A DataFrame view of tabular data; arrays get columns ``x0, x1, ...``."""
+    if isinstance(x, pd.DataFrame):
+        return x
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise InputError(f"tabular data must be 2-D (n_samples x n_features); got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])

@@ -1,0 +1,109 @@
+"""The one Model interface every adapter implements.
+
+A Model is ``predict_proba`` (classification) or ``predict`` (regression) plus declared facts:
+``task``, ``classes``, ``output_kind`` and, when gradients are available, ``torch_logits``.
+Every call that reaches the underlying model is counted in ``n_queries`` (samples, not calls),
+which black-box attacks report as their query cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+import numpy as np
+
+from stalwart.errors import ModelError
+
+Task = Literal["classification", "regression"]
+OutputKind = Literal["probabilities", "logits", "labels", "values"]
+
+
+class Model(ABC):
+    """Base of every wrapped model.
+
+    Subclasses implement ``_raw_predict(x)`` returning an (n, k) score array for
+    classification (probabilities, or one-hot rows when only labels are available) or an (n,)
+    array for regression. Batching and query counting live here.
+    """
+
+    task: Task = "classification"
+    classes: np.ndarray | None = None
+    output_kind: OutputKind = "probabilities"
+    batch_size: int = 1024
+    #: declared valid input range (lower, upper), if known; attacks use it as default bounds
+    input_bounds: tuple[float, float] | None = None
+
+    def __init__(self) -> None:
+        self.n_queries = 0
+
+    # -- what subclasses provide ------------------------------------------------------------
+    @abstractmethod
+    def _raw_predict(self, x: Any) -> np.ndarray:
+        """Scores for one batch: (n, n_classes) for classification, (n,) for regression."""
+
+    @property
+    def differentiable(self) -> bool:
+        """Whether :meth:`torch_logits` is available (white-box attacks need it)."""
+        return False
+
+    def torch_logits(self, x):  # noqa: ANN001 - torch is imported lazily
+        """Differentiable logits (or log-probabilities) for a float tensor batch."""
+        raise ModelError(
+            f"{self.name} is a black-box model: it gives no gradients, so white-box attacks "
+            "(FGSM, PGD, ...) cannot run on it. Use a black-box attack, or wrap a torch module "
+            "or a scikit-learn model that has a torch mirror (linear models, MLPClassifier)."
+        )
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the model's identity (parameters where available)."""
+        return hashlib.sha256(self._fingerprint_bytes()).hexdigest()[:16]
+
+    def _fingerprint_bytes(self) -> bytes:
+        return repr(self).encode()
+
+    # -- public API ---------------------------------------------------------------------------
+    def _batches(self, x: Any):
+        n = len(x)
+        for start in range(0, n, self.batch_size):
+            yield x[start:start + self.batch_size]
+
+    def _scores(self, x: Any) -> np.ndarray:
+        n = len(x)
+        if n == 0:
+            from stalwart.errors import InputError
+
+            raise InputError("x is empty; pass at least one sample to the model.")
+        parts = []
+        for batch in self._batches(x):
+            parts.append(np.asarray(self._raw_predict(batch)))
+            self.n_queries += len(batch)
+        return np.concatenate(parts, axis=0)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities, shape (n, n_classes), columns in the order of ``classes``."""
+        if self.task != "classification":
+            raise ModelError(f"{self.name} is a regression model; use predict() instead of predict_proba().")
+        return self._scores(x)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted labels (classification) or values (regression)."""
+        scores = self._scores(x)
+        if self.task == "regression":
+            return scores.reshape(len(scores))
+        return np.asarray(self.classes)[np.argmax(scores, axis=1)]
+
+    def reset_queries(self) -> None:
+        self.n_queries = 0
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.classes is None else len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(task={self.task!r}, classes={None if self.classes is None else list(self.classes)})"

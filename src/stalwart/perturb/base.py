@@ -1,0 +1,124 @@
+"""Perturbation: a natural change of inputs with five graded severities.
+
+``apply(x, severity, rng)`` is pure (never mutates ``x``), batched and deterministic given its
+generator. Tabular perturbations respect the schema: immutable columns stay untouched, values
+stay within the column's range, integers stay integers and categories stay valid.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from stalwart._registry import Registry
+from stalwart.data.schema import Schema, as_frame
+from stalwart.errors import ConfigError, InputError
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+class Perturbation(ABC):
+    """Base class. Subclasses set ``name``, ``modality``, ``description`` and write ``_apply``.
+
+    Parameters are keyword-only, stored by the constructor and listed by :meth:`params`.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters, for reports and YAML round trips."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def apply(self, x: Any, severity: int, rng: int | np.random.Generator | None = None,
+              schema: Schema | None = None) -> Any:
+        """Return a perturbed copy of ``x`` at ``severity`` (1 = mild ... 5 = severe).
+
+        Parameters
+        ----------
+        x : DataFrame or (n, d) array (tabular), float array N x C x H x W (image), list of str (text)
+        severity : int in 1..5
+        rng : seed or numpy Generator; the same seed gives the same output
+        schema : the data's schema (tabular: column kinds, ranges, immutables; image: value range).
+            Inferred from ``x`` when omitted.
+        """
+        if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
+            raise ConfigError(f"{type(self).__name__}.apply(severity=...) must be an integer 1..5; got {severity!r}")
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        x, schema, restore = self._prepare(x, schema)
+        return restore(self._apply(x, int(severity), gen, schema))
+
+    @abstractmethod
+    def _apply(self, x: Any, severity: int, rng: np.random.Generator, schema: Schema) -> Any:
+        """Perturb a validated copy of ``x``; return the same type."""
+
+    # -- input handling per modality ----------------------------------------------------------
+    def _prepare(self, x: Any, schema: Schema | None):
+        if self.modality == "tabular":
+            was_array = not isinstance(x, pd.DataFrame)
+            df = as_frame(x).copy()
+            if len(df) == 0:
+                raise InputError("x is empty; pass at least one row to perturb.")
+            if schema is None:
+                schema = Schema.infer(df)
+            elif schema.modality != "tabular":
+                raise InputError(f"{self.name} is a tabular perturbation but the schema is for {schema.modality} data.")
+            missing = [n for n in schema.names if n not in df.columns]
+            if missing:
+                raise InputError(f"columns {missing} of the schema are not in x; x has {list(df.columns)}")
+
+            def restore(out: pd.DataFrame):
+                return out.to_numpy() if was_array else out
+            return df, schema, restore
+        if self.modality == "image":
+            arr = np.array(x, dtype=np.float32, copy=True)
+            if arr.ndim != 4:
+                raise InputError(
+                    f"{self.name} needs images as N x C x H x W; got shape {arr.shape}. "
+                    "Add a channel axis with x[:, None] for grey images."
+                )
+            if arr.shape[0] == 0:
+                raise InputError("x is empty; pass at least one image.")
+            if not np.isfinite(arr).all():
+                raise InputError("images contain NaN or infinite values; clean them first.")
+            if schema is None:
+                hi = 1.0 if arr.max() <= 1.0 else 255.0
+                schema = Schema("image", value_range=(0.0, hi), shape=tuple(arr.shape[1:]))
+            return arr, schema, lambda out: np.clip(out, *schema.value_range).astype(np.float32)
+        if self.modality == "text":
+            texts = list(x)
+            if not texts:
+                raise InputError("x is empty; pass at least one sentence.")
+            bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+            if bad:
+                raise InputError(f"text perturbations need strings; entries {bad[:5]} are not.")
+            return texts, schema or Schema("text"), lambda out: out
+        raise ConfigError(f"unknown modality {self.modality!r}")  # pragma: no cover
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+PERTURBATIONS: Registry[Perturbation] = Registry("perturbation", "stalwart.perturbations")
+register = PERTURBATIONS.register
+
+
+def get(name: str, **params: Any) -> Perturbation:
+    """An instance of the perturbation registered as ``name``."""
+    _load_builtins()
+    return PERTURBATIONS.get(name)(**params)
+
+
+def names(modality: str | None = None) -> list[str]:
+    """Registered perturbation names, optionally for one modality."""
+    _load_builtins()
+    return PERTURBATIONS.names(None if modality is None else (lambda c: c.modality == modality))
+
+
+def _load_builtins() -> None:
+    from stalwart.perturb import image, tabular, text  # noqa: F401 - registers on import
