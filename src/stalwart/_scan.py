@@ -1,0 +1,45 @@
+"""`stalwart.scan`: wrap the model, load the data, run a suite, return the Report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stalwart.data import Dataset, load_data
+from stalwart.errors import InputError
+from stalwart.models import Model, load_model, wrap
+
+
+def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: str | None = None,
+         modality: str | None = None, trust: bool = False,
+         progress: Callable[[str, int, int], None] | None = None):
+    """Scan ``model`` on ``data`` with a suite of checks and return a :class:`~stalwart.report.Report`.
+
+    Parameters
+    ----------
+    model : a fitted estimator, torch module, ONNX path/session, callable, :class:`Model`, or a
+        path to a saved model (``.skops``, ``.onnx``, TorchScript ``.pt``; pickle needs ``trust``)
+    data : a :class:`Dataset` or a path to CSV / Parquet / NPZ data (``target`` names the label
+        column of a table)
+    suite : "quick", "standard", a YAML file path, or a :class:`~stalwart.suite.Suite`
+    seed : every random choice derives from it; the same seed gives the same report
+    """
+    from stalwart.suite import resolve
+
+    if isinstance(model, (str, Path)):
+        model = load_model(model, trust=trust)
+    model = model if isinstance(model, Model) else wrap(model)
+    if not isinstance(data, Dataset):
+        if not isinstance(data, (str, Path)):
+            raise InputError(
+                "data must be a stalwart Dataset or a path to a CSV, Parquet or NPZ file; "
+                f"got {type(data).__name__}. Build one with stalwart.Dataset.from_arrays(x, y)."
+            )
+        data = load_data(data, target=target, modality=modality)
+    if data.y is None:
+        raise InputError(
+            "the data has no labels; scans measure accuracy, so name the label column with "
+            "--target (CLI) or target=... (Python)."
+        )
+    return resolve(suite, data.modality).run(model, data, seed=seed, progress=progress)

@@ -1,0 +1,169 @@
+"""The `stalwart` command line: demo, scan, report render.
+
+Exit codes: 0 every condition passed, 1 a condition failed (or a check errored), 2 bad input or
+configuration (the message says how to fix it; no traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stalwart import __version__
+from stalwart.errors import StalwartError
+
+app = typer.Typer(
+    name="stalwart", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Measure the robustness of ML models: natural perturbations, adversarial attacks, reports.",
+)
+report_app = typer.Typer(no_args_is_help=True, help="Work with saved reports.")
+app.add_typer(report_app, name="report")
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "ERROR": "bold red",
+                "SKIP": "dim"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"stalwart {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """stalwart: robustness testing for ML models."""
+
+
+def fail(message: str) -> None:
+    """Print a user error (no traceback) and exit 2."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except StalwartError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A rich progress bar on a terminal; nothing when output is piped."""
+    if not (enabled and err_console.is_terminal):
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(name: str, i: int, n: int) -> None:
+            bar.update(task, description=name, completed=i, total=n)
+        yield update
+
+
+def print_scorecard(report: Any, title: str | None = None) -> None:
+    d = report.to_dict() if hasattr(report, "to_dict") else report
+    status = d.get("status", "?")
+    heading = title or f"{d['model']['name']} on {d['data']['name']}"
+    table = Table(title=f"{heading}: [{STATUS_STYLE.get(status, '')}]{status}[/]", title_justify="left")
+    for col in ("check", "category", "status", "headline", "message"):
+        table.add_column(col, overflow="fold")
+    for r in d["results"]:
+        headline = r.get("headline") or ""
+        table.add_row(r["check"], r["category"], f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]",
+                      headline, r.get("message") or "")
+    out_console.print(table)
+
+
+def exit_code(reports: list[Any]) -> int:
+    return 0 if all(r.passed for r in reports) else 1
+
+
+@app.command()
+def scan(
+    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
+    data: Annotated[str, typer.Argument(help="Data file: .csv, .parquet or .npz.")],
+    target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
+    modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted).")] = None,
+    suite: Annotated[str, typer.Option(help="quick, standard, or a suite YAML file.")] = "quick",
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("report"),
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+) -> None:
+    """Scan MODEL on DATA with a suite of checks; write the report; exit 1 if a check fails."""
+    from stalwart._scan import scan as run_scan
+    from stalwart.data import load_data
+    from stalwart.models import load_model
+
+    with user_errors():
+        if modality is not None and modality not in ("tabular", "image", "text"):
+            fail(f"--modality must be one of tabular, image, text; got {modality!r}")
+        loaded_model = load_model(model, trust=trust)
+        dataset = load_data(data, target=target, modality=modality)
+        with progress_bar(True) as progress:
+            report = run_scan(loaded_model, dataset, suite=suite, seed=seed, progress=progress)
+        report.save(out)
+    print_scorecard(report)
+    out_console.print(f"report written to {out / 'index.html'}")
+    raise typer.Exit(exit_code([report]))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for the two reports.")] = Path("demo-report"),
+    suite: Annotated[str, typer.Option(help="quick or standard.")] = "quick",
+    seed: Annotated[int, typer.Option(help="Seed for training and every check.")] = 0,
+) -> None:
+    """Train two built-in models (breast_cancer pipeline, digits CNN), scan them, write reports."""
+    from stalwart.demo import run_demo
+
+    with user_errors(), progress_bar(True) as progress:
+        reports = run_demo(out, suite=suite, seed=seed, progress=progress)
+    for name, report in reports.items():
+        print_scorecard(report, title=name)
+        out_console.print(f"report written to {out / name / 'index.html'}")
+    raise typer.Exit(exit_code(list(reports.values())))
+
+
+@report_app.command("render")
+def report_render(
+    report_json: Annotated[Path, typer.Argument(help="A report.json written by stalwart.")],
+    out: Annotated[Path | None, typer.Option(help="Directory to write into (default: beside the JSON).")] = None,
+) -> None:
+    """Re-render index.html and report.md from a saved report.json."""
+    from stalwart.report import Report
+
+    with user_errors():
+        report = Report.load(report_json)
+        target = out or report_json.parent
+        report.save(target)
+    out_console.print(f"report written to {target / 'index.html'}")
+
+
+def main() -> None:  # console-script entry point
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

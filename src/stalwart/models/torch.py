@@ -1,0 +1,211 @@
+"""Adapter for PyTorch modules (``torch.nn.Module`` and TorchScript)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from stalwart._validation import check_choice, check_positive
+from stalwart.errors import InputError, ModelError
+from stalwart.models.base import Model
+
+__all__ = ["TorchModel", "looks_like_probabilities"]
+
+TorchOutput = Literal["auto", "logits", "probabilities"]
+
+
+def looks_like_probabilities(scores: np.ndarray | torch.Tensor, atol: float = 1e-4) -> bool:
+    """Whether every row of a 2-D score array is non-negative and sums to one."""
+    if isinstance(scores, torch.Tensor):
+        scores = scores.detach().to("cpu", torch.float64).numpy()
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2 or not np.isfinite(scores).all():
+        return False
+    return bool((scores >= -atol).all() and np.allclose(scores.sum(axis=1), 1.0, atol=atol))
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _module_dtype(module: torch.nn.Module) -> torch.dtype:
+    for tensor in module.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _guess_n_outputs(module: torch.nn.Module) -> int | None:
+    """Outputs of the last ``nn.Linear`` in registration order (a cheap guess before any call)."""
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Linear):
+            last = sub.out_features
+    return last
+
+
+class TorchModel(Model):
+    """A PyTorch classifier behind the :class:`~stalwart.models.base.Model` interface.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (TorchScript modules work too). It is put in eval mode and moved to
+        ``device``. Its output is (n, k) logits or probabilities, or (n, 1) / (n,) binary logits.
+    classes : array-like, optional
+        Labels of the output columns; default ``arange(n_outputs)``.
+    device : str or torch.device, optional
+        Where to run; default the device of the module's parameters (CPU if it has none).
+    batch_size : int, default 256
+        Samples per forward pass in :meth:`predict_proba`.
+    input_shape : tuple of int, optional
+        Shape of one sample; flat inputs are reshaped to ``(n, *input_shape)``.
+    output : {"auto", "logits", "probabilities"}, default "auto"
+        What the module returns. ``"auto"`` detects probabilities (non-negative rows that sum
+        to one) on the first call; anything else is taken as logits.
+    input_bounds : tuple of float, optional
+        Declared valid input range ``(lo, hi)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from stalwart.models.torch import TorchModel
+    >>> model = TorchModel(torch.nn.Linear(4, 3), classes=["a", "b", "c"])
+    >>> model.predict_proba(torch.zeros(2, 4)).shape
+    (2, 3)
+    """
+
+    def __init__(self, module: torch.nn.Module, classes: Any = None, device: str | torch.device | None = None,
+                 batch_size: int = 256, input_shape: tuple[int, ...] | None = None,
+                 output: TorchOutput = "auto",
+                 input_bounds: tuple[float, float] | None = None) -> None:
+        super().__init__()
+        if not isinstance(module, torch.nn.Module):
+            raise ModelError(f"TorchModel(module=...) must be a torch.nn.Module; got {type(module).__name__}.")
+        check_positive(self, "batch_size", batch_size, integer=True)
+        check_choice(self, "output", output, ("auto", "logits", "probabilities"))
+        try:
+            self.device = _module_device(module) if device is None else torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ModelError(f"TorchModel(device=...) is not a valid torch device: {device!r} ({exc}).") from None
+        self.module = module.eval().to(self.device)
+        self.dtype = _module_dtype(module)
+        self.batch_size = int(batch_size)
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        self.input_bounds = input_bounds
+        self._output = output
+        self._binary: bool | None = None
+        self.output_kind = "probabilities" if output == "probabilities" else "logits"
+        self.classes = None if classes is None else np.asarray(classes)
+        self._classes_guessed = False
+        if self.classes is None:
+            if self.input_shape is not None:
+                # one probe on zeros gives the exact output width before the user's first call
+                with torch.inference_mode():
+                    self._inspect(self.module(torch.zeros((1, *self.input_shape), dtype=self.dtype,
+                                                          device=self.device)))
+            else:
+                n_out = _guess_n_outputs(module)
+                if n_out is not None:
+                    self.classes = np.arange(max(n_out, 2))
+                    self._classes_guessed = True
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _to_tensor(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            t = x.to(device=self.device, dtype=self.dtype)
+        else:
+            try:
+                arr = np.asarray(x, dtype=np.float64 if self.dtype == torch.float64 else np.float32)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"x must be numeric for a torch model; {exc}.") from None
+            t = torch.from_numpy(arr).to(device=self.device, dtype=self.dtype)
+        if t.ndim == 0 or t.shape[0] == 0:
+            raise InputError(f"x is empty (shape {tuple(t.shape)}); pass at least one sample to the model.")
+        if self.input_shape is not None and tuple(t.shape[1:]) != self.input_shape:
+            per_sample = int(np.prod(self.input_shape))
+            if t[0].numel() != per_sample:
+                raise InputError(
+                    f"x has samples of shape {tuple(t.shape[1:])} ({t[0].numel()} values) but the model "
+                    f"expects input_shape {self.input_shape} ({per_sample} values); reshape x."
+                )
+            t = t.reshape(t.shape[0], *self.input_shape)
+        return t
+
+    def _inspect(self, out: torch.Tensor) -> None:
+        """Settle the output width, the binary case and (for "auto") probabilities vs logits."""
+        if self._binary is not None:
+            return
+        if not isinstance(out, torch.Tensor) or out.ndim not in (1, 2):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(
+                f"the torch module returned {shape}; a classifier must return a tensor of shape "
+                "(n, n_classes) or (n, 1). Wrap it in a module that returns the logits."
+            )
+        self._binary = out.ndim == 1 or out.shape[1] == 1
+        n_out = 2 if self._binary else int(out.shape[1])
+        if self._output == "auto" and not self._binary and looks_like_probabilities(out):
+            self.output_kind = "probabilities"
+        if self.classes is None or self._classes_guessed:
+            self.classes = np.arange(n_out)
+            self._classes_guessed = False
+        elif self.n_classes != n_out:
+            raise ModelError(
+                f"classes has {self.n_classes} labels but the module returns {n_out} scores per sample; "
+                "pass one label per output column."
+            )
+
+    def _logits(self, out: torch.Tensor) -> torch.Tensor:
+        """Turn raw module output into logits whose softmax is the class probabilities."""
+        self._inspect(out)
+        if self._binary:
+            z = out.reshape(-1, 1)
+            if self.output_kind == "probabilities":
+                p = z.clamp(1e-12, 1 - 1e-12)
+                z = torch.log(p) - torch.log1p(-p)
+            return torch.cat([torch.zeros_like(z), z], dim=1)
+        if self.output_kind == "probabilities":
+            return torch.log(out.clamp_min(1e-30))
+        return out
+
+    # -- Model interface ----------------------------------------------------------------------
+    def _raw_predict(self, x: Any) -> np.ndarray:
+        t = self._to_tensor(x)
+        with torch.inference_mode():
+            logits = self._logits(self.module(t))
+            return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+    @property
+    def differentiable(self) -> bool:
+        return True
+
+    def torch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable logits, shape (n, n_classes); counts ``x.shape[0]`` queries.
+
+        For a module that outputs probabilities these are their logarithms (softmax of them is
+        the same distribution); for a single-output module they are ``[0, z]``.
+        """
+        t = self._to_tensor(x)
+        out = self._logits(self.module(t))
+        self.n_queries += int(t.shape[0])
+        return out
+
+    def _fingerprint_bytes(self) -> bytes:
+        h = hashlib.sha256(type(self.module).__qualname__.encode())
+        for key, value in self.module.state_dict().items():
+            h.update(key.encode())
+            h.update(str(value.dtype).encode() + str(tuple(value.shape)).encode())
+            h.update(value.detach().to("cpu").contiguous().numpy().tobytes()
+                     if value.dtype != torch.bfloat16 else value.float().cpu().numpy().tobytes())
+        return h.digest()
+
+    def __repr__(self) -> str:
+        return (f"TorchModel(module={type(self.module).__name__}, classes="
+                f"{None if self.classes is None else list(self.classes)}, device='{self.device}')")
