@@ -17,8 +17,14 @@ import numpy as np
 import torch
 
 from stalwart._registry import Registry
-from stalwart._validation import (check_array, check_labels, check_lengths, check_param,
-                                  labels_to_index, param_error)
+from stalwart._validation import (
+    check_array,
+    check_labels,
+    check_lengths,
+    check_param,
+    labels_to_index,
+    param_error,
+)
 from stalwart.errors import ConfigError, InputError, ModelError
 
 Norm = Literal["linf", "l2", "l1", "l0"]
@@ -48,10 +54,15 @@ class ThreatModel:
             and np.isfinite(self.eps) and self.eps >= 0
         check_param(self, "eps", self.eps, bool(eps_ok), "a finite number >= 0")
         if self.bounds is not None:
-            if len(self.bounds) != 2:
+            if not isinstance(self.bounds, (tuple, list)) or len(self.bounds) != 2:
                 raise param_error(self, "bounds", "a pair (lower, upper)", self.bounds)
-            lo, hi = (np.asarray(b, dtype=float) for b in self.bounds)
-            if np.any(lo > hi):
+            try:
+                lo, hi = (np.asarray(b, dtype=float) for b in self.bounds)
+                order_ok = not np.any(lo > hi)
+            except (TypeError, ValueError):  # non-numeric, or shapes that do not broadcast
+                raise param_error(self, "bounds", "a pair of numbers or broadcastable arrays",
+                                  self.bounds) from None
+            if not order_ok:
                 raise param_error(self, "bounds", "a pair with lower <= upper", self.bounds)
         if self.mutable is not None:
             m = np.asarray(self.mutable)
@@ -263,6 +274,11 @@ class Attack(ABC):
             tgt_labels = check_labels(targeted, model.classes, "targeted")
             check_lengths("x", xs, "targeted", tgt_labels)
             tgt = labels_to_index(tgt_labels, model.classes)
+            same = np.flatnonzero(tgt == y_idx)
+            if same.size:  # reaching the true class is no attack; it would count as a success
+                raise InputError(
+                    f"targeted equals y for {same.size} sample(s) (first: {same[:5].tolist()}); "
+                    "pick target labels that differ from the true labels.")
 
         torch.manual_seed(self.seed)
         start = time.perf_counter()

@@ -68,7 +68,7 @@ class Dataset:
                     f"images must be N x C x H x W with 1, 3 or 4 channels; got shape {imgs.shape}. "
                     "If they are N x H x W x C, transpose with x.transpose(0, 3, 1, 2)."
                 )
-            lo, hi = value_range or _guess_range(imgs)
+            lo, hi = _guess_range(imgs) if value_range is None else _check_value_range(value_range)
             if imgs.min() < lo - 1e-6 or imgs.max() > hi + 1e-6:
                 raise InputError(
                     f"image values span [{imgs.min():.4g}, {imgs.max():.4g}] outside value_range "
@@ -79,6 +79,9 @@ class Dataset:
         if modality != "tabular":
             raise ConfigError(f"modality must be one of {list(MODALITIES)}; got {modality!r}")
         df = as_frame(x).reset_index(drop=True)
+        if not all(isinstance(c, str) for c in df.columns):
+            # the schema names columns by string; keep the frame's names identical to it
+            df = df.rename(columns=str)
         if df.shape[1] == 0:
             raise InputError("tabular data has no feature columns.")
         schema = Schema.infer(df, kinds=kinds, immutable=immutable, bounds=bounds)
@@ -90,7 +93,7 @@ class Dataset:
 
     def subset(self, index: Any) -> Dataset:
         """Rows ``index`` (an int array, slice or boolean mask), schema unchanged."""
-        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(np.arange(len(self))[index])
         if isinstance(self.x, pd.DataFrame):
             x = self.x.iloc[idx].reset_index(drop=True)
         elif isinstance(self.x, list):
@@ -106,17 +109,17 @@ class Dataset:
 
     def sample(self, n: int, seed: int | np.random.Generator = 0, stratify: bool = True) -> Dataset:
         """At most ``n`` rows, drawn without replacement (stratified by label when possible)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"Dataset.sample(n=...) must be an integer >= 1; got {n!r}")
         if n >= len(self):
             return self
         rng = np.random.default_rng(seed)
         if stratify and self.y is not None:
-            labels, inverse = np.unique(self.y, return_inverse=True)
-            picks = []
-            for k in range(len(labels)):
-                members = np.flatnonzero(inverse == k)
-                take = max(1, round(n * len(members) / len(self)))
-                picks.append(rng.choice(members, size=min(take, len(members)), replace=False))
-            idx = np.sort(np.concatenate(picks))[:n]
+            _, inverse = np.unique(self.y, return_inverse=True)
+            take = _stratified_counts(np.bincount(inverse.ravel()), int(n))
+            picks = [rng.choice(np.flatnonzero(inverse == k), size=t, replace=False)
+                     for k, t in enumerate(take) if t]
+            idx = np.sort(np.concatenate(picks))
         else:
             idx = np.sort(rng.choice(len(self), size=n, replace=False))
         return self.subset(idx)
@@ -185,6 +188,41 @@ def _as_texts(x: Any) -> list[str]:
     if bad:
         raise InputError(f"text data must be strings; entries {bad[:5]} are not (e.g. {texts[bad[0]]!r}).")
     return texts
+
+
+def _stratified_counts(counts: np.ndarray, n: int) -> np.ndarray:
+    """Per-class sample sizes summing to exactly ``n``, proportional to ``counts``.
+
+    Largest-remainder rounding; every class gets at least one sample when ``n`` allows it.
+    """
+    quota = n * counts / counts.sum()
+    take = np.floor(quota).astype(np.int64)
+    if n >= len(counts):
+        take = np.maximum(take, 1)
+    short = n - int(take.sum())
+    # hand out (or take back) one sample at a time, ordered by the rounding error; the loops run
+    # over classes, never over samples, and end because 1 <= n < counts.sum()
+    while short > 0:
+        for k in np.argsort(take - quota, kind="stable"):
+            if short and take[k] < counts[k]:
+                take[k] += 1
+                short -= 1
+    while short < 0:
+        for k in np.argsort(quota - take, kind="stable"):
+            if short and take[k] > 1:
+                take[k] -= 1
+                short += 1
+    return take
+
+
+def _check_value_range(value_range: Any) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"value_range must be a pair (low, high); got {value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ConfigError(f"value_range must be finite with low < high; got {value_range!r}")
+    return lo, hi
 
 
 def _guess_range(imgs: np.ndarray) -> tuple[float, float]:

@@ -80,9 +80,14 @@ class Schema:
         return np.array([c.mutable for c in self.columns], dtype=bool)
 
     def numeric_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-column lower/upper arrays (+-inf where none); for attacks on numeric data."""
-        lo = np.array([-np.inf if c.lower is None else c.lower for c in self.columns], dtype=float)
-        hi = np.array([np.inf if c.upper is None else c.upper for c in self.columns], dtype=float)
+        """Per-column lower/upper arrays (+-inf where none); for attacks on numeric data.
+
+        Boolean columns are bounded by [0, 1], the range of their numeric form.
+        """
+        lo = np.array([0.0 if c.kind == "boolean" else -np.inf if c.lower is None else c.lower
+                       for c in self.columns], dtype=float)
+        hi = np.array([1.0 if c.kind == "boolean" else np.inf if c.upper is None else c.upper
+                       for c in self.columns], dtype=float)
         return lo, hi
 
     @classmethod
@@ -99,6 +104,9 @@ class Schema:
         kinds = dict(kinds or {})
         bounds = dict(bounds or {})
         immutable = list(immutable)
+        duplicated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+        if duplicated:
+            raise InputError(f"column names must be unique; {duplicated} appear more than once. Rename them.")
         for arg, names in (("kinds", kinds), ("immutable", immutable), ("bounds", bounds)):
             unknown = [n for n in names if n not in df.columns]
             if unknown:
@@ -113,14 +121,19 @@ class Schema:
                 raise ConfigError(f"kinds[{name!r}] must be one of {list(COLUMN_KINDS)}; got {kind!r}")
             lower = upper = None
             categories: tuple[Any, ...] = ()
+            if name in bounds and kind not in ("numeric", "integer"):
+                raise ConfigError(
+                    f"bounds[{name!r}] is set but column {name!r} is {kind}; bounds apply only to "
+                    "numeric or integer columns."
+                )
             if kind in ("numeric", "integer"):
                 values = pd.to_numeric(s, errors="coerce")
                 if name in bounds:
-                    lower, upper = (float(v) for v in bounds[name])
+                    lower, upper = _check_bound_pair(name, bounds[name])
                 elif values.notna().any():
                     lower, upper = float(values.min()), float(values.max())
             else:
-                categories = tuple(sorted(pd.unique(s.dropna()).tolist(), key=str))
+                categories = _sorted_categories(pd.unique(s.dropna()).tolist())
             columns.append(Column(str(name), kind, lower, upper, categories, name not in immutable))
         return cls("tabular", tuple(columns))
 
@@ -140,6 +153,24 @@ class Schema:
         if self.shape is not None:
             d["shape"] = list(self.shape)
         return d
+
+
+def _check_bound_pair(name: Any, pair: Any) -> tuple[float, float]:
+    try:
+        lower, upper = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        raise ConfigError(f"bounds[{name!r}] must be a pair of numbers (lower, upper); got {pair!r}") from None
+    if np.isnan(lower) or np.isnan(upper) or lower > upper:
+        raise ConfigError(f"bounds[{name!r}] must satisfy lower <= upper (no NaN); got {pair!r}")
+    return lower, upper
+
+
+def _sorted_categories(values: list[Any]) -> tuple[Any, ...]:
+    # natural order when the values compare (1 < 2 < 10), by text otherwise (mixed types)
+    try:
+        return tuple(sorted(values))
+    except TypeError:
+        return tuple(sorted(values, key=str))
 
 
 def _infer_kind(s: pd.Series) -> ColumnKind:

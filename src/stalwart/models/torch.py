@@ -95,27 +95,31 @@ class TorchModel(Model):
             self.device = _module_device(module) if device is None else torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise ModelError(f"TorchModel(device=...) is not a valid torch device: {device!r} ({exc}).") from None
-        self.module = module.eval().to(self.device)
+        try:
+            module.eval()
+        except NotImplementedError:  # torch.export modules are fixed in inference form already
+            pass
+        self.module = module.to(self.device)
         self.dtype = _module_dtype(module)
         self.batch_size = int(batch_size)
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.input_bounds = input_bounds
         self._output = output
         self._binary: bool | None = None
+        self._kind_settled = output != "auto"
         self.output_kind = "probabilities" if output == "probabilities" else "logits"
         self.classes = None if classes is None else np.asarray(classes)
         self._classes_guessed = False
-        if self.classes is None:
-            if self.input_shape is not None:
-                # one probe on zeros gives the exact output width before the user's first call
-                with torch.inference_mode():
-                    self._inspect(self.module(torch.zeros((1, *self.input_shape), dtype=self.dtype,
-                                                          device=self.device)))
-            else:
-                n_out = _guess_n_outputs(module)
-                if n_out is not None:
-                    self.classes = np.arange(max(n_out, 2))
-                    self._classes_guessed = True
+        if self.input_shape is not None:
+            # one probe on zeros gives (and checks) the output width before the user's first call
+            with torch.inference_mode():
+                self._inspect(self.module(torch.zeros((1, *self.input_shape), dtype=self.dtype,
+                                                      device=self.device)), probe=True)
+        elif self.classes is None:
+            n_out = _guess_n_outputs(module)
+            if n_out is not None:
+                self.classes = np.arange(max(n_out, 2))
+                self._classes_guessed = True
 
     # -- helpers ------------------------------------------------------------------------------
     def _to_tensor(self, x: Any) -> torch.Tensor:
@@ -139,9 +143,15 @@ class TorchModel(Model):
             t = t.reshape(t.shape[0], *self.input_shape)
         return t
 
-    def _inspect(self, out: torch.Tensor) -> None:
-        """Settle the output width, the binary case and (for "auto") probabilities vs logits."""
+    def _inspect(self, out: torch.Tensor, probe: bool = False) -> None:
+        """Settle the output width, the binary case and (for "auto") probabilities vs logits.
+
+        A ``probe`` on zeros settles only the width: whether outputs are probabilities is judged
+        on the first real batch.
+        """
         if self._binary is not None:
+            if not self._kind_settled and not probe:
+                self._settle_kind(out)
             return
         if not isinstance(out, torch.Tensor) or out.ndim not in (1, 2):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -151,8 +161,8 @@ class TorchModel(Model):
             )
         self._binary = out.ndim == 1 or out.shape[1] == 1
         n_out = 2 if self._binary else int(out.shape[1])
-        if self._output == "auto" and not self._binary and looks_like_probabilities(out):
-            self.output_kind = "probabilities"
+        if not probe:
+            self._settle_kind(out)
         if self.classes is None or self._classes_guessed:
             self.classes = np.arange(n_out)
             self._classes_guessed = False
@@ -161,6 +171,11 @@ class TorchModel(Model):
                 f"classes has {self.n_classes} labels but the module returns {n_out} scores per sample; "
                 "pass one label per output column."
             )
+
+    def _settle_kind(self, out: torch.Tensor) -> None:
+        if self._output == "auto" and not self._binary and looks_like_probabilities(out):
+            self.output_kind = "probabilities"
+        self._kind_settled = True
 
     def _logits(self, out: torch.Tensor) -> torch.Tensor:
         """Turn raw module output into logits whose softmax is the class probabilities."""
@@ -208,4 +223,4 @@ class TorchModel(Model):
 
     def __repr__(self) -> str:
         return (f"TorchModel(module={type(self.module).__name__}, classes="
-                f"{None if self.classes is None else list(self.classes)}, device='{self.device}')")
+                f"{None if self.classes is None else self.classes.tolist()}, device='{self.device}')")
