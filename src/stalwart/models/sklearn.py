@@ -187,9 +187,12 @@ class SklearnModel(Model):
                         f"these columns: {self.feature_names[:20]}."
                     )
                 x = x.set_axis(have, axis=1)[self.feature_names]
-            elif self.n_features is not None and x.shape[1] != self.n_features:
-                raise InputError(f"x has {x.shape[1]} columns but the model expects {self.n_features} "
-                                 "features.")
+            elif self.n_features is not None:
+                if x.shape[1] != self.n_features:
+                    raise InputError(f"x has {x.shape[1]} columns but the model expects {self.n_features} "
+                                     "features.")
+                # fitted on an array: columns are positional, and sklearn warns on named input
+                return x.to_numpy()
             return x
         if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor
             x = x.detach().cpu().numpy()

@@ -1,0 +1,26 @@
+"""Checks: scored, conditioned measurements of a model on a dataset.
+
+A check measures (metrics with confidence intervals, tables, curves); its conditions judge the
+metrics as PASS / WARN / FAIL. Register a new check with :func:`register` in its own module.
+"""
+
+from stalwart.checks.adversarial import AdversarialRobustness
+from stalwart.checks.base import (
+    CHECKS,
+    Check,
+    CheckResult,
+    Condition,
+    Measurement,
+    Metric,
+    SkipCheck,
+    Status,
+    build,
+    get,
+    names,
+    register,
+    worst_status,
+)
+from stalwart.checks.natural import NaturalRobustness
+
+__all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
+           "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness"]

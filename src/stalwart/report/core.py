@@ -1,0 +1,217 @@
+"""Report: the result of running a suite, with everything needed to reproduce it.
+
+The dict form (:meth:`Report.to_dict`) is the contract: JSON, HTML, Markdown and the service all
+read it. Wall-clock values live only under keys named ``created``, ``timings`` and ``time_s``,
+so two runs with the same seed give the same JSON once those keys are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stalwart.checks.base import CheckResult, Status, _plain, worst_status
+from stalwart.errors import InputError
+
+__all__ = ["Report", "SCHEMA_VERSION", "TIMING_KEYS", "json_safe", "package_versions", "drop_timings"]
+
+SCHEMA_VERSION = "1.0"
+#: keys whose values depend on the clock, not on the seed
+TIMING_KEYS: frozenset[str] = frozenset({"created", "timings", "time_s"})
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: numpy to Python, tuples to lists, NaN and infinities to None."""
+    value = _plain(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def drop_timings(d: Any) -> Any:
+    """``d`` without the clock-dependent keys (for comparing two runs)."""
+    if isinstance(d, Mapping):
+        return {k: drop_timings(v) for k, v in d.items() if k not in TIMING_KEYS}
+    if isinstance(d, list):
+        return [drop_timings(v) for v in d]
+    return d
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist, key in (("numpy", "numpy"), ("torch", "torch"), ("scikit-learn", "sklearn"), ("pandas", "pandas")):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[key] = "not installed"
+    return out
+
+
+def _stalwart_version() -> str:
+    from stalwart import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one suite run produced.
+
+    Build one with :meth:`from_run` (``Suite.run`` does) or :meth:`from_dict` / :meth:`load`.
+    """
+
+    results: list[CheckResult]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    suite: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    versions: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    created: str = ""
+    stalwart_version: str = ""
+    schema_version: str = SCHEMA_VERSION
+
+    @classmethod
+    def from_run(cls, *, model: Any, data: Any, results: list[CheckResult], suite: Mapping[str, Any],
+                 seed: int, total_s: float) -> Report:
+        """A report for ``results`` of running ``suite`` on a wrapped model and a Dataset."""
+        model_info = {
+            "name": model.name, "task": model.task,
+            "classes": None if model.classes is None else _plain(np.asarray(model.classes)),
+            "fingerprint": model.fingerprint(), "differentiable": bool(model.differentiable),
+            "output_kind": model.output_kind,
+        }
+        return cls(results=list(results), model=model_info, data=json_safe(data.describe()),
+                   suite=json_safe(dict(suite)), seed=int(seed), versions=package_versions(),
+                   timings={"total_s": float(total_s)},
+                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   stalwart_version=_stalwart_version())
+
+    # -- summaries -----------------------------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        """Worst status over the checks that ran; SKIP only when every check was skipped."""
+        ran = [r.status for r in self.results if r.status is not Status.SKIP]
+        if not ran:
+            return Status.SKIP if self.results else Status.PASS
+        return worst_status(ran)
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed or errored."""
+        return all(r.status not in (Status.FAIL, Status.ERROR) for r in self.results)
+
+    @property
+    def scorecard(self) -> dict[str, dict[str, Any]]:
+        """Per category: status, the headline of its worst check, and the checks in it."""
+        cards: dict[str, dict[str, Any]] = {}
+        for cat in dict.fromkeys(r.category for r in self.results):
+            members = [r for r in self.results if r.category == cat]
+            ran = [r.status for r in members if r.status is not Status.SKIP]
+            status = worst_status(ran) if ran else Status.SKIP
+            lead = next((r for r in members if r.status is status), members[0])
+            cards[cat] = {"status": status.value, "headline": lead.headline,
+                          "checks": [r.check for r in members]}
+        return cards
+
+    # -- dict / JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe({
+            "schema_version": self.schema_version, "stalwart_version": self.stalwart_version,
+            "created": self.created, "model": self.model, "data": self.data, "suite": self.suite,
+            "seed": self.seed, "versions": self.versions, "timings": self.timings,
+            "status": self.status.value, "passed": self.passed, "scorecard": self.scorecard,
+            "results": [r.to_dict() for r in self.results],
+        })
+
+    def to_json(self) -> str:
+        """JSON text: sorted keys, indent 2, NaN written as null."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Report:
+        if not isinstance(d, Mapping) or "results" not in d or "model" not in d:
+            raise InputError("this is not a stalwart report: it lacks 'results' and 'model'.")
+        version = str(d.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise InputError(f"report schema_version {version!r} is not readable by this stalwart "
+                             f"(reads {SCHEMA_VERSION.split('.')[0]}.x); re-run the scan or upgrade stalwart.")
+        return cls(results=[CheckResult.from_dict(r) for r in d["results"]], model=dict(d["model"]),
+                   data=dict(d.get("data") or {}), suite=dict(d.get("suite") or {}), seed=int(d.get("seed", 0)),
+                   versions=dict(d.get("versions") or {}), timings=dict(d.get("timings") or {}),
+                   created=str(d.get("created") or ""), stalwart_version=str(d.get("stalwart_version") or ""),
+                   schema_version=version)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "the report") -> Report:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source} is not valid JSON ({exc}); pass a report.json written by stalwart") from None
+        return cls.from_dict(d)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        """Read a ``report.json`` (or a directory containing one)."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "report.json"
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read report {str(p)!r}: {exc.strerror}") from None
+        return cls.from_json(text, source=f"report {str(p)!r}")
+
+    # -- rendering -----------------------------------------------------------------------------
+    def to_html(self) -> str:
+        from stalwart.report.html import render_html
+
+        return render_html(self.to_dict())
+
+    def to_markdown(self) -> str:
+        from stalwart.report.markdown import render_markdown
+
+        return render_markdown(self.to_dict())
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``index.html``, ``report.json`` and ``report.md`` into ``out_dir``.
+
+        Everything is rendered first and written to a temporary directory beside ``out_dir``;
+        only then are the files moved into place, so an error leaves no half-written output.
+        """
+        from stalwart.report import html, markdown  # module attributes, so tests can patch them
+
+        out = Path(out_dir)
+        d = self.to_dict()
+        files = {"report.json": json.dumps(d, sort_keys=True, indent=2, allow_nan=False) + "\n",
+                 "index.html": html.render_html(d), "report.md": markdown.render_markdown(d)}
+        parent = out.resolve().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))
+        try:
+            for name, text in files.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+            out.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                os.replace(tmp / name, out / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out

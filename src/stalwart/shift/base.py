@@ -1,0 +1,136 @@
+"""Detector interfaces shared by drift tests, streaming detectors and OOD scores.
+
+- batch drift: ``fit(reference)`` then ``test(current) -> DriftResult``
+- streaming: ``update(value) -> bool`` (True when a change is detected), ``detected_at``
+- OOD: ``fit(x_in)`` then ``score(x)`` (higher = more unusual), ``predict(x)`` with a threshold
+  set by ``infer_threshold``; judged by :func:`stalwart.shift.ood.evaluate_ood`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from stalwart._registry import Registry
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One column's drift test: which test, its statistic, p-value (or None for distances)."""
+
+    feature: str
+    test: str
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    kind: str = "numeric"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "test": self.test, "statistic": self.statistic,
+                "p_value": self.p_value, "threshold": self.threshold, "drifted": self.drifted,
+                "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Outcome of a drift test on a data set (or one multivariate statistic).
+
+    ``drifted`` is the data-set-level decision; ``features`` the per-column table (empty for
+    multivariate tests); ``p_value`` is None for tests judged by a distance threshold.
+    """
+
+    method: str
+    statistic: float
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    features: tuple[FeatureDrift, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.feature for f in self.features if f.drifted]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "statistic": self.statistic, "p_value": self.p_value,
+                "threshold": self.threshold, "drifted": self.drifted,
+                "drifted_features": self.drifted_features,
+                "features": [f.to_dict() for f in self.features], "details": self.details}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([f.to_dict() for f in self.features])
+
+
+class DriftDetector(ABC):
+    """Batch drift detector: ``fit(reference)`` stores what it needs, ``test(current)`` judges."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, reference: Any) -> DriftDetector: ...
+
+    @abstractmethod
+    def test(self, current: Any) -> DriftResult: ...
+
+
+class StreamDetector(ABC):
+    """Streaming change detector over a value stream (a metric, an error indicator, a feature)."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.n_seen = 0
+        self.detected_at: list[int] = []  # 0-based indices of the values at which it fired
+
+    def update(self, value: float) -> bool:
+        """Feed one value; return True if a change is detected at this value."""
+        fired = self._update(float(value))
+        if fired:
+            self.detected_at.append(self.n_seen)
+        self.n_seen += 1
+        return fired
+
+    def run(self, values: Any) -> list[int]:
+        """Feed a whole stream; return the indices where the detector fired."""
+        for v in np.asarray(values, dtype=float).ravel():
+            self.update(v)
+        return list(self.detected_at)
+
+    @abstractmethod
+    def _update(self, value: float) -> bool: ...
+
+
+class OODDetector(ABC):
+    """Out-of-distribution score: higher means more unusual."""
+
+    name: ClassVar[str]
+    threshold_: float | None = None
+
+    @abstractmethod
+    def fit(self, x: Any, y: Any = None) -> OODDetector: ...
+
+    @abstractmethod
+    def score(self, x: Any) -> np.ndarray: ...
+
+    def infer_threshold(self, x_in: Any, fpr: float = 0.05) -> float:
+        """Set the threshold so that a share ``fpr`` of in-distribution data is flagged."""
+        self.threshold_ = float(np.quantile(self.score(x_in), 1.0 - fpr))
+        return self.threshold_
+
+    def predict(self, x: Any) -> np.ndarray:
+        """True where a sample is flagged as out-of-distribution."""
+        from stalwart.errors import ConfigError
+
+        if self.threshold_ is None:
+            raise ConfigError(f"{type(self).__name__}.predict needs a threshold; call infer_threshold(x_in) first")
+        return self.score(x) > self.threshold_
+
+
+DETECTORS: Registry[Any] = Registry("detector", "stalwart.detectors")
+register = DETECTORS.register

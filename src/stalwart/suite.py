@@ -1,0 +1,194 @@
+"""Suite: an ordered list of checks, presets per modality, YAML in and out.
+
+YAML format::
+
+    name: my-suite
+    checks:
+      - check: natural_robustness
+        params: {severities: [1, 3, 5], max_samples: 200}
+        conditions: ["accuracy_drop_s3 <= 0.05"]
+      - check: adversarial_robustness
+        params: {eps: [0.01, 0.03, 0.1], steps: 20}
+
+``conditions`` replaces a check's default conditions (``[]``: measure only); leave it out to
+keep the defaults.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stalwart._validation import check_labels, param_error
+from stalwart.checks import Check, build
+from stalwart.data.dataset import Dataset
+from stalwart.errors import ConfigError, InputError
+
+__all__ = ["Suite", "PRESETS", "resolve"]
+
+PRESETS: tuple[str, ...] = ("quick", "standard")
+Progress = Callable[[str, int, int], None]
+
+
+class Suite:
+    """An ordered list of checks to run on one model and dataset.
+
+    Parameters
+    ----------
+    checks : list of Check
+    name : str, default "custom"
+
+    Examples
+    --------
+    >>> suite = Suite.preset("quick", "tabular")
+    >>> [c.name for c in suite.checks]
+    ['natural_robustness', 'adversarial_robustness']
+    """
+
+    def __init__(self, checks: Sequence[Check], name: str = "custom") -> None:
+        if isinstance(checks, Check) or not isinstance(checks, Sequence) or not all(
+                isinstance(c, Check) for c in checks):
+            raise param_error(self, "checks", "a list of Check instances (see stalwart.checks.get)", checks)
+        if not isinstance(name, str) or not name:
+            raise param_error(self, "name", "a non-empty string", name)
+        self.checks = list(checks)
+        self.name = name
+
+    # -- presets -------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, modality: str) -> Suite:
+        """A built-in suite for ``modality`` ("tabular", "image" or "text").
+
+        - ``quick``: natural robustness at severities 1, 3, 5 on up to 200 samples; adversarial
+          robustness with PGD-20 at eps 0.01, 0.03, 0.1 on up to 100 samples.
+        - ``standard``: natural robustness at severities 1-5 on up to 500 samples; adversarial
+          robustness with PGD-50 at eps 0.01, 0.03, 0.05, 0.1, 0.2 on up to 200 samples.
+
+        Text gets natural robustness only: word-level text attacks arrive with the adversarial
+        evaluation. eps are fractions of the input range (see
+        :class:`~stalwart.checks.AdversarialRobustness`); the reference eps of the default
+        condition is 0.03 in both presets, so their verdicts are comparable.
+        """
+        from stalwart.checks import AdversarialRobustness, NaturalRobustness
+
+        if name not in PRESETS:
+            raise ConfigError(f"unknown suite preset {name!r}; presets are {list(PRESETS)}, or pass a YAML file")
+        if modality not in ("tabular", "image", "text"):
+            raise ConfigError(f"Suite.preset(modality=...) must be one of ['tabular', 'image', 'text']; "
+                              f"got {modality!r}")
+        if name == "quick":
+            checks: list[Check] = [NaturalRobustness(severities=(1, 3, 5), max_samples=200)]
+            if modality != "text":
+                checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.1), steps=20, max_samples=100))
+        else:
+            checks = [NaturalRobustness(severities=(1, 2, 3, 4, 5), max_samples=500)]
+            if modality != "text":
+                checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.05, 0.1, 0.2), steps=50, max_samples=200))
+        return cls(checks, name=f"{name}-{modality}")
+
+    # -- configuration -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        entries = []
+        for c in self.checks:
+            entry: dict[str, Any] = {"check": c.name, "params": c.params()}
+            if c.conditions is not None:
+                entry["conditions"] = [str(k) if k.description is None else k.to_dict() for k in c.conditions]
+            entries.append(entry)
+        return {"name": self.name, "checks": entries}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Suite:
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a suite must be a mapping with 'name' and 'checks'; got {type(d).__name__}")
+        unknown = sorted(set(d) - {"name", "checks"})
+        if unknown:
+            raise ConfigError(f"suite has unknown key(s) {unknown}; use 'name' and 'checks'")
+        entries = d.get("checks")
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError("suite 'checks' must be a non-empty list of {check: name, params: {...}} entries")
+        return cls([build(e) for e in entries], name=str(d.get("name") or "custom"))
+
+    def to_yaml(self) -> str:
+        """The suite as YAML text; :meth:`from_yaml` reads it back."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> Suite:
+        """A suite from a YAML file path or YAML text."""
+        text = _read_yaml_source(path_or_text)
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"the suite YAML does not parse: {exc}") from None
+        return cls.from_dict(d)
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self, model: Any, data: Dataset, *, seed: int = 0, progress: Progress | None = None):
+        """Run every check on ``model`` and ``data``; return a :class:`~stalwart.report.Report`.
+
+        Model and data are validated once, up front: the data needs labels the model knows and
+        every check must accept the data's modality. Each check gets ``seed``, so a check run on
+        its own with the same seed reproduces its result in the suite.
+
+        ``progress(check_name, i, n)`` is called before check ``i`` (0-based) and once at the
+        end with ``i == n``.
+        """
+        from stalwart.models import Model, wrap
+        from stalwart.report import Report
+
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise param_error(self, "seed", "an integer", seed)
+        model = model if isinstance(model, Model) else wrap(model)
+        if not isinstance(data, Dataset):
+            raise InputError(f"data must be a stalwart Dataset; got {type(data).__name__}. "
+                             "Build one with stalwart.Dataset.from_arrays(x, y).")
+        if data.y is None:
+            raise InputError("the data has no labels; the checks measure accuracy, so pass y (or --target).")
+        if model.task == "classification":
+            check_labels(data.y, model.classes, "y")
+        for check in self.checks:
+            check.validate(model, data)
+
+        start = time.perf_counter()
+        results = []
+        n = len(self.checks)
+        for i, check in enumerate(self.checks):
+            if progress is not None:
+                progress(check.name, i, n)
+            results.append(check.run(model, data, seed=int(seed)))
+        if progress is not None:
+            progress("done", n, n)
+        return Report.from_run(model=model, data=data, results=results, suite=self.to_dict(), seed=int(seed),
+                               total_s=time.perf_counter() - start)
+
+    def __repr__(self) -> str:
+        return f"Suite(name={self.name!r}, checks={[c.name for c in self.checks]})"
+
+
+def _read_yaml_source(path_or_text: str | Path) -> str:
+    if isinstance(path_or_text, Path):
+        try:
+            return path_or_text.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read suite file {str(path_or_text)!r}: {exc.strerror}") from None
+    if not isinstance(path_or_text, str):
+        raise ConfigError(f"a suite must be YAML text or a path to a YAML file; got {type(path_or_text).__name__}")
+    if "\n" not in path_or_text and path_or_text.strip().endswith((".yaml", ".yml")):
+        return _read_yaml_source(Path(path_or_text.strip()))
+    return path_or_text
+
+
+def resolve(spec: str | Path | Suite, modality: str) -> Suite:
+    """A Suite from ``"quick"``, ``"standard"``, a YAML file path or a Suite."""
+    if isinstance(spec, Suite):
+        return spec
+    if isinstance(spec, str) and spec in PRESETS:
+        return Suite.preset(spec, modality)
+    if isinstance(spec, Path) or (isinstance(spec, str) and (spec.endswith((".yaml", ".yml")) or Path(spec).is_file())):
+        return Suite.from_yaml(Path(spec))
+    raise ConfigError(f"suite must be one of {list(PRESETS)}, a path to a suite YAML file or a Suite; got {spec!r}")

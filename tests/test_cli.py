@@ -1,0 +1,161 @@
+"""End-to-end runs of the `stalwart` command line on built-in data and saved models."""
+
+import json
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stalwart import __version__
+from stalwart.cli import app
+
+runner = CliRunner()
+
+FAST_SUITE = """
+name: fast
+checks:
+  - check: natural_robustness
+    params: {severities: [1, 5], max_samples: 120}
+  - check: adversarial_robustness
+    params: {eps: [0.02, 0.1], steps: 10, max_samples: 60}
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A breast_cancer CSV with its skops/ONNX/pickle pipeline, digits NPZ with a TorchScript CNN."""
+    from skops.io import dump
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from stalwart import datasets
+    from stalwart.demo import train_image_model
+
+    d = tmp_path_factory.mktemp("cli")
+    train, test = datasets.load_split("breast_cancer", seed=0)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(train.x.to_numpy(), train.y)
+    table = test.x.copy()
+    table["label"] = test.y
+    table.to_csv(d / "test.csv", index=False)
+    dump(pipe, d / "pipe.skops")
+    with open(d / "pipe.pkl", "wb") as fh:
+        pickle.dump(pipe, fh)
+
+    from skl2onnx import to_onnx
+
+    onx = to_onnx(pipe, train.x.to_numpy()[:1].astype(np.float32), options={"zipmap": False})
+    (d / "pipe.onnx").write_bytes(onx.SerializeToString())
+
+    net, img_test = train_image_model(seed=0, epochs=3)
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but still what users ship
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), d / "cnn.pt")
+    np.savez(d / "digits.npz", x=img_test.x[:150], y=np.asarray(img_test.y)[:150])
+    (d / "fast.yaml").write_text(FAST_SUITE)
+    return d
+
+
+def _report(out):
+    return json.loads((out / "report.json").read_text())
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.stdout
+
+
+def test_scan_skops_pipeline_on_csv(files, tmp_path):
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["scan", str(files / "pipe.skops"), str(files / "test.csv"), "--target", "label",
+                                 "--suite", str(files / "fast.yaml"), "--out", str(out)])
+    assert result.exit_code in (0, 1), result.output
+    rep = _report(out)
+    assert rep["data"]["n_samples"] == 171 and rep["seed"] == 0
+    statuses = {r["check"]: r["status"] for r in rep["results"]}
+    assert statuses["natural_robustness"] in ("PASS", "WARN", "FAIL")
+    assert statuses["adversarial_robustness"] in ("PASS", "WARN", "FAIL")  # white-box through the mirror
+    assert (result.exit_code == 0) == all(s in ("PASS", "WARN", "SKIP") for s in statuses.values())
+    html = (out / "index.html").read_text()
+    assert html.count("<svg") >= 2 and "http://" not in html and "https://" not in html
+    assert (out / "report.md").exists()
+
+
+def test_scan_onnx_model(files, tmp_path):
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["scan", str(files / "pipe.onnx"), str(files / "test.csv"), "--target", "label",
+                                 "--suite", str(files / "fast.yaml"), "--out", str(out)])
+    assert result.exit_code in (0, 1), result.output
+    statuses = {r["check"]: r["status"] for r in _report(out)["results"]}
+    assert statuses["natural_robustness"] != "ERROR"
+    assert statuses["adversarial_robustness"] == "SKIP"  # ONNX is black-box
+
+
+def test_scan_torchscript_on_npz(files, tmp_path):
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["scan", str(files / "cnn.pt"), str(files / "digits.npz"),
+                                 "--suite", str(files / "fast.yaml"), "--out", str(out)])
+    assert result.exit_code in (0, 1), result.output
+    rep = _report(out)
+    assert rep["data"]["modality"] == "image"
+    adv = next(r for r in rep["results"] if r["check"] == "adversarial_robustness")
+    assert adv["status"] != "ERROR" and adv["status"] != "SKIP"
+
+
+def test_same_seed_same_json_apart_from_timings(files, tmp_path):
+    args = ["scan", str(files / "pipe.skops"), str(files / "test.csv"), "--target", "label",
+            "--suite", str(files / "fast.yaml"), "--seed", "3"]
+    for name in ("a", "b"):
+        runner.invoke(app, [*args, "--out", str(tmp_path / name)])
+
+    def strip(obj):
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in ("timings", "time_s", "created")}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj
+    assert strip(_report(tmp_path / "a")) == strip(_report(tmp_path / "b"))
+
+
+def test_pickle_refused_without_trust_and_accepted_with_it(files, tmp_path):
+    args = ["scan", str(files / "pipe.pkl"), str(files / "test.csv"), "--target", "label",
+            "--suite", str(files / "fast.yaml"), "--out", str(tmp_path / "rep")]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    assert "trust" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "rep").exists()
+    accepted = runner.invoke(app, [*args, "--trust"])
+    assert accepted.exit_code in (0, 1), accepted.output
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["scan", "{d}/missing.skops", "{d}/test.csv", "--target", "label"], "missing.skops"),
+    (["scan", "{d}/pipe.skops", "{d}/test.csv", "--target", "nope"], "nope"),
+    (["scan", "{d}/pipe.skops", "{d}/test.csv", "--target", "label", "--suite", "nonsense"], "nonsense"),
+    (["scan", "{d}/pipe.skops", "{d}/test.csv", "--target", "label", "--modality", "audio"], "audio"),
+    (["scan", "{d}/pipe.skops", "{d}/test.csv"], "target"),
+])
+def test_bad_input_exits_2_with_a_message_and_no_traceback(files, tmp_path, argv, message):
+    argv = [a.format(d=files) for a in argv] + ["--out", str(tmp_path / "rep")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_render_rebuilds_html_from_json(files, tmp_path):
+    out = tmp_path / "rep"
+    runner.invoke(app, ["scan", str(files / "pipe.skops"), str(files / "test.csv"), "--target", "label",
+                        "--suite", str(files / "fast.yaml"), "--out", str(out)])
+    original = (out / "index.html").read_text()
+    (out / "index.html").unlink()
+    result = runner.invoke(app, ["report", "render", str(out / "report.json")])
+    assert result.exit_code == 0, result.output
+    assert (out / "index.html").read_text() == original
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = runner.invoke(app, ["report", "render", str(bad)])
+    assert result.exit_code == 2 and "bad.json" in result.output
