@@ -159,3 +159,17 @@ def test_report_render_rebuilds_html_from_json(files, tmp_path):
     bad.write_text("{not json")
     result = runner.invoke(app, ["report", "render", str(bad)])
     assert result.exit_code == 2 and "bad.json" in result.output
+
+
+def test_demo_writes_two_reports_with_both_charts(tmp_path):
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name, modality in (("breast_cancer", "tabular"), ("digits", "image")):
+        rep = _report(tmp_path / name)
+        assert rep["data"]["modality"] == modality
+        checks = {r["check"]: r for r in rep["results"]}
+        assert set(checks) == {"natural_robustness", "adversarial_robustness"}
+        assert checks["adversarial_robustness"]["status"] in ("PASS", "WARN", "FAIL")  # ran, white-box
+        html = (tmp_path / name / "index.html").read_text()
+        assert "Accuracy vs severity" in html and "Robust accuracy vs eps" in html
+        assert name in result.output

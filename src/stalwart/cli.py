@@ -92,10 +92,6 @@ def print_scorecard(report: Any, title: str | None = None) -> None:
     out_console.print(table)
 
 
-def exit_code(reports: list[Any]) -> int:
-    return 0 if all(r.passed for r in reports) else 1
-
-
 @app.command()
 def scan(
     model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
@@ -122,7 +118,7 @@ def scan(
         report.save(out)
     print_scorecard(report)
     out_console.print(f"report written to {out / 'index.html'}")
-    raise typer.Exit(exit_code([report]))
+    raise typer.Exit(0 if report.passed else 1)
 
 
 @app.command()
@@ -139,7 +135,8 @@ def demo(
     for name, report in reports.items():
         print_scorecard(report, title=name)
         out_console.print(f"report written to {out / name / 'index.html'}")
-    raise typer.Exit(exit_code(list(reports.values())))
+    # the demo shows what a scan finds, failures included; `stalwart scan` is the gate
+    out_console.print("demo finished; `stalwart scan` exits 1 when a check fails, for CI gates")
 
 
 @report_app.command("render")

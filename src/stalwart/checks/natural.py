@@ -164,7 +164,7 @@ class NaturalRobustness(Check):
         warnings = ()
         if errors:
             warnings = (f"the model could not handle {len(errors)} perturbation(s): "
-                        + "; ".join(f"{k} ({v[:160]})" for k, v in errors.items()),)
+                        + "; ".join(f"{k} ({_first_sentence(v)})" for k, v in errors.items()),)
         tables = {"perturbations": rows}
         if inert:
             tables["not_applicable"] = [{"perturbation": n, "reason": "changed no input at any severity (nothing "
@@ -277,3 +277,9 @@ def _regression(y, clean_pred, cells, names, severities, seed):
     curve = {"rmse_vs_severity": {"title": "RMSE vs severity", "x_label": "severity", "y_label": "RMSE",
                                   "series": series}}
     return metrics, rows, curve
+
+
+def _first_sentence(message: str, limit: int = 120) -> str:
+    """The first sentence of an error message, for one-line summaries (tables keep it whole)."""
+    head = message.split(". ")[0].rstrip(".")
+    return head if len(head) <= limit else head[: limit - 1] + "…"
