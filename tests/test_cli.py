@@ -27,10 +27,10 @@ checks:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A breast_cancer CSV with its skops/ONNX/pickle pipeline, digits NPZ with a TorchScript CNN."""
-    from skops.io import dump
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from skops.io import dump
 
     from stalwart import datasets
     from stalwart.demo import train_image_model

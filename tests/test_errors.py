@@ -1,8 +1,15 @@
 import pytest
 
 from stalwart import errors
-from stalwart._validation import (check_array, check_choice, check_labels, check_lengths, check_param,
-                                  check_positive, labels_to_index)
+from stalwart._validation import (
+    check_array,
+    check_choice,
+    check_labels,
+    check_lengths,
+    check_param,
+    check_positive,
+    labels_to_index,
+)
 
 
 @pytest.mark.parametrize("cls, builtin", [(errors.InputError, ValueError), (errors.ModelError, ValueError),
