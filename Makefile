@@ -28,12 +28,21 @@ test: $(STAMP)-dev
 test-fast: $(STAMP)-dev
 	$(PY) -m pytest -n 2 -q -m "not slow"
 
-bench: $(STAMP)-dev
-	$(PIP) -q -r benchmarks/requirements.txt
-	$(PY) benchmarks/run_all.py
+# peers live in their own environment so they never move the project's pins
+BENCH := .venv-bench
+$(BENCH)/.stamp: pyproject.toml constraints.txt benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install -q --upgrade pip
+	$(BENCH)/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+	echo "torch==2.13.0" > $(BENCH)/torch-pin.txt
+	$(BENCH)/bin/python -m pip install -q -c $(BENCH)/torch-pin.txt -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(BENCH)/.stamp
+	$(BENCH)/bin/python benchmarks/run_all.py $(BENCHMARKS)
 
 lint: $(STAMP)-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-report .pytest_cache
+	rm -rf $(VENV) $(BENCH) demo-report .pytest_cache

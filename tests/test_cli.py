@@ -173,3 +173,31 @@ def test_demo_writes_two_reports_with_both_charts(tmp_path):
         html = (tmp_path / name / "index.html").read_text()
         assert "Accuracy vs severity" in html and "Robust accuracy vs eps" in html
         assert name in result.output
+
+
+def test_attack_saves_adversarial_examples_within_eps(files, tmp_path):
+    out = tmp_path / "adv" / "adv.npz"
+    result = runner.invoke(app, ["attack", str(files / "cnn.pt"), str(files / "digits.npz"), "--attack", "pgd",
+                                 "--eps", "0.1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as saved, np.load(files / "digits.npz") as original:
+        x_adv, success, clean = saved["x_adv"], saved["success"], original["x"]
+    assert np.abs(x_adv - clean).max() <= 0.1 + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["robust_accuracy"] == pytest.approx(1 - success.mean())
+    assert summary["robust_accuracy"] < summary["clean_accuracy"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--eps", "0.00001"], "under 0.1% of the data's value range"),
+    (["--eps", "1.5"], "covers the whole input range"),
+    (["--attack", "nope"], "unknown attack 'nope'"),
+    (["--norm", "l7"], "norm"),
+])
+def test_attack_bad_configuration_exits_2(files, tmp_path, extra, message):
+    out = tmp_path / "adv.npz"
+    result = runner.invoke(app, ["attack", str(files / "cnn.pt"), str(files / "digits.npz"), *extra, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not out.exists()

@@ -122,6 +122,70 @@ def scan(
 
 
 @app.command()
+def attack(
+    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
+    data: Annotated[str, typer.Argument(help="Data file: .csv, .parquet or .npz.")],
+    attack_name: Annotated[str, typer.Option("--attack", help="Attack name (fgsm, pgd, apgd-ce, square, ...), "
+                                             "or 'evaluate' for the full ensemble.")] = "pgd",
+    eps: Annotated[float, typer.Option(help="Perturbation budget, in the data's own units.")] = 0.1,
+    norm: Annotated[str, typer.Option(help="linf, l2 or l1.")] = "linf",
+    target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
+    modality: Annotated[str | None, typer.Option(help="tabular or image (inferred when omitted).")] = None,
+    max_samples: Annotated[int | None, typer.Option(help="Attack at most this many samples (stratified).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to save the adversarial examples (.npz); a .json summary "
+                                      "goes beside it.")] = Path("adv.npz"),
+    seed: Annotated[int, typer.Option(help="Seed of the attack.")] = 0,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+) -> None:
+    """Attack MODEL on DATA; save adversarial examples and a summary."""
+    import json
+
+    import numpy as np
+
+    from stalwart import attacks
+    from stalwart._io import atomic_write
+    from stalwart.data import load_data
+    from stalwart.models import load_model
+
+    with user_errors():
+        loaded_model = load_model(model, trust=trust)
+        dataset = load_data(data, target=target, modality=modality)
+        if dataset.y is None:
+            fail("the data has no labels; name the label column with --target")
+        if max_samples is not None:
+            dataset = dataset.sample(max_samples, seed=seed)
+        x = dataset.numeric_x().astype(np.float32)
+        threat = attacks.ThreatModel.from_schema(dataset.schema, norm, eps)
+        attacks.check_eps_scale(threat, x)
+        if attack_name == "evaluate":
+            ev = attacks.evaluate(loaded_model, x, dataset.y, threat, level="standard", seed=seed)
+            summary = ev.to_dict()
+            arrays = {"x_adv": ev.x_adv, "y": ev.y, "robust": ev.robust, "broken_by": ev.broken_by}
+        else:
+            res = attacks.get(attack_name, threat, seed=seed).run(loaded_model, x, dataset.y)
+            summary = res.to_dict()
+            arrays = {"x_adv": res.x_adv, "y": res.y, "success": res.success, "distance": res.distance,
+                      "pred_adv": res.pred_adv, "queries": res.queries}
+        with atomic_write(out) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        with atomic_write(out.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    table = Table(title=f"{attack_name} ({norm}, eps={eps:g}) on {dataset.name}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("n_samples", "clean_accuracy", "robust_accuracy", "attack_success_rate", "median_distance",
+                "queries_mean", "time_s"):
+        if summary.get(key) is not None:
+            value = summary[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out_console.print(table)
+    for warning in summary.get("sanity", []):
+        if not warning["passed"]:
+            err_console.print(f"[yellow]warning:[/] {warning['name']}: {warning['detail']}")
+    out_console.print(f"adversarial examples written to {out}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for the two reports.")] = Path("demo-report"),
     suite: Annotated[str, typer.Option(help="quick or standard.")] = "quick",

@@ -150,7 +150,7 @@ class Suite:
         if data.y is None:
             raise InputError("the data has no labels; the checks measure accuracy, so pass y (or --target).")
         if model.task == "classification":
-            check_labels(data.y, model.classes, "y")
+            check_labels(data.y, model.known_classes(data.x), "y")
         for check in self.checks:
             check.validate(model, data)
 

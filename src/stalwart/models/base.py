@@ -98,6 +98,13 @@ class Model(ABC):
             return scores.reshape(len(scores))
         return np.asarray(self.classes)[np.argmax(scores, axis=1)]
 
+    def known_classes(self, x: Any) -> np.ndarray | None:
+        """``classes``, found by one prediction on ``x[:1]`` when the model has not declared them
+        (a TorchScript or ONNX model reveals its number of outputs only when it runs)."""
+        if self.task == "classification" and self.classes is None:
+            self.predict_proba(x[:1])
+        return self.classes
+
     def reset_queries(self) -> None:
         self.n_queries = 0
 
