@@ -30,12 +30,13 @@ test-fast: $(STAMP)-dev
 
 # peers live in their own environment so they never move the project's pins
 BENCH := .venv-bench
-$(BENCH)/.stamp: pyproject.toml constraints.txt benchmarks/requirements.txt
+$(BENCH)/.stamp: pyproject.toml constraints.txt benchmarks/requirements.txt benchmarks/requirements-nodeps.txt
 	$(PYTHON) -m venv $(BENCH)
 	$(BENCH)/bin/python -m pip install -q --upgrade pip
 	$(BENCH)/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
 	echo "torch==2.13.0" > $(BENCH)/torch-pin.txt
 	$(BENCH)/bin/python -m pip install -q -c $(BENCH)/torch-pin.txt -r benchmarks/requirements.txt
+	$(BENCH)/bin/python -m pip install -q --no-deps -r benchmarks/requirements-nodeps.txt
 	touch $@
 
 bench: $(BENCH)/.stamp

@@ -1,85 +1,54 @@
-"""Natural corruptions of images: noise, brightness, contrast, blur and small geometric changes.
+"""Natural corruptions of images: the ImageNet-C families that need no image assets, plus geometry.
 
-Images are float arrays N x C x H x W (any H, W; 1, 3 or more channels) in the schema's
-``value_range`` ``(lo, hi)``. Every corruption works on ``(x - lo) / (hi - lo)``, so its
-parameters mean the same for images in [0, 1] and in [0, 255]; the base class clips the result
-to the range.
+Images are float arrays (or torch tensors, CPU or CUDA) N x C x H x W (any H, W; 1, 3 or more
+channels) in the schema's ``value_range`` ``(lo, hi)``. Every corruption works on
+``(x - lo) / (hi - lo)`` in torch, so its parameters mean the same for images in [0, 1] and in
+[0, 255]; the base class clips the result to the range. Arrays come back as float32 arrays,
+tensors as float32 tensors on their device.
 
 Severities follow ImageNet-C (Hendrycks & Dietterich, "Benchmarking Neural Network Robustness to
 Common Corruptions and Perturbations", ICLR 2019). Pixel-wise corruptions (noise, brightness,
-contrast) use its constants as they are. Corruptions measured in pixels depend on the image size:
-blur and pixelation interpolate between the CIFAR-10-C constants at 32 px and the ImageNet-C ones
-at 224 px, log-linearly in ``min(H, W)`` (see :func:`_by_size`). Rotation and translation are not
-in ImageNet-C; their tables are given in each class.
+contrast, saturation) use its constants as they are. Corruptions measured in pixels depend on the
+image size: they interpolate between the CIFAR-10-C constants at 32 px and the ImageNet-C ones at
+224 px, log-linearly in ``min(H, W)`` (see :func:`_by_size`). Each class's docstring gives its table
+and says which source it follows; docs/corruptions.md collects them. Rotation, translation, scale,
+flip, crop and occlusion are not in ImageNet-C; their tables are given in each class.
 
-Random draws do not depend on the severity: the same seed gives the same Gaussian noise pattern
-(only scaled), rotation signs and translation directions at every severity.
+Families: noise (``gaussian_noise``, ``shot_noise``, ``impulse_noise``, ``speckle_noise``), blur
+(``gaussian_blur``, ``defocus_blur``, ``motion_blur``, ``zoom_blur``, ``glass_blur``), weather
+(``fog``, ``brightness``), digital (``contrast``, ``saturate``, ``elastic_transform``,
+``pixelation``, ``jpeg_compression``) and geometric (``rotation``, ``translation``, ``scale``,
+``flip``, ``crop``, ``occlusion``).
+
+Random draws do not depend on the severity: the same seed gives the same noise pattern (only
+scaled), the same directions, positions and masks at every severity, so the change grows with it.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-from typing import Any
-
 import numpy as np
+import torch
 
 from stalwart._validation import check_choice
-from stalwart.data.schema import Schema
-from stalwart.errors import InputError
-from stalwart.perturb.base import Perturbation, register
+from stalwart.perturb._image_base import (
+    Tensor,
+    _by_size,
+    _gaussian,
+    _Image,
+    _normal,
+    _separable,
+    _tensor,
+    _warp,
+)
+from stalwart.perturb.base import register
 
 __all__ = [
     "GaussianNoise", "ShotNoise", "Brightness", "Contrast", "GaussianBlur", "Rotation", "Translation",
     "Pixelation",
+    # defined in the helper modules, registered on import below
+    "ImpulseNoise", "SpeckleNoise", "DefocusBlur", "MotionBlur", "ZoomBlur", "GlassBlur", "Fog",
+    "Saturate", "ElasticTransform", "JpegCompression", "Scale", "Flip", "Crop", "Occlusion",
 ]
-
-
-def _by_size(small: tuple[float, ...], large: tuple[float, ...], size: int, *, lengths: bool) -> np.ndarray:
-    """Per-severity constants for an image of side ``size``: ``small`` at 32 px, ``large`` at 224 px.
-
-    In between (and beyond 224 px for ``lengths``, which are in pixels) the values move
-    geometrically: ``small * (large / small) ** t`` with ``t = log(size / 32) / log(7)``. Below
-    32 px lengths shrink in proportion to the size; ratios (``lengths=False``) keep the 32 px values
-    below 32 px and the 224 px values above 224 px.
-    """
-    s, big = np.asarray(small, dtype=np.float64), np.asarray(large, dtype=np.float64)
-    t = math.log(size / 32.0) / math.log(7.0)
-    if lengths and t < 0:
-        return s * size / 32.0
-    if not lengths:
-        t = min(max(t, 0.0), 1.0)
-    return s * (big / s) ** t
-
-
-class _Image(Perturbation):
-    modality = "image"
-
-    def _prepare(self, x: Any, schema: Schema | None):
-        if schema is not None:
-            if schema.modality != "image":
-                raise InputError(f"{self.name} is an image perturbation but the schema is for {schema.modality} data.")
-            if schema.value_range is None:
-                # infer the range like the base class does, keep the rest of the schema
-                arr, inferred, restore = super()._prepare(x, None)
-                schema = replace(schema, value_range=inferred.value_range)
-                return arr, schema, lambda out: np.clip(out, *schema.value_range).astype(np.float32)
-            lo, hi = schema.value_range
-            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-                raise InputError(
-                    f"schema.value_range must be (lo, hi) with finite lo < hi; got {schema.value_range!r}. "
-                    "Declare the images' range, e.g. (0, 1) or (0, 255)."
-                )
-        return super()._prepare(x, schema)
-
-    def _apply(self, x: np.ndarray, severity: int, rng: np.random.Generator, schema: Schema) -> np.ndarray:
-        lo, hi = (float(v) for v in schema.value_range)  # type: ignore[misc]
-        unit = self._corrupt((x - lo) / (hi - lo), severity, rng)
-        return (unit * (hi - lo) + lo).astype(np.float32)
-
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-        """Corrupt float32 images scaled to [0, 1]; clipping is done by the caller."""
-        raise NotImplementedError  # pragma: no cover
 
 
 # -- pixel-wise ---------------------------------------------------------------------------------------
@@ -112,8 +81,8 @@ class GaussianNoise(_Image):
     def __init__(self) -> None:
         pass
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-        return x + np.float32(self.levels[severity - 1]) * rng.standard_normal(x.shape, dtype=np.float32)
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
+        return x + self.levels[severity - 1] * _normal(rng, tuple(x.shape), x)
 
 
 @register
@@ -137,10 +106,11 @@ class ShotNoise(_Image):
     def __init__(self) -> None:
         pass
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         lam = self.levels[severity - 1]
-        counts = rng.poisson(np.clip(x, 0.0, 1.0).astype(np.float64) * lam)
-        return (counts / lam).astype(np.float32)
+        # numpy's sampler: torch.poisson is several times slower on CPU
+        counts = rng.poisson(x.clamp(0.0, 1.0).cpu().numpy().astype(np.float64) * lam)
+        return _tensor(counts / lam, x)
 
 
 @register
@@ -169,12 +139,11 @@ class Brightness(_Image):
     def __init__(self, *, direction: str = "up") -> None:
         self.direction = check_choice(self, "direction", direction, ("up", "down", "random"))
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         if self.direction == "random":
-            sign = np.where(rng.random(x.shape[0]) < 0.5, -1.0, 1.0).astype(np.float32)[:, None, None, None]
-        else:
-            sign = np.float32(1.0 if self.direction == "up" else -1.0)
-        return x + sign * np.float32(self.levels[severity - 1])
+            sign = _tensor(np.where(rng.random(x.shape[0]) < 0.5, -1.0, 1.0), x)[:, None, None, None]
+            return x + sign * self.levels[severity - 1]
+        return x + (1.0 if self.direction == "up" else -1.0) * self.levels[severity - 1]
 
 
 @register
@@ -197,61 +166,12 @@ class Contrast(_Image):
     def __init__(self) -> None:
         pass
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-        mean = x.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
-        return (x - mean) * np.float32(self.levels[severity - 1]) + mean
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
+        mean = x.to(torch.float64).mean(dim=(1, 2, 3), keepdim=True).to(torch.float32)
+        return (x - mean) * self.levels[severity - 1] + mean
 
 
 # -- filters and resampling -------------------------------------------------------------------------
-def _to_torch(x: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-
-def _separable(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Apply one linear map along H and another along W: ``rows @ x @ cols.T`` per image and channel."""
-    import torch
-
-    with torch.no_grad():
-        out = torch.matmul(torch.matmul(torch.from_numpy(rows), _to_torch(x)), torch.from_numpy(cols).T)
-    return out.numpy()
-
-
-def _blur_matrix(size: int, sigma: float) -> np.ndarray:
-    """Gaussian convolution along one axis with reflect padding (``dcb|abcd|cba``), as a matrix.
-
-    The kernel is cut at ``3 sigma`` or at ``size - 1`` pixels, whichever is shorter (reflection
-    needs a radius below the side), and renormalised. As a banded matrix product the convolution
-    runs much faster on CPU than ``conv2d`` with a one-channel kernel.
-    """
-    radius = min(math.ceil(3.0 * sigma), size - 1)
-    offsets = np.arange(-radius, radius + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum()
-    src = np.arange(size)[:, None] + offsets[None, :]
-    src = np.abs(src)  # reflect at the start ...
-    src = np.where(src > size - 1, 2 * (size - 1) - src, src)  # ... and at the end
-    matrix = np.zeros((size, size))
-    np.add.at(matrix, (np.repeat(np.arange(size), offsets.size), src.ravel()), np.tile(kernel, size))
-    return matrix.astype(np.float32)
-
-
-def _warp(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Bilinear resampling by per-image affine maps (output -> input, normalised coordinates).
-
-    Pixels that map outside the image take the nearest edge value (``padding_mode="border"``).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    t = _to_torch(x)
-    with torch.no_grad():
-        grid = F.affine_grid(torch.from_numpy(theta.astype(np.float32)), list(t.shape), align_corners=False)
-        out = F.grid_sample(t, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.numpy()
-
-
 @register
 class GaussianBlur(_Image):
     """Gaussian blur with standard deviation ``sigma`` pixels (separable, reflect padding, torch).
@@ -279,10 +199,10 @@ class GaussianBlur(_Image):
         """Blur sigma in pixels at ``severity`` for images whose shorter side is ``size``."""
         return float(_by_size(self.small, self.large, size, lengths=True)[severity - 1])
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         _, _, h, w = x.shape
         sigma = self.sigma(severity, min(h, w))
-        return _separable(x, _blur_matrix(h, sigma), _blur_matrix(w, sigma))
+        return _gaussian(x, sigma)
 
 
 @register
@@ -307,7 +227,7 @@ class Rotation(_Image):
     def __init__(self) -> None:
         pass
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n, _, h, w = x.shape
         sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         angle = np.deg2rad(self.levels[severity - 1]) * sign
@@ -341,7 +261,7 @@ class Translation(_Image):
     def __init__(self) -> None:
         pass
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n = x.shape[0]
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         c = self.levels[severity - 1]
@@ -380,7 +300,7 @@ class Pixelation(_Image):
         """Resize factor at ``severity`` for images whose shorter side is ``size``."""
         return float(_by_size(self.small, self.large, size, lengths=False)[severity - 1])
 
-    def _corrupt(self, x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         _, _, h, w = x.shape
         f = self.factor(severity, min(h, w))
         return _separable(x, _pixelate_matrix(h, max(1, round(h * f))), _pixelate_matrix(w, max(1, round(w * f))))
@@ -400,3 +320,11 @@ def _pixelate_matrix(size: int, cells: int) -> np.ndarray:
     down = np.clip(overlap, 0.0, None) / width  # cells x size, rows sum to 1
     cell_of = np.minimum(((pixel + 0.5) / width).astype(np.int64), cells - 1)
     return down[cell_of].astype(np.float32)  # size x size
+
+
+# the other ImageNet-C families and the geometric set live in helper modules; importing them registers them
+from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur  # noqa: E402
+from stalwart.perturb._image_digital import ElasticTransform, JpegCompression, Saturate  # noqa: E402
+from stalwart.perturb._image_geometry import Crop, Flip, Occlusion, Scale  # noqa: E402
+from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise  # noqa: E402
+from stalwart.perturb._image_weather import Fog  # noqa: E402

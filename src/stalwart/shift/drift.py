@@ -1,0 +1,428 @@
+"""Per-column drift of a table: :func:`detect_drift` and the reusable :class:`TabularDrift`.
+
+Each column gets one univariate test (:mod:`stalwart.shift.univariate`); the data set drifts when
+any column does after a multiple-testing correction over the p-value tests. Distance-based columns
+are judged by their threshold and are not part of the correction.
+
+Automatic test choice (``method="auto"``) follows Evidently's default rule, decided per column
+from the *reference* sample (its non-missing size ``n`` and number of distinct values):
+
+=====================================================  ===================  ===================
+column                                                 n <= 1000            n > 1000
+=====================================================  ===================  ===================
+numeric / integer with more than 5 distinct values     ``ks`` (p < alpha)    ``wasserstein`` >= 0.1
+categorical, boolean, or numeric with <= 5 values      ``chi2`` (p < alpha)  ``jensen_shannon`` >= 0.1
+=====================================================  ===================  ===================
+
+Two-category columns use ``chi2`` at one degree of freedom, which equals Evidently's
+two-proportion z-test. Unlike Evidently (data set drifts when at least half of the columns do),
+the data-set decision here is "any column drifts after the correction"; ``details["share_drifted"]``
+carries the share for those who prefer Evidently's rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stalwart._validation import check_choice, check_param, param_error
+from stalwart.data.schema import Schema, as_frame
+from stalwart.errors import ConfigError, InputError
+from stalwart.shift import univariate as uv
+from stalwart.shift.base import DriftDetector, DriftResult, FeatureDrift, register
+
+__all__ = ["TabularDrift", "detect_drift", "detect_drift_parquet", "choose_test", "multiple_testing", "AUTO_SIZE",
+           "AUTO_MAX_UNIQUE"]
+
+AUTO_SIZE = 1000  # reference size up to which auto uses p-value tests (Evidently's rule)
+AUTO_MAX_UNIQUE = 5  # numeric columns with at most this many distinct values count as categorical
+CORRECTIONS = ("bonferroni", "bh", None)
+_BLOCK = 4_000_000  # pooled values per vectorised KS/Wasserstein block (bounds peak memory)
+
+
+def choose_test(kind: str, n_reference: int, n_unique: int) -> tuple[str, bool]:
+    """Evidently's default: the test name and whether the column is treated as categorical."""
+    categorical = kind in ("categorical", "boolean") or n_unique <= AUTO_MAX_UNIQUE
+    if categorical:
+        return ("chi2" if n_reference <= AUTO_SIZE else "jensen_shannon"), True
+    return ("ks" if n_reference <= AUTO_SIZE else "wasserstein"), False
+
+
+def multiple_testing(p_values: Any, alpha: float = 0.05, correction: str | None = "bonferroni"
+                     ) -> tuple[np.ndarray, float]:
+    """Which hypotheses to reject, and the p-value cutoff that rejects them (``p <= cutoff``).
+
+    ``"bonferroni"``: cutoff ``alpha / m`` (controls the family-wise error rate);
+    ``"bh"``: Benjamini-Hochberg step-up, cutoff ``k alpha / m`` for the largest ``k`` with
+    ``p_(k) <= k alpha / m`` (controls the false discovery rate; ``alpha / m`` when none);
+    ``None``: cutoff ``alpha`` for each test.
+
+    Examples
+    --------
+    >>> multiple_testing([0.01, 0.02, 0.03, 0.5], alpha=0.05, correction="bh")[0].tolist()
+    [True, True, True, False]
+    >>> multiple_testing([0.01, 0.02, 0.03, 0.5], alpha=0.05, correction="bonferroni")[0].tolist()
+    [True, False, False, False]
+    """
+    check_choice("multiple_testing", "correction", correction, CORRECTIONS)
+    p = np.asarray(p_values, dtype=float).ravel()
+    m = p.size
+    if m == 0:
+        return np.zeros(0, dtype=bool), float(alpha)
+    if correction is None:
+        cutoff = float(alpha)
+    elif correction == "bonferroni":
+        cutoff = alpha / m
+    else:
+        ranked = np.sort(p)
+        ok = np.nonzero(ranked <= np.arange(1, m + 1) * alpha / m)[0]
+        cutoff = (ok[-1] + 1) * alpha / m if ok.size else alpha / m
+    return p <= cutoff, float(cutoff)
+
+
+def _adjusted_min(p: np.ndarray, correction: str | None) -> float:
+    """Smallest corrected p-value (Bonferroni m p; BH min_k m p_(k) / k), for the summary."""
+    m = p.size
+    if correction is None:
+        return float(p.min())
+    if correction == "bonferroni":
+        return float(min(1.0, p.min() * m))
+    ranked = np.sort(p)
+    return float(min(1.0, np.min(ranked * m / np.arange(1, m + 1))))
+
+
+# -- what fit() keeps per column -----------------------------------------------------------------
+@dataclass
+class _Col:
+    name: str
+    kind: str  # schema kind
+    test: str
+    categorical: bool  # compared as categories (counts) rather than as numbers
+    threshold: float
+    n: int
+    missing: float
+    sorted: np.ndarray | None = None  # numeric: sorted non-missing reference values
+    std: float = 0.0
+    edges: np.ndarray | None = None  # numeric histogram tests: inner bin edges
+    counts: np.ndarray | None = None  # reference counts per bin / category
+    categories: pd.Index | None = None  # categorical: reference categories (aligned with counts)
+
+
+def _as_float(s: pd.Series, name: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = pd.to_numeric(s, errors="coerce")
+    bad = values.isna() & s.notna()
+    if bad.any():
+        raise InputError(f"column {name!r} is numeric in the schema but holds non-numeric values "
+                         f"such as {s[bad].iloc[0]!r}; fix the data or declare the column categorical.")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _value_counts(s: pd.Series) -> pd.Series:
+    return s.value_counts(dropna=True, sort=False)
+
+
+@register
+class TabularDrift(DriftDetector):
+    """Per-column drift tests of a table with a multiple-testing correction.
+
+    Parameters
+    ----------
+    columns : list of str, optional
+        Columns to test (default: all columns of the reference).
+    method : str or dict, default "auto"
+        ``"auto"`` (see module docs), one of ``ks``, ``anderson``, ``chi2``, ``psi``,
+        ``wasserstein``, ``jensen_shannon``, ``hellinger`` for every column, or a dict
+        ``{column: name}`` (columns not in it use ``"auto"``).
+    alpha : float, default 0.05
+        Significance level of the p-value tests (family-wise, or FDR with ``"bh"``).
+    correction : {"bonferroni", "bh", None}, default "bonferroni"
+        Multiple-testing correction across the columns judged by a p-value.
+    threshold : float or dict, optional
+        Drift threshold of the distance measures (default per test: psi 0.2, others 0.1).
+    schema : Schema, optional
+        Column kinds; inferred from the reference's dtypes by default.
+    n_bins : int, default 10
+        Quantile bins of the histogram measures on numeric columns.
+    ks_method : {"auto", "exact", "asymp"}, default "auto"
+        KS p-value computation (as :func:`scipy.stats.ks_2samp`).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    >>> cur = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(1.0, size=500)})
+    >>> TabularDrift().fit(ref).test(cur).drifted_features
+    ['b']
+    """
+
+    name = "tabular"
+
+    def __init__(self, *, columns: list[str] | None = None, method: str | dict[str, str] = "auto",
+                 alpha: float = 0.05, correction: str | None = "bonferroni",
+                 threshold: float | dict[str, float] | None = None, schema: Schema | None = None,
+                 n_bins: int = 10, ks_method: str = "auto") -> None:
+        check_param(self, "alpha", alpha, isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+                    and 0 < alpha < 1, "a number in (0, 1)")
+        check_choice(self, "correction", correction, CORRECTIONS)
+        check_choice(self, "ks_method", ks_method, ("auto", "exact", "asymp"))
+        check_param(self, "n_bins", n_bins, isinstance(n_bins, (int, np.integer)) and not isinstance(
+            n_bins, bool) and n_bins >= 2, "an integer >= 2")
+        methods = method.values() if isinstance(method, dict) else [method]
+        for m in methods:
+            if m != "auto" and m not in uv.TESTS:
+                raise param_error(self, "method", f"'auto', one of {sorted(uv.TESTS)} or a dict of them", m)
+        if threshold is not None:
+            vals = threshold.values() if isinstance(threshold, dict) else [threshold]
+            for t in vals:
+                check_param(self, "threshold", threshold, isinstance(t, (int, float)) and not isinstance(
+                    t, bool) and np.isfinite(t) and t >= 0, "a number >= 0 or a dict of them")
+        if schema is not None and not isinstance(schema, Schema):
+            raise param_error(self, "schema", "a stalwart.data.Schema", schema)
+        self.columns = None if columns is None else list(columns)
+        self.method = method
+        self.alpha = float(alpha)
+        self.correction = correction
+        self.threshold = threshold
+        self.schema = schema
+        self.n_bins = int(n_bins)
+        self.ks_method = ks_method
+
+    def __repr__(self) -> str:
+        keys = ("columns", "method", "alpha", "correction", "threshold", "n_bins")
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
+
+    # -- fit -------------------------------------------------------------------------------------
+    def _frame(self, data: Any, what: str) -> pd.DataFrame:
+        if isinstance(data, pd.DataFrame):
+            df = data
+        else:
+            arr = np.asarray(data)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            df = as_frame(arr)
+        if len(df) == 0 or df.shape[1] == 0:
+            raise InputError(f"{what} is empty (shape {df.shape}); pass at least one row and column.")
+        return df
+
+    def _column_test(self, name: str) -> str:
+        return self.method.get(name, "auto") if isinstance(self.method, dict) else self.method
+
+    def _threshold(self, name: str, test: str) -> float:
+        if uv.TESTS[test].uses_p_value:
+            return self.alpha
+        if isinstance(self.threshold, dict):
+            return float(self.threshold.get(name, uv.TESTS[test].threshold))
+        return uv.TESTS[test].threshold if self.threshold is None else float(self.threshold)
+
+    def fit(self, reference: Any) -> TabularDrift:
+        """Store, per column, what the tests need: sorted values, bin edges or category counts."""
+        ref = self._frame(reference, "reference")
+        schema = self.schema if self.schema is not None else Schema.infer(ref)
+        names = list(ref.columns) if self.columns is None else self.columns
+        if not names:
+            raise InputError("columns is empty; name at least one column to test.")
+        unknown = [c for c in names if c not in ref.columns]
+        if unknown:
+            raise InputError(f"columns {unknown} are not in the reference; it has columns {list(ref.columns)}")
+        if isinstance(self.method, dict):
+            extra = [c for c in self.method if c not in names]
+            if extra:
+                raise InputError(f"method names columns {extra} that are not tested; tested columns: {names}")
+        self.columns_: list[_Col] = []
+        for name in names:
+            kind = schema.column(str(name)).kind if str(name) in schema.names else "categorical"
+            self.columns_.append(self._fit_column(ref[name], name, kind))
+        self.n_reference_ = len(ref)
+        return self
+
+    def _fit_column(self, s: pd.Series, name: Any, kind: str) -> _Col:
+        numeric = kind in ("numeric", "integer")
+        requested = self._column_test(name)
+        missing = float(s.isna().mean())
+        if missing == 1.0:
+            raise InputError(f"column {name!r} of the reference has only missing values; drop it or "
+                             "pass columns=[...] without it.")
+        if numeric:
+            x = _as_float(s, name)
+            x = np.sort(x[~np.isnan(x)])
+            n_unique = int(np.count_nonzero(x[1:] != x[:-1]) + 1)
+            n = x.size
+        else:
+            vc = _value_counts(s)
+            n, n_unique = int(vc.sum()), int((vc > 0).sum())
+        if requested == "auto":
+            test, categorical = choose_test(kind, n, n_unique)
+        else:
+            test = requested
+            spec = uv.TESTS[test]
+            if not numeric and not spec.categorical:
+                raise ConfigError(f"method {test!r} needs a numeric column but {name!r} is {kind}; use "
+                                  "chi2, psi, jensen_shannon or hellinger for categorical columns.")
+            categorical = not numeric or test == "chi2"
+        col = _Col(str(name), kind, test, categorical, self._threshold(name, test), n, missing)
+        if numeric and not categorical:
+            col.sorted = x
+            col.std = float(x.std())
+            if test in ("psi", "jensen_shannon", "hellinger"):
+                col.edges = uv.quantile_edges(x, self.n_bins)
+                col.counts = uv._sorted_counts(x, col.edges)
+        elif numeric:
+            vals, counts = np.unique(x, return_counts=True)
+            col.categories, col.counts = pd.Index(vals), counts.astype(float)
+        else:
+            vc = vc[vc > 0]
+            col.categories, col.counts = vc.index, vc.to_numpy(dtype=float)
+        return col
+
+    # -- test ------------------------------------------------------------------------------------
+    def test(self, current: Any) -> DriftResult:
+        """Compare ``current`` with the fitted reference column by column."""
+        if not hasattr(self, "columns_"):
+            raise ConfigError("TabularDrift.test needs a fitted reference; call fit(reference) first")
+        cur = self._frame(current, "current")
+        missing_cols = [c.name for c in self.columns_ if c.name not in cur.columns]
+        if missing_cols:
+            raise InputError(f"current lacks columns {missing_cols} that the reference has; it has "
+                             f"columns {list(cur.columns)}")
+        stats: dict[str, tuple[float, float | None]] = {}
+        cur_missing: dict[str, float] = {}
+        merged: list[tuple[_Col, np.ndarray]] = []
+        for col in self.columns_:
+            s = cur[col.name]
+            share = float(s.isna().mean())
+            cur_missing[col.name] = share
+            if share == 1.0:
+                raise InputError(f"column {col.name!r} of current has only missing values; nothing to compare.")
+            if col.kind in ("numeric", "integer"):
+                x = _as_float(s, col.name)
+                x = x[~np.isnan(x)]
+                if col.test in ("ks", "wasserstein"):
+                    merged.append((col, x))
+                    continue
+                stats[col.name] = self._numeric_other(col, x)
+            else:
+                stats[col.name] = self._categorical(col, _value_counts(s))
+        stats.update(self._merged_tests(merged))
+        return self._judge(stats, cur_missing, len(cur))
+
+    def _merged_tests(self, items: list[tuple[_Col, np.ndarray]]) -> dict[str, tuple[float, float | None]]:
+        """KS / Wasserstein for many columns at once: columns with equal sizes share one 2-D pass."""
+        out: dict[str, tuple[float, float | None]] = {}
+        groups: dict[tuple[int, int], list[tuple[_Col, np.ndarray]]] = {}
+        for col, x in items:
+            groups.setdefault((col.n, x.size), []).append((col, x))
+        for (n1, n2), members in groups.items():
+            per_block = max(1, _BLOCK // (n1 + n2))
+            for start in range(0, len(members), per_block):
+                part = members[start:start + per_block]
+                ref = np.stack([c.sorted for c, _ in part])
+                cur = np.sort(np.stack([x for _, x in part]), axis=1)
+                d, w = uv._ks_and_wasserstein(ref, cur)
+                for (col, _), di, wi in zip(part, d, w):
+                    if col.test == "ks":
+                        out[col.name] = (float(di), uv.ks_pvalue(float(di), n1, n2, self.ks_method))
+                    else:
+                        out[col.name] = (float(wi / col.std) if col.std > 0 else float(wi), None)
+        return out
+
+    def _numeric_other(self, col: _Col, x: np.ndarray) -> tuple[float, float | None]:
+        if col.test == "anderson":
+            r = uv.anderson_test(col.sorted, x)
+            return r.statistic, r.p_value
+        if col.categorical:  # chi2 / histogram measures on the distinct values of a numeric column
+            vals, counts = np.unique(x, return_counts=True)
+            return self._categorical(col, pd.Series(counts.astype(float), index=pd.Index(vals)))
+        counts = np.bincount(np.searchsorted(col.edges, x, side="right"), minlength=col.edges.size + 1)
+        return _from_counts(col.test, col.counts, counts), None
+
+    def _categorical(self, col: _Col, cur_counts: pd.Series) -> tuple[float, float | None]:
+        cur_counts = cur_counts[cur_counts > 0]
+        union = col.categories.append(cur_counts.index.difference(col.categories, sort=False))
+        p = np.zeros(len(union))
+        p[: col.counts.size] = col.counts
+        q = cur_counts.reindex(union, fill_value=0).to_numpy(dtype=float)
+        if col.test == "chi2":
+            r = uv.chi2_from_counts(p, q)
+            return r.statistic, r.p_value
+        return _from_counts(col.test, p, q), None
+
+    def _judge(self, stats: dict[str, tuple[float, float | None]], cur_missing: dict[str, float],
+               n_current: int) -> DriftResult:
+        cols = self.columns_
+        p_cols = [c for c in cols if uv.TESTS[c.test].uses_p_value]
+        p_vals = np.array([stats[c.name][1] for c in p_cols], dtype=float)
+        reject, cutoff = multiple_testing(p_vals, self.alpha, self.correction)
+        rejected = {c.name: bool(r) for c, r in zip(p_cols, reject)}
+        features = []
+        for c in cols:
+            stat, p = stats[c.name]
+            if p is not None:
+                features.append(FeatureDrift(c.name, c.test, float(stat), float(p), cutoff, rejected[c.name], c.kind))
+            else:
+                features.append(FeatureDrift(c.name, c.test, float(stat), None, c.threshold,
+                                             bool(stat >= c.threshold), c.kind))
+        n_drifted = sum(f.drifted for f in features)
+        share = n_drifted / len(features)
+        details = {
+            "share_drifted": share, "n_drifted": n_drifted, "n_columns": len(features),
+            "alpha": self.alpha, "correction": self.correction, "p_value_cutoff": cutoff,
+            "n_reference": self.n_reference_, "n_current": n_current,
+            "missing_share": {c.name: {"reference": c.missing, "current": cur_missing[c.name]} for c in cols},
+            "psi_warning": [f.feature for f in features if f.test == "psi" and 0.1 <= f.statistic < f.threshold],
+        }
+        return DriftResult("tabular", share, _adjusted_min(p_vals, self.correction) if p_vals.size else None,
+                           self.alpha, n_drifted > 0, tuple(features), details)
+
+
+def _from_counts(test: str, p: np.ndarray, q: np.ndarray) -> float:
+    if test == "psi":
+        return uv.psi_from_counts(p, q)
+    if test == "jensen_shannon":
+        return uv.js_from_counts(p, q)
+    return uv.hellinger_from_counts(p, q)
+
+
+def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = None,
+                 method: str | dict[str, str] = "auto", alpha: float = 0.05,
+                 correction: str | None = "bonferroni", threshold: float | dict[str, float] | None = None,
+                 schema: Schema | None = None, n_bins: int = 10) -> DriftResult:
+    """Test every column of ``current`` against ``reference`` for drift.
+
+    Parameters are those of :class:`TabularDrift`; ``reference`` and ``current`` are DataFrames
+    (or 2-D arrays with the same number of columns). Missing values are dropped per column and
+    their shares reported in ``details["missing_share"]``.
+
+    Returns
+    -------
+    DriftResult
+        ``drifted`` (any column drifts after the correction), ``statistic`` = share of drifted
+        columns, ``p_value`` = smallest corrected p-value (None without p-value tests), and one
+        :class:`FeatureDrift` per column; ``to_frame()`` gives the table.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> ref = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    >>> cur = pd.DataFrame({"x": rng.normal(0.5, size=2000), "c": rng.choice(["a", "b"], 2000)})
+    >>> r = detect_drift(ref, cur)
+    >>> [(f.feature, f.test, f.drifted) for f in r.features]
+    [('x', 'wasserstein', True), ('c', 'jensen_shannon', False)]
+    """
+    return TabularDrift(columns=columns, method=method, alpha=alpha, correction=correction,
+                        threshold=threshold, schema=schema, n_bins=n_bins).fit(reference).test(current)
+
+
+def detect_drift_parquet(reference_path: Any, current_path: Any, **kwargs: Any) -> DriftResult:
+    """:func:`detect_drift` on Parquet files streamed in batches, with bounded memory.
+
+    See :func:`stalwart.shift._chunked.detect_drift_parquet` for the parameters and the
+    accuracy of the binned numeric tests.
+    """
+    from stalwart.shift._chunked import detect_drift_parquet as run
+
+    return run(reference_path, current_path, **kwargs)

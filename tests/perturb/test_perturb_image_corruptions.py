@@ -1,0 +1,319 @@
+"""The ImageNet-C families and geometric corruptions: contract, severity grading and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stalwart import perturb
+from stalwart.data.schema import Schema
+from stalwart.errors import ConfigError, InputError
+from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur, disk_kernel
+from stalwart.perturb._image_digital import JpegCompression, Saturate, jpeg_tables
+from stalwart.perturb._image_geometry import Crop, Flip, Occlusion, Scale
+from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise
+from stalwart.perturb._image_weather import Fog, plasma_fractal
+
+NEW = ["impulse_noise", "speckle_noise", "defocus_blur", "motion_blur", "zoom_blur", "glass_blur", "fog",
+       "saturate", "elastic_transform", "jpeg_compression", "scale", "flip", "crop", "occlusion"]
+OLD = ["gaussian_noise", "shot_noise", "brightness", "contrast", "gaussian_blur", "rotation", "translation",
+       "pixelation"]
+ALL = NEW + OLD
+DETERMINISTIC = {"defocus_blur", "zoom_blur", "saturate", "jpeg_compression", "brightness", "contrast",
+                 "gaussian_blur", "pixelation"}
+UNIT = Schema("image", value_range=(0.0, 1.0))
+
+
+def natural(shape, seed=3) -> np.ndarray:
+    """1/f^1.5 noise around mid-grey: the spectrum of natural images, with some colour."""
+    n, c, h, w = shape
+    rng = np.random.default_rng(seed)
+    freq = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :])
+    freq[0, 0] = 1.0
+    spec = (rng.normal(size=(n, c, h, w // 2 + 1)) + 1j * rng.normal(size=(n, c, h, w // 2 + 1))) / freq**1.5
+    spec[..., 0, 0] = 0.0
+    img = np.fft.irfft2(spec, s=(h, w))
+    return np.clip(0.5 + 0.12 * img / img.std(axis=(1, 2, 3), keepdims=True), 0.0, 1.0).astype(np.float32)
+
+
+def change(x, out) -> float:
+    return float(np.abs(out.astype(np.float64) - x).mean())
+
+
+# -- the shared contract ------------------------------------------------------------------------------------
+def test_every_family_is_registered():
+    assert set(ALL) <= set(perturb.names("image"))
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_class_contract(name):
+    p = perturb.get(name)
+    cls = type(p)
+    assert cls.name == name and cls.modality == "image" and len(cls.description) > 10
+    assert "severity" in cls.__doc__ and "=====" in cls.__doc__  # the severity table is documented
+    assert repr(cls(**p.params())) == repr(p)
+    with pytest.raises(TypeError):
+        cls(1)
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("shape", [(6, 3, 32, 32), (4, 3, 31, 45), (4, 1, 32, 32)])
+def test_change_grows_with_severity(name, shape):
+    if name == "saturate" and shape[1] == 1:
+        pytest.skip("saturate needs RGB")
+    x = natural(shape)
+    p = perturb.get(name)
+    sizes = [change(x, p.apply(x, s, rng=0, schema=UNIT)) for s in perturb.SEVERITIES]
+    assert all(b >= a for a, b in zip(sizes, sizes[1:])), sizes
+    assert sizes[-1] > sizes[0] > 0, sizes
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_pure_seeded_and_typed(name):
+    x = natural((3, 3, 20, 28))
+    snapshot = x.copy()
+    p = perturb.get(name)
+    out = p.apply(x, 3, rng=5, schema=UNIT)
+    np.testing.assert_array_equal(x, snapshot)  # no mutation
+    np.testing.assert_array_equal(out, p.apply(x, 3, rng=np.random.default_rng(5), schema=UNIT))
+    assert out.dtype == np.float32 and out.shape == x.shape
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert np.array_equal(out, p.apply(x, 3, rng=6, schema=UNIT)) == (name in DETERMINISTIC)
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("shape", [(2, 1, 8, 8), (2, 3, 8, 8), (1, 3, 1, 1), (2, 3, 1, 7), (1, 1, 130, 40)])
+def test_any_size_and_channel_count(name, shape):
+    x = natural(shape) if min(shape[2:]) > 1 else np.full(shape, 0.3, dtype=np.float32)
+    p = perturb.get(name)
+    if name == "saturate" and shape[1] != 3:
+        with pytest.raises(InputError, match=r"saturate needs 3-channel images \(RGB\); got 1 channel"):
+            p.apply(x, 3, rng=0, schema=UNIT)
+        return
+    for severity in (1, 5):
+        out = p.apply(x, severity, rng=0, schema=UNIT)
+        assert out.shape == shape and np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_value_range_0_255_and_offsets_give_the_same_result_scaled(name):
+    x = natural((2, 3, 16, 24))
+    p = perturb.get(name)
+    unit = p.apply(x, 4, rng=2, schema=UNIT)
+    byte = p.apply(x * 255.0, 4, rng=2, schema=Schema("image", value_range=(0.0, 255.0)))
+    # JPEG rounds to 8 bits: float rounding of x vs x * 255 may flip a level at a .5 boundary
+    tol = 1.01 / 255 if name == "jpeg_compression" else 3e-5
+    np.testing.assert_allclose(byte / 255.0, unit, atol=tol)
+    signed = p.apply(x * 2.0 - 1.0, 4, rng=2, schema=Schema("image", value_range=(-1.0, 1.0)))
+    np.testing.assert_allclose((signed + 1.0) / 2.0, unit, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["impulse_noise", "motion_blur", "glass_blur", "fog", "jpeg_compression",
+                                  "occlusion", "gaussian_noise", "rotation"])
+def test_torch_tensors_in_tensors_out_same_numbers(name):
+    x = natural((2, 3, 16, 16))
+    p = perturb.get(name)
+    t = torch.from_numpy(x * 255.0)
+    out = p.apply(t, 3, rng=1)  # range inferred as (0, 255) like for arrays
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.device == t.device
+    np.testing.assert_allclose(out.numpy(), p.apply(x * 255.0, 3, rng=1), atol=1e-3)
+    np.testing.assert_array_equal(t.numpy(), x * 255.0)  # not mutated
+
+
+def test_tensor_input_is_validated():
+    with pytest.raises(InputError, match="N x C x H x W; got shape"):
+        perturb.get("fog").apply(torch.zeros(3, 8, 8), 1)
+    with pytest.raises(InputError, match="NaN"):
+        perturb.get("fog").apply(torch.full((1, 1, 4, 4), float("nan")), 1)
+
+
+# -- noise --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("severity", [1, 5])
+def test_impulse_noise_hits_the_table_fraction_half_salt_half_pepper(severity):
+    x = np.full((20, 3, 32, 32), 0.4, dtype=np.float32)
+    out = ImpulseNoise().apply(x, severity, rng=0, schema=UNIT)
+    amount = ImpulseNoise.levels[severity - 1]
+    salt, pepper = (out == 1.0).mean(), (out == 0.0).mean()
+    tol = 4 * np.sqrt(amount / x.size)
+    assert salt + pepper == pytest.approx(amount, abs=2 * tol)
+    assert salt == pytest.approx(amount / 2, abs=tol) and pepper == pytest.approx(amount / 2, abs=tol)
+    assert np.all((out == 0.4) | (out == 0.0) | (out == 1.0))
+    # nested: everything hit at severity 1 is hit at severity 5
+    hit1 = ImpulseNoise().apply(x, 1, rng=0, schema=UNIT) != 0.4
+    hit5 = ImpulseNoise().apply(x, 5, rng=0, schema=UNIT) != 0.4
+    assert np.all(hit5[hit1])
+
+
+def test_speckle_noise_std_is_proportional_to_the_value():
+    x = np.concatenate([np.full((8, 3, 32, 32), 0.2), np.full((8, 3, 32, 32), 0.4)]).astype(np.float32)
+    out = SpeckleNoise().apply(x, 1, rng=0, schema=UNIT)
+    c = SpeckleNoise.levels[0]
+    assert (out[:8] - 0.2).std() == pytest.approx(0.2 * c, rel=0.03)
+    assert (out[8:] - 0.4).std() == pytest.approx(0.4 * c, rel=0.03)
+    assert np.all(SpeckleNoise().apply(np.zeros((1, 3, 8, 8)), 5, rng=0, schema=UNIT) == 0.0)  # black stays black
+
+
+# -- blur ---------------------------------------------------------------------------------------------------
+def test_disk_kernel_is_a_normalised_disk():
+    k = disk_kernel(6.0, 0.0)
+    assert k.sum() == pytest.approx(1.0, abs=1e-6)
+    assert k.shape == (13, 13) and k[6, 6] == pytest.approx(1 / (np.pi * 36), rel=0.02)  # flat top, area pi r^2
+    np.testing.assert_allclose(k, k.T, atol=1e-7)
+    np.testing.assert_allclose(k, k[::-1], atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["defocus_blur", "motion_blur", "zoom_blur", "glass_blur", "gaussian_blur"])
+def test_blurs_keep_constant_images(name):
+    x = np.full((2, 3, 23, 17), 0.37, dtype=np.float32)
+    np.testing.assert_allclose(perturb.get(name).apply(x, 5, rng=0, schema=UNIT), x, atol=1e-6)
+
+
+def test_defocus_at_224_has_the_imagenet_radius():
+    k = DefocusBlur().kernel(3, 224)  # radius 6
+    assert k.shape[0] == 2 * 6 + 1 + 2  # disk plus the 3 x 3 anti-aliasing
+    yy, xx = np.mgrid[:15, :15] - 7
+    # second moment: r^2 / 2 for the disk plus 2 sigma^2 for the anti-aliasing Gaussian
+    assert (k * (yy**2 + xx**2)).sum() == pytest.approx(36 / 2 + 2 * 0.5**2, rel=0.03)
+
+
+def test_motion_blur_moves_an_impulse_along_a_line():
+    x = np.zeros((64, 1, 41, 41), dtype=np.float32)
+    x[:, :, 20, 20] = 1.0
+    out = MotionBlur().apply(x, 3, rng=0, schema=UNIT).astype(np.float64)
+    weights = MotionBlur().taps(3, 41)
+    np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), 1.0, atol=1e-5)
+    assert np.all(out[:, 0, 20, 20] >= weights[0] - 1e-6)  # tap 0 stays on the impulse
+    assert np.all((out > 0).sum(axis=(1, 2, 3)) <= weights.size)  # one pixel per tap (taps may coincide)
+    # the spread is along a line at an angle within [-45, 45] degrees of the rows
+    yy, xx = np.mgrid[:41, :41] - 20
+    my, mx = (out[:, 0] * yy).sum(axis=(1, 2)), (out[:, 0] * xx).sum(axis=(1, 2))
+    assert np.all(np.abs(my) <= np.abs(mx) + 1e-6) and np.ptp(np.arctan2(my, mx)) > 1.0
+
+
+def test_zoom_blur_keeps_the_centre_and_lists_the_table_zooms():
+    assert ZoomBlur().zooms(1, 32) == pytest.approx(np.arange(1.0, 1.051, 0.01))
+    assert ZoomBlur().zooms(5, 224) == pytest.approx(np.arange(1.0, 1.301, 0.03))
+    x = natural((1, 1, 33, 33))
+    out = ZoomBlur().apply(x, 5, schema=UNIT)
+    assert out[0, 0, 16, 16] == pytest.approx(x[0, 0, 16, 16], abs=1e-6)  # the centre does not move
+
+
+def test_glass_blur_moves_pixels_by_at_most_delta():
+    x = np.zeros((4, 1, 30, 30), dtype=np.float32)
+    x[:, :, 15, 15] = 1.0
+    g = GlassBlur()
+    sigma, delta, iterations = g.params_at(5, 30)
+    assert (sigma, delta, iterations) == (pytest.approx(0.375), 1, 5)
+    out = g.apply(x, 5, rng=0, schema=UNIT)
+    reach = delta * iterations + 2 * int(np.ceil(3 * sigma))
+    far = np.ones((30, 30), dtype=bool)
+    far[15 - reach:16 + reach, 15 - reach:16 + reach] = False
+    assert np.all(out[:, 0][:, far] == 0.0)
+
+
+# -- weather ------------------------------------------------------------------------------------------------
+def test_plasma_fractal_is_in_unit_range_and_smoother_with_decay():
+    rough = plasma_fractal(4, 64, 1.4, np.random.default_rng(0))
+    smooth = plasma_fractal(4, 64, 3.0, np.random.default_rng(0))
+    assert rough.min() == 0.0 and rough.max() == 1.0
+    tv = [np.abs(np.diff(m, axis=2)).mean() for m in (rough, smooth)]
+    assert tv[0] > 2 * tv[1]
+
+
+def test_fog_formula_on_a_constant_image():
+    x = np.full((3, 3, 16, 16), 0.5, dtype=np.float32)
+    out = Fog().apply(x, 2, rng=0, schema=UNIT)
+    c, _ = Fog().params_at(2, 16)
+    haze = (out * (0.5 + c) / 0.5 - 0.5) / c  # invert (x + c h) m / (m + c) with m = 0.5
+    assert haze.min() == pytest.approx(0.0, abs=1e-5) and haze.max() == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(haze[:, 0], haze[:, 2], atol=1e-6)  # same haze in every channel
+
+
+# -- digital ------------------------------------------------------------------------------------------------
+def test_saturate_of_grey_is_identity_and_hue_value_are_kept():
+    grey = np.repeat(natural((2, 1, 12, 12)), 3, axis=1)
+    for s in perturb.SEVERITIES:
+        np.testing.assert_allclose(Saturate().apply(grey, s, schema=UNIT), grey, atol=1e-7)
+    rgb = natural((2, 3, 12, 12)) * 0.5 + 0.25
+    out = Saturate().apply(rgb, 1, schema=UNIT)
+    np.testing.assert_allclose(out.max(axis=1), rgb.max(axis=1), atol=1e-6)  # V kept
+    sat = lambda a: (a.max(axis=1) - a.min(axis=1)) / a.max(axis=1)  # noqa: E731
+    np.testing.assert_allclose(sat(out), 0.3 * sat(rgb), atol=1e-5)  # S scaled by 0.3
+    order = lambda a: np.argsort(a, axis=1)  # noqa: E731 - hue keeps the channel order
+    assert np.mean(order(out) == order(rgb)) > 0.99
+
+
+def test_jpeg_tables_and_constant_images():
+    luma, chroma = jpeg_tables(50)
+    assert luma[0, 0] == 16 and chroma[0, 0] == 17  # quality 50 is the Annex K table itself
+    assert jpeg_tables(100)[0].max() == 1 and jpeg_tables(1)[0].min() == 255
+    assert [JpegCompression().quality(s, 32) for s in range(1, 6)] == [80, 65, 58, 50, 40]
+    assert [JpegCompression().quality(s, 224) for s in range(1, 6)] == [25, 18, 15, 10, 7]
+    x = np.full((2, 3, 37, 21), 0.6, dtype=np.float32)
+    x[1] = [[[0.2]], [[0.5]], [[0.7]]]
+    out = JpegCompression().apply(x, 5, schema=UNIT)
+    assert out.std(axis=(2, 3)).max() < 1e-6  # a flat image stays flat
+    np.testing.assert_allclose(out, x, atol=6 / 255)
+
+
+def test_jpeg_is_eight_bit_and_matches_blocks():
+    x = natural((2, 3, 32, 32))
+    out = JpegCompression().apply(x, 3, schema=UNIT)
+    np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)
+    grey = JpegCompression().apply(x[:, :1], 3, schema=UNIT)
+    assert 1 / 255 < change(x[:, :1], grey) < 10 / 255
+
+
+def test_elastic_displacement_scales_with_alpha():
+    x = natural((4, 1, 48, 48))
+    e = perturb.get("elastic_transform")
+    d = [change(x, e.apply(x, s, rng=0, schema=UNIT)) for s in (1, 5)]
+    assert 1.5 < d[1] / d[0] < 30 / 12.5 * 1.1  # displacement grows 2.4x, the change a bit less
+
+
+# -- geometry ------------------------------------------------------------------------------------------------
+def test_flip_is_exact_for_the_chosen_fraction():
+    x = natural((400, 1, 5, 7))
+    out = Flip().apply(x, 2, rng=0, schema=UNIT)
+    flipped = np.all(out == x[..., ::-1], axis=(1, 2, 3))
+    kept = np.all(out == x, axis=(1, 2, 3))
+    assert np.all(flipped | kept)
+    assert flipped.mean() == pytest.approx(0.4, abs=0.08)
+    np.testing.assert_array_equal(Flip().apply(x, 5, rng=0, schema=UNIT), x[..., ::-1])
+
+
+@pytest.mark.parametrize(("h", "w"), [(40, 40), (31, 45)])
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_occlusion_covers_the_table_area(h, w, severity):
+    x = np.full((5, 3, h, w), 0.5, dtype=np.float32)
+    out = Occlusion(fill=0.25).apply(x, severity, rng=0, schema=UNIT)
+    covered = out == 0.25
+    assert np.all(covered | (out == 0.5))
+    assert np.all(covered.all(axis=1) == covered.any(axis=1))  # every channel
+    a = Occlusion.levels[severity - 1]
+    expected = round(np.sqrt(a) * h) * round(np.sqrt(a) * w) / (h * w)
+    np.testing.assert_allclose(covered[:, 0].mean(axis=(1, 2)), expected)
+    assert expected == pytest.approx(a, rel=0.15)
+
+
+def test_occlusion_fill_is_validated():
+    with pytest.raises(ConfigError, match=r"Occlusion\(fill=\.\.\.\) must be a number in \[0, 1\]"):
+        Occlusion(fill=2)
+
+
+def test_crop_of_a_ramp_magnifies_by_one_over_k():
+    w = 64
+    x = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (6, 1, 16, 1))
+    out = Crop().apply(x, 5, rng=0, schema=UNIT)
+    slope = np.diff(out[:, 0, 8, 4:-4], axis=1).mean(axis=1)
+    np.testing.assert_allclose(slope, Crop.levels[4] / (w - 1), rtol=1e-3)
+    assert out.min() >= 0.0 and np.all(out[:, 0, :, 0] >= 0.0)
+
+
+def test_scale_changes_a_ramp_slope_by_the_factor():
+    x = np.tile(np.linspace(0.25, 0.75, 64, dtype=np.float32), (40, 1, 8, 1))
+    out = Scale().apply(x, 4, rng=0, schema=UNIT)
+    ratio = np.diff(out[:, 0, 4, 28:36], axis=1).mean(axis=1) / (0.5 / 63)
+    assert np.all(np.isclose(ratio, 1.2, rtol=1e-3) | np.isclose(ratio, 1 / 1.2, rtol=1e-3))
+    assert 10 < np.isclose(ratio, 1.2, rtol=1e-3).sum() < 30
