@@ -30,7 +30,7 @@ _EXPORTS = {
     "Suite": "stalwart.suite",
     "Report": "stalwart.report",
 }
-_SUBMODULES = ("attacks", "checks", "data", "datasets", "errors", "models", "perturb", "report")
+_SUBMODULES = ("attacks", "checks", "data", "datasets", "errors", "models", "perturb", "report", "shift")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 

@@ -1,0 +1,554 @@
+"""Out-of-distribution scores, their evaluation, and synthetic OOD data.
+
+Every detector is an :class:`~stalwart.shift.base.OODDetector`: ``fit`` on in-distribution data,
+``score(x)`` higher for more unusual inputs, ``infer_threshold`` / ``predict`` to flag them.
+
+======================  =================================================  ===================
+detector                score                                              needs
+======================  =================================================  ===================
+``MaxSoftmax``          ``-max_k p_k(x)`` (Hendrycks & Gimpel, 2017)       any classifier
+``MaxLogit``            ``-max_k z_k(x)`` (Hendrycks et al., 2022)         logits, else log p
+``Energy``              ``-T logsumexp(z(x) / T)`` (Liu et al., 2020)      logits
+``Mahalanobis``         ``min_c`` Mahalanobis distance to class means,     features (+ labels)
+                        shared covariance (Lee et al., 2018)
+``KNNDistance``         distance to the k-th nearest normalised training   features
+                        feature (Sun et al., 2022)
+``IsolationForestOOD``  minus the isolation-forest normality score         inputs
+======================  =================================================  ===================
+
+"Features" are the penultimate activations of a torch model (the input of its last
+``nn.Linear``) when a :class:`~stalwart.models.torch.TorchModel` is given, else the flattened
+inputs. :func:`evaluate_ood` reports AUROC, AUPR and FPR at 95% TPR; :func:`make_ood` builds OOD
+samples (uniform noise, far-out tabular rows, held-out classes) when a user has none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from stalwart._validation import check_array, check_choice, check_lengths, check_param, check_positive
+from stalwart.errors import InputError, ModelError
+from stalwart.models.base import Model
+from stalwart.shift.base import OODDetector, register
+
+__all__ = ["MaxSoftmax", "MaxLogit", "Energy", "Mahalanobis", "KNNDistance", "IsolationForestOOD",
+           "evaluate_ood", "ood_metrics", "make_ood", "OODSplit"]
+
+Normalize = Literal["auto", "l2", "standard"] | None
+
+
+# -- inputs, logits and features --------------------------------------------------------------------
+def _as_array(x: Any, name: str = "x") -> np.ndarray:
+    """Inputs as a float array with samples on axis 0 (Dataset, DataFrame, tensor or array)."""
+    from stalwart.data.dataset import Dataset
+
+    if isinstance(x, Dataset):
+        x = x.numeric_x()
+    elif hasattr(x, "to_numpy") and hasattr(x, "columns"):  # DataFrame
+        x = x.to_numpy(dtype=float)
+    elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    arr = check_array(x, name, dtype=None if np.asarray(x).dtype == np.float32 else np.float64)
+    if arr.ndim < 2:
+        raise InputError(f"{name} must have one row per sample (2-D or more); got shape {arr.shape}. "
+                         "Use x.reshape(-1, 1) for a single feature.")
+    return arr
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+
+def _wrap(model: Any, owner: str) -> Model:
+    from stalwart.models import wrap
+
+    model = wrap(model)
+    if model.task != "classification":
+        raise ModelError(f"{owner} needs a classifier; {model.name} is a regression model.")
+    return model
+
+
+def _logits(model: Model, x: np.ndarray) -> np.ndarray:
+    """Logits from ``torch_logits`` in batches, without building a graph."""
+    import torch
+
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(x), model.batch_size):
+            out = model.torch_logits(x[start:start + model.batch_size])
+            parts.append(out.detach().to("cpu", torch.float64).numpy())
+    return np.concatenate(parts, axis=0)
+
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    top = z.max(axis=1)
+    return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+
+
+class _Features:
+    """Maps inputs to the feature space a distance-based detector works in.
+
+    For a TorchModel: the input of ``layer`` when it is None (then the last ``nn.Linear``: the
+    penultimate activations), else the output of ``layer`` (a submodule or its dotted name),
+    captured by a forward hook during ``predict_proba``. Otherwise: the flattened inputs.
+    """
+
+    def __init__(self, model: Any, layer: Any, owner: str) -> None:
+        self.model = None if model is None else _wrap(model, owner)
+        self.layer = layer
+        self.module = None
+        from stalwart.models.torch import TorchModel
+
+        if isinstance(self.model, TorchModel):
+            self.module, self.take_input = self._find_layer(self.model.module, layer, owner)
+        elif layer is not None:
+            raise ModelError(f"{owner}(layer=...) needs a torch model (stalwart TorchModel); got "
+                             f"{'no model' if self.model is None else self.model.name}. Leave layer unset "
+                             "to work on the inputs.")
+
+    @staticmethod
+    def _find_layer(net: Any, layer: Any, owner: str) -> tuple[Any, bool]:
+        import torch
+
+        if layer is None:
+            linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+            if not linears:
+                raise ModelError(f"{owner} found no nn.Linear in {type(net).__name__} to take penultimate "
+                                 "features from; pass layer=<name of a submodule>.")
+            return linears[-1], True
+        if isinstance(layer, torch.nn.Module):
+            if not any(m is layer for m in net.modules()):
+                raise ModelError(f"{owner}(layer=...) is not a submodule of {type(net).__name__}.")
+            return layer, False
+        named = dict(net.named_modules())
+        if layer not in named:
+            raise ModelError(f"{owner}(layer=...) must name a submodule of {type(net).__name__}; got "
+                             f"{layer!r}; known: {[n for n in named if n][:20]}")
+        return named[layer], False
+
+    @property
+    def learned(self) -> bool:
+        return self.module is not None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.module is None:
+            return _flat(x)
+        captured: list[np.ndarray] = []
+
+        def hook(_mod: Any, inputs: Any, output: Any) -> None:
+            t = inputs[0] if self.take_input else output
+            captured.append(t.detach().to("cpu").double().reshape(t.shape[0], -1).numpy())
+
+        handle = self.module.register_forward_hook(hook)
+        try:
+            self.model.predict_proba(x)
+        finally:
+            handle.remove()
+        return np.concatenate(captured, axis=0)
+
+
+# -- output-based scores ----------------------------------------------------------------------------
+@register
+class MaxSoftmax(OODDetector):
+    """Maximum softmax probability (Hendrycks & Gimpel, 2017): score ``-max_k p_k(x)``.
+
+    Parameters
+    ----------
+    model : object
+        A classifier; anything :func:`stalwart.models.wrap` accepts.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> clf = LogisticRegression().fit([[-2.0], [-1.0], [1.0], [2.0]], [0, 0, 1, 1])
+    >>> det = MaxSoftmax(clf).fit([[0.0]])
+    >>> bool(det.score([[0.0]])[0] > det.score([[5.0]])[0])   # the boundary is less certain
+    True
+    """
+
+    name: ClassVar[str] = "max_softmax"
+
+    def __init__(self, model: Any) -> None:
+        self.model = _wrap(model, "MaxSoftmax")
+
+    def fit(self, x: Any = None, y: Any = None) -> MaxSoftmax:
+        """Nothing to learn: the score comes from the model alone."""
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        return -self.model.predict_proba(_as_array(x)).max(axis=1)
+
+
+@register
+class MaxLogit(OODDetector):
+    """Maximum logit (Hendrycks et al., 2022): score ``-max_k z_k(x)``.
+
+    Uses ``model.torch_logits`` for differentiable models; for black-box models the
+    log-probabilities stand in for logits (then the score ranks like :class:`MaxSoftmax`).
+    """
+
+    name: ClassVar[str] = "max_logit"
+
+    def __init__(self, model: Any) -> None:
+        self.model = _wrap(model, "MaxLogit")
+
+    def fit(self, x: Any = None, y: Any = None) -> MaxLogit:
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        x = _as_array(x)
+        if self.model.differentiable:
+            return -_logits(self.model, x).max(axis=1)
+        return -np.log(np.clip(self.model.predict_proba(x).max(axis=1), 1e-300, None))
+
+
+@register
+class Energy(OODDetector):
+    """Free energy (Liu et al., 2020): score ``-T * logsumexp(z(x) / T)``.
+
+    Needs true logits (``model.differentiable``): from probabilities the logits are known only up
+    to a per-sample constant, which is exactly what the energy measures.
+
+    Parameters
+    ----------
+    model : object
+        A differentiable classifier (torch module, or a scikit-learn model with a torch mirror).
+    temperature : float, default 1.0
+    """
+
+    name: ClassVar[str] = "energy"
+
+    def __init__(self, model: Any, temperature: float = 1.0) -> None:
+        self.model = _wrap(model, "Energy")
+        self.temperature = float(check_positive(self, "temperature", temperature))
+        if not self.model.differentiable:
+            raise ModelError(
+                f"Energy needs the model's logits, but {self.model.name} gives only probabilities "
+                "(it is not differentiable). Use MaxSoftmax or MaxLogit, or wrap a torch module or a "
+                "scikit-learn model with a torch mirror."
+            )
+
+    def fit(self, x: Any = None, y: Any = None) -> Energy:
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        z = _logits(self.model, _as_array(x))
+        return -self.temperature * _logsumexp(z / self.temperature)
+
+
+# -- feature-based scores ---------------------------------------------------------------------------
+@register
+class Mahalanobis(OODDetector):
+    """Class-conditional Gaussians with a shared covariance (Lee et al., 2018).
+
+    ``fit(x, y)`` estimates one mean per class and the pooled within-class covariance of the
+    features; ``score`` is the smallest Mahalanobis distance to a class mean. Without ``y`` it fits
+    one Gaussian. The covariance gets a ridge of ``reg`` times its mean variance, so that constant
+    features (a border pixel that is always 0, a dead ReLU) do not make it singular -- inputs that
+    move along such a feature are then very far, as they should be.
+
+    Parameters
+    ----------
+    model : object, optional
+        A classifier; with a torch model the features are its penultimate activations, otherwise
+        (or with no model) the flattened inputs.
+    layer : str or torch.nn.Module, optional
+        Torch models only: take the output of this submodule instead.
+    reg : float, default 1e-6
+    """
+
+    name: ClassVar[str] = "mahalanobis"
+
+    def __init__(self, model: Any = None, layer: Any = None, *, reg: float = 1e-6) -> None:
+        self.features = _Features(model, layer, "Mahalanobis")
+        self.model = self.features.model
+        self.reg = float(check_positive(self, "reg", reg))
+
+    def fit(self, x: Any, y: Any = None) -> Mahalanobis:
+        arr = _as_array(x)
+        f = self.features(arr)
+        if y is None:
+            self.classes_ = np.zeros(1)
+            index = np.zeros(len(f), dtype=np.int64)
+        else:
+            y = np.asarray(y)
+            check_lengths("x", arr, "y", y)
+            if y.ndim != 1:
+                raise InputError(f"y must be one-dimensional (one label per sample); got shape {y.shape}.")
+            self.classes_, index = np.unique(y, return_inverse=True)
+        counts = np.bincount(index, minlength=len(self.classes_)).astype(np.float64)
+        means = np.zeros((len(self.classes_), f.shape[1]))
+        np.add.at(means, index, f)
+        means /= counts[:, None]
+        centred = f - means[index]
+        cov = centred.T @ centred / len(f)
+        cov += self.reg * max(float(np.trace(cov)) / cov.shape[0], 1e-12) * np.eye(cov.shape[0])
+        vals, vecs = np.linalg.eigh(cov)
+        self.whiten_ = vecs / np.sqrt(np.clip(vals, 1e-300, None))  # whiten_ @ whiten_.T = inv(cov)
+        self.means_ = means
+        self._zm = means @ self.whiten_
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        _fitted(self, "means_")
+        z = self.features(_as_array(x)) @ self.whiten_
+        d2 = (z * z).sum(1)[:, None] - 2.0 * z @ self._zm.T + (self._zm * self._zm).sum(1)[None, :]
+        return np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
+
+
+@register
+class KNNDistance(OODDetector):
+    """Distance to the k-th nearest in-distribution feature (Sun et al., 2022).
+
+    Parameters
+    ----------
+    k : int, default 5
+    model : object, optional
+        As for :class:`Mahalanobis`: a torch model gives penultimate features, otherwise the
+        flattened inputs are used.
+    layer : str or torch.nn.Module, optional
+    normalize : {"auto", "l2", "standard", None}, default "auto"
+        "l2" scales each feature vector to unit length (Sun et al.; right for learned
+        embeddings, whose direction carries the class); "standard" z-scores each column with the
+        fit data's mean and spread (right for raw tabular inputs, whose scale carries the
+        anomaly); "auto" picks "l2" for model features and "standard" for inputs.
+    """
+
+    name: ClassVar[str] = "knn_distance"
+
+    def __init__(self, k: int = 5, model: Any = None, layer: Any = None, *,
+                 normalize: Normalize = "auto") -> None:
+        self.k = int(check_positive(self, "k", k, integer=True))
+        check_choice(self, "normalize", normalize, ("auto", "l2", "standard", None))
+        self.features = _Features(model, layer, "KNNDistance")
+        self.model = self.features.model
+        self.normalize = normalize
+
+    def _norm(self, f: np.ndarray) -> np.ndarray:
+        if self._mode == "l2":
+            return f / np.clip(np.linalg.norm(f, axis=1, keepdims=True), 1e-12, None)
+        if self._mode == "standard":
+            return (f - self._mu) / self._sd
+        return f
+
+    def fit(self, x: Any, y: Any = None) -> KNNDistance:
+        from sklearn.neighbors import NearestNeighbors
+
+        f = self.features(_as_array(x))
+        if len(f) < self.k:
+            raise InputError(f"KNNDistance(k={self.k}) needs at least k in-distribution samples; got {len(f)}.")
+        self._mode = self.normalize if self.normalize != "auto" else (
+            "l2" if self.features.learned else "standard")
+        self._mu = f.mean(axis=0)
+        sd = f.std(axis=0)
+        self._sd = np.where(sd > 0, sd, 1.0)
+        self.index_ = NearestNeighbors(n_neighbors=self.k).fit(self._norm(f))
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        _fitted(self, "index_")
+        dist, _ = self.index_.kneighbors(self._norm(self.features(_as_array(x))), n_neighbors=self.k)
+        return dist[:, -1]
+
+
+@register
+class IsolationForestOOD(OODDetector):
+    """Isolation forest (Liu, Ting & Zhou, 2008) on the flattened inputs; score = minus normality.
+
+    Parameters
+    ----------
+    n_estimators : int, default 100
+    seed : int, default 0
+    """
+
+    name: ClassVar[str] = "isolation_forest"
+
+    def __init__(self, n_estimators: int = 100, seed: int = 0) -> None:
+        self.n_estimators = int(check_positive(self, "n_estimators", n_estimators, integer=True))
+        check_param(self, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
+                    "an integer")
+        self.seed = int(seed)
+
+    def fit(self, x: Any, y: Any = None) -> IsolationForestOOD:
+        from sklearn.ensemble import IsolationForest
+
+        self.forest_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed)
+        self.forest_.fit(_flat(_as_array(x)))
+        return self
+
+    def score(self, x: Any) -> np.ndarray:
+        _fitted(self, "forest_")
+        return -self.forest_.score_samples(_flat(_as_array(x)))
+
+
+def _fitted(det: OODDetector, attr: str) -> None:
+    if not hasattr(det, attr):
+        from stalwart.errors import ConfigError
+
+        raise ConfigError(f"{type(det).__name__} is not fitted; call fit(x_in) before score(x).")
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+def ood_metrics(scores_in: Any, scores_out: Any, tpr: float = 0.95) -> dict[str, float]:
+    """AUROC, AUPR and FPR at ``tpr`` TPR from detector scores (higher = more unusual).
+
+    OOD samples are the positive class. ``fpr95`` is the share of in-distribution samples
+    flagged when the threshold is the highest one that still flags ``tpr`` of the OOD samples
+    (ties at the threshold count as flagged). Much of the OOD literature (Liang et al., 2018; Liu
+    et al., 2020; Sun et al., 2022) instead takes in-distribution as positive -- the share of OOD
+    samples accepted when ``tpr`` of in-distribution samples are accepted; that is
+    ``fpr95_id_positive``.
+
+    Returns
+    -------
+    dict with ``auroc``, ``aupr`` (average precision, OOD positive), ``aupr_in`` (in-distribution
+    positive), ``fpr95``, ``fpr95_id_positive``, ``n_in``, ``n_out``.
+
+    Examples
+    --------
+    >>> ood_metrics([0.0, 1.0, 2.0, 3.0], [4.0, 5.0])["fpr95"]
+    0.0
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    check_param("ood_metrics", "tpr", tpr, isinstance(tpr, (int, float)) and 0 < tpr <= 1, "a number in (0, 1]")
+    s_in = check_array(scores_in, "scores_in", ndim=1)
+    s_out = check_array(scores_out, "scores_out", ndim=1)
+    labels = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
+    scores = np.r_[s_in, s_out]
+    k_out = math.ceil(round(tpr * len(s_out), 9))
+    t_out = np.sort(s_out)[::-1][k_out - 1]
+    k_in = math.ceil(round(tpr * len(s_in), 9))
+    t_in = np.sort(s_in)[k_in - 1]
+    return {
+        "auroc": float(roc_auc_score(labels, scores)),
+        "aupr": float(average_precision_score(labels, scores)),
+        "aupr_in": float(average_precision_score(1 - labels, -scores)),
+        "fpr95": float(np.mean(s_in >= t_out)),
+        "fpr95_id_positive": float(np.mean(s_out <= t_in)),
+        "n_in": len(s_in),
+        "n_out": len(s_out),
+    }
+
+
+def evaluate_ood(detector: OODDetector, x_in: Any, x_out: Any) -> dict[str, float]:
+    """Score held-out in-distribution and OOD inputs with a fitted detector; see :func:`ood_metrics`.
+
+    Returns the metrics plus ``mean_score_in`` and ``mean_score_out``.
+    """
+    if not isinstance(detector, OODDetector):
+        raise InputError(f"detector must be an OODDetector (e.g. shift.ood.KNNDistance()); got "
+                         f"{type(detector).__name__}.")
+    s_in, s_out = detector.score(x_in), detector.score(x_out)
+    out = ood_metrics(s_in, s_out)
+    out.update(mean_score_in=float(np.mean(s_in)), mean_score_out=float(np.mean(s_out)))
+    return out
+
+
+# -- synthetic OOD data -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OODSplit:
+    """In-distribution inputs (and labels) with OOD inputs made by :func:`make_ood`."""
+
+    x_in: Any
+    y_in: np.ndarray | None
+    x_out: Any
+    y_out: np.ndarray | None
+    kind: str
+    held_out: tuple[Any, ...] = ()
+
+
+def make_ood(data: Any, kind: str = "noise", seed: int | np.random.Generator = 0, *, y: Any = None,
+             n: int | None = None, spread: float = 3.0, held_out: Any = None) -> OODSplit:
+    """Make out-of-distribution samples from in-distribution data.
+
+    Parameters
+    ----------
+    data : Dataset or array-like
+        In-distribution inputs (tabular n x d, or images N x C x H x W).
+    kind : {"noise", "far", "held_out_class"}
+        - "noise": uniform noise over the value range (the image range, or per column).
+        - "far": each value lies beyond its column's observed range by ``spread`` to
+          ``spread + 1`` standard deviations, on a random side.
+        - "held_out_class": rows of the ``held_out`` classes become OOD; the rest stay in.
+    seed : int or numpy.random.Generator
+    y : array-like, optional
+        Labels when ``data`` is an array.
+    n : int, optional
+        OOD samples to draw for "noise" and "far" (default: as many as ``data`` has).
+    spread : float, default 3.0
+        "far": distance beyond the range, in column standard deviations.
+    held_out : label or sequence of labels, optional
+        "held_out_class": classes to hold out (default: the largest fifth of the sorted labels,
+        at least one).
+
+    Returns
+    -------
+    OODSplit
+        ``x_in`` keeps the type of the input (a DataFrame stays one, with its columns).
+    """
+    from stalwart.data.dataset import Dataset
+
+    check_choice("make_ood", "kind", kind, ("noise", "far", "held_out_class"))
+    value_range = None
+    if isinstance(data, Dataset):
+        if data.modality == "text":
+            raise InputError("make_ood needs numeric data (tabular or image); got text. Use a text "
+                             "perturbation or held-out text instead.")
+        x_raw, labels, value_range = data.x, data.y, data.schema.value_range
+    else:
+        x_raw, labels = data, None if y is None else np.asarray(y)
+    x = _as_array(x_raw, "data")
+    if labels is not None:
+        check_lengths("data", x, "y", labels)
+
+    if kind == "held_out_class":
+        if labels is None:
+            raise InputError("make_ood(kind='held_out_class') needs labels; pass a Dataset with y or y=...")
+        classes = np.unique(labels)
+        if held_out is None:
+            held = classes[len(classes) - max(1, len(classes) // 5):]
+        else:
+            held = np.atleast_1d(np.asarray(held_out))
+            unknown = [c for c in held.tolist() if c not in set(classes.tolist())]
+            if unknown:
+                raise InputError(f"make_ood(held_out=...) names labels not in the data: {unknown}; "
+                                 f"labels are {classes.tolist()[:20]}.")
+        if len(held) >= len(classes):
+            raise InputError("make_ood(held_out=...) holds out every class; keep at least one in-distribution.")
+        out = np.isin(labels, held)
+        return OODSplit(_rows(x_raw, ~out), labels[~out], _rows(x_raw, out), labels[out], kind,
+                        tuple(held.tolist()))
+
+    n_out = len(x) if n is None else int(check_positive("make_ood", "n", n, integer=True))
+    rng = np.random.default_rng(seed)
+    flat = _flat(x)
+    if kind == "noise":
+        if x.ndim > 2:  # images share one value range
+            lo, hi = value_range if value_range is not None else (float(flat.min()), float(flat.max()))
+            new = rng.uniform(lo, hi, size=(n_out, flat.shape[1]))
+        else:
+            new = rng.uniform(flat.min(axis=0), flat.max(axis=0), size=(n_out, flat.shape[1]))
+    else:
+        check_positive("make_ood", "spread", spread, strict=False)
+        sd = flat.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        dist = (spread + rng.random((n_out, flat.shape[1]))) * sd
+        up = rng.random((n_out, flat.shape[1])) < 0.5
+        new = np.where(up, flat.max(axis=0) + dist, flat.min(axis=0) - dist)
+    new = new.reshape(n_out, *x.shape[1:]).astype(x.dtype, copy=False)
+    if hasattr(x_raw, "columns"):
+        import pandas as pd
+
+        new = pd.DataFrame(new, columns=x_raw.columns)
+    return OODSplit(x_raw, labels, new, None, kind)
+
+
+def _rows(x: Any, mask: np.ndarray) -> Any:
+    if hasattr(x, "iloc"):
+        return x.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+    return np.asarray(x)[mask]
