@@ -118,8 +118,8 @@ def test_regression_uses_rmse():
 
 
 def test_bad_parameters_name_themselves(breast_cancer):
-    with pytest.raises(ConfigError, match=r"unknown perturbation\(s\) \['fog'\]"):
-        NaturalRobustness(perturbations=["fog"])
+    with pytest.raises(ConfigError, match=r"unknown perturbation\(s\) \[.no_such_noise.\]"):
+        NaturalRobustness(perturbations=["no_such_noise"])
     with pytest.raises(ConfigError, match=r"NaturalRobustness\(severities=\.\.\.\) must be a non-empty list"):
         NaturalRobustness(severities=[0, 6])
     with pytest.raises(ConfigError, match=r"NaturalRobustness\(max_samples=\.\.\.\) must be an integer > 0"):

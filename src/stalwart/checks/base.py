@@ -236,6 +236,16 @@ class CheckResult:
     ``conditions`` holds one dict per condition: ``{"condition", "status", "message"}`` (plus
     ``"description"`` when given). ``tables`` maps a name to a list of row dicts. ``curves`` maps
     a name to ``{"title", "x_label", "y_label", "series": [{"name", "x", "y", "low", "high"}]}``.
+    ``figures`` maps a name to any other picture, by ``kind``:
+
+    - ``{"kind": "heatmap", "title", "rows": [...], "cols": [...], "values": [[...]], "row_label",
+      "col_label", "value_label", "vmin", "vmax"}`` (values may hold None for missing cells)
+    - ``{"kind": "histogram", "title", "x_label", "series": [{"name", "edges": [...], "counts": [...]}]}``
+    - ``{"kind": "bars", "title", "x_label", "labels": [...], "values": [...], "low", "high"}``
+    - ``{"kind": "image_examples", "title", "value_range": [lo, hi], "items": [{"caption", "before",
+      "after"}]}`` with images as nested lists C x H x W (small images only)
+    - ``{"kind": "text_examples", "title", "items": [{"original", "perturbed", "label",
+      "pred_before", "pred_after"}]}`` (real model failures only)
     """
 
     check: str
@@ -245,6 +255,7 @@ class CheckResult:
     conditions: list[dict[str, Any]] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     message: str = ""
     time_s: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
@@ -265,7 +276,8 @@ class CheckResult:
             "check": self.check, "category": self.category, "status": self.status.value,
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "conditions": _plain(self.conditions), "tables": _plain(self.tables),
-            "curves": _plain(self.curves), "message": self.message, "time_s": float(self.time_s),
+            "curves": _plain(self.curves), "figures": _plain(self.figures),
+            "message": self.message, "time_s": float(self.time_s),
             "params": _plain(self.params), "headline_metric": self.headline_metric,
             "headline": self.headline,
             # JSON is written with sorted keys; this keeps the order metrics, tables and columns
@@ -281,7 +293,8 @@ class CheckResult:
             check=d["check"], category=d["category"], status=Status(d["status"]),
             metrics={k: Metric.from_dict(m) for k, m in (d.get("metrics") or {}).items()},
             conditions=list(d.get("conditions") or []), tables=dict(d.get("tables") or {}),
-            curves=dict(d.get("curves") or {}), message=d.get("message") or "",
+            curves=dict(d.get("curves") or {}), figures=dict(d.get("figures") or {}),
+            message=d.get("message") or "",
             time_s=float(d.get("time_s") or 0.0), params=dict(d.get("params") or {}),
             headline_metric=d.get("headline_metric"),
         )
@@ -316,6 +329,7 @@ class Measurement(NamedTuple):
     tables: dict[str, list[dict[str, Any]]]
     curves: dict[str, dict[str, Any]]
     warnings: tuple[str, ...] = ()
+    figures: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - NamedTuple default, never mutated
 
 
 class SkipCheck(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -407,7 +421,7 @@ class Check(ABC):
         if not lines:
             lines = [j["message"] for j in judged] or ["measured (no conditions)"]
         return CheckResult(status=status, metrics=dict(m.metrics), conditions=judged, tables=dict(m.tables),
-                           curves=dict(m.curves), message="; ".join(lines),
+                           curves=dict(m.curves), figures=dict(m.figures), message="; ".join(lines),
                            time_s=time.perf_counter() - start, **common)
 
     def __repr__(self) -> str:
