@@ -218,6 +218,10 @@ def report_render(
     out_console.print(f"report written to {target / 'index.html'}")
 
 
+# commands kept in their own modules register on `app` when imported
+from stalwart import _cli_perturb, _cli_shift  # noqa: E402, F401
+
+
 def main() -> None:  # console-script entry point
     try:
         app()

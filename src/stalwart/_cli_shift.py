@@ -1,0 +1,5 @@
+"""The `stalwart` commands for shift; they register on the app in :mod:`stalwart.cli`."""
+
+from __future__ import annotations
+
+from stalwart.cli import app  # noqa: F401 - commands below register with @app.command()
