@@ -232,6 +232,9 @@ class Attack(ABC):
 
     name: ClassVar[str]
     white_box: ClassVar[bool] = True
+    #: optional hook: ``_attack`` may set this to its exact query count per attacked sample
+    #: (aligned with its ``x``); ``run`` then reports it instead of an even split of the total.
+    _queries_per_sample: np.ndarray | None = None
 
     def __init__(self, threat: ThreatModel, *, seed: int = 0) -> None:
         if not isinstance(threat, ThreatModel):
@@ -265,7 +268,7 @@ class Attack(ABC):
         if self.white_box and not model.differentiable:
             model.torch_logits(None)  # raises ModelError with the explanation
         xs = check_array(x, "x", dtype=np.float32)
-        ys = check_labels(y, model.classes, "y")
+        ys = check_labels(y, model.known_classes(xs), "y")
         check_lengths("x", xs, "y", ys)
         self._check_bounds(xs)
         y_idx = labels_to_index(ys, model.classes)
@@ -293,10 +296,15 @@ class Attack(ABC):
             yt = torch.as_tensor(y_idx[todo], device=device)
             tt = None if tgt is None else torch.as_tensor(tgt[todo], device=device)
             q1 = model.n_queries
+            self._queries_per_sample = None
             cand = self._attack(model, xt, yt, tt).detach()
             cand = self.threat.project(cand, xt)
             x_adv[todo] = cand.cpu().numpy()
-            queries[todo] += (model.n_queries - q1) / int(todo.sum())
+            per_sample, self._queries_per_sample = self._queries_per_sample, None
+            if per_sample is None:
+                queries[todo] += (model.n_queries - q1) / int(todo.sum())
+            else:
+                queries[todo] += per_sample
         pred_adv = model.predict_proba(x_adv).argmax(axis=1)
         elapsed = time.perf_counter() - start
         if tgt is None:

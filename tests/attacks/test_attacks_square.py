@@ -1,0 +1,215 @@
+"""Square attack: threat-model compliance, strength against references, queries, determinism."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import GradientBoostingClassifier
+
+from stalwart.attacks import ATTACKS, PGD, ThreatModel
+from stalwart.attacks.square import Square, _meta_pattern, margin_loss, p_schedule
+from stalwart.errors import ConfigError
+from stalwart.models import wrap
+from stalwart.models.function import FunctionModel
+
+
+@lru_cache(maxsize=1)
+def breast_cancer_gbm() -> tuple[GradientBoostingClassifier, np.ndarray, np.ndarray]:
+    """A gradient-boosted tree ensemble (black-box) on breast_cancer scaled to [0, 1]."""
+    x, y = load_breast_cancer(return_X_y=True)
+    x = ((x - x.min(0)) / (x.max(0) - x.min(0))).astype(np.float32)
+    order = np.random.default_rng(0).permutation(len(x))
+    train, test = order[:400], order[400:440]
+    gbm = GradientBoostingClassifier(n_estimators=50, max_depth=3, random_state=0).fit(x[train], y[train])
+    return gbm, x[test], y[test]
+
+
+def linear_model(d: int, seed: int = 0) -> tuple[FunctionModel, np.ndarray, float]:
+    rng = np.random.default_rng(seed)
+    w, b = rng.normal(size=d), -0.2
+
+    def predict_proba(x: np.ndarray) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float64) @ w + b)))
+        return np.stack([1 - p, p], axis=1)
+
+    return FunctionModel(predict_proba, classes=[0, 1]), w, b
+
+
+def check_threat(res, x: np.ndarray, threat: ThreatModel) -> None:
+    """Every returned input lies in the threat model: eps-ball, bounds, immutable features."""
+    diff = (res.x_adv.astype(np.float64) - x).reshape(len(x), -1)
+    norm = np.abs(diff).max(axis=1) if threat.norm == "linf" else np.linalg.norm(diff, axis=1)
+    assert norm.max() <= threat.eps * (1 + 1e-5) + 1e-6
+    np.testing.assert_allclose(res.distance, norm, rtol=1e-5, atol=1e-6)
+    if threat.bounds is not None:
+        assert res.x_adv.min() >= threat.bounds[0] and res.x_adv.max() <= threat.bounds[1]
+    if threat.mutable is not None:
+        frozen = ~np.broadcast_to(np.asarray(threat.mutable), x.shape[1:])
+        np.testing.assert_array_equal(res.x_adv[:, frozen], x[:, frozen])
+
+
+# -- strength and compliance ------------------------------------------------------------------
+def test_square_linf_breaks_a_tree_ensemble_within_the_threat_model() -> None:
+    gbm, x, y = breast_cancer_gbm()
+    mutable = np.ones(30, dtype=bool)
+    mutable[:5] = False  # five features may not move
+    threat = ThreatModel("linf", eps=0.3, bounds=(0.0, 1.0), mutable=mutable)
+    res = Square(threat, queries=300).run(gbm, x, y)
+    assert res.clean_accuracy >= 0.95
+    assert res.robust_accuracy <= 0.10
+    check_threat(res, x, threat)
+    # success is the model's own verdict on the returned inputs
+    np.testing.assert_array_equal(res.success, gbm.predict(res.x_adv) != y)
+
+
+def test_square_is_not_stronger_than_white_box_pgd_on_a_differentiable_model(digits_mlp) -> None:
+    net, x, y = digits_mlp
+    x, y = x[:60], y[:60]
+    threat = ThreatModel("linf", eps=0.15)
+    pgd = PGD(threat, steps=50).run(net, x, y)
+    square = Square(threat, queries=300).run(net, x, y)
+    n_pgd, n_square = int((~pgd.success).sum()), int((~square.success).sum())
+    assert n_square >= n_pgd - 2  # a black-box attack beating PGD would point to a broken PGD
+    assert n_square <= n_pgd + 6  # and Square is no pushover: it finds most of PGD's breaks
+    check_threat(square, x, threat)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.08), ("l2", 0.4)])
+def test_square_on_a_linear_model_flips_exactly_the_samples_within_reach(norm: str, eps: float) -> None:
+    """Distance to the boundary of w.x + b: |w.x + b| / ||w||_1 (linf) or / ||w||_2 (l2)."""
+    model, w, b = linear_model(10)
+    x = np.random.default_rng(1).uniform(0, 1, size=(200, 10)).astype(np.float32)
+    y = (x.astype(np.float64) @ w + b > 0).astype(int)
+    closed = np.abs(x @ w + b) / (np.abs(w).sum() if norm == "linf" else np.linalg.norm(w))
+    threat = ThreatModel(norm, eps=eps, bounds=None)
+    res = Square(threat, queries=200).run(model, x, y)
+    far, near = closed > eps * 1.05, closed < eps / 1.05
+    assert far.sum() > 20 and near.sum() > 20
+    assert not res.success[far].any()  # soundness: nothing beyond eps is ever reported broken
+    assert res.success[near].mean() >= 0.9
+    check_threat(res, x, threat)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.2), ("l2", 1.5)])
+def test_square_uses_square_windows_on_images_and_respects_a_pixel_mask(digits_mlp, norm: str, eps: float) -> None:
+    net, x, y = digits_mlp
+    x, y = x[:30].reshape(-1, 1, 8, 8), y[:30]
+
+    class OnImages(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return net(z.reshape(len(z), -1))
+
+    mask = np.zeros((1, 8, 8), dtype=bool)
+    mask[:, 1:7, 1:7] = True  # the border may not change
+    threat = ThreatModel(norm, eps=eps, mutable=mask)
+    res = Square(threat, queries=200).run(OnImages(), x, y)
+    check_threat(res, x, threat)
+    assert res.robust_accuracy <= 0.5 * res.clean_accuracy
+
+
+def test_square_targeted_reaches_the_target_class(digits_mlp) -> None:
+    net, x, y = digits_mlp
+    x, y = x[:20], y[:20]
+    target = (y + 1) % 10
+    res = Square(ThreatModel("linf", eps=0.3), queries=300).run(net, x, y, targeted=target)
+    assert res.targeted
+    pred = net(torch.as_tensor(res.x_adv)).argmax(1).numpy()
+    np.testing.assert_array_equal(res.success, (pred == target) | (res.pred_clean != y))
+    assert res.success.mean() >= 0.7
+
+
+# -- queries, determinism -----------------------------------------------------------------------
+def test_square_reports_exact_per_sample_queries_within_budget() -> None:
+    gbm, x, y = breast_cancer_gbm()
+    model = wrap(gbm)
+    budget = 40
+    res = Square(ThreatModel("linf", eps=0.05), queries=budget).run(model, x, y)
+    # one clean prediction per sample, then at most the budget; the final check is not charged
+    assert res.queries.max() <= budget + 1
+    assert res.queries.sum() + len(x) == model.n_queries
+    np.testing.assert_array_equal(res.queries, np.round(res.queries))
+    attacked = res.clean_correct
+    standing = attacked & ~res.success
+    assert standing.any() and (res.success & attacked).any()
+    assert (res.queries[standing] == budget + 1).all()  # unfooled samples spend the whole budget
+    assert (res.queries[res.success & attacked] < budget + 1).all()  # fooled ones stop early
+    assert (res.queries[~attacked] == 1).all()
+
+
+def test_square_restarts_split_the_budget() -> None:
+    gbm, x, y = breast_cancer_gbm()
+    model = wrap(gbm)
+    res = Square(ThreatModel("linf", eps=0.02), queries=31, restarts=3).run(model, x, y)
+    assert res.queries.max() <= 32
+    assert res.queries.sum() + len(x) == model.n_queries
+
+
+def test_square_same_seed_same_result() -> None:
+    gbm, x, y = breast_cancer_gbm()
+    threat = ThreatModel("l2", eps=0.5)
+    a = Square(threat, queries=60, seed=3).run(gbm, x, y)
+    b = Square(threat, queries=60, seed=3).run(gbm, x, y)
+    c = Square(threat, queries=60, seed=4).run(gbm, x, y)
+    np.testing.assert_array_equal(a.x_adv, b.x_adv)
+    np.testing.assert_array_equal(a.queries, b.queries)
+    assert not np.array_equal(a.x_adv, c.x_adv)
+
+
+# -- pieces ---------------------------------------------------------------------------------------
+def test_p_schedule_halves_at_the_papers_iterations() -> None:
+    assert p_schedule(0.8, 10, 10000) == 0.8
+    assert p_schedule(0.8, 11, 10000) == 0.4
+    assert p_schedule(0.8, 50, 10000) == 0.4
+    assert p_schedule(0.8, 201, 10000) == 0.1
+    assert p_schedule(0.8, 9000, 10000) == 0.8 / 512
+    assert p_schedule(0.8, 1, 100) == 0.8 / 4  # rescaled: iteration 1 of 100 is 100 of 10,000
+    assert p_schedule(0.8, 3, 100) == 0.8 / 8
+
+
+def test_margin_loss_is_the_log_probability_margin() -> None:
+    p = np.array([[0.7, 0.2, 0.1], [0.3, 0.5, 0.2]])
+    loss, fooled = margin_loss(p, np.array([0, 0]), None)
+    np.testing.assert_allclose(loss, [np.log(0.7 / 0.2), np.log(0.3 / 0.5)])
+    assert fooled.tolist() == [False, True]
+    loss, fooled = margin_loss(p, np.array([0, 0]), np.array([2, 1]))
+    np.testing.assert_allclose(loss, [np.log(0.7 / 0.1), np.log(0.3 / 0.5)])
+    assert fooled.tolist() == [False, True]
+    loss, _ = margin_loss(p, np.array([0, 0]), None, "ce")
+    np.testing.assert_allclose(loss, np.log([0.7, 0.3]))
+
+
+def test_meta_pattern_has_two_opposite_halves_peaking_at_their_centres() -> None:
+    pat = _meta_pattern(6)
+    assert pat.shape == (6, 6)
+    assert np.isclose(np.linalg.norm(pat), 1.0)
+    assert (pat[:3] > 0).all() and (pat[3:] < 0).all()
+    np.testing.assert_allclose(pat[:3].sum(), -pat[3:].sum())
+    assert pat[1, 3] == pat[:3].max()  # centre of the top 3 x 6 half (row 3 // 2, column 6 // 2)
+
+
+def test_square_is_registered_as_black_box() -> None:
+    assert ATTACKS.get("square") is Square
+    assert Square.white_box is False
+    assert "p_init=0.8" in repr(Square(ThreatModel("linf", 0.1)))
+    assert Square(ThreatModel("l2", 0.1)).p_init == 0.1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"queries": 0}, r"Square\(queries=...\) must be an integer > 0; got 0"),
+    ({"p_init": 1.5}, r"Square\(p_init=...\) must be a number in \(0, 1\]; got 1.5"),
+    ({"loss": "hinge"}, r"Square\(loss=...\) must be one of \['margin', 'ce'\]; got 'hinge'"),
+    ({"queries": 2, "restarts": 3}, r"Square\(restarts=...\) must be at most queries=2"),
+    ({"seed": 1.5}, r"Square\(seed=...\) must be an integer"),
+])
+def test_square_rejects_bad_parameters(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        Square(ThreatModel("linf", 0.1), **kwargs)
+
+
+def test_square_rejects_other_norms() -> None:
+    with pytest.raises(ConfigError, match=r"Square\(threat=...\) must be a ThreatModel with norm 'linf' or 'l2'"):
+        Square(ThreatModel("l1", 1.0))
