@@ -20,7 +20,8 @@ TABULAR = set(perturb.names("tabular"))
 IMAGE = set(perturb.names("image"))
 TEXT = set(perturb.names("text"))
 # no randomness: the seed must not matter
-DETERMINISTIC = {"rounding", "brightness", "contrast", "gaussian_blur", "pixelation", "defocus_blur", "zoom_blur",
+DETERMINISTIC = {"missing_not_at_random", "rounding", "brightness", "contrast", "gaussian_blur", "pixelation",
+                 "defocus_blur", "zoom_blur",
                  "saturate", "jpeg_compression"}
 ALL = sorted(TABULAR | IMAGE | TEXT)
 
@@ -59,12 +60,17 @@ def text_data() -> tuple[list[str], Schema]:
     vocab = ["model", "robust", "noise", "input", "data", "the", "a", "of", "testing", "Report", "value",
              "is", "network", "Quick", "brown", "fox"]
     punct = [",", ".", "!", "?", ";", ":", "-", "'s"]
+    names = ["Maria", "James", "Wei", "Amara"]
+    places = ["Paris", "Lagos", "Japan", "New York"]
     texts = []
-    for _ in range(40):
+    for i in range(40):
         words = rng.choice(vocab, 12)
         marks = rng.choice(punct, 12)
         keep = rng.random(12) < 0.4
-        texts.append(" ".join(w + (m if k else "") for w, m, k in zip(words, marks, keep)))
+        text = " ".join(w + (m if k else "") for w, m, k in zip(words, marks, keep))
+        if i % 2:  # names, places, numbers and contractions for the invariance perturbations
+            text += f" {names[i % 4]} didn't fly to {places[i // 4 % 4]} for {10 + 7 * i} days; it is fine."
+        texts.append(text)
     return texts, Schema("text")
 
 
@@ -180,7 +186,7 @@ def test_pure_deterministic_and_type_preserving(name):
         assert out.min() >= lo and out.max() <= hi
     elif isinstance(x, pd.DataFrame):
         assert list(out.columns) == list(x.columns) and out.index.equals(x.index)
-        if name != "missing_values":
+        if name not in ("missing_values", "missing_not_at_random"):
             assert out.dtypes.to_dict() == x.dtypes.to_dict()
     else:
         assert len(out) == len(x) and all(isinstance(t, str) for t in out)
