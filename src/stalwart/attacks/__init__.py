@@ -1,6 +1,14 @@
-"""Adversarial attacks under explicit threat models."""
+"""Adversarial attacks under explicit threat models.
 
+White-box (need gradients): FGSM, PGD, APGD (CE, DLR, targeted DLR), Carlini-Wagner L2, DeepFool.
+Black-box (any model): Square, HopSkipJump, a schema-aware tabular search, and a word-substitution
+attack for text. ``evaluate`` runs the AutoAttack-style ensemble.
+"""
+
+from stalwart.attacks.apgd import APGD
 from stalwart.attacks.base import ATTACKS, Attack, AttackResult, ThreatModel, norm_of, project_ball, register
+from stalwart.attacks.cw import CW
+from stalwart.attacks.deepfool import DeepFool
 from stalwart.attacks.evaluate import (
     EvaluationResult,
     MinimalPerturbation,
@@ -10,10 +18,19 @@ from stalwart.attacks.evaluate import (
     minimal_perturbation,
 )
 from stalwart.attacks.gradient import FGSM, PGD
+from stalwart.attacks.hopskipjump import HopSkipJump
+from stalwart.attacks.square import Square
+from stalwart.attacks.synonyms import LexiconSynonyms, SynonymSource, WordNetSynonyms, default_synonyms
+from stalwart.attacks.tabular import TabularSearch
+from stalwart.attacks.text import TEXT_ATTACKS, TextAttackResult, WordSubstitution
 
-__all__ = ["ATTACKS", "Attack", "AttackResult", "ThreatModel", "norm_of", "project_ball", "register",
-           "FGSM", "PGD", "get", "evaluate", "EvaluationResult", "SanityCheck", "check_eps_scale",
-           "minimal_perturbation", "MinimalPerturbation"]
+__all__ = [
+    "ATTACKS", "Attack", "AttackResult", "ThreatModel", "norm_of", "project_ball", "register", "get",
+    "FGSM", "PGD", "APGD", "CW", "DeepFool", "Square", "HopSkipJump", "TabularSearch",
+    "evaluate", "EvaluationResult", "SanityCheck", "check_eps_scale", "minimal_perturbation", "MinimalPerturbation",
+    "WordSubstitution", "TextAttackResult", "TEXT_ATTACKS", "SynonymSource", "LexiconSynonyms", "WordNetSynonyms",
+    "default_synonyms",
+]
 
 
 def get(name: str, threat: ThreatModel, **params) -> Attack:

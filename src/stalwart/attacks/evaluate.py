@@ -227,14 +227,14 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     check_eps_scale(threat, xs)
     start = time.perf_counter()
     white = bool(model.differentiable)
-    notes = _model_notes(model, threat)
+    y_idx = labels_to_index(ys, model.classes)
+    clean_correct = model.predict_proba(xs).argmax(axis=1) == y_idx
+    notes = _model_notes(model, threat)  # after a prediction: adapters learn their output kind from it
     if not white:
         notes.append("black-box model: only black-box attacks ran (no gradients), so robust accuracy is an "
                      "upper bound that a white-box evaluation may lower")
-    plan = [(n, p) for n, p in _PLANS[(level, white)] if n in ATTACKS]
+    plan = _PLANS[(level, white)]
 
-    y_idx = labels_to_index(ys, model.classes)
-    clean_correct = model.predict_proba(xs).argmax(axis=1) == y_idx
     x_adv = xs.copy()
     broken_by = np.where(clean_correct, "", "clean").astype(object)
     record: list[dict[str, Any]] = []
@@ -271,7 +271,7 @@ def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_main):
 
     main = float(threat.eps)
     values = sorted({float(e) for e in (eps_curve or [main * f for f in (0.25, 0.5, 1.0, 2.0)])} | {0.0, main})
-    fast_plan = [(n, p) for n, p in _PLANS[("fast", white)] if n in ATTACKS]
+    fast_plan = _PLANS[("fast", white)]
     broken = broken_main == "clean"
     by_smaller = np.full(len(ys), "", dtype=object)
     x_smaller = xs.copy()

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from stalwart._validation import check_choice, check_param, check_positive, param_error
 from stalwart.attacks.base import Attack, ThreatModel, project_ball, register
+from stalwart.attacks.losses import margin as _margin
 
 __all__ = ["FGSM", "PGD"]
 
@@ -33,13 +34,6 @@ _NORMS = ("linf", "l2", "l1")
 
 
 # -- shared pieces ------------------------------------------------------------------------------
-def _margin(logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
-    """Logit of ``cls`` minus the largest other logit (> 0 iff ``cls`` is predicted)."""
-    own = logits.gather(1, cls[:, None]).squeeze(1)
-    other = logits.scatter(1, cls[:, None], float("-inf")).amax(dim=1)
-    return own - other
-
-
 def _objective(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
                loss: str) -> torch.Tensor:
     """Per-sample quantity the attack *maximises*.
