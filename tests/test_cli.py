@@ -56,6 +56,15 @@ def files(tmp_path_factory):
         torch.jit.save(torch.jit.script(net), d / "cnn.pt")
     np.savez(d / "digits.npz", x=img_test.x[:150], y=np.asarray(img_test.y)[:150])
     (d / "fast.yaml").write_text(FAST_SUITE)
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    text_train, text_test = datasets.load_split("sentiment", seed=0)
+    text_pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(text_train.x, text_train.y)
+    dump(text_pipe, d / "text.skops")
+    import pandas as pd
+
+    pd.DataFrame({"text": text_test.x, "label": text_test.y}).to_csv(d / "text.csv", index=False)
     return d
 
 
@@ -201,3 +210,30 @@ def test_attack_bad_configuration_exits_2(files, tmp_path, extra, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_attack_on_text_writes_perturbed_sentences(files, tmp_path):
+    out = tmp_path / "adv.csv"
+    result = runner.invoke(app, ["attack", str(files / "text.skops"), str(files / "text.csv"), "--target", "label",
+                                 "--max-change", "0.3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert len(table) == summary["n_samples"] and table["success"].mean() == pytest.approx(1 - summary["robust_accuracy"])
+    changed = table[table["words_changed"] > 0]
+    assert len(changed) > 0 and (changed["text"] != changed["perturbed"]).all()
+    refused = runner.invoke(app, ["attack", str(files / "text.skops"), str(files / "text.csv"), "--target", "label",
+                                  "--attack", "pgd", "--out", str(tmp_path / "x.csv")])
+    assert refused.exit_code == 2 and "does not apply to text data" in refused.output
+
+
+def test_schema_aware_tabular_attack_from_the_cli(files, tmp_path):
+    out = tmp_path / "adv.npz"
+    result = runner.invoke(app, ["attack", str(files / "pipe.skops"), str(files / "test.csv"), "--target", "label",
+                                 "--attack", "tabular-search", "--eps", "0.2", "--max-samples", "40",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["n_samples"] == 40 and summary["robust_accuracy"] <= summary["clean_accuracy"]

@@ -125,10 +125,13 @@ def scan(
 def attack(
     model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
     data: Annotated[str, typer.Argument(help="Data file: .csv, .parquet or .npz.")],
-    attack_name: Annotated[str, typer.Option("--attack", help="Attack name (fgsm, pgd, apgd-ce, square, ...), "
-                                             "or 'evaluate' for the full ensemble.")] = "pgd",
-    eps: Annotated[float, typer.Option(help="Perturbation budget, in the data's own units.")] = 0.1,
+    attack_name: Annotated[str | None, typer.Option(
+        "--attack", help="Attack name (fgsm, pgd, apgd-ce, square, hopskipjump, tabular-search, ...), 'evaluate' "
+        "for the full ensemble, or word_substitution for text. Default: pgd (word_substitution for text).")] = None,
+    eps: Annotated[float, typer.Option(help="Perturbation budget in the data's own units (tabular-search: a "
+                                       "fraction of each column's range).")] = 0.1,
     norm: Annotated[str, typer.Option(help="linf, l2 or l1.")] = "linf",
+    max_change: Annotated[float, typer.Option(help="Text only: largest fraction of words to change.")] = 0.2,
     target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
     modality: Annotated[str | None, typer.Option(help="tabular or image (inferred when omitted).")] = None,
     max_samples: Annotated[int | None, typer.Option(help="Attack at most this many samples (stratified).")] = None,
@@ -138,12 +141,6 @@ def attack(
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
 ) -> None:
     """Attack MODEL on DATA; save adversarial examples and a summary."""
-    import json
-
-    import numpy as np
-
-    from stalwart import attacks
-    from stalwart._io import atomic_write
     from stalwart.data import load_data
     from stalwart.models import load_model
 
@@ -154,23 +151,13 @@ def attack(
             fail("the data has no labels; name the label column with --target")
         if max_samples is not None:
             dataset = dataset.sample(max_samples, seed=seed)
-        x = dataset.numeric_x().astype(np.float32)
-        threat = attacks.ThreatModel.from_schema(dataset.schema, norm, eps)
-        attacks.check_eps_scale(threat, x)
-        if attack_name == "evaluate":
-            ev = attacks.evaluate(loaded_model, x, dataset.y, threat, level="standard", seed=seed)
-            summary = ev.to_dict()
-            arrays = {"x_adv": ev.x_adv, "y": ev.y, "robust": ev.robust, "broken_by": ev.broken_by}
+        attack_name = attack_name or ("word_substitution" if dataset.modality == "text" else "pgd")
+        if dataset.modality == "text":
+            summary = _attack_text(loaded_model, dataset, attack_name, max_change, seed, out)
         else:
-            res = attacks.get(attack_name, threat, seed=seed).run(loaded_model, x, dataset.y)
-            summary = res.to_dict()
-            arrays = {"x_adv": res.x_adv, "y": res.y, "success": res.success, "distance": res.distance,
-                      "pred_adv": res.pred_adv, "queries": res.queries}
-        with atomic_write(out) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        with atomic_write(out.with_suffix(".json")) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
-    table = Table(title=f"{attack_name} ({norm}, eps={eps:g}) on {dataset.name}", title_justify="left")
+            summary = _attack_numeric(loaded_model, dataset, attack_name, norm, eps, seed, out)
+    budget = f"max_change={max_change:g}" if dataset.modality == "text" else f"{norm}, eps={eps:g}"
+    table = Table(title=f"{attack_name} ({budget}) on {dataset.name}", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("n_samples", "clean_accuracy", "robust_accuracy", "attack_success_rate", "median_distance",
@@ -183,6 +170,57 @@ def attack(
         if not warning["passed"]:
             err_console.print(f"[yellow]warning:[/] {warning['name']}: {warning['detail']}")
     out_console.print(f"adversarial examples written to {out}")
+
+
+def _attack_numeric(model: Any, dataset: Any, name: str, norm: str, eps: float, seed: int, out: Path) -> dict:
+    """Run one attack (or the ensemble) on numeric data; save arrays (.npz) and a summary (.json)."""
+    import json
+
+    import numpy as np
+
+    from stalwart import attacks
+    from stalwart._io import atomic_write
+
+    x = dataset.numeric_x().astype(np.float32)
+    threat = attacks.ThreatModel.from_schema(dataset.schema, norm, eps)
+    attacks.check_eps_scale(threat, x)
+    if name == "evaluate":
+        ev = attacks.evaluate(model, x, dataset.y, threat, level="standard", seed=seed)
+        summary = ev.to_dict()
+        arrays = {"x_adv": ev.x_adv, "y": ev.y, "robust": ev.robust, "broken_by": ev.broken_by}
+    else:
+        extra = {"schema": dataset.schema} if name == "tabular-search" else {}
+        res = attacks.get(name, threat, seed=seed, **extra).run(model, x, dataset.y)
+        summary = res.to_dict()
+        arrays = {"x_adv": res.x_adv, "y": res.y, "success": res.success, "distance": res.distance,
+                  "pred_adv": res.pred_adv, "queries": res.queries}
+    with atomic_write(out) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    with atomic_write(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary
+
+
+def _attack_text(model: Any, dataset: Any, name: str, max_change: float, seed: int, out: Path) -> dict:
+    """Word substitution on text; save original and perturbed sentences (.csv) and a summary (.json)."""
+    import json
+
+    import pandas as pd
+
+    from stalwart._io import atomic_write
+    from stalwart.attacks import TEXT_ATTACKS
+
+    if name not in TEXT_ATTACKS:
+        fail(f"--attack {name!r} does not apply to text data; text attacks: {', '.join(TEXT_ATTACKS.names())}")
+    res = TEXT_ATTACKS.get(name)(max_change=max_change, seed=seed).run(model, dataset.x, dataset.y)
+    table = pd.DataFrame({"text": res.original, "perturbed": res.perturbed, "label": res.y,
+                          "pred_adv": res.pred_adv, "success": res.success, "words_changed": res.words_changed})
+    with atomic_write(out) as tmp:
+        table.to_csv(tmp, index=False)
+    summary = res.to_dict()
+    with atomic_write(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return summary
 
 
 @app.command()
