@@ -30,7 +30,8 @@ _EXPORTS = {
     "Suite": "stalwart.suite",
     "Report": "stalwart.report",
 }
-_SUBMODULES = ("attacks", "checks", "data", "datasets", "errors", "models", "perturb", "report", "shift")
+_SUBMODULES = ("attacks", "checks", "data", "datasets", "defend", "errors", "models", "perturb", "report", "shift",
+               "testing")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES, "__version__"])
 

@@ -251,6 +251,10 @@ class TabularSearch(Attack):
     def schema(self) -> Schema:
         return self._schema
 
+    def rebuild_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that are objects rather than plain parameters (see stalwart.testing)."""
+        return {"schema": self._schema}
+
     # -- validation -----------------------------------------------------------------------------
     def run(self, model: Any, x: Any, y: Any, *, targeted: Any = None) -> AttackResult:
         """Check that ``x`` is valid under the schema, then attack it (see :meth:`Attack.run`)."""

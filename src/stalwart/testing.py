@@ -1,0 +1,145 @@
+"""Contract checks for plug-ins, in the spirit of scikit-learn's ``check_estimator``.
+
+stalwart runs these over every registered attack, perturbation and detector
+(``tests/test_common.py``); plug-in authors run them over theirs::
+
+    from stalwart.testing import check_attack
+    check_attack(MyAttack(threat, steps=10), model, x, y)
+
+Each raises ``AssertionError`` with a message that names the rule that broke.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stalwart.errors import ConfigError
+
+__all__ = ["check_attack", "check_perturbation", "check_detector"]
+
+
+def _fail(owner: Any, rule: str) -> AssertionError:
+    return AssertionError(f"{type(owner).__name__}: {rule}")
+
+
+def check_attack(attack: Any, model: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """An attack stays inside its threat model, reports success honestly and is reproducible.
+
+    - ``repr`` names the class; ``type(attack)(attack.threat, **attack.params())`` rebuilds it
+    - the same seed gives the same adversarial examples
+    - every example is within eps (in the threat model's norm), within bounds, and leaves
+      immutable features exactly unchanged; failed samples are returned unchanged
+    - reported success equals success recomputed from the model's own predictions
+    """
+    from stalwart.models import wrap
+
+    model = wrap(model)
+    if type(attack).__name__ not in repr(attack):
+        raise _fail(attack, f"repr {attack!r} does not name the class")
+    rebuilt = _rebuild(attack)
+    first = attack.run(model, x, y)
+    second = rebuilt.run(model, x, y)
+    if not (np.array_equal(first.x_adv, second.x_adv) and np.array_equal(first.success, second.success)):
+        raise _fail(attack, "the same seed and parameters gave different results")
+    threat = attack.threat
+    dist = np.asarray(threat.distance(first.x_adv, np.asarray(x, dtype=np.float32)), dtype=float)
+    if np.any(dist > float(threat.eps) * (1 + 1e-5) + 1e-6):
+        raise _fail(attack, f"returned a perturbation of {threat.norm} size {dist.max():.6g} > eps={threat.eps}")
+    if threat.bounds is not None:
+        lo, hi = (np.asarray(b, dtype=np.float32) for b in threat.bounds)
+        if np.any(first.x_adv < lo - 1e-6) or np.any(first.x_adv > hi + 1e-6):
+            raise _fail(attack, "returned examples outside the threat model's bounds")
+    if threat.mutable is not None:
+        frozen = ~np.broadcast_to(np.asarray(threat.mutable), first.x_adv.shape[1:])
+        if not np.array_equal(first.x_adv[:, frozen], np.asarray(x, dtype=np.float32)[:, frozen]):
+            raise _fail(attack, "changed an immutable feature")
+    pred_adv = model.predict(first.x_adv)
+    pred_clean = model.predict(np.asarray(x, dtype=np.float32))
+    expected = (pred_adv != first.y) | (pred_clean != first.y)
+    if first.targeted:
+        raise _fail(attack, "check_attack runs untargeted attacks; pass targeted=None")
+    if not np.array_equal(expected, first.success):
+        raise _fail(attack, "reported success differs from success recomputed with the model")
+    if not np.array_equal(first.x_adv[~first.success], np.asarray(x, dtype=np.float32)[~first.success]):
+        raise _fail(attack, "a failed sample was returned changed")
+    if np.any(first.queries < 0) or first.time_s < 0:
+        raise _fail(attack, "negative query count or time")
+
+
+def _rebuild(attack: Any) -> Any:
+    params = attack.params()
+    try:
+        return type(attack)(attack.threat, **params)
+    except TypeError as exc:
+        # parameters that are objects (a schema, a synonym source) are not plain params; an attack
+        # may keep them private and expose `rebuild_kwargs` for the rest
+        extra = getattr(attack, "rebuild_kwargs", None)
+        if extra is None:
+            raise _fail(attack, f"cannot be rebuilt from params() {params}: {exc}") from None
+        return type(attack)(attack.threat, **params, **extra())
+
+
+def check_perturbation(perturbation: Any, x: Any, schema: Any = None) -> None:
+    """A perturbation is pure, seeded, keeps the input's type and length, and validates severity."""
+    before = x.copy() if isinstance(x, (pd.DataFrame, np.ndarray)) else list(x)
+    a = perturbation.apply(x, 3, rng=1, schema=schema)
+    b = perturbation.apply(x, 3, rng=1, schema=schema)
+    if not _same(a, b):
+        raise _fail(perturbation, "the same seed gave different outputs")
+    if not _same(x, before):
+        raise _fail(perturbation, "modified its input in place")
+    if type(a) is not type(x) or len(a) != len(x):
+        raise _fail(perturbation, f"returned {type(a).__name__} of length {len(a)} for {type(x).__name__} of "
+                    f"length {len(x)}")
+    if isinstance(x, np.ndarray) and a.shape != x.shape:
+        raise _fail(perturbation, f"changed the shape {x.shape} -> {a.shape}")
+    for bad in (0, 6, 2.5, True):
+        try:
+            perturbation.apply(x, bad, rng=0, schema=schema)
+        except ConfigError:
+            continue
+        raise _fail(perturbation, f"accepted severity {bad!r}; severities are the integers 1..5")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, pd.DataFrame):
+        return isinstance(b, pd.DataFrame) and a.equals(b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b, equal_nan=True)
+    return list(a) == list(b)
+
+
+def check_detector(detector: Any, reference: Any, current: Any) -> None:
+    """A detector follows its interface: drift ``fit``/``test``, OOD ``fit``/``score``, streaming ``update``."""
+    from stalwart.shift.base import DriftDetector, DriftResult, OODDetector, StreamDetector
+
+    if isinstance(detector, DriftDetector):
+        if detector.fit(reference) is not detector:
+            raise _fail(detector, "fit() must return the detector")
+        result = detector.test(current)
+        if not isinstance(result, DriftResult):
+            raise _fail(detector, f"test() returned {type(result).__name__}, not DriftResult")
+        if result.p_value is not None and not 0.0 <= result.p_value <= 1.0:
+            raise _fail(detector, f"p-value {result.p_value} outside [0, 1]")
+        again = detector.test(current)
+        if again.to_dict() != result.to_dict():
+            raise _fail(detector, "testing the same data twice gave different results")
+    elif isinstance(detector, OODDetector):
+        if detector.fit(reference) is not detector:
+            raise _fail(detector, "fit() must return the detector")
+        scores = np.asarray(detector.score(current))
+        if scores.shape != (len(current),) or not np.all(np.isfinite(scores)):
+            raise _fail(detector, f"score() must return one finite score per sample; got shape {scores.shape}")
+        detector.infer_threshold(reference, fpr=0.1)
+        flagged = np.asarray(detector.predict(reference))
+        if flagged.dtype != bool or abs(flagged.mean() - 0.1) > 0.1:
+            raise _fail(detector, f"infer_threshold(fpr=0.1) flags {flagged.mean():.2f} of the reference")
+    elif isinstance(detector, StreamDetector):
+        fired = detector.run(current)
+        if any(not 0 <= i < len(np.ravel(current)) for i in fired) or fired != sorted(fired):
+            raise _fail(detector, f"detected_at {fired} are not increasing indices into the stream")
+    else:
+        raise _fail(detector, "is not a DriftDetector, OODDetector or StreamDetector")
