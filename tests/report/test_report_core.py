@@ -44,7 +44,7 @@ def report(setup):
 def test_report_dict_carries_provenance(report, setup):
     model, data = setup
     d = report.to_dict()
-    assert d["schema_version"] == "1.0" and d["seed"] == 7 and d["suite"]["name"] == "small"
+    assert d["schema_version"] == "1.1" and d["seed"] == 7 and d["suite"]["name"] == "small"
     assert d["model"]["fingerprint"] == model.fingerprint() and d["model"]["differentiable"] is True
     assert d["model"]["classes"] == [0, 1]
     assert d["data"]["fingerprint"] == data.fingerprint() and d["data"]["n_samples"] == 200
@@ -102,9 +102,10 @@ def test_markdown_has_scorecard_and_tables(report):
     assert render_markdown(report.to_dict()) == md
 
 
-def test_save_writes_three_files_and_loads_back(report, tmp_path):
+def test_save_writes_four_files_and_loads_back(report, tmp_path):
     out = report.save(tmp_path / "out")
-    assert sorted(p.name for p in out.iterdir()) == ["index.html", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "report.json", "report.md"]
+    assert (out / "junit.xml").read_text() == report.to_junit()
     assert Report.load(out).to_json() == report.to_json()
     assert Report.load(out / "report.json").to_json() == report.to_json()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary directory left behind

@@ -23,10 +23,12 @@ import numpy as np
 
 from stalwart.checks.base import CheckResult, Status, _plain, worst_status
 from stalwart.errors import InputError
+from stalwart.report.compliance import compliance_map
 
 __all__ = ["Report", "SCHEMA_VERSION", "TIMING_KEYS", "json_safe", "package_versions", "drop_timings"]
 
-SCHEMA_VERSION = "1.0"
+# 1.1: results carry "figures"; the report carries "compliance" (readers of 1.0 ignore both)
+SCHEMA_VERSION = "1.1"
 #: keys whose values depend on the clock, not on the seed
 TIMING_KEYS: frozenset[str] = frozenset({"created", "timings", "time_s"})
 
@@ -134,12 +136,14 @@ class Report:
 
     # -- dict / JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe dict; ``compliance`` is derived from the results each time."""
         return json_safe({
             "schema_version": self.schema_version, "stalwart_version": self.stalwart_version,
             "created": self.created, "model": self.model, "data": self.data, "suite": self.suite,
             "seed": self.seed, "versions": self.versions, "timings": self.timings,
             "status": self.status.value, "passed": self.passed, "scorecard": self.scorecard,
             "results": [r.to_dict() for r in self.results],
+            "compliance": compliance_map(self.results),
         })
 
     def to_json(self) -> str:
@@ -191,18 +195,25 @@ class Report:
 
         return render_markdown(self.to_dict())
 
+    def to_junit(self) -> str:
+        """JUnit XML: one testcase per check (FAIL -> failure, ERROR -> error, SKIP -> skipped)."""
+        from stalwart.report.junit import render_junit
+
+        return render_junit(self.to_dict())
+
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``index.html``, ``report.json`` and ``report.md`` into ``out_dir``.
+        """Write ``index.html``, ``report.json``, ``report.md`` and ``junit.xml`` into ``out_dir``.
 
         Everything is rendered first and written to a temporary directory beside ``out_dir``;
         only then are the files moved into place, so an error leaves no half-written output.
         """
-        from stalwart.report import html, markdown  # module attributes, so tests can patch them
+        from stalwart.report import html, junit, markdown  # module attributes, so tests can patch them
 
         out = Path(out_dir)
         d = self.to_dict()
         files = {"report.json": json.dumps(d, sort_keys=True, indent=2, allow_nan=False) + "\n",
-                 "index.html": html.render_html(d), "report.md": markdown.render_markdown(d)}
+                 "index.html": html.render_html(d), "report.md": markdown.render_markdown(d),
+                 "junit.xml": junit.render_junit(d)}
         parent = out.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))

@@ -1,22 +1,32 @@
-"""Markdown rendering of a report dict: the scorecard, then each check's metrics and tables."""
+"""Markdown rendering of a report dict: the scorecard, each check's metrics, tables and figures,
+then the compliance evidence map."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stalwart.checks.base import ordered
+from stalwart.report.compliance import compliance_map
+from stalwart.report.figures import ordered_figures, validate_figure, word_diff
 from stalwart.report.html import fmt
 
-__all__ = ["render_markdown"]
+__all__ = ["render_markdown", "figure_markdown"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_~\[\]|#])")
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+MAX_BINS = 20
 
 
 def _cell(value: Any) -> str:
-    return fmt(value).replace("|", "\\|").replace("\n", " ")
+    # "<b" could open raw HTML in GitHub's renderer; "<= 0.1" in a condition is left readable
+    return _TAG_START.sub("&lt;", fmt(value).replace("|", "\\|").replace("\n", " "))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines + [""]
 
@@ -52,9 +62,96 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             cols = list(dict.fromkeys(k for row in rows for k in row))
             out += [f"### {name.replace('_', ' ')}", ""]
             out += _table(cols, [[row.get(c) for c in cols] for row in rows])
+        for name, fig in ordered_figures(r.get("figures")):
+            out += figure_markdown(fig, name)
+    out += _compliance(report)
     out += ["## Run", ""]
     meta = [["model fingerprint", model.get("fingerprint")], ["data fingerprint", data.get("fingerprint")],
             ["seed", report.get("seed")], ["created", report.get("created")]]
     meta += [[k, v] for k, v in sorted((report.get("versions") or {}).items())]
     out += _table(["", ""], meta)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _text(value: Any) -> str:
+    """Plain text made inert in Markdown: specials backslash-escaped, angle brackets as entities."""
+    text = _MD_SPECIAL.sub(r"\\\1", str(value)).replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(text.split())
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def figure_markdown(fig: Mapping[str, Any], name: str = "") -> list[str]:
+    """Markdown lines for one figure: heatmaps as tables, histograms and bars as compact tables,
+    text examples as a list with ``~~deleted~~ **inserted**`` words; images are left to the HTML."""
+    title = str(fig.get("title") or name.replace("_", " ")) if isinstance(fig, Mapping) else name
+    out = [f"### {_text(title)}", ""]
+    try:
+        validate_figure(fig)
+    except Exception as exc:  # noqa: BLE001 - a bad figure is reported, never fatal
+        return out + [f"_figure {_text(name)} could not be drawn: {_text(exc)}_", ""]
+    kind = fig["kind"]
+    if kind == "heatmap":
+        corner = " \\ ".join(_text(v) for v in (fig.get("row_label"), fig.get("col_label")) if v) or ""
+        label = f" ({_text(fig['value_label'])})" if fig.get("value_label") else ""
+        out[0] = f"### {_text(title)}{label}"
+        return out + _table([corner, *map(str, fig["cols"])],
+                            [[str(row), *vals] for row, vals in zip(fig["rows"], fig["values"])])
+    if kind == "bars":
+        n = len(fig["labels"])
+        low, high = fig.get("low") or [None] * n, fig.get("high") or [None] * n
+        return out + _table(["label", str(fig.get("x_label") or "value"), "low", "high"],
+                            [[str(lb), v, lo, hi] for lb, v, lo, hi in zip(fig["labels"], fig["values"], low, high)])
+    if kind == "histogram":
+        return out + _histogram(fig)
+    if kind == "text_examples":
+        for item in fig["items"]:
+            words = []
+            for op, text in word_diff(item["original"], item["perturbed"]):
+                t = _text(text)
+                words.append(t if op == "equal" else f"~~{t}~~" if op == "delete" else f"**{t}**")
+            preds = f"{_text(fmt(item.get('pred_before')))} → {_text(fmt(item.get('pred_after')))}"
+            out.append(f"- label {_text(fmt(item.get('label')))}, prediction {preds}: {' '.join(words)}")
+        return out + [""]
+    n = len(fig.get("items") or [])
+    return out + [f"_{n} image example(s) omitted in Markdown; see index.html._", ""]
+
+
+def _histogram(fig: Mapping[str, Any]) -> list[str]:
+    series = list(fig["series"])
+    names = [str(s.get("name", f"series {i + 1}")) for i, s in enumerate(series)]
+    edges = [list(s["edges"]) for s in series]
+    if series and all(e == edges[0] for e in edges) and len(edges[0]) - 1 <= MAX_BINS:
+        e = edges[0]
+        rows = [[f"[{e[k]:.4g}, {e[k + 1]:.4g})", *(s["counts"][k] for s in series)] for k in range(len(e) - 1)]
+        return _table([str(fig.get("x_label") or "bin"), *names], rows)
+    # many or unequal bins: one summary row per series, moments from the bin midpoints
+    rows = []
+    for name, s in zip(names, series):
+        e = [float(v) for v in s["edges"]]
+        c = [_num(v) or 0.0 for v in s["counts"]]
+        mids = [(a + b) / 2 for a, b in zip(e, e[1:])]
+        n = sum(c)
+        mean = sum(m * w for m, w in zip(mids, c)) / n if n else None
+        sd = math.sqrt(sum(w * (m - mean) ** 2 for m, w in zip(mids, c)) / n) if n else None
+        total = sum(v for v in s["counts"] if _num(v) is not None)  # ints stay ints in the table
+        rows.append([name, total, s["edges"][0], s["edges"][-1], mean, sd])
+    return _table(["series", "n", "min edge", "max edge", "mean (binned)", "sd (binned)"], rows)
+
+
+def _compliance(report: Mapping[str, Any]) -> list[str]:
+    comp = report.get("compliance") or compliance_map(report.get("results", []))
+    out = ["## Compliance evidence", "", f"_{comp['disclaimer']}_", ""]
+    for fw in comp["frameworks"]:
+        out += [f"### {fw['framework']} ({fw['scope']})", ""]
+        rows = []
+        for req in fw["requirements"]:
+            evidence = ", ".join(f"{e['check']} ({e['status']})" for e in req["evidence"]) or "–"
+            rows.append([req["id"], req["title"], evidence,
+                         req["status"] if req["covered"] else "not covered by this report"])
+        out += _table(["requirement", "what it asks", "evidence", "status"], rows)
+    return out

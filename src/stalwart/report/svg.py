@@ -46,6 +46,8 @@ def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330)
     x_label = escape(str(curve.get("x_label") or ""))
     y_label = escape(str(curve.get("y_label") or ""))
     left, right, top, bottom = 58, 170, 34, 48
+    # grow to fit the legend (one 18 px line per series, plus the interval note)
+    height = max(height, top + 8 + 18 * len(series) + 24)
     pw, ph = width - left - right, height - top - bottom
 
     xs = [x for s in series for x in s.get("x", []) if _finite(x)]
