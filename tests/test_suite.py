@@ -32,15 +32,36 @@ def problem():
 
 @pytest.mark.parametrize("modality", ["tabular", "image", "text"])
 def test_presets(modality):
-    quick, standard = Suite.preset("quick", modality), Suite.preset("standard", modality)
-    assert quick.name == f"quick-{modality}"
-    assert quick.checks[0].severities == [1, 3, 5] and standard.checks[0].severities == [1, 2, 3, 4, 5]
+    from stalwart import perturb
+    from stalwart.checks.natural import family_of
+
+    quick, standard, thorough = (Suite.preset(p, modality) for p in ("quick", "standard", "thorough"))
+    assert quick.name == f"quick-{modality}" and thorough.name == f"thorough-{modality}"
+    q_nat, s_nat, t_nat = quick.checks[0], standard.checks[0], thorough.checks[0]
+    assert q_nat.severities == [1, 3, 5] and s_nat.severities == t_nat.severities == [1, 2, 3, 4, 5]
+    assert (q_nat.max_samples, s_nat.max_samples, t_nat.max_samples) == (200, 500, 2000)
+    # quick: a subset that still covers every family of the modality
+    assert set(q_nat.perturbations) < set(perturb.names(modality))
+    assert {family_of(n) for n in q_nat.perturbations} == {family_of(n) for n in perturb.names(modality)} - {"other"}
+    assert s_nat.perturbations is None and t_nat.perturbations is None
+    assert (q_nat.column_sensitivity, s_nat.column_sensitivity, t_nat.column_sensitivity) == (False, False, True)
+    names = {p: [c.name for c in s.checks] for p, s in (("q", quick), ("s", standard), ("t", thorough))}
     if modality == "text":
-        assert [c.name for c in quick.checks] == ["natural_robustness"]
+        assert names == {"q": ["natural_robustness"], "s": ["natural_robustness"],
+                         "t": ["natural_robustness", "behavioural_tests"]}
         return
-    q_adv, s_adv = quick.checks[1], standard.checks[1]
-    assert (len(q_adv.eps), q_adv.steps, len(s_adv.eps), s_adv.steps) == (3, 20, 5, 50)
+    extra = ["corruption_robustness"] if modality == "image" else []
+    assert names["q"] == ["natural_robustness", "adversarial_robustness"]
+    assert names["s"] == names["t"] == ["natural_robustness", *extra, "adversarial_robustness"]
+    if extra:
+        assert standard.checks[1].max_samples == 500 and thorough.checks[1].max_samples == 2000
+    q_adv, s_adv, t_adv = quick.checks[-1], standard.checks[-1], thorough.checks[-1]
+    assert (len(q_adv.eps), q_adv.steps, q_adv.max_samples) == (3, 20, 100)
+    assert (len(s_adv.eps), s_adv.steps, s_adv.max_samples) == (5, 50, 200)
+    assert (t_adv.eps, t_adv.steps, t_adv.max_samples) == (s_adv.eps, 50, 500)
     assert q_adv.eps[1] == s_adv.eps[1] == 0.03  # same reference budget for the default condition
+    for suite in (quick, standard, thorough):  # every preset survives YAML
+        assert Suite.from_yaml(suite.to_yaml()).to_dict() == suite.to_dict()
 
 
 def test_yaml_round_trip(tmp_path):
@@ -78,7 +99,8 @@ def test_resolve():
     suite = Suite.preset("quick", "image")
     assert resolve(suite, "tabular") is suite
     assert resolve("standard", "text").name == "standard-text"
-    with pytest.raises(ConfigError, match=r"suite must be one of \['quick', 'standard'\]"):
+    assert resolve("thorough", "image").name == "thorough-image"
+    with pytest.raises(ConfigError, match=r"suite must be one of \['quick', 'standard', 'thorough'\]"):
         resolve("thorough-ish", "tabular")
     with pytest.raises(ConfigError, match=r"cannot read suite file 'missing.yaml'"):
         resolve("missing.yaml", "tabular")

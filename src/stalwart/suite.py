@@ -29,9 +29,19 @@ from stalwart.checks import Check, build
 from stalwart.data.dataset import Dataset
 from stalwart.errors import ConfigError, InputError
 
-__all__ = ["Suite", "PRESETS", "resolve"]
+__all__ = ["Suite", "PRESETS", "QUICK_PERTURBATIONS", "resolve"]
 
-PRESETS: tuple[str, ...] = ("quick", "standard")
+PRESETS: tuple[str, ...] = ("quick", "standard", "thorough")
+
+#: the quick preset's perturbations: two or three per family, chosen to differ in kind
+QUICK_PERTURBATIONS: dict[str, tuple[str, ...]] = {
+    "image": ("gaussian_noise", "impulse_noise", "defocus_blur", "motion_blur", "fog", "brightness",
+              "contrast", "jpeg_compression", "rotation", "occlusion"),
+    "tabular": ("feature_noise", "rounding", "missing_values", "outliers", "unit_scale", "category_swap",
+                "stuck_sensor"),
+    "text": ("keyboard_typos", "char_delete", "case_change", "punctuation_removal", "synonym_swap",
+             "name_swap", "contract", "add_irrelevant"),
+}
 Progress = Callable[[str, int, int], None]
 
 
@@ -64,31 +74,51 @@ class Suite:
     def preset(cls, name: str, modality: str) -> Suite:
         """A built-in suite for ``modality`` ("tabular", "image" or "text").
 
-        - ``quick``: natural robustness at severities 1, 3, 5 on up to 200 samples; adversarial
-          robustness with PGD-20 at eps 0.01, 0.03, 0.1 on up to 100 samples.
-        - ``standard``: natural robustness at severities 1-5 on up to 500 samples; adversarial
-          robustness with PGD-50 at eps 0.01, 0.03, 0.05, 0.1, 0.2 on up to 200 samples.
+        ========  ==============================  ==========================  =====================
+        preset    natural robustness              extra checks                adversarial (not text)
+        ========  ==============================  ==========================  =====================
+        quick     2-3 perturbations per family    -                           PGD-20, eps 0.01 0.03
+                  (:data:`QUICK_PERTURBATIONS`),                              0.1, 100 samples
+                  severities 1 3 5, 200 samples
+        standard  every perturbation, 1-5,        image: corruption           PGD-50, eps 0.01 0.03
+                  500 samples                     robustness (mCE), 500       0.05 0.1 0.2, 200
+        thorough  every perturbation, 1-5, 2000   image: corruption           as standard, 500
+                  samples; tabular: per-column    robustness, 2000; text:     samples
+                  sensitivity                     behavioural tests, 2000
+        ========  ==============================  ==========================  =====================
 
-        Text gets natural robustness only: word-level text attacks arrive with the adversarial
-        evaluation. eps are fractions of the input range (see
+        Per-column sensitivity (tabular) is on in ``thorough`` only: it costs one predict call per
+        column. Text gets no adversarial check: word-level text attacks arrive with the
+        adversarial evaluation. eps are fractions of the input range (see
         :class:`~stalwart.checks.AdversarialRobustness`); the reference eps of the default
-        condition is 0.03 in both presets, so their verdicts are comparable.
+        condition is 0.03 in every preset, so their verdicts are comparable.
         """
         from stalwart.checks import AdversarialRobustness, NaturalRobustness
+        from stalwart.checks.behaviour import BehaviouralTests
+        from stalwart.checks.corruption import CorruptionRobustness
 
         if name not in PRESETS:
             raise ConfigError(f"unknown suite preset {name!r}; presets are {list(PRESETS)}, or pass a YAML file")
         if modality not in ("tabular", "image", "text"):
             raise ConfigError(f"Suite.preset(modality=...) must be one of ['tabular', 'image', 'text']; "
                               f"got {modality!r}")
+        all_sev = (1, 2, 3, 4, 5)
         if name == "quick":
-            checks: list[Check] = [NaturalRobustness(severities=(1, 3, 5), max_samples=200)]
+            checks: list[Check] = [NaturalRobustness(perturbations=QUICK_PERTURBATIONS[modality],
+                                                     severities=(1, 3, 5), max_samples=200,
+                                                     column_sensitivity=False)]
             if modality != "text":
                 checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.1), steps=20, max_samples=100))
-        else:
-            checks = [NaturalRobustness(severities=(1, 2, 3, 4, 5), max_samples=500)]
-            if modality != "text":
-                checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.05, 0.1, 0.2), steps=50, max_samples=200))
+            return cls(checks, name=f"{name}-{modality}")
+        n = 500 if name == "standard" else 2000
+        checks = [NaturalRobustness(severities=all_sev, max_samples=n, column_sensitivity=name == "thorough")]
+        if modality == "image":
+            checks.append(CorruptionRobustness(severities=all_sev, max_samples=n))
+        if modality == "text" and name == "thorough":
+            checks.append(BehaviouralTests(max_samples=n))
+        if modality != "text":
+            checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.05, 0.1, 0.2), steps=50,
+                                                max_samples=200 if name == "standard" else 500))
         return cls(checks, name=f"{name}-{modality}")
 
     # -- configuration -------------------------------------------------------------------------
@@ -184,7 +214,7 @@ def _read_yaml_source(path_or_text: str | Path) -> str:
 
 
 def resolve(spec: str | Path | Suite, modality: str) -> Suite:
-    """A Suite from ``"quick"``, ``"standard"``, a YAML file path or a Suite."""
+    """A Suite from ``"quick"``, ``"standard"``, ``"thorough"``, a YAML file path or a Suite."""
     if isinstance(spec, Suite):
         return spec
     if isinstance(spec, str) and spec in PRESETS:

@@ -20,7 +20,10 @@ from stalwart.checks.base import (
     register,
     worst_status,
 )
+from stalwart.checks.behaviour import BehaviouralTests
+from stalwart.checks.corruption import CorruptionRobustness
 from stalwart.checks.natural import NaturalRobustness
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
-           "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness"]
+           "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness",
+           "CorruptionRobustness", "BehaviouralTests"]

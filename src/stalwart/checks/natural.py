@@ -14,11 +14,75 @@ from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, register
 from stalwart.errors import ConfigError, StalwartError
+from stalwart.perturb.sensitivity import column_sensitivity
 
-__all__ = ["NaturalRobustness"]
+__all__ = ["NaturalRobustness", "FAMILIES", "family_of"]
 
 #: the headline cut-off: "what a mildly to moderately corrupted input costs"
 REFERENCE_SEVERITY = 3
+
+#: family of each built-in perturbation, per modality; a perturbation class may instead declare
+#: its own with a ``family`` class attribute (plugins do), which wins over this table
+FAMILIES: dict[str, dict[str, str]] = {
+    "image": {
+        **dict.fromkeys(("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise"), "noise"),
+        **dict.fromkeys(("gaussian_blur", "defocus_blur", "motion_blur", "zoom_blur", "glass_blur"), "blur"),
+        **dict.fromkeys(("fog", "brightness", "snow", "frost", "spatter"), "weather"),
+        **dict.fromkeys(("contrast", "saturate", "elastic_transform", "pixelation", "jpeg_compression"),
+                        "digital"),
+        **dict.fromkeys(("rotation", "translation", "scale", "flip", "crop", "occlusion"), "geometric"),
+    },
+    "tabular": {
+        **dict.fromkeys(("feature_noise", "rounding"), "noise"),
+        **dict.fromkeys(("missing_values", "missing_not_at_random"), "missing"),
+        **dict.fromkeys(("outliers", "rare_event", "unit_scale"), "extreme"),
+        **dict.fromkeys(("category_swap", "category_swap_frequency"), "categorical"),
+        **dict.fromkeys(("stuck_sensor", "column_swap"), "pipeline"),
+    },
+    "text": {
+        **dict.fromkeys(("keyboard_typos", "char_swap", "char_delete", "char_insert"), "typos"),
+        **dict.fromkeys(("case_change", "whitespace", "punctuation_removal"), "formatting"),
+        **dict.fromkeys(("contract", "expand_contractions"), "contractions"),
+        **dict.fromkeys(("synonym_swap", "name_swap", "location_swap", "number_swap"), "substitution"),
+        "add_irrelevant": "addition",
+    },
+}
+
+#: images up to this side get an examples figure (nested lists in the JSON stay small)
+MAX_EXAMPLE_SIDE = 64
+MAX_IMAGE_EXAMPLES = 8
+MAX_TEXT_EXAMPLES = 10
+MAX_BARS = 20  # the column-sensitivity bars show the most harmful columns; the table has them all
+
+
+def family_of(name: str) -> str:
+    """Family of a registered perturbation: its class's ``family`` attribute, else :data:`FAMILIES`,
+    else ``"other"``."""
+    cls = perturb.PERTURBATIONS.get(name)
+    declared = getattr(cls, "family", None)
+    if isinstance(declared, str) and declared:
+        return declared
+    return FAMILIES.get(getattr(cls, "modality", ""), {}).get(name, "other")
+
+
+def _by_family(names: Sequence[str]) -> list[str]:
+    """``names`` grouped by family (families in first-seen order), order kept within a family."""
+    fam = {n: family_of(n) for n in names}
+    order = list(dict.fromkeys(fam.values()))
+    return sorted(names, key=lambda n: order.index(fam[n]))
+
+
+def _round_robin(names: Sequence[str], k: int) -> list[str]:
+    """Up to ``k`` names taking one per family in turn, so examples cover every family."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(family_of(n), []).append(n)
+    out: list[str] = []
+    while len(out) < k and any(groups.values()):
+        for g in groups.values():
+            if g and len(out) < k:
+                out.append(g.pop(0))
+    return out
 
 
 @register
@@ -42,6 +106,18 @@ class NaturalRobustness(Check):
     without imputation) is recorded as an error row; the check's status is then at least WARN
     and its message names those perturbations.
 
+    Tables and figures
+        ``perturbations``: one row per (perturbation, severity), with the perturbation's
+        ``family`` (see :func:`family_of`); a ``heatmap`` figure of accuracy (RMSE) by perturbation
+        x severity, rows grouped by family. Images: a curve of mean accuracy per family against
+        severity, and for images up to 64 x 64 an ``image_examples`` figure: one clean image and
+        what up to 8 perturbations (one family after another) made of it at severity 3 (the chosen
+        severity nearest 3), with the model's predictions. Text: a ``text_examples`` figure of real
+        failures (sentences whose prediction the perturbation changed), at the same severity.
+        Tabular, with ``column_sensitivity``: the ``column_sensitivity`` table and bars, from
+        :func:`stalwart.perturb.sensitivity.column_sensitivity` with ``feature_noise`` at
+        severity 3 applied to one column at a time (one predict call per column).
+
     Parameters
     ----------
     perturbations : list of str, optional
@@ -49,6 +125,8 @@ class NaturalRobustness(Check):
     severities : list of int, default [1, 2, 3, 4, 5]
     max_samples : int, default 500
         Size of the stratified sample the check runs on.
+    column_sensitivity : bool, default True
+        Tabular data only: rank the columns by the harm of noise in that column alone.
     conditions : list, optional
         Default ``accuracy_drop_s3 <= 0.10 warn 0.05`` (regression: ``rmse_increase_s3 <= 0.25
         warn 0.10``). When every chosen severity is above 3 the defaults judge
@@ -64,7 +142,7 @@ class NaturalRobustness(Check):
 
     def __init__(self, *, perturbations: Sequence[str] | None = None,
                  severities: Sequence[int] = (1, 2, 3, 4, 5), max_samples: int = 500,
-                 conditions: Sequence[Any] | None = None) -> None:
+                 column_sensitivity: bool = True, conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if perturbations is not None:
             if isinstance(perturbations, str) or not isinstance(perturbations, Sequence) or not perturbations \
@@ -85,6 +163,9 @@ class NaturalRobustness(Check):
         self.severities = sorted({int(s) for s in severities})
         check_positive(self, "max_samples", max_samples, integer=True)
         self.max_samples = int(max_samples)
+        if not isinstance(column_sensitivity, (bool, np.bool_)):
+            raise param_error(self, "column_sensitivity", "True or False", column_sensitivity)
+        self.column_sensitivity = bool(column_sensitivity)
 
     def conditions_for(self, model: Any, data: Any) -> list[Condition]:
         if self.conditions is not None:
@@ -133,6 +214,13 @@ class NaturalRobustness(Check):
         cells: dict[tuple[str, int], np.ndarray | None] = {}
         errors: dict[str, str] = {}
         inert: list[str] = []
+        # examples are taken from the very batches the model predicted, at the severity nearest 3
+        ex_sev = min(self.severities, key=lambda s: (abs(s - REFERENCE_SEVERITY), s))
+        ex_index = _example_index(sample, clean_pred)
+        ex_order = _round_robin(names, MAX_IMAGE_EXAMPLES) if data.modality == "image" and ex_index is not None \
+            else []
+        ex_names = set(ex_order)
+        kept: dict[str, Any] = {}
         for pname in names:
             p = perturb.get(pname)
             changed = False
@@ -142,6 +230,8 @@ class NaturalRobustness(Check):
                     x_pert = p.apply(sample.x, sev, cell_rng, sample.schema)
                     changed = changed or not _same(x_pert, sample.x)
                     cells[(pname, sev)] = np.asarray(model.predict(x_pert))
+                    if sev == ex_sev and (data.modality == "text" or pname in ex_names):
+                        kept[pname] = x_pert[ex_index] if data.modality == "image" else x_pert
                 except Exception as exc:  # noqa: BLE001 - the model may reject perturbed input
                     kind = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
                     errors.setdefault(pname, " ".join(f"{kind}{exc}".split())[:300])
@@ -165,11 +255,129 @@ class NaturalRobustness(Check):
         if errors:
             warnings = (f"the model could not handle {len(errors)} perturbation(s): "
                         + "; ".join(f"{k} ({_first_sentence(v)})" for k, v in errors.items()),)
+        family = {n: family_of(n) for n in names}
+        for row in rows:
+            row["family"] = family[row["perturbation"]]
+        figures = {"heatmap": _heatmap(rows, names, self.severities, regression)}
+        if data.modality == "image":
+            curve.update(_family_curve(rows, names, self.severities, metrics))
+            if ex_index is not None and kept:
+                kept = {n: kept[n] for n in ex_order if n in kept}
+                figures["examples"] = _image_examples(sample, clean_pred, cells, kept, ex_index, ex_sev)
+        elif data.modality == "text" and not regression:
+            items = _text_failures(sample, clean_pred, cells, kept, ex_sev)
+            if items:
+                figures["failures"] = {"kind": "text_examples", "title": f"Predictions the perturbations "
+                                       f"changed (severity {ex_sev})", "items": items}
         tables = {"perturbations": rows}
         if inert:
             tables["not_applicable"] = [{"perturbation": n, "reason": "changed no input at any severity (nothing "
                                          "in this data it applies to)"} for n in inert]
-        return Measurement(metrics, tables, curve, warnings)
+        if data.modality == "tabular" and self.column_sensitivity:
+            sens_seed = int(rng.integers(2**31))
+            try:
+                ranking = column_sensitivity(model, sample, "feature_noise", REFERENCE_SEVERITY, seed=sens_seed)
+            except Exception as exc:  # noqa: BLE001 - the ranking is an extra; the main result stands
+                warnings = (*warnings, f"column sensitivity could not be measured: {exc}")
+            else:
+                tables["column_sensitivity"] = ranking
+                figures["column_sensitivity"] = _sensitivity_bars(ranking, regression)
+        return Measurement(metrics, tables, curve, warnings, figures)
+
+
+def _heatmap(rows, names, severities, regression) -> dict[str, Any]:
+    key, label = ("rmse", "RMSE") if regression else ("accuracy", "accuracy")
+    cell = {(r["perturbation"], r["severity"]): r[key] for r in rows}
+    order = _by_family(names)
+    values = [[cell.get((n, s)) for s in severities] for n in order]
+    finite = [v for line in values for v in line if v is not None]
+    return {"kind": "heatmap", "title": f"{label.capitalize()} by perturbation and severity",
+            "rows": order, "cols": list(severities), "values": values, "row_label": "perturbation",
+            "col_label": "severity", "value_label": label, "vmin": 0.0,
+            "vmax": (max(finite) if finite else 1.0) if regression else 1.0,
+            "row_groups": [family_of(n) for n in order]}
+
+
+def _family_curve(rows, names, severities, metrics) -> dict[str, Any]:
+    """Mean accuracy of each family's perturbations at each severity (error cells left out)."""
+    if "clean_accuracy" not in metrics:
+        return {}
+    clean = metrics["clean_accuracy"].value
+    by: dict[str, dict[int, list[float]]] = {}
+    for r in rows:
+        if r.get("accuracy") is not None:
+            by.setdefault(r["family"], {}).setdefault(r["severity"], []).append(r["accuracy"])
+    series = []
+    for fam in dict.fromkeys(family_of(n) for n in _by_family(names)):
+        per = by.get(fam, {})
+        xs = [s for s in severities if s in per]
+        series.append({"name": fam, "x": [0, *xs], "y": [clean, *[float(np.mean(per[s])) for s in xs]],
+                       "low": None, "high": None})
+    return {"accuracy_by_family": {"title": "Mean accuracy per perturbation family", "x_label": "severity",
+                                   "y_label": "accuracy", "series": series}}
+
+
+def _example_index(sample: Any, clean_pred: np.ndarray) -> int | None:
+    """Which image to show: the first one the model gets right (else the first); None when the
+    images are too large for the report's JSON or the data is not images."""
+    if sample.modality == "text":
+        return 0
+    if sample.modality != "image":
+        return None
+    if max(np.shape(sample.x)[2:]) > MAX_EXAMPLE_SIDE:
+        return None
+    right = np.flatnonzero(np.asarray(clean_pred) == np.asarray(sample.y)) if sample.y is not None else []
+    return int(right[0]) if len(right) else 0
+
+
+def _image_examples(sample, clean_pred, cells, kept, index, severity) -> dict[str, Any]:
+    lo, hi = sample.schema.value_range or (0.0, 1.0)
+    digits = 3 if hi - lo <= 1 else 1  # ~1/1000 of the range: finer than a screen shows
+
+    def nested(img: Any) -> list:
+        return np.round(np.asarray(img, dtype=np.float64), digits).tolist()
+
+    before = nested(np.asarray(sample.x)[index])
+    items = []
+    for pname, img in kept.items():
+        pred = cells.get((pname, severity))
+        after = "error" if pred is None else pred[index]
+        items.append({"caption": f"{pname} ({family_of(pname)}) @ {severity}: {clean_pred[index]} -> {after}",
+                      "before": before, "after": nested(img), "perturbation": pname})
+    return {"kind": "image_examples", "title": f"One image under each perturbation family (severity {severity})",
+            "value_range": [float(lo), float(hi)], "items": items}
+
+
+def _text_failures(sample, clean_pred, cells, kept, severity) -> list[dict[str, Any]]:
+    """Up to MAX_TEXT_EXAMPLES sentences whose prediction a perturbation changed, taking one
+    perturbation after another; failures of correctly classified sentences come first."""
+    y = np.asarray(sample.y)
+    queues = []
+    for pname, texts in kept.items():
+        pred = cells.get((pname, severity))
+        if pred is None:
+            continue
+        flipped = np.flatnonzero(pred != clean_pred)
+        # correct -> wrong first: the failures a user cares most about
+        flipped = flipped[np.argsort(~(clean_pred[flipped] == y[flipped]), kind="stable")]
+        queues.append([{"original": sample.x[i], "perturbed": texts[i], "label": y[i],
+                        "pred_before": clean_pred[i], "pred_after": pred[i], "perturbation": pname}
+                       for i in flipped[:MAX_TEXT_EXAMPLES]])
+    items: list[dict[str, Any]] = []
+    while len(items) < MAX_TEXT_EXAMPLES and any(queues):
+        for q in queues:
+            if q and len(items) < MAX_TEXT_EXAMPLES:
+                items.append(q.pop(0))
+    return items
+
+
+def _sensitivity_bars(ranking, regression) -> dict[str, Any]:
+    key = "rmse_increase" if regression else "accuracy_drop"
+    return {"kind": "bars", "title": f"{'RMSE increase' if regression else 'Accuracy drop'} when only one "
+            f"column is perturbed (feature_noise @ {REFERENCE_SEVERITY})", "x_label": key.replace("_", " "),
+            "labels": [r["column"] for r in ranking[:MAX_BARS]],
+            "values": [r.get(key, 0.0) for r in ranking[:MAX_BARS]],
+            "low": None, "high": None}
 
 
 def _same(a: Any, b: Any) -> bool:
