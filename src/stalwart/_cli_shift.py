@@ -1,5 +1,233 @@
-"""The `stalwart` commands for shift; they register on the app in :mod:`stalwart.cli`."""
+"""The `stalwart` commands for shift; they register on the app in :mod:`stalwart.cli`.
+
+- ``stalwart drift REFERENCE CURRENT``: per-column drift (plus prediction, label and accuracy
+  drift with ``--model``); exit 0 when no column drifted, 1 when one did, 2 on bad input.
+- ``stalwart ood MODEL IN_DATA OUT_DATA``: OOD detectors judged on real OOD data; exit 0 when
+  the condition (``best_auroc >= 0.8``) holds, 1 when it fails, 2 on bad input.
+"""
 
 from __future__ import annotations
 
-from stalwart.cli import app  # noqa: F401 - commands below register with @app.command()
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from stalwart.cli import STATUS_STYLE, app, err_console, fail, out_console, progress_bar, user_errors
+
+#: above this many rows in either Parquet file, `stalwart drift` streams them in batches
+STREAM_ROWS = 1_000_000
+_NO_MODEL = {"name": "no model (data only)", "task": "none", "classes": None, "fingerprint": "none",
+             "differentiable": False, "output_kind": None}
+
+
+def _parquet_rows(path: str) -> int | None:
+    """Row count of a Parquet file from its footer, or None for other files."""
+    from stalwart.data.loaders import _file_kind
+
+    if _file_kind(Path(path)) != "parquet" or not Path(path).is_file():
+        return None
+    from stalwart.errors import InputError, require
+
+    pq = require("pyarrow.parquet", "parquet")
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception as exc:  # noqa: BLE001 - any unreadable footer is the user's file problem
+        raise InputError(f"could not read {path!r} as Parquet: {exc}") from None
+
+
+def _report(results: list, *, model: Any, data: Any, data_info: dict[str, Any], suite: str, seed: int,
+            total_s: float):
+    """A Report for results of checks run outside a Suite (with or without a model)."""
+    from stalwart.report import Report
+    from stalwart.report.core import _stalwart_version, json_safe, package_versions
+
+    suite_d = {"name": suite, "checks": [{"check": r.check, "params": r.params} for r in results]}
+    if model is not None and data is not None:
+        rep = Report.from_run(model=model, data=data, results=results, suite=suite_d, seed=seed, total_s=total_s)
+        return Report(results=rep.results, model=rep.model, data=json_safe({**rep.data, **data_info}),
+                      suite=rep.suite, seed=rep.seed, versions=rep.versions, timings=rep.timings,
+                      created=rep.created, stalwart_version=rep.stalwart_version)
+    base = data.describe() if data is not None else {}
+    return Report(results=results, model=dict(_NO_MODEL), data=json_safe({**base, **data_info}),
+                  suite=json_safe(suite_d), seed=seed, versions=package_versions(),
+                  timings={"total_s": float(total_s)},
+                  created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  stalwart_version=_stalwart_version())
+
+
+def _columns_option(columns: str | None) -> list[str] | None:
+    if columns is None:
+        return None
+    names = [c.strip() for c in columns.split(",") if c.strip()]
+    if not names:
+        fail("--columns must name at least one column, comma-separated (e.g. --columns age,income)")
+    return names
+
+
+@app.command()
+def drift(
+    reference: Annotated[str, typer.Argument(help="Reference data: .csv or .parquet (training or a trusted window).")],
+    current: Annotated[str, typer.Argument(help="Current data to compare with it: .csv or .parquet.")],
+    target: Annotated[str | None, typer.Option(help="Label column (kept out of the feature tests; "
+                                               "label and accuracy drift use it).")] = None,
+    method: Annotated[str, typer.Option(help="auto, ks, anderson, chi2, psi, wasserstein, jensen_shannon "
+                                        "or hellinger.")] = "auto",
+    correction: Annotated[str, typer.Option(help="Multiple-testing correction: bonferroni, bh or none.")] = "bonferroni",
+    alpha: Annotated[float, typer.Option(help="Significance level of the p-value tests.")] = 0.05,
+    columns: Annotated[str | None, typer.Option(help="Comma-separated columns to test (default: all).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model file: also compare its predictions (and accuracy, "
+                                              "with --target).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("drift-report"),
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream Parquet files in batches "
+                                                f"(default: when a file has more than {STREAM_ROWS:,} rows).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib models (runs code in them).")] = False,
+) -> None:
+    """Test CURRENT against REFERENCE for drift, column by column; exit 1 if a column drifted."""
+    from stalwart.checks.base import Status
+    from stalwart.checks.drift import DataDrift
+
+    with user_errors():
+        if correction not in ("bonferroni", "bh", "none"):
+            fail(f"--correction must be bonferroni, bh or none; got {correction!r}")
+        corr = None if correction == "none" else correction
+        cols = _columns_option(columns)
+        check = DataDrift(reference=reference, method=method, correction=corr, alpha=alpha, columns=cols)
+        start = time.perf_counter()
+        rows = [_parquet_rows(reference), _parquet_rows(current)]
+        both_parquet = None not in rows
+        if stream and not both_parquet:
+            fail("--stream reads Parquet files; REFERENCE and CURRENT must both be .parquet")
+        if stream and model is not None:
+            fail("--model needs the data in memory to predict on it; drop --stream (or --model)")
+        use_stream = stream if stream is not None else (both_parquet and model is None
+                                                        and max(rows) > STREAM_ROWS)
+        loaded_model = data = None
+        if use_stream:
+            result, data_info = _drift_streamed(reference, current, target, cols, method, corr, alpha, seed)
+        else:
+            from stalwart.data import load_data
+
+            if model is not None:
+                from stalwart.models import load_model
+
+                loaded_model = load_model(model, trust=trust)
+            data = load_data(current, target=target, modality="tabular")
+            result = check.run(loaded_model, data, seed=seed)
+            ref = check.reference_for(data)
+            data_info = {"reference": {"name": ref.name, "n_samples": len(ref), "fingerprint": ref.fingerprint(),
+                                       "source": str(reference)}}
+        if result.status is Status.ERROR:
+            fail(result.message.removeprefix("the check failed: "))
+        report = _report([result], model=loaded_model, data=data, data_info=data_info, suite="drift", seed=seed,
+                         total_s=time.perf_counter() - start)
+        report.save(out)
+    _print_drift(result)
+    out_console.print(f"report written to {out / 'index.html'}")
+    drifted = any(row["drifted"] for row in result.tables["columns"])
+    raise typer.Exit(1 if drifted else 0)
+
+
+def _drift_streamed(reference: str, current: str, target: str | None, cols: list[str] | None, method: str,
+                    correction: str | None, alpha: float, seed: int) -> tuple[Any, dict[str, Any]]:
+    from stalwart.checks.drift import result_from_drift
+    from stalwart.errors import InputError, require
+    from stalwart.shift.drift import detect_drift_parquet
+
+    pq = require("pyarrow.parquet", "parquet")
+    names = pq.ParquetFile(reference).schema_arrow.names
+    if target is not None and target not in names:
+        raise InputError(f"target column {target!r} is not in the reference {reference!r}; it has columns {names}")
+    tested = cols if cols is not None else [c for c in names if c != target]
+    res = detect_drift_parquet(reference, current, columns=tested, method=method, correction=correction,
+                               alpha=alpha, seed=seed)
+    check_result = result_from_drift(res, reference=reference, method=method, correction=correction, alpha=alpha,
+                                     columns=cols)
+    info = {"name": Path(current).name, "modality": "tabular", "n_samples": int(res.details["n_current"]),
+            "fingerprint": "streamed", "streamed": True,
+            "reference": {"name": Path(reference).name, "n_samples": int(res.details["n_reference"]),
+                          "source": str(reference)}}
+    return check_result, info
+
+
+def _print_drift(result: Any) -> None:
+    rows = result.tables["columns"]
+    drifted = [r for r in rows if r["drifted"]]
+    status = result.status.value
+    title = (f"data drift: {len(drifted)} of {len(rows)} columns drifted "
+             f"[{STATUS_STYLE.get(status, '')}]{status}[/]")
+    if not drifted:
+        out_console.print(f"{title}: no column drifted")
+    else:
+        table = Table(title=title, title_justify="left")
+        for col, justify in (("column", "left"), ("kind", "left"), ("test", "left"), ("statistic", "right"),
+                             ("p-value", "right"), ("threshold", "right")):
+            table.add_column(col, justify=justify)
+        for r in drifted:
+            p = "–" if r["p_value"] is None else f"{r['p_value']:.3g}"
+            table.add_row(str(r["column"]), r["kind"], r["test"], f"{r['statistic']:.4g}", p, f"{r['threshold']:.3g}")
+        out_console.print(table)
+    others = {k: m for k, m in result.metrics.items() if k not in ("share_drifted", "drifted_columns")}
+    for name, metric in others.items():
+        out_console.print(f"  {name} = {metric.format()}")
+    if result.message:
+        out_console.print(result.message, highlight=False)
+
+
+@app.command()
+def ood(
+    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
+    in_data: Annotated[str, typer.Argument(help="In-distribution data: .csv, .parquet or .npz.")],
+    out_data: Annotated[str, typer.Argument(help="Out-of-distribution data of the same kind and columns.")],
+    target: Annotated[str | None, typer.Option(help="Label column of the in-distribution table (dropped from "
+                                               "OUT_DATA when it has one).")] = None,
+    detectors: Annotated[str | None, typer.Option(help="Comma-separated detectors: max_softmax, max_logit, energy, "
+                                                  "mahalanobis, knn_distance, isolation_forest.")] = None,
+    max_samples: Annotated[int, typer.Option(help="In-distribution rows used (half fit, half held out).")] = 1000,
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("ood-report"),
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+) -> None:
+    """Judge OOD detectors for MODEL on held-out IN_DATA vs real OUT_DATA; print AUROC and FPR95."""
+    from stalwart.checks.base import Status
+    from stalwart.checks.ood import OODDetection
+    from stalwart.data import load_data
+    from stalwart.models import load_model
+
+    with user_errors():
+        names = _columns_option(detectors) if detectors is not None else None
+        check = OODDetection(detectors=names, ood_data=out_data, max_samples=max_samples)
+        loaded = load_model(model, trust=trust)
+        data = load_data(in_data, target=target)
+        start = time.perf_counter()
+        with progress_bar(True) as progress:
+            if progress is not None:
+                progress("ood_detection", 0, 1)
+            result = check.run(loaded, data, seed=seed)
+        if result.status is Status.ERROR:
+            fail(result.message.removeprefix("the check failed: "))
+        if result.status is Status.SKIP:
+            fail(f"the OOD detectors cannot run on this data: {result.message}")
+        report = _report([result], model=loaded, data=data, data_info={"ood_data": str(out_data)}, suite="ood",
+                         seed=seed, total_s=time.perf_counter() - start)
+        report.save(out)
+    table = Table(title=f"OOD detection: {loaded.name} on {data.name} vs {Path(out_data).name} "
+                  f"[{STATUS_STYLE.get(result.status.value, '')}]{result.status.value}[/]", title_justify="left")
+    for col in ("detector", "AUROC [95% CI]", "FPR95 [95% CI]", "AUPR", "note"):
+        table.add_column(col, justify="left" if col in ("detector", "note") else "right")
+    for r in result.tables["detectors"]:
+        if r["status"] != "ok":
+            table.add_row(r["detector"], "–", "–", "–", r["reason"] or "")
+            continue
+        table.add_row(r["detector"], f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]",
+                      f"{r['fpr95']:.3f} [{r['fpr95_low']:.3f}, {r['fpr95_high']:.3f}]", f"{r['aupr']:.3f}", "")
+    out_console.print(table)
+    out_console.print(result.message, highlight=False)
+    if not result.passed:
+        err_console.print("[yellow]the OOD condition failed[/]")
+    out_console.print(f"report written to {out / 'index.html'}")
+    raise typer.Exit(0 if result.passed else 1)

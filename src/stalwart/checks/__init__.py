@@ -22,8 +22,10 @@ from stalwart.checks.base import (
 )
 from stalwart.checks.behaviour import BehaviouralTests
 from stalwart.checks.corruption import CorruptionRobustness
+from stalwart.checks.drift import DataDrift, MultivariateDrift
 from stalwart.checks.natural import NaturalRobustness
+from stalwart.checks.ood import OODDetection
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
            "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness",
-           "CorruptionRobustness", "BehaviouralTests"]
+           "CorruptionRobustness", "BehaviouralTests", "DataDrift", "MultivariateDrift", "OODDetection"]

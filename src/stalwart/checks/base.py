@@ -434,7 +434,7 @@ register = CHECKS.register
 
 
 def _load_builtins() -> None:
-    from stalwart.checks import adversarial, behaviour, corruption, natural  # noqa: F401 - registers on import
+    from stalwart.checks import adversarial, behaviour, corruption, drift, natural, ood  # noqa: F401 - registers
 
 
 def names() -> list[str]:

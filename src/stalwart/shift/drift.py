@@ -40,7 +40,7 @@ __all__ = ["TabularDrift", "detect_drift", "detect_drift_parquet", "choose_test"
 AUTO_SIZE = 1000  # reference size up to which auto uses p-value tests (Evidently's rule)
 AUTO_MAX_UNIQUE = 5  # numeric columns with at most this many distinct values count as categorical
 CORRECTIONS = ("bonferroni", "bh", None)
-_BLOCK = 4_000_000  # pooled values per vectorised KS/Wasserstein block (bounds peak memory)
+_BLOCK = 1_000_000  # pooled values per vectorised KS/Wasserstein block (bounds peak memory)
 
 
 def choose_test(kind: str, n_reference: int, n_unique: int) -> tuple[str, bool]:
@@ -243,18 +243,20 @@ class TabularDrift(DriftDetector):
     def _fit_column(self, s: pd.Series, name: Any, kind: str) -> _Col:
         numeric = kind in ("numeric", "integer")
         requested = self._column_test(name)
-        missing = float(s.isna().mean())
-        if missing == 1.0:
-            raise InputError(f"column {name!r} of the reference has only missing values; drop it or "
-                             "pass columns=[...] without it.")
+        # the missing share comes from the values already in hand: isna() on a million strings
+        # costs as much as counting them
         if numeric:
             x = _as_float(s, name)
             x = np.sort(x[~np.isnan(x)])
-            n_unique = int(np.count_nonzero(x[1:] != x[:-1]) + 1)
             n = x.size
         else:
             vc = _value_counts(s)
-            n, n_unique = int(vc.sum()), int((vc > 0).sum())
+            n = int(vc.sum())
+        missing = (len(s) - n) / len(s)
+        if n == 0:
+            raise InputError(f"column {name!r} of the reference has only missing values; drop it or "
+                             "pass columns=[...] without it.")
+        n_unique = int(np.count_nonzero(x[1:] != x[:-1]) + 1) if numeric else int((vc > 0).sum())
         if requested == "auto":
             test, categorical = choose_test(kind, n, n_unique)
         else:
@@ -294,19 +296,25 @@ class TabularDrift(DriftDetector):
         merged: list[tuple[_Col, np.ndarray]] = []
         for col in self.columns_:
             s = cur[col.name]
-            share = float(s.isna().mean())
-            cur_missing[col.name] = share
-            if share == 1.0:
-                raise InputError(f"column {col.name!r} of current has only missing values; nothing to compare.")
             if col.kind in ("numeric", "integer"):
                 x = _as_float(s, col.name)
                 x = x[~np.isnan(x)]
-                if col.test in ("ks", "wasserstein"):
-                    merged.append((col, x))
-                    continue
-                stats[col.name] = self._numeric_other(col, x)
+                n = x.size
             else:
-                stats[col.name] = self._categorical(col, _value_counts(s))
+                vc = _value_counts(s)
+                n = int(vc.sum())
+            cur_missing[col.name] = (len(s) - n) / len(s)
+            if n == 0:
+                raise InputError(f"column {col.name!r} of current has only missing values; nothing to compare.")
+            if col.kind not in ("numeric", "integer"):
+                stats[col.name] = self._categorical(col, vc)
+            elif col.test in ("ks", "wasserstein"):
+                if col.n + x.size >= _BLOCK:  # a block of its own: test now instead of holding the values
+                    stats.update(self._merged_tests([(col, x)]))
+                else:
+                    merged.append((col, x))
+            else:
+                stats[col.name] = self._numeric_other(col, x)
         stats.update(self._merged_tests(merged))
         return self._judge(stats, cur_missing, len(cur))
 
@@ -321,7 +329,8 @@ class TabularDrift(DriftDetector):
             for start in range(0, len(members), per_block):
                 part = members[start:start + per_block]
                 ref = np.stack([c.sorted for c, _ in part])
-                cur = np.sort(np.stack([x for _, x in part]), axis=1)
+                cur = np.stack([x for _, x in part])
+                cur.sort(axis=1)
                 d, w = uv._ks_and_wasserstein(ref, cur)
                 for (col, _), di, wi in zip(part, d, w):
                     if col.test == "ks":

@@ -129,19 +129,26 @@ def _merged(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray,
     pooled = np.concatenate([ref_sorted, cur_sorted], axis=1)
     order = np.argsort(pooled, axis=1, kind="stable")
     values = np.take_along_axis(pooled, order, axis=1)
-    c1 = np.cumsum(order < n1, axis=1, dtype=np.int64)
-    c2 = np.arange(1, n1 + n2 + 1, dtype=np.int64) - c1
-    return values, c1 / n1 - c2 / n2
+    del pooled
+    # c1 / n1 - c2 / n2 with c2 = k - c1, computed in place: at a million rows each temporary
+    # array is 16 MB per column, and peak memory is what limits the batch size
+    c = np.cumsum(order < n1, axis=1, dtype=np.int64)
+    del order
+    diff = c / n1
+    np.subtract(np.arange(1, n1 + n2 + 1, dtype=np.int64), c, out=c)
+    diff -= c / n2
+    return values, diff
 
 
 def _ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """KS statistic and (unnormalised) Wasserstein-1 distance per row, from one merge."""
     values, diff = _merged(ref_sorted, cur_sorted)
+    np.abs(diff, out=diff)
     # the CDFs are only compared after the last of a run of tied values
     last = np.ones_like(values, dtype=bool)
     last[:, :-1] = values[:, 1:] != values[:, :-1]
-    d = np.max(np.abs(np.where(last, diff, 0.0)), axis=1)
-    w = np.sum(np.abs(diff[:, :-1]) * np.diff(values, axis=1), axis=1)
+    d = np.max(diff, axis=1, where=last, initial=0.0)
+    w = np.sum(diff[:, :-1] * np.diff(values, axis=1), axis=1)
     return d, w
 
 
