@@ -17,7 +17,7 @@ checks:
     params: {perturbations: [feature_noise], severities: [1, 3], max_samples: 50}
     conditions: ["accuracy_drop_s3 <= 0.05"]
   - check: adversarial_robustness
-    params: {eps: [0.02, 0.05], steps: 5, max_samples: 40}
+    params: {eps: [0.02, 0.05], level: fast, minimal: false, max_samples: 40}
 """
 
 
@@ -47,8 +47,10 @@ def test_presets(modality):
     assert (q_nat.column_sensitivity, s_nat.column_sensitivity, t_nat.column_sensitivity) == (False, False, True)
     names = {p: [c.name for c in s.checks] for p, s in (("q", quick), ("s", standard), ("t", thorough))}
     if modality == "text":
-        assert names == {"q": ["natural_robustness"], "s": ["natural_robustness"],
-                         "t": ["natural_robustness", "behavioural_tests"]}
+        assert names == {"q": ["natural_robustness", "text_adversarial_robustness"],
+                         "s": ["natural_robustness", "text_adversarial_robustness"],
+                         "t": ["natural_robustness", "behavioural_tests", "text_adversarial_robustness"]}
+        assert [s.checks[-1].max_samples for s in (quick, standard, thorough)] == [200, 500, 2000]
         return
     extra = ["corruption_robustness"] if modality == "image" else []
     assert names["q"] == ["natural_robustness", "adversarial_robustness"]
@@ -56,9 +58,10 @@ def test_presets(modality):
     if extra:
         assert standard.checks[1].max_samples == 500 and thorough.checks[1].max_samples == 2000
     q_adv, s_adv, t_adv = quick.checks[-1], standard.checks[-1], thorough.checks[-1]
-    assert (len(q_adv.eps), q_adv.steps, q_adv.max_samples) == (3, 20, 100)
-    assert (len(s_adv.eps), s_adv.steps, s_adv.max_samples) == (5, 50, 200)
-    assert (t_adv.eps, t_adv.steps, t_adv.max_samples) == (s_adv.eps, 50, 500)
+    assert (len(q_adv.eps), q_adv.level, q_adv.minimal, q_adv.max_samples) == (3, "fast", False, 100)
+    assert (len(s_adv.eps), s_adv.level, s_adv.minimal, s_adv.max_samples) == (5, "standard", True, 200)
+    assert (t_adv.eps, t_adv.level, t_adv.max_samples) == (s_adv.eps, "standard", 500)
+    assert q_adv.attack == s_adv.attack == t_adv.attack == "evaluate"
     assert q_adv.eps[1] == s_adv.eps[1] == 0.03  # same reference budget for the default condition
     for suite in (quick, standard, thorough):  # every preset survives YAML
         assert Suite.from_yaml(suite.to_yaml()).to_dict() == suite.to_dict()

@@ -74,28 +74,31 @@ class Suite:
     def preset(cls, name: str, modality: str) -> Suite:
         """A built-in suite for ``modality`` ("tabular", "image" or "text").
 
-        ========  ==============================  ==========================  =====================
-        preset    natural robustness              extra checks                adversarial (not text)
-        ========  ==============================  ==========================  =====================
-        quick     2-3 perturbations per family    -                           PGD-20, eps 0.01 0.03
-                  (:data:`QUICK_PERTURBATIONS`),                              0.1, 100 samples
-                  severities 1 3 5, 200 samples
-        standard  every perturbation, 1-5,        image: corruption           PGD-50, eps 0.01 0.03
-                  500 samples                     robustness (mCE), 500       0.05 0.1 0.2, 200
+        ========  ==============================  ==========================  =========================
+        preset    natural robustness              extra checks                adversarial
+        ========  ==============================  ==========================  =========================
+        quick     2-3 perturbations per family    -                           ``evaluate`` fast, eps
+                  (:data:`QUICK_PERTURBATIONS`),                              0.01 0.03 0.1, 100
+                  severities 1 3 5, 200 samples                               samples; text: word
+                                                                              substitution, 200
+        standard  every perturbation, 1-5,        image: corruption           ``evaluate`` standard, eps
+                  500 samples                     robustness (mCE), 500       0.01 0.03 0.05 0.1 0.2,
+                                                                              minimal perturbations,
+                                                                              200; text: 500
         thorough  every perturbation, 1-5, 2000   image: corruption           as standard, 500
-                  samples; tabular: per-column    robustness, 2000; text:     samples
+                  samples; tabular: per-column    robustness, 2000; text:     samples; text: 2000
                   sensitivity                     behavioural tests, 2000
-        ========  ==============================  ==========================  =====================
+        ========  ==============================  ==========================  =========================
 
         Per-column sensitivity (tabular) is on in ``thorough`` only: it costs one predict call per
-        column. Text gets no adversarial check: word-level text attacks arrive with the
-        adversarial evaluation. eps are fractions of the input range (see
+        column. eps are fractions of the input range (see
         :class:`~stalwart.checks.AdversarialRobustness`); the reference eps of the default
         condition is 0.03 in every preset, so their verdicts are comparable.
         """
         from stalwart.checks import AdversarialRobustness, NaturalRobustness
         from stalwart.checks.behaviour import BehaviouralTests
         from stalwart.checks.corruption import CorruptionRobustness
+        from stalwart.checks.text_adversarial import TextAdversarialRobustness
 
         if name not in PRESETS:
             raise ConfigError(f"unknown suite preset {name!r}; presets are {list(PRESETS)}, or pass a YAML file")
@@ -107,8 +110,11 @@ class Suite:
             checks: list[Check] = [NaturalRobustness(perturbations=QUICK_PERTURBATIONS[modality],
                                                      severities=(1, 3, 5), max_samples=200,
                                                      column_sensitivity=False)]
-            if modality != "text":
-                checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.1), steps=20, max_samples=100))
+            if modality == "text":
+                checks.append(TextAdversarialRobustness(max_samples=200))
+            else:
+                checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.1), level="fast", minimal=False,
+                                                    max_samples=100))
             return cls(checks, name=f"{name}-{modality}")
         n = 500 if name == "standard" else 2000
         checks = [NaturalRobustness(severities=all_sev, max_samples=n, column_sensitivity=name == "thorough")]
@@ -116,8 +122,10 @@ class Suite:
             checks.append(CorruptionRobustness(severities=all_sev, max_samples=n))
         if modality == "text" and name == "thorough":
             checks.append(BehaviouralTests(max_samples=n))
-        if modality != "text":
-            checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.05, 0.1, 0.2), steps=50,
+        if modality == "text":
+            checks.append(TextAdversarialRobustness(max_samples=n))
+        else:
+            checks.append(AdversarialRobustness(eps=(0.01, 0.03, 0.05, 0.1, 0.2), level="standard", minimal=True,
                                                 max_samples=200 if name == "standard" else 500))
         return cls(checks, name=f"{name}-{modality}")
 

@@ -1,5 +1,5 @@
 """AdversarialRobustness: budgets in fractions of the input range, checked against the exact
-worst case of linear models (where linf PGD and FGSM reach the optimal corner)."""
+worst case of linear models (where linf PGD, FGSM and the ensemble reach the optimal corner)."""
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,6 @@ from sklearn.tree import DecisionTreeClassifier
 
 from stalwart import datasets
 from stalwart.checks import AdversarialRobustness, Status
-from stalwart.checks.adversarial import BLACK_BOX_SKIP
 from stalwart.data.dataset import Dataset
 from stalwart.errors import ConfigError
 from stalwart.models import wrap
@@ -36,11 +35,12 @@ def exact_linear_robust(decision, w, x, y_pos, eps_abs, lo, hi):
     return clean_ok & ((decision(x_adv) > 0) == y_pos)
 
 
-@pytest.mark.parametrize("attack", ["pgd", "fgsm"])
+@pytest.mark.parametrize("attack", ["pgd", "fgsm", "evaluate"])
 def test_tabular_budget_is_fraction_of_each_feature_range(breast_cancer, attack):
     pipe, test = breast_cancer
-    res = AdversarialRobustness(eps=EPS, steps=20, attack=attack, max_samples=1000).run(wrap(pipe), test, seed=0)
-    assert res.status is not Status.ERROR, res.message
+    check = AdversarialRobustness(eps=EPS, steps=20, attack=attack, level="fast", minimal=False, max_samples=1000)
+    res = check.run(wrap(pipe), test, seed=0)
+    assert res.status is Status.PASS, res.message  # no sanity warning on an exact linear mirror
     x = test.x.to_numpy(dtype=float)
     lo, hi = test.schema.numeric_bounds()
     lo, hi = np.minimum(lo, x.min(0)), np.maximum(hi, x.max(0))
@@ -56,7 +56,8 @@ def test_tabular_budget_is_fraction_of_each_feature_range(breast_cancer, attack)
 
 def test_curve_is_monotone_and_metrics_consistent(breast_cancer):
     pipe, test = breast_cancer
-    res = AdversarialRobustness(eps=[0.2, 0.05, 0.01], steps=10, max_samples=80).run(wrap(pipe), test, seed=3)
+    res = AdversarialRobustness(eps=[0.2, 0.05, 0.01], level="fast", minimal=False, max_samples=80).run(
+        wrap(pipe), test, seed=3)
     series = res.curves["robust_accuracy_vs_eps"]["series"][0]
     assert series["x"] == [0.0, 0.01, 0.05, 0.2]
     ys = series["y"]
@@ -71,7 +72,8 @@ def test_curve_is_monotone_and_metrics_consistent(breast_cancer):
     assert res.tables["robust_accuracy"][-1]["eps"] == 0.2
 
 
-def test_image_budget_scales_with_value_range():
+@pytest.mark.parametrize("attack", ["pgd", "evaluate"])
+def test_image_budget_scales_with_value_range(attack):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
     x = np.random.default_rng(0).uniform(0, 255, size=(150, 1, 4, 4)).astype(np.float32)
@@ -79,11 +81,13 @@ def test_image_budget_scales_with_value_range():
         z = net(torch.as_tensor(x)).numpy()[:, 0]
     y = (z > 0).astype(int)  # the model's own labels: clean accuracy 1
     data = Dataset.from_arrays(x, y, value_range=(0.0, 255.0))
-    res = AdversarialRobustness(eps=[0.001, 0.01], steps=20, max_samples=1000).run(wrap(net), data)
+    check = AdversarialRobustness(eps=[0.002, 0.01], steps=20, attack=attack, level="fast", minimal=False,
+                                  max_samples=1000)
+    res = check.run(wrap(net), data)
     w = net[1].weight.detach().numpy()[0]
     decision = lambda a: a.reshape(len(a), -1) @ w + float(net[1].bias.detach()[0])  # noqa: E731
     flat = x.reshape(len(x), -1).astype(np.float64)
-    for eps in (0.001, 0.01):
+    for eps in (0.002, 0.01):
         exact = exact_linear_robust(decision, w, flat, y == 1, eps * 255.0, 0.0, 255.0).mean()
         assert res.metrics[f"robust_accuracy_at_{eps:g}"].value == pytest.approx(exact, abs=1.5 / len(x))
     assert res.metrics["clean_accuracy"].value == 1.0
@@ -93,15 +97,16 @@ def test_image_budget_scales_with_value_range():
 def test_skips_say_why(breast_cancer):
     _, test = breast_cancer
     tree = wrap(DecisionTreeClassifier(max_depth=2, random_state=0).fit(test.x, test.y))
-    res = AdversarialRobustness().run(tree, test)
-    assert res.status is Status.SKIP and res.message == BLACK_BOX_SKIP
+    res = AdversarialRobustness(attack="pgd").run(tree, test)
+    assert res.status is Status.SKIP and "attack='pgd' needs gradients" in res.message
     texts = Dataset.from_arrays(["good", "bad", "fine", "awful"], [1, 0, 1, 0])
     res = AdversarialRobustness().run(wrap(lambda t: np.tile([0.5, 0.5], (len(t), 1)), classes=[0, 1]), texts)
-    assert res.status is Status.SKIP and "text data" in res.message
+    assert res.status is Status.SKIP and "text_adversarial_robustness" in res.message
     frame = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3], "color": ["r", "g", "r", "b"]})
     mixed = Dataset.from_arrays(frame, [0, 1, 1, 0])
-    res = AdversarialRobustness().run(wrap(lambda a: np.tile([0.5, 0.5], (len(a), 1)), classes=[0, 1]), mixed)
-    assert res.status is Status.SKIP and "categorical columns ['color']" in res.message
+    res = AdversarialRobustness(norm="l2").run(wrap(lambda a: np.tile([0.5, 0.5], (len(a), 1)), classes=[0, 1]),
+                                               mixed)
+    assert res.status is Status.SKIP and "schema-aware tabular search measures linf" in res.message
 
 
 def test_bad_parameters_name_themselves():
@@ -111,3 +116,11 @@ def test_bad_parameters_name_themselves():
         AdversarialRobustness(norm="l3")
     with pytest.raises(ConfigError, match=r"AdversarialRobustness\(attack=\.\.\.\) must be one of"):
         AdversarialRobustness(attack="cw")
+    with pytest.raises(ConfigError, match=r"AdversarialRobustness\(level=\.\.\.\) must be one of"):
+        AdversarialRobustness(level="slow")
+    with pytest.raises(ConfigError, match=r"AdversarialRobustness\(norm=\.\.\.\) must be 'linf' or 'l2' with "
+                                          r"attack='evaluate' \(for l1 use attack='pgd'\)"):
+        AdversarialRobustness(norm="l1")
+    AdversarialRobustness(norm="l1", attack="pgd")  # fine
+    with pytest.raises(ConfigError, match=r"AdversarialRobustness\(minimal=\.\.\.\) must be True or False"):
+        AdversarialRobustness(minimal="yes")

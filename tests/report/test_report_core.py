@@ -22,7 +22,7 @@ checks:
   - check: natural_robustness
     params: {perturbations: [feature_noise, outliers], severities: [1, 3, 5], max_samples: 80}
   - check: adversarial_robustness
-    params: {eps: [0.02, 0.05, 0.1], steps: 5, max_samples: 60}
+    params: {eps: [0.02, 0.05, 0.1], level: fast, minimal: false, max_samples: 60}
 """
 
 

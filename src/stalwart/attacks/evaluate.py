@@ -396,7 +396,7 @@ class MinimalPerturbation:
 
 
 def minimal_perturbation(model: Any, x: Any, y: Any, *, norm: str = "l2", bounds: tuple[Any, Any] | None = (0.0, 1.0),
-                         seed: int = 0) -> MinimalPerturbation:
+                         seed: int = 0, mutable: Any = None) -> MinimalPerturbation:
     """The smallest perturbation that changes each prediction, as a distribution.
 
     White-box models: DeepFool (fast, near-minimal), refined by C&W for l2; black-box models:
@@ -415,7 +415,7 @@ def minimal_perturbation(model: Any, x: Any, y: Any, *, norm: str = "l2", bounds
         span = {"linf": float((hi - lo).max()), "l2": float(np.sqrt(((hi - lo) ** 2).sum()))}[norm]
     else:
         span = {"linf": 10 * float(np.ptp(xs)), "l2": 10 * float(np.ptp(xs)) * np.sqrt(xs[0].size)}[norm]
-    threat = ThreatModel(norm, span, bounds)
+    threat = ThreatModel(norm, span, bounds, mutable)  # mutable: features that may move (all by default)
     methods = (["deepfool"] + (["cw"] if norm == "l2" else [])) if model.differentiable else ["hopskipjump"]
     methods = [m for m in methods if m in ATTACKS]
     if not methods:

@@ -25,7 +25,9 @@ from stalwart.checks.corruption import CorruptionRobustness
 from stalwart.checks.drift import DataDrift, MultivariateDrift
 from stalwart.checks.natural import NaturalRobustness
 from stalwart.checks.ood import OODDetection
+from stalwart.checks.text_adversarial import TextAdversarialRobustness
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
            "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness",
-           "CorruptionRobustness", "BehaviouralTests", "DataDrift", "MultivariateDrift", "OODDetection"]
+           "CorruptionRobustness", "BehaviouralTests", "DataDrift", "MultivariateDrift", "OODDetection",
+           "TextAdversarialRobustness"]

@@ -434,7 +434,15 @@ register = CHECKS.register
 
 
 def _load_builtins() -> None:
-    from stalwart.checks import adversarial, behaviour, corruption, drift, natural, ood  # noqa: F401 - registers
+    from stalwart.checks import (  # noqa: F401 - registers on import
+        adversarial,
+        behaviour,
+        corruption,
+        drift,
+        natural,
+        ood,
+        text_adversarial,
+    )
 
 
 def names() -> list[str]:
