@@ -151,3 +151,19 @@ def test_minimal_perturbation_finds_the_closed_form_distance():
     summary = mp.to_dict()
     assert summary["found"] == 40 and sum(summary["histogram"]["counts"]) == 40
     assert summary["quantiles"]["p50"] == pytest.approx(np.median(mp.distance), rel=0.2)
+
+
+def test_square_escalates_to_the_full_budget_only_on_signs_of_masking(mlp_digits):
+    net, x, y = mlp_digits
+    threat = ThreatModel("linf", 0.05, (0.0, 1.0))
+    clean = evaluate(net, x[:40], y[:40], threat, level="standard", sanity=False, eps_curve=[0.05])
+    square = [a for a in clean.attacks if a["attack"] == "square"]
+    assert square[-1]["params"]["escalated"] is False and "not escalated" in square[-1]["note"]
+    masked_threat = ThreatModel("linf", 0.1, (0.0, 1.0))
+    masked = evaluate(_Quantised(net).eval(), x[:40], y[:40], masked_threat, level="standard", sanity=False,
+                      eps_curve=[0.1])
+    escalated = [a for a in masked.attacks if a["params"].get("escalated")]
+    assert escalated and escalated[0]["attacked"] > 0 and escalated[0]["params"]["queries"] == 4000
+    full = evaluate(_Quantised(net).eval(), x[:40], y[:40], masked_threat, level="standard", sanity=False,
+                    eps_curve=[0.1], escalate_square=False)
+    assert masked.robust.sum() <= full.robust.sum() + 1  # escalation loses nothing against 5,000 always
