@@ -39,11 +39,19 @@ $(BENCH)/.stamp: pyproject.toml constraints.txt benchmarks/requirements.txt benc
 	$(BENCH)/bin/python -m pip install -q --no-deps -r benchmarks/requirements-nodeps.txt
 	touch $@
 
-bench: $(BENCH)/.stamp
+# alibi-detect pins numpy < 2: a third environment, used by bench_drift.py for its MMD peer
+ALIBI := .venv-alibi
+$(ALIBI)/.stamp: benchmarks/requirements-drift.txt
+	$(PYTHON) -m venv $(ALIBI)
+	$(ALIBI)/bin/python -m pip install -q --upgrade pip
+	$(ALIBI)/bin/python -m pip install -q -r benchmarks/requirements-drift.txt
+	touch $@
+
+bench: $(BENCH)/.stamp $(ALIBI)/.stamp
 	$(BENCH)/bin/python benchmarks/run_all.py $(BENCHMARKS)
 
 lint: $(STAMP)-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(BENCH) demo-report .pytest_cache
+	rm -rf $(VENV) $(BENCH) $(ALIBI) demo-report .pytest_cache

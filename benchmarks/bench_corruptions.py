@@ -5,12 +5,10 @@ provide is timed (best of ``--repeats`` runs for stalwart, whose batches take mi
 run for the peer, which loops over images in Python). A corruption the peer cannot run with the
 installed numpy / scikit-image is reported as "peer fails" with its exception.
 
-The peer pins old libraries; install it in a separate environment so the project's pins stay::
+The peer is installed by ``make bench`` into ``.venv-bench`` (benchmarks/requirements.txt), so
+the project's own environment keeps its pins::
 
-    python3 -m venv /tmp/benchvenv
-    /tmp/benchvenv/bin/pip install -c constraints.txt -r benchmarks/requirements-corruptions.txt
-    /tmp/benchvenv/bin/pip install -c constraints.txt -e .
-    /tmp/benchvenv/bin/python benchmarks/bench_corruptions.py --write docs/benchmarks.md
+    make bench BENCHMARKS=corruptions        # or: .venv-bench/bin/python benchmarks/bench_corruptions.py
 """
 
 from __future__ import annotations
@@ -92,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: the peer runs on one core; small batches gain little from more)")
-    ap.add_argument("--write", type=Path, help="replace the '## Image corruptions' section of this file")
+    ap.add_argument("--write", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md",
+                    help="replace the '## Image corruptions' section of this file (default docs/benchmarks.md)")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -125,9 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Peer: imagecorruptions {getattr(imagecorruptions, '__version__', '1.1.2')}; torch {torch.__version__}, "
         f"numpy {np.__version__}, Python {platform.python_version()}; {os.cpu_count()} CPU cores "
         f"({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}; load average "
-        f"{os.getloadavg()[0]:.1f} at the end (the machine was shared, so numbers are noisy).", "",
-        "Command: `python benchmarks/bench_corruptions.py --write docs/benchmarks.md` "
-        "(in a separate environment with benchmarks/requirements-corruptions.txt).", "",
+        f"{os.getloadavg()[0]:.1f} at the end.", "",
+        "Command: `make bench BENCHMARKS=corruptions` (the peer lives in `.venv-bench`).", "",
         "At 32 px stalwart uses the CIFAR-10-C constants for size-dependent corruptions (smaller kernels) while "
         "imagecorruptions always uses the ImageNet-C ones; see docs/corruptions.md.", "",
         "| corruption | stalwart img/s | imagecorruptions img/s | ratio |",
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print()
     print(text)
-    if args.write:
+    if not args.no_write:
         old = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
         pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
         new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text

@@ -20,7 +20,7 @@ Each tool runs in its own subprocess; wall time covers the call only, and peak m
 rise of the process's resident set during the call (the kernel's high-water mark, reset just
 before the call through ``/proc/self/clear_refs``).
 
-    .venv-bench/bin/python benchmarks/bench_drift.py --alibi-python /tmp/alibivenv/bin/python
+    make bench BENCHMARKS=drift       # .venv-bench for Evidently, .venv-alibi for alibi-detect
 """
 
 from __future__ import annotations
@@ -223,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=3, metavar=("TOOL", "REF", "CUR"), help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    ap.add_argument("--alibi-python", default=None, help="Python of an environment with alibi-detect.")
+    alibi = Path(__file__).resolve().parents[1] / ".venv-alibi" / "bin" / "python"
+    ap.add_argument("--alibi-python", default=str(alibi) if alibi.exists() else None,
+                    help="Python of an environment with alibi-detect (default: .venv-alibi, made by make bench).")
     ap.add_argument("--evidently-timeout", type=float, default=1800.0)
     ap.add_argument("--data-dir", default=None, help="Where to keep the generated Parquet files.")
     ap.add_argument("--no-write", action="store_true", help="Print the section instead of writing it.")
@@ -320,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     vers = _versions(py, ["numpy", "pandas", "scipy", "pyarrow", "evidently", "torch"])
     alibi_vers = _versions(args.alibi_python, ["alibi-detect", "torch", "numpy"]) if args.alibi_python else {}
     body = "\n\n".join([
-        "`.venv-bench/bin/python benchmarks/bench_drift.py --alibi-python /tmp/alibivenv/bin/python` on "
+        "`make bench BENCHMARKS=drift` on "
         f"{machine()}; load average {load_start[0]:.1f} at the start and {load_end[0]:.1f} at the end (the "
         "machine was shared with other test runs, so times are noisy). Versions: "
         + ", ".join(f"{k} {v}" for k, v in vers.items())
