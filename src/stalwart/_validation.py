@@ -38,6 +38,15 @@ def check_positive(owner: object | str, name: str, value: Any, *, strict: bool =
     return check_param(owner, name, value, bool(ok), f"{kind} {'>' if strict else '>='} 0")
 
 
+def check_severities(owner: object | str, value: Any, name: str = "severities") -> list[int]:
+    """A non-empty list of integer severities in 1..5, returned sorted without repeats."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0 and all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s <= 5 for s in value)
+    if not ok:
+        raise param_error(owner, name, "a non-empty list of integers in 1..5", value)
+    return sorted({int(s) for s in value})
+
+
 def check_array(x: Any, name: str = "x", *, ndim: int | Sequence[int] | None = None,
                 allow_nan: bool = False, dtype: Any = np.float64,
                 min_samples: int = 1) -> np.ndarray:

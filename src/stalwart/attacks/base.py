@@ -174,22 +174,12 @@ def _project_l1(f: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(inside[:, None], f, proj)
 
 
-@dataclass(frozen=True, eq=False)
-class AttackResult:
-    """Outcome of one attack run; arrays have one entry per sample."""
+class RobustnessRates:
+    """Rates shared by every attack result; needs ``y``, ``pred_clean`` and ``success`` arrays."""
 
-    attack: str
-    threat: ThreatModel
-    x_adv: np.ndarray
     y: np.ndarray
     pred_clean: np.ndarray
-    pred_adv: np.ndarray
-    success: np.ndarray  # adversarial example found (or the sample was already misclassified)
-    distance: np.ndarray  # perturbation size in the threat model's norm
-    queries: np.ndarray  # model queries spent per sample
-    time_s: float
-    targeted: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
+    success: np.ndarray
 
     @property
     def clean_correct(self) -> np.ndarray:
@@ -209,6 +199,24 @@ class AttackResult:
         """Share of initially correct samples the attack fooled."""
         correct = self.clean_correct
         return float(self.success[correct].mean()) if correct.any() else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class AttackResult(RobustnessRates):
+    """Outcome of one attack run; arrays have one entry per sample."""
+
+    attack: str
+    threat: ThreatModel
+    x_adv: np.ndarray
+    y: np.ndarray
+    pred_clean: np.ndarray
+    pred_adv: np.ndarray
+    success: np.ndarray  # adversarial example found (or the sample was already misclassified)
+    distance: np.ndarray  # perturbation size in the threat model's norm
+    queries: np.ndarray  # model queries spent per sample
+    time_s: float
+    targeted: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         fooled = self.success & self.clean_correct

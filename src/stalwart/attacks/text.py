@@ -31,6 +31,7 @@ import numpy as np
 
 from stalwart._registry import Registry
 from stalwart._validation import check_labels, check_lengths, check_param, labels_to_index, param_error
+from stalwart.attacks.base import RobustnessRates
 from stalwart.attacks.synonyms import SynonymSource, default_synonyms
 from stalwart.errors import InputError, ModelError
 
@@ -91,7 +92,7 @@ def _py(v: Any) -> Any:
 
 
 @dataclass(frozen=True, eq=False)
-class TextAttackResult:
+class TextAttackResult(RobustnessRates):
     """Outcome of one text attack run; arrays have one entry per sample.
 
     Attributes
@@ -122,25 +123,6 @@ class TextAttackResult:
     queries: np.ndarray
     time_s: float
     params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def clean_correct(self) -> np.ndarray:
-        return self.pred_clean == self.y
-
-    @property
-    def clean_accuracy(self) -> float:
-        return float(self.clean_correct.mean())
-
-    @property
-    def robust_accuracy(self) -> float:
-        """Share of samples classified correctly both clean and under attack."""
-        return float((~self.success).mean())
-
-    @property
-    def attack_success_rate(self) -> float:
-        """Share of initially correct samples the attack fooled."""
-        correct = self.clean_correct
-        return float(self.success[correct].mean()) if correct.any() else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no per-sample arrays)."""

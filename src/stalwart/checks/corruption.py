@@ -23,7 +23,7 @@ import numpy as np
 
 from stalwart import perturb
 from stalwart._stats import bootstrap_ci, wilson_interval
-from stalwart._validation import check_positive, param_error
+from stalwart._validation import check_positive, check_severities, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, register
 from stalwart.checks.natural import _by_family, _first_sentence, family_of
 from stalwart.errors import ConfigError, StalwartError
@@ -147,12 +147,7 @@ class CorruptionRobustness(Check):
                                   f"image perturbations; image perturbations: {known}")
             perturbations = list(dict.fromkeys(perturbations))
         self.perturbations = perturbations
-        ok = isinstance(severities, Sequence) and not isinstance(severities, str) and len(severities) > 0 \
-            and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 1 <= s <= 5
-                    for s in severities)
-        if not ok:
-            raise param_error(self, "severities", "a non-empty list of integers in 1..5", severities)
-        self.severities = sorted({int(s) for s in severities})
+        self.severities = check_severities(self, severities)
         check_positive(self, "max_samples", max_samples, integer=True)
         self.max_samples = int(max_samples)
         self._baseline_model = None
