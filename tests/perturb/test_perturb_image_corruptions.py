@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +12,9 @@ from stalwart import perturb
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
 from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur, disk_kernel
-from stalwart.perturb._image_digital import JpegCompression, Saturate, jpeg_tables
+from stalwart.perturb._image_digital import JpegCompression, Saturate, _quantise, _upsample2, jpeg_tables
 from stalwart.perturb._image_geometry import Crop, Flip, Occlusion, Scale
-from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise
+from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise, _poisson_tables, poisson_counts
 from stalwart.perturb._image_weather import Fog, plasma_fractal
 
 NEW = ["impulse_noise", "speckle_noise", "defocus_blur", "motion_blur", "zoom_blur", "glass_blur", "fog",
@@ -145,6 +147,48 @@ def test_impulse_noise_hits_the_table_fraction_half_salt_half_pepper(severity):
     assert np.all(hit5[hit1])
 
 
+def _poisson_pmf(mu: float, k: np.ndarray) -> np.ndarray:
+    return np.array([math.exp(i * math.log(mu) - mu - math.lgamma(i + 1)) for i in k])
+
+
+@pytest.mark.parametrize("lam", [60.0, 12.0, 3.0])
+def test_poisson_tables_hold_the_pmf(lam):
+    guide, cdf = _poisson_tables(lam)
+    cdf = cdf.reshape(256, -1)
+    for j in (1, 77, 255):
+        probs = np.diff(cdf[j], prepend=0)
+        np.testing.assert_allclose(probs, _poisson_pmf(lam * j / 255, np.arange(cdf.shape[1])), atol=1e-12)
+    assert np.all(cdf[0] == 1.0)  # mean 0: always 0 photons
+    # a guide entry is the answer for its bucket's smallest uniform; flagged (< 0) where a CDF step is inside
+    k0 = np.where(guide < 0, -1 - guide, guide).reshape(256, -1).astype(np.int64)
+    low = np.arange(k0.shape[1]) / k0.shape[1]
+    np.testing.assert_array_equal(k0, np.stack([np.searchsorted(row, low, side="right") for row in cdf]))
+    step_inside = np.stack([np.searchsorted(row, low + 1 / k0.shape[1], side="left") for row in cdf]) > k0
+    np.testing.assert_array_equal(guide.reshape(256, -1) < 0, step_inside)
+
+
+@pytest.mark.parametrize(("lam", "value"), [(60.0, 0.4), (12.0, 0.123), (3.0, 200.3 / 255)])
+def test_poisson_counts_follow_the_pmf_on_and_off_the_8_bit_grid(lam, value):
+    x = torch.full((400_000,), value, dtype=torch.float32)
+    counts = poisson_counts(x, lam, np.random.default_rng(5)).numpy()
+    np.testing.assert_array_equal(counts, np.round(counts))
+    mu = lam * float(np.float32(value))
+    k = np.arange(int(counts.max()) + 3)
+    pmf = _poisson_pmf(mu, k)
+    freq = np.bincount(counts.astype(np.int64), minlength=k.size)[:k.size] / counts.size
+    z = np.abs(freq - pmf) / np.sqrt(pmf * (1 - pmf) / counts.size)
+    assert z[pmf > 1e-5].max() < 5.0  # every probability within 5 standard errors
+    assert counts.mean() == pytest.approx(mu, abs=5 * math.sqrt(mu / counts.size))
+
+
+def test_shot_noise_draws_do_not_depend_on_the_severity():
+    x = natural((4, 3, 16, 16))  # off the 8-bit grid: exercises the rest sampler too
+    lo = perturb.get("shot_noise").apply(x, 5, rng=9, schema=UNIT) * 3.0  # lam 3
+    hi = perturb.get("shot_noise").apply(x, 1, rng=9, schema=UNIT) * 60.0  # lam 60
+    # inversion with the same uniforms is monotone in the mean: more photons at the higher lam
+    assert np.all(np.round(hi) >= np.round(lo))
+
+
 def test_speckle_noise_std_is_proportional_to_the_value():
     x = np.concatenate([np.full((8, 3, 32, 32), 0.2), np.full((8, 3, 32, 32), 0.4)]).astype(np.float32)
     out = SpeckleNoise().apply(x, 1, rng=0, schema=UNIT)
@@ -255,6 +299,29 @@ def test_jpeg_tables_and_constant_images():
     out = JpegCompression().apply(x, 5, schema=UNIT)
     assert out.std(axis=(2, 3)).max() < 1e-6  # a flat image stays flat
     np.testing.assert_allclose(out, x, atol=6 / 255)
+
+
+def test_jpeg_block_codec_matches_a_float64_reference():
+    rng = np.random.default_rng(0)
+    planes = rng.uniform(0, 255, (3, 16, 24))
+    luma, _ = jpeg_tables(58)
+    d = np.cos((2 * np.arange(8)[None, :] + 1) * np.arange(8)[:, None] * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
+    blocks = planes.reshape(3, 2, 8, 3, 8).transpose(0, 1, 3, 2, 4) - 128.0
+    coef = np.round(d @ blocks @ d.T / luma) * luma
+    expected = (d.T @ coef @ d + 128.0).transpose(0, 1, 3, 2, 4).reshape(3, 16, 24)
+    got = _quantise(torch.from_numpy(planes.astype(np.float32)), luma).reshape(3, 16, 24)
+    np.testing.assert_allclose(got.numpy(), expected, atol=2e-3)
+
+
+def test_jpeg_chroma_upsampling_is_bilinear_with_repeated_edges():
+    c = torch.from_numpy(np.random.default_rng(1).uniform(0, 255, (4, 5, 7)).astype(np.float32))
+    ref = torch.nn.functional.interpolate(c[None], scale_factor=2, mode="bilinear", align_corners=False)[0]
+    np.testing.assert_allclose(_upsample2(c).numpy(), ref.numpy(), atol=1e-4)
+    # output (1, 2) lies a quarter pixel below source row 0 and left of column 1: weights 3/4 and 1/4 per axis
+    col = lambda j: 0.75 * c[:, 0, j] + 0.25 * c[:, 1, j]  # noqa: E731
+    np.testing.assert_allclose(_upsample2(c)[:, 1, 2].numpy(), (0.75 * col(1) + 0.25 * col(0)).numpy(), atol=1e-4)
+    np.testing.assert_allclose(_upsample2(c)[:, 0, 0].numpy(), c[:, 0, 0].numpy(), atol=1e-4)  # corner repeated
 
 
 def test_jpeg_is_eight_bit_and_matches_blocks():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -107,6 +108,9 @@ _CHROMA = np.array([
     47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32).reshape(8, 8)
 
 
+_RGB_TO_YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))  # JFIF
+
+
 def jpeg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
     """The IJG (libjpeg, Pillow) luma and chroma quantisation tables at ``quality`` 1..100."""
     scale = 5000 / quality if quality < 50 else 200 - 2 * quality
@@ -120,14 +124,52 @@ def _dct_matrix() -> np.ndarray:
     return d  # orthonormal DCT-II: JPEG's 8 x 8 transform is d @ block @ d.T
 
 
+@functools.lru_cache(maxsize=32)
+def _block_codec(table_bytes: bytes) -> tuple[Tensor, Tensor, Tensor]:
+    """The 8 x 8 DCT, quantisation steps and level shift of one table as 64 x 64 matrices on flat blocks.
+
+    For a block flattened row-major, ``d @ B @ d.T`` is ``kron(d, d) @ vec(B)``. The division by the
+    table is folded into the forward matrix and the multiplication into the inverse one, and the
+    level shift by 128 into a bias (it only moves the DC coefficient), so coding every block of a
+    batch is ``round(blocks @ fwd - shift) @ inv + 128``: two GEMMs and a rounding.
+    """
+    q = np.frombuffer(table_bytes, dtype=np.int64).astype(np.float64)
+    k = np.kron(_dct_matrix(), _dct_matrix())  # 64 x 64, orthonormal
+    fwd = k.T / q[None, :]
+    shift = 128.0 * k.sum(axis=1) / q  # kron(d, d) @ (128 * ones): 1024 at DC, 0 elsewhere
+    inv = k * q[:, None]
+    return tuple(torch.from_numpy(a.astype(np.float32)) for a in (fwd, shift, inv))  # type: ignore[return-value]
+
+
 def _quantise(planes: Tensor, table: np.ndarray) -> Tensor:
-    """Level shift, 8 x 8 DCT, quantise and dequantise, inverse DCT of planes B x H x W (H, W % 8 == 0)."""
+    """Level shift, 8 x 8 DCT, quantise and dequantise, inverse DCT of planes B x H x W (H, W % 8 == 0).
+
+    Returns a B x H/8 x 8 x W/8 x 8 view of the coded planes in block order (no copy back: callers
+    that write it into a B x H x W buffer view that the same way).
+    """
     b, h, w = planes.shape
-    d = torch.from_numpy(_dct_matrix()).to(planes.device, torch.float32)
-    q = torch.from_numpy(table).to(planes.device, torch.float32)
-    blocks = (planes - 128.0).reshape(b, h // 8, 8, w // 8, 8).transpose(2, 3)
-    coef = torch.round(d @ blocks @ d.T / q) * q
-    return (d.T @ coef @ d).transpose(2, 3).reshape(b, h, w) + 128.0
+    fwd, shift, inv = (t.to(planes.device) for t in _block_codec(np.ascontiguousarray(table, np.int64).tobytes()))
+    blocks = planes.reshape(b, h // 8, 8, w // 8, 8).transpose(2, 3).reshape(-1, 64)
+    coef = torch.round_(torch.addmm(shift, blocks, fwd, alpha=1.0, beta=-1.0))
+    out = torch.addmm(torch.full((1,), 128.0, device=planes.device), coef, inv)
+    return out.view(b, h // 8, w // 8, 8, 8).transpose(2, 3)
+
+
+def _upsample2(c: Tensor) -> Tensor:
+    """libjpeg's "fancy" 2x upsampling of the last two axes: 3/4 of the nearest sample, 1/4 of the
+    next nearest, edges repeated (``F.interpolate(bilinear, align_corners=False)``, without its
+    slow CPU kernel)."""
+    for dim in (-1, -2):
+        n = c.shape[dim]
+        out = c.new_empty(*c.shape[:dim], n, 2, *c.shape[dim:][1:])  # sample i -> rows 2i, 2i + 1
+        even, odd = out.select(dim, 0), out.select(dim, 1)
+        c3 = c * 0.75
+        torch.add(c3.narrow(dim, 1, n - 1), c.narrow(dim, 0, n - 1), alpha=0.25, out=even.narrow(dim, 1, n - 1))
+        torch.add(c3.narrow(dim, 0, n - 1), c.narrow(dim, 1, n - 1), alpha=0.25, out=odd.narrow(dim, 0, n - 1))
+        even.narrow(dim, 0, 1).copy_(c.narrow(dim, 0, 1))
+        odd.narrow(dim, n - 1, 1).copy_(c.narrow(dim, n - 1, 1))
+        c = out.flatten(dim - 1, dim) if dim == -1 else out.flatten(-3, -2)
+    return c
 
 
 def _pad_to(x: Tensor, multiple: int) -> Tensor:
@@ -173,19 +215,30 @@ class JpegCompression(_Image):
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n, c, h, w = x.shape
         luma_q, chroma_q = jpeg_tables(self.quality(severity, min(h, w)))
-        v = torch.round(x.clamp(0.0, 1.0) * 255.0)
+        v = _pad_to(torch.round_(x.clamp(0.0, 1.0).mul_(255.0)), 8 if c != 3 else 16)
+        hh, ww = v.shape[-2:]
+        blocked = (hh // 8, 8, ww // 8, 8)  # H x W split into 8 x 8 blocks, a view of any plane
         if c != 3:  # greyscale: each channel coded on its own as luma
-            planes = _pad_to(v, 8).reshape(n * c, *_pad_to(v, 8).shape[-2:])
-            out = _quantise(planes, luma_q).reshape(n, c, *planes.shape[-2:])
+            coded = _quantise(v.reshape(n * c, hh, ww), luma_q)
+            v.view(n * c, *blocked).copy_(coded)
         else:
-            r, g, b = _pad_to(v, 16).unbind(1)
-            y = torch.round(0.299 * r + 0.587 * g + 0.114 * b)
-            cb = torch.round(-0.168736 * r - 0.331264 * g + 0.5 * b + 128.0)
-            cr = torch.round(0.5 * r - 0.418688 * g - 0.081312 * b + 128.0)
-            chroma = torch.round(F.avg_pool2d(torch.stack([cb, cr], 1), 2))  # n x 2 x H/2 x W/2
-            y = _quantise(y, luma_q)
-            chroma = _quantise(chroma.reshape(-1, *chroma.shape[-2:]), chroma_q).reshape(chroma.shape)
-            chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False) - 128.0
-            cb, cr = chroma.unbind(1)
-            out = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1)
-        return torch.round(out[..., :h, :w].clamp(0.0, 255.0)) / 255.0
+            # in-place into one buffer: fresh full-size tensors cost more than the arithmetic here
+            ycc = torch.empty_like(v)
+            r, g, b = v.unbind(1)
+            for out, (kr, kg, kb), shift in zip(ycc.unbind(1), _RGB_TO_YCC, (0.0, 128.0, 128.0)):
+                torch.mul(r, kr, out=out).add_(g, alpha=kg).add_(b, alpha=kb).add_(shift).round_()
+            # 4:2:0: means of 2 x 2 blocks, rounded like libjpeg's integer downsampling; strided adds
+            # beat sum() and avg_pool2d many times on CPU
+            pairs = ycc[:, 1:].reshape(n, 2, hh // 2, 2, ww)
+            rows = pairs[:, :, :, 0] + pairs[:, :, :, 1]
+            rows = rows.view(n, 2, hh // 2, ww // 2, 2)
+            chroma = torch.round_(rows[..., 0].add(rows[..., 1]).mul_(0.25))
+            y = _quantise(ycc[:, 0], luma_q).reshape(n, hh, ww)  # one copy back: strided maths is slow
+            chroma = _quantise(chroma.view(n * 2, hh // 2, ww // 2), chroma_q)
+            chroma = _upsample2(chroma.reshape(n * 2, hh // 2, ww // 2).sub_(128.0))
+            cb, cr = chroma.view(n, 2, hh, ww).unbind(1)
+            vr, vg, vb = v.unbind(1)  # v is no longer needed: reuse it for RGB
+            torch.add(y, cr, alpha=1.402, out=vr)
+            torch.add(y, cb, alpha=-0.344136, out=vg).add_(cr, alpha=-0.714136)
+            torch.add(y, cb, alpha=1.772, out=vb)
+        return v[..., :h, :w].clamp_(0.0, 255.0).round_().div_(255.0)

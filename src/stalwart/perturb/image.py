@@ -108,9 +108,7 @@ class ShotNoise(_Image):
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         lam = self.levels[severity - 1]
-        # numpy's sampler: torch.poisson is several times slower on CPU
-        counts = rng.poisson(x.clamp(0.0, 1.0).cpu().numpy().astype(np.float64) * lam)
-        return _tensor(counts / lam, x)
+        return poisson_counts(x, lam, rng) / lam  # exact table sampler, ~10x numpy's (_image_noise)
 
 
 @register
@@ -326,5 +324,5 @@ def _pixelate_matrix(size: int, cells: int) -> np.ndarray:
 from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur  # noqa: E402
 from stalwart.perturb._image_digital import ElasticTransform, JpegCompression, Saturate  # noqa: E402
 from stalwart.perturb._image_geometry import Crop, Flip, Occlusion, Scale  # noqa: E402
-from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise  # noqa: E402
+from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise, poisson_counts  # noqa: E402
 from stalwart.perturb._image_weather import Fog  # noqa: E402
