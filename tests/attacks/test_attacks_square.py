@@ -11,7 +11,15 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 
 from stalwart.attacks import ATTACKS, PGD, ThreatModel
-from stalwart.attacks.square import Square, _meta_pattern, margin_loss, p_schedule
+from stalwart.attacks.square import (
+    Square,
+    _Constraints,
+    _margin_loss_t,
+    _meta_pattern,
+    _TensorConstraints,
+    margin_loss,
+    p_schedule,
+)
 from stalwart.errors import ConfigError
 from stalwart.models import wrap
 from stalwart.models.function import FunctionModel
@@ -180,6 +188,87 @@ def test_margin_loss_is_the_log_probability_margin() -> None:
     assert fooled.tolist() == [False, True]
     loss, _ = margin_loss(p, np.array([0, 0]), None, "ce")
     np.testing.assert_allclose(loss, np.log([0.7, 0.3]))
+
+
+def test_tensor_margin_loss_matches_the_numpy_one() -> None:
+    p = np.random.default_rng(0).dirichlet(np.ones(4), size=50)
+    y, t = np.arange(50) % 4, (np.arange(50) + 1) % 4
+    for target in (None, t):
+        for kind in ("margin", "ce"):
+            ref, ref_fooled = margin_loss(p, y, target, kind)
+            got, fooled = _margin_loss_t(torch.as_tensor(p, dtype=torch.float32), torch.as_tensor(y),
+                                         None if target is None else torch.as_tensor(target), kind)
+            np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(fooled.numpy(), ref_fooled)
+
+
+def test_scores_tensor_gives_the_probabilities_and_counts_queries(digits_mlp) -> None:
+    net, x, _ = digits_mlp
+    torch_model = wrap(net)
+    torch_model.batch_size = 7  # several forward passes
+    lin, _, _ = linear_model(64)
+    xt = torch.as_tensor(x[:20])
+    for model in (torch_model, lin):
+        ref = model.predict_proba(x[:20])
+        q = model.n_queries
+        got = model.scores_tensor(xt)
+        assert got.dtype == torch.float32 and got.device == xt.device and got.shape == ref.shape
+        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-6)
+        assert model.n_queries - q == 20
+
+
+@pytest.mark.parametrize("p,side", [(0.8 / 512, 1), (0.2, 4)])
+def test_linf_square_proposals_move_one_masked_square_to_the_other_vertex(p: float, side: int) -> None:
+    """The batched-candidate linf proposal on images: each sample's change is confined to one
+    side x side square, lands on a vertex clip(x -+ eps), never touches frozen pixels, and a
+    proposal that changes nothing is rare (all 11 candidates must fail)."""
+    m, c, h, w, eps = 400, 2, 8, 8, 0.1
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.uniform(0, 1, (m, c, h * w)), dtype=torch.float32)
+    x[:, :, :5] = 0.0  # clipped on one side: the -eps vertex equals x
+    mask = np.ones((c, h, w), dtype=bool)
+    mask[:, 0, :] = False  # the top row is frozen
+    threat = ThreatModel("linf", eps, bounds=(0.0, 1.0), mutable=mask)
+    cons = _TensorConstraints(_Constraints(threat, (c, h, w), (c, h * w)), h * w, (h, w), x.device)
+    attack = Square(threat)
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        cur = attack._init(x, cons, gen, (h, w))
+        vert = attack._vertices(x, cons)
+        prop = attack._propose_squares_linf(cur, vert, p, cons, gen, (h, w))
+    assert attack._side(p, (h, w), 1) == side
+    moved = (prop != cur).reshape(m, c, h, w)
+    assert not moved[:, :, 0, :].any()
+    on_vertex = (prop == vert[0]) | (prop == vert[1])
+    assert on_vertex.reshape(m, c, h, w)[:, :, 1:].all()
+    any_moved = moved.any(dim=1).numpy()  # pixels changed in some channel
+    changed = any_moved.reshape(m, -1).any(axis=1)
+    for i in np.flatnonzero(changed):  # the changed pixels fit inside one side x side square
+        r, q = np.nonzero(any_moved[i])
+        assert r.max() - r.min() < side and q.max() - q.min() < side
+    # with side 1 a single candidate leaves the point unchanged with probability ~1/4
+    assert changed.mean() >= 0.98
+
+
+def test_square_linf_on_images_is_deterministic_and_reports_its_queries(digits_mlp) -> None:
+    net, x, y = digits_mlp
+    x, y = x[:40].reshape(-1, 1, 8, 8), y[:40]
+
+    class OnImages(torch.nn.Module):
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            return net(z.reshape(len(z), -1))
+
+    model = wrap(OnImages())
+    model.known_classes(x)  # the module declares no output width: one probe query, not charged
+    model.reset_queries()
+    threat = ThreatModel("linf", eps=0.1)
+    a = Square(threat, queries=100, seed=1).run(model, x, y)
+    assert a.queries.sum() + len(x) == model.n_queries
+    b = Square(threat, queries=100, seed=1).run(model, x, y)
+    np.testing.assert_array_equal(a.x_adv, b.x_adv)
+    np.testing.assert_array_equal(a.queries, b.queries)
+    standing = a.clean_correct & ~a.success
+    assert standing.any() and (a.queries[standing] == 101).all()
 
 
 def test_meta_pattern_has_two_opposite_halves_peaking_at_their_centres() -> None:

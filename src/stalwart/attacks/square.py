@@ -2,7 +2,8 @@
 
 Each iteration proposes one random change of the current perturbation inside a window and keeps
 it only if the model's margin loss decreases; the window's area is a fraction ``p`` of the input
-that halves on a fixed schedule. Only ``predict_proba`` is used, so it runs on any model.
+that halves on a fixed schedule. Only class scores are used (``Model.scores_tensor``, which
+falls back to ``predict_proba``), so it runs on any model.
 
 - ``linf``: the perturbation always sits on a vertex of the eps-cube. It starts from vertical
   stripes (one random sign per column and channel) and each update sets a square window to
@@ -19,11 +20,16 @@ gets its own random sign (linf) or random-sign pattern entry (l2).
 
 Queries are counted per sample; a sample stops as soon as it is fooled, and later iterations
 query only the samples still standing.
+
+Everything runs in torch on the model's device (a torch model is queried without leaving it),
+driven by one ``torch.Generator`` on that device seeded with ``seed``: a run is reproducible on
+a given device type, and CPU and CUDA runs draw different (equally valid) random streams.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -43,6 +49,8 @@ _DEFAULT_P_INIT = {"linf": 0.8, "l2": 0.1}
 #: iterations (on a 10,000-iteration scale) after which ``p`` halves
 _P_HALVINGS = np.array([10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000])
 _RESAMPLES = 10  # redraws of a proposal that would leave the input unchanged
+#: cap on the values of one batch of redrawn candidates (bounds memory on large inputs)
+_MAX_CANDIDATE_VALUES = 1 << 22
 
 
 def p_schedule(p_init: float, iteration: int, n_iters: int) -> float:
@@ -76,6 +84,25 @@ def margin_loss(proba: np.ndarray, y: np.ndarray, target: np.ndarray | None,
     return value, fooled
 
 
+def _margin_loss_t(proba: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+                   loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`margin_loss` on tensors (the attack's inner loop)."""
+    logp = proba.clamp_min(1e-30).log()
+    cls = (y if target is None else target)[:, None]
+    own = logp.gather(1, cls).squeeze(1)
+    pred = proba.argmax(dim=1)
+    fooled = pred != y if target is None else pred == target
+    if loss == "margin":
+        margin = own - logp.scatter(1, cls, -math.inf).amax(dim=1)
+        return (margin if target is None else -margin), fooled
+    return (own if target is None else -own), fooled
+
+
+def _signs(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Uniform random signs (float32 +-1)."""
+    return torch.randint(0, 2, shape, generator=gen, device=device, dtype=torch.float32).mul_(2).sub_(1)
+
+
 class _Constraints:
     """The threat model's mask and bounds as numpy arrays in an attack's internal layout."""
 
@@ -101,6 +128,30 @@ class _Constraints:
         return z if self.lo is None else np.clip(z, self.lo, self.hi)
 
 
+class _TensorConstraints:
+    """:class:`_Constraints` as tensors on the attack's device, plus the image grid's indices."""
+
+    def __init__(self, cons: _Constraints, size: int, hw: tuple[int, int] | None, device: torch.device) -> None:
+        def tensor(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.as_tensor(np.array(a), device=device)
+
+        self.device = device
+        self.mask, self.lo, self.hi = tensor(cons.mask), tensor(cons.lo), tensor(cons.hi)
+        self.n_mutable = max(int(cons.mask.sum()), 1) if cons.mask is not None else size  # flat windows
+        if hw is not None:
+            self.rows = torch.arange(hw[0], device=device)[None, :]
+            self.cols = torch.arange(hw[1], device=device)[None, :]
+
+    def masked(self, d: torch.Tensor) -> torch.Tensor:
+        return d if self.mask is None else torch.where(self.mask, d, 0.0)
+
+    def mutable_in(self, win: torch.Tensor) -> torch.Tensor:
+        return win if self.mask is None else win & self.mask
+
+    def clip(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.lo is None else torch.minimum(torch.maximum(z, self.lo), self.hi)
+
+
 def _rectangle(h: int, w: int) -> np.ndarray:
     """Concentric-square pattern on an ``h x w`` rectangle: the entry at Chebyshev distance ``d``
     from the centre is ``sum_{k >= d} 1 / (k + 1)^2`` (largest at the centre)."""
@@ -110,6 +161,35 @@ def _rectangle(h: int, w: int) -> np.ndarray:
     weights = 1.0 / np.arange(1, dist.max() + 2) ** 2
     tail = np.cumsum(weights[::-1])[::-1]
     return tail[dist]
+
+
+@lru_cache(maxsize=64)
+def _pattern_pair(s: int, device: torch.device) -> torch.Tensor:
+    """The meta-pattern of side ``s`` and its transpose, shape (2, s, s), float32 on ``device``."""
+    pat = _meta_pattern(s)
+    return torch.as_tensor(np.stack([pat, pat.T]), dtype=torch.float32, device=device)
+
+
+@lru_cache(maxsize=256)
+def _square_grid(s: int, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Every position of an ``s x s`` square in an ``h x w`` image.
+
+    Returns its top row and left column, the flat indices of its four corners in the padded
+    ``(h + 1) x (w + 1)`` integral image with their signs (inclusion-exclusion), and its pixel
+    masks ``(positions, h * w)`` when that table is small (else None).
+    """
+    nh, nw = h - s + 1, w - s + 1
+    rows = torch.arange(nh, device=device).repeat_interleave(nw)
+    cols = torch.arange(nw, device=device).repeat(nh)
+    tl = rows * (w + 1) + cols
+    corners = torch.stack([tl + s * (w + 2), tl + s, tl + s * (w + 1), tl], dim=1)
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0], device=device)
+    wins = None
+    if nh * nw * h * w <= 1 << 22:
+        rh = torch.arange(h, device=device)[None, :] - rows[:, None]
+        rw = torch.arange(w, device=device)[None, :] - cols[:, None]
+        wins = (((rh >= 0) & (rh < s))[:, :, None] & ((rw >= 0) & (rw < s))[:, None, :]).reshape(nh * nw, h * w)
+    return rows, cols, corners, signs, wins
 
 
 def _meta_pattern(s: int) -> np.ndarray:
@@ -122,7 +202,7 @@ def _meta_pattern(s: int) -> np.ndarray:
 class Square(Attack):
     """Square attack (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020), linf and l2.
 
-    A score-based black-box attack: it needs only ``predict_proba``, so it runs on trees, ONNX
+    A score-based black-box attack: it needs only class scores, so it runs on trees, ONNX
     sessions and plain callables as well as on networks, and it is the standard check that a
     white-box evaluation was not fooled by masked gradients.
 
@@ -193,24 +273,26 @@ class Square(Attack):
     # -- main loop ------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        xs = x.detach().cpu().numpy().astype(np.float32)
-        n, shape = len(xs), xs.shape
-        image = xs.ndim == 4 and min(shape[2], shape[3]) >= 2
-        layout = (shape[1], shape[2] * shape[3]) if image else (1, int(np.prod(shape[1:])))
+        with torch.inference_mode():  # scores only: no autograd bookkeeping in the hot loop
+            return self._search(model, x.float(), y, target)
+
+    def _search(self, model: Any, x: torch.Tensor, y: torch.Tensor,
+                target: torch.Tensor | None) -> torch.Tensor:
+        n, shape, dev = x.shape[0], tuple(x.shape), x.device
+        image = x.ndim == 4 and min(shape[2], shape[3]) >= 2
+        layout = (shape[1], shape[2] * shape[3]) if image else (1, math.prod(shape[1:]))
         hw = (shape[2], shape[3]) if image else None
-        cons = _Constraints(self.threat, shape[1:], layout)
-        x0 = xs.reshape(n, *layout)
-        yn = y.cpu().numpy()
-        tn = None if target is None else target.cpu().numpy()
-        rng = np.random.default_rng(self.seed)
-        queries = np.zeros(n, dtype=np.int64)
+        cons = _TensorConstraints(_Constraints(self.threat, shape[1:], layout), layout[1], hw, dev)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(int(self.seed))
+        x0 = x.reshape(n, *layout)
+        queries = np.zeros(n, dtype=np.int64)  # host-side: updated only when samples drop out
 
-        def evaluate(idx: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            proba = model.predict_proba(pts.reshape(len(idx), *shape[1:]))
-            queries[idx] += 1
-            return margin_loss(proba, yn[idx], None if tn is None else tn[idx], self.loss)
+        def evaluate(pts: torch.Tensor, yy: torch.Tensor, tt: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+            return _margin_loss_t(model.scores_tensor(pts.reshape(len(pts), *shape[1:])), yy, tt, self.loss)
 
-        best, best_loss = x0.copy(), np.full(n, np.inf)
+        best, best_loss = x0.clone(), torch.full((n,), math.inf, device=dev)
         fooled = np.zeros(n, dtype=bool)
         share = self.queries // self.restarts
         budgets = [share] * (self.restarts - 1) + [self.queries - share * (self.restarts - 1)]
@@ -218,118 +300,191 @@ class Square(Attack):
             idx = np.flatnonzero(~fooled)
             if idx.size == 0:
                 break
-            xr = x0[idx]
-            cur = self._init(xr, cons, rng, hw)
-            cur_loss, cur_fooled = evaluate(idx, cur)
+            idx_t = torch.as_tensor(idx, device=dev)
+            xr, yr = x0[idx_t], y[idx_t]
+            tr = None if target is None else target[idx_t]
+            cur = self._init(xr, cons, gen, hw)
+            cur_loss, cur_fooled = evaluate(cur, yr, tr)
+            queries[idx] += 1
+            # compacted state of the samples still standing; written back when they drop out
+            keep = ~cur_fooled
+            pos = keep.nonzero().squeeze(1)
+            pos_np = pos.cpu().numpy()
+            xa, ca, la, ya = xr[keep], cur[keep], cur_loss[keep], yr[keep]
+            ta = None if tr is None else tr[keep]
+            # linf on images: the two vertices clip(x -+ eps) every pixel takes, kept per sample
+            va = self._vertices(xa, cons) if hw is not None and self.threat.norm == "linf" else None
             for it in range(1, budget):
-                a = np.flatnonzero(~cur_fooled)
-                if a.size == 0:
+                if pos_np.size == 0:
                     break
                 p = p_schedule(self.p_init, it, budget - 1)
-                prop = self._propose(xr[a], cur[a], p, cons, rng, hw)
-                loss, hit = evaluate(idx[a], prop)
-                keep = hit | (loss < cur_loss[a])  # a fooling point is kept whatever its loss
-                k = a[keep]
-                cur[k], cur_loss[k], cur_fooled[k] = prop[keep], loss[keep], hit[keep]
-            take = cur_fooled | (cur_loss < best_loss[idx])
-            best[idx[take]], best_loss[idx[take]] = cur[take], cur_loss[take]
-            fooled[idx] |= cur_fooled
+                prop = self._propose(xa, ca, p, cons, gen, hw) if va is None else \
+                    self._propose_squares_linf(ca, va, p, cons, gen, hw)
+                loss, hit = evaluate(prop, ya, ta)
+                better = hit | (loss < la)  # a fooling point is kept whatever its loss
+                ca = torch.where(better[:, None, None], prop, ca)
+                la = torch.where(better, loss, la)
+                if bool(hit.any()):  # the one host sync per iteration (besides resampling)
+                    h = hit.cpu().numpy()
+                    queries[idx[pos_np[h]]] += it  # iterations 1..it, one query each
+                    cur[pos[hit]], cur_loss[pos[hit]], cur_fooled[pos[hit]] = ca[hit], la[hit], True
+                    keep = ~hit
+                    pos, pos_np, xa, ca, la, ya = pos[keep], pos_np[~h], xa[keep], ca[keep], la[keep], ya[keep]
+                    ta = None if ta is None else ta[keep]
+                    va = None if va is None else va[:, keep]
+            queries[idx[pos_np]] += budget - 1  # still standing: spent every iteration
+            cur[pos], cur_loss[pos] = ca, la
+            take = cur_fooled | (cur_loss < best_loss[idx_t])
+            best[idx_t[take]], best_loss[idx_t[take]] = cur[take], cur_loss[take]
+            fooled[idx] |= cur_fooled.cpu().numpy()
         self._queries_per_sample = queries
-        return torch.as_tensor(best.reshape(shape), device=x.device)
+        return best.reshape(shape)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _init(self, x: np.ndarray, cons: _Constraints, rng: np.random.Generator,
-              hw: tuple[int, int] | None) -> np.ndarray:
+    def _init(self, x: torch.Tensor, cons: _TensorConstraints, gen: torch.Generator,
+              hw: tuple[int, int] | None) -> torch.Tensor:
         m, c, size = x.shape
         eps = float(self.threat.eps)
         if self.threat.norm == "linf":
             if hw is None:
-                signs = rng.choice([-1.0, 1.0], size=(m, c, size))
+                signs = _signs((m, c, size), gen, x.device)
             else:  # vertical stripes: one sign per column and channel
-                signs = np.broadcast_to(rng.choice([-1.0, 1.0], size=(m, c, 1, hw[1])),
-                                        (m, c, *hw)).reshape(m, c, size)
-            return cons.clip(x + cons.masked(eps * signs)).astype(np.float32)
+                signs = _signs((m, c, 1, hw[1]), gen, x.device).expand(m, c, *hw).reshape(m, c, size)
+            return cons.clip(x + cons.masked(eps * signs))
         if hw is None:
-            delta = rng.choice([-1.0, 1.0], size=(m, c, size))
+            delta = _signs((m, c, size), gen, x.device)
         else:  # a grid of meta-patterns, one random sign per tile and channel
             h, w = hw
             t = max(min(h, w) // 5, 1)
             nh, nw = h // t, w // t
             oh, ow = (h - nh * t) // 2, (w - nw * t) // 2
-            signs = rng.choice([-1.0, 1.0], size=(m, c, nh, nw))
-            tiles = np.repeat(np.repeat(signs, t, axis=2), t, axis=3) * np.tile(_meta_pattern(t), (nh, nw))
-            full = np.zeros((m, c, h, w))
+            signs = _signs((m, c, nh, nw), gen, x.device)
+            tiles = signs.repeat_interleave(t, 2).repeat_interleave(t, 3) * \
+                _pattern_pair(t, x.device)[0].repeat(nh, nw)
+            full = torch.zeros((m, c, h, w), device=x.device)
             full[:, :, oh:oh + nh * t, ow:ow + nw * t] = tiles
             delta = full.reshape(m, c, size)
         delta = cons.masked(delta)
-        delta *= eps / np.maximum(np.sqrt((delta ** 2).sum(axis=(1, 2), keepdims=True)), 1e-12)
-        return cons.clip(x + delta).astype(np.float32)
+        delta = delta * (eps / delta.square().sum(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12))
+        return cons.clip(x + delta)
 
-    def _windows(self, m: int, size: int, p: float, cons: _Constraints, rng: np.random.Generator,
-                 hw: tuple[int, int] | None, min_side: int = 1) -> tuple[np.ndarray, Any]:
-        """Per-sample update regions, shape (m, 1, size), and the squares' geometry (images)."""
+    def _vertices(self, x: torch.Tensor, cons: _TensorConstraints) -> torch.Tensor:
+        """``(clip(x - eps), clip(x + eps))`` stacked, shape (2, m, c, size)."""
+        eps = float(self.threat.eps)
+        return torch.stack([cons.clip(x - eps), cons.clip(x + eps)])
+
+    def _propose_squares_linf(self, cur: torch.Tensor, vert: torch.Tensor, p: float,
+                              cons: _TensorConstraints, gen: torch.Generator,
+                              hw: tuple[int, int]) -> torch.Tensor:
+        """linf on images: :meth:`_propose` without building rejected proposals.
+
+        Every mutable pixel of the current point sits on one of the two vertices (``vert``).
+        ``1 + _RESAMPLES`` candidates (square, one sign per channel) are drawn per sample at once;
+        how many pixels each would change is read off integral images of "pixel differs from
+        vertex" in O(1) per candidate, and the first candidate that changes the point is applied
+        (the first one if none does): the distribution of drawing and redrawing one at a time,
+        with no second pass and no host sync.
+        """
+        m, c, size = cur.shape
+        (h, w), dev, k = hw, cur.device, _RESAMPLES + 1
+        s = self._side(p, hw, 1)
+        rows, cols, corners, signs4, wins = _square_grid(s, h, w, dev)
+        pos = torch.randint(0, len(corners), (m, k), generator=gen, device=dev)
+        sign = torch.randint(0, 2, (m, c, k), generator=gen, device=dev)  # 0: -eps, 1: +eps
+        # integral images of "this pixel is not on that vertex" (per vertex, sample, channel)
+        differ = cons.mutable_in(vert != cur).view(2, m, c, h, w)
+        # (float32 counts are exact up to 2^24 pixels and avoid integer-promotion copies)
+        integ = torch.nn.functional.pad(differ.float().cumsum(3).cumsum(4), (1, 0, 1, 0))
+        got = integ.view(2, m, c, -1).gather(3, corners[pos].view(1, m, 1, 4 * k).expand(2, m, c, 4 * k))
+        box = (got.view(2, m, c, k, 4) * signs4).sum(dim=4)  # pixels each sign would change
+        changed = torch.where(sign.bool(), box[1], box[0]).sum(dim=1)  # (m, k)
+        first = (changed > 0).to(torch.uint8).argmax(dim=1, keepdim=True)
+        pos = pos.gather(1, first).squeeze(1)
+        sign = sign.gather(2, first[:, None, :].expand(m, c, 1))
+        if wins is not None:
+            win = wins[pos].view(m, 1, size)
+        else:
+            rh, rw = cons.rows - rows[pos, None], cons.cols - cols[pos, None]
+            win = (((rh >= 0) & (rh < s))[:, :, None] & ((rw >= 0) & (rw < s))[:, None, :]).view(m, 1, size)
+        return torch.where(cons.mutable_in(win), torch.where(sign.bool(), vert[1], vert[0]), cur)
+
+    @staticmethod
+    def _side(p: float, hw: tuple[int, int], min_side: int) -> int:
+        """Side of a square window covering a fraction ``p`` of an ``h x w`` image."""
+        h, w = hw
+        return max(min(max(round(math.sqrt(p * h * w)), min_side), min(h, w) - 1), 1)
+
+    def _windows(self, m: int, size: int, p: float, cons: _TensorConstraints, gen: torch.Generator,
+                 hw: tuple[int, int] | None, min_side: int = 1) -> tuple[torch.Tensor, Any]:
+        """Per-sample update regions, bool of shape (m, 1, size), and the squares' geometry (images)."""
+        dev = cons.device
         if hw is None:
-            mut = np.ones(size, dtype=bool) if cons.mask is None else cons.mask.reshape(-1)
-            n_mut = max(int(mut.sum()), 1)
-            k = min(max(round(p * n_mut), 1), n_mut)
-            u = rng.random((m, size))
-            u[:, ~mut] = 2.0  # never chosen
-            kth = np.partition(u, k - 1, axis=1)[:, k - 1:k]
+            k = min(max(round(p * cons.n_mutable), 1), cons.n_mutable)
+            u = torch.rand((m, size), generator=gen, device=dev)
+            if cons.mask is not None:
+                u = u.masked_fill(~cons.mask.reshape(1, -1), 2.0)  # never chosen
+            kth = u.kthvalue(k, dim=1, keepdim=True).values
             return (u <= kth)[:, None, :], None
         h, w = hw
-        s = min(max(round(math.sqrt(p * h * w)), min_side), min(h, w) - 1)
-        s = max(s, 1)
-        rh = np.arange(h)[None, :] - rng.integers(0, h - s + 1, m)[:, None]
-        rw = np.arange(w)[None, :] - rng.integers(0, w - s + 1, m)[:, None]
+        s = self._side(p, hw, min_side)
+        rh = cons.rows - torch.randint(0, h - s + 1, (m, 1), generator=gen, device=dev)
+        rw = cons.cols - torch.randint(0, w - s + 1, (m, 1), generator=gen, device=dev)
         inside = ((rh >= 0) & (rh < s))[:, :, None] & ((rw >= 0) & (rw < s))[:, None, :]
         return inside.reshape(m, 1, size), (rh, rw, s, inside)
 
-    def _propose(self, x: np.ndarray, cur: np.ndarray, p: float, cons: _Constraints,
-                 rng: np.random.Generator, hw: tuple[int, int] | None) -> np.ndarray:
-        prop = self._draw(x, cur, p, cons, rng, hw)
-        for _ in range(_RESAMPLES):  # a proposal equal to the current point would waste a query
-            same = np.flatnonzero(np.all(np.abs(prop - cur) < 1e-7, axis=(1, 2)))
-            if same.size == 0:
-                break
-            prop[same] = self._draw(x[same], cur[same], p, cons, rng, hw)
+    def _propose(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: _TensorConstraints,
+                 gen: torch.Generator, hw: tuple[int, int] | None) -> torch.Tensor:
+        """One proposal per sample, redrawn (up to ``_RESAMPLES`` times) where it would leave the
+        point unchanged and waste a query. The redraws of all such samples are drawn as one batch
+        of candidates, the first that changes the point is used: the same distribution as
+        redrawing one at a time, in one pass instead of up to ``_RESAMPLES``."""
+        prop = self._draw(x, cur, p, cons, gen, hw)
+        rows = ((prop - cur).abs().flatten(1).amax(dim=1) < 1e-7).nonzero().squeeze(1)
+        left, per_sample = _RESAMPLES, cur[0].numel()
+        while rows.numel() and left:
+            k = max(1, min(left, _MAX_CANDIDATE_VALUES // (rows.numel() * per_sample)))
+            xs, cs = x[rows], cur[rows]
+            cand = self._draw(xs.repeat_interleave(k, 0), cs.repeat_interleave(k, 0), p, cons, gen, hw)
+            cand = cand.reshape(len(rows), k, *cur.shape[1:])
+            differ = (cand - cs[:, None]).abs().flatten(2).amax(dim=2) >= 1e-7
+            first = differ.float().argmax(dim=1)  # first changing candidate (0 if none changes)
+            prop[rows] = cand[torch.arange(len(rows), device=x.device), first]
+            rows, left = rows[~differ.any(dim=1)], left - k
         return prop
 
-    def _draw(self, x: np.ndarray, cur: np.ndarray, p: float, cons: _Constraints,
-              rng: np.random.Generator, hw: tuple[int, int] | None) -> np.ndarray:
+    def _draw(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: _TensorConstraints,
+              gen: torch.Generator, hw: tuple[int, int] | None) -> torch.Tensor:
         m, c, size = x.shape
         eps = float(self.threat.eps)
-        delta = cur.astype(np.float64) - x
         if self.threat.norm == "linf":
-            win, _ = self._windows(m, size, p, cons, rng, hw)
+            win, _ = self._windows(m, size, p, cons, gen, hw)
             # images: one sign per channel over the square; flat features: one sign each
-            signs = rng.choice([-eps, eps], size=(m, c, 1) if hw is not None else (m, c, size))
-            new = cons.masked(np.where(win, signs, delta))
-            return cons.clip(x + new).astype(np.float32)
+            signs = eps * _signs((m, c, 1) if hw is not None else (m, c, size), gen, x.device)
+            # outside the window (and on frozen features) the point is kept bit for bit
+            return torch.where(cons.mutable_in(win), cons.clip(x + signs), cur)
 
-        win1, geo = self._windows(m, size, p, cons, rng, hw, min_side=3)
-        win2, _ = self._windows(m, size, p, cons, rng, hw, min_side=3)
+        delta = cur - x
+        win1, geo = self._windows(m, size, p, cons, gen, hw, min_side=3)
+        win2, _ = self._windows(m, size, p, cons, gen, hw, min_side=3)
         if hw is None:
-            eta = rng.choice([-1.0, 1.0], size=(m, 1, size)) * win1
+            eta = _signs((m, 1, size), gen, x.device) * win1
         else:
             rh, rw, s, inside = geo
-            pat = _meta_pattern(s)
-            pats = np.stack([pat, pat.T])  # random orientation per sample
-            flip = rng.integers(0, 2, m)[:, None, None]
-            placed = pats[flip, np.clip(rh, 0, s - 1)[:, :, None], np.clip(rw, 0, s - 1)[:, None, :]]
-            eta = (placed * inside).reshape(m, 1, size) * rng.choice([-1.0, 1.0], size=(m, c, 1))
-        eta = cons.masked(np.broadcast_to(eta, (m, c, size)))
+            flip = torch.randint(0, 2, (m, 1, 1), generator=gen, device=x.device)  # random orientation
+            placed = _pattern_pair(s, x.device)[flip, rh.clamp(0, s - 1)[:, :, None], rw.clamp(0, s - 1)[:, None, :]]
+            eta = (placed * inside).reshape(m, 1, size) * _signs((m, c, 1), gen, x.device)
+        eta = cons.masked(eta.expand(m, c, size))
 
-        def norm(a: np.ndarray) -> np.ndarray:  # per sample and channel
-            return np.sqrt((a ** 2).sum(axis=2, keepdims=True))
+        def norm(a: torch.Tensor) -> torch.Tensor:  # per sample and channel
+            return a.square().sum(dim=2, keepdim=True).sqrt()
 
         in1 = delta * win1
         n_union = norm(delta * (win1 | win2))
-        unused = np.maximum(eps ** 2 - (delta ** 2).sum(axis=(1, 2), keepdims=True), 0.0)
+        unused = (eps ** 2 - delta.square().sum(dim=(1, 2), keepdim=True)).clamp_min(0.0)
         # fresh pattern plus the window's old content, carrying window 1 and 2's mass and an
         # equal share of the unused budget per channel
         fresh = eta / (norm(eta) + 1e-12) + in1 / (norm(in1) + 1e-12)
-        fresh *= np.sqrt(unused / c + n_union ** 2) / (norm(fresh) + 1e-12)
-        new = np.where(win1, fresh, np.where(win2, 0.0, delta))
-        new = cons.masked(new)
-        new *= eps / np.maximum(np.sqrt((new ** 2).sum(axis=(1, 2), keepdims=True)), 1e-12)
-        return cons.clip(x + new).astype(np.float32)
+        fresh = fresh * ((unused / c + n_union ** 2).sqrt() / (norm(fresh) + 1e-12))
+        new = cons.masked(torch.where(win1, fresh, torch.where(win2, 0.0, delta)))
+        new = new * (eps / new.square().sum(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12))
+        return cons.clip(x + new)

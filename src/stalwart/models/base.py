@@ -91,6 +91,17 @@ class Model(ABC):
             raise ModelError(f"{self.name} is a regression model; use predict() instead of predict_proba().")
         return self._scores(x)
 
+    def scores_tensor(self, x):  # noqa: ANN001, ANN201 - torch is imported lazily
+        """Class probabilities for a float tensor batch, as a float32 tensor on ``x``'s device.
+
+        Counts ``x.shape[0]`` queries. Black-box attacks call this in their inner loop: it gives
+        only scores (no gradients), and adapters that run on torch override it to skip the
+        numpy round trip.
+        """
+        import torch
+
+        return torch.as_tensor(self.predict_proba(x.cpu().numpy()), dtype=torch.float32, device=x.device)
+
     def predict(self, x: Any) -> np.ndarray:
         """Predicted labels (classification) or values (regression)."""
         scores = self._scores(x)

@@ -197,6 +197,15 @@ class TorchModel(Model):
             logits = self._logits(self.module(t))
             return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
+    def scores_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (float32, on ``x``'s device) for a tensor batch, without leaving
+        torch; counts ``x.shape[0]`` queries. Batches of ``batch_size`` bound peak memory."""
+        t = self._to_tensor(x)
+        with torch.inference_mode():
+            parts = [torch.softmax(self._logits(self.module(b)).float(), dim=1) for b in t.split(self.batch_size)]
+        self.n_queries += int(t.shape[0])
+        return (parts[0] if len(parts) == 1 else torch.cat(parts)).to(x.device)
+
     @property
     def differentiable(self) -> bool:
         return True
