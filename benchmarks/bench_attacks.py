@@ -186,7 +186,7 @@ def main() -> None:
             print(seed_rows[-1], flush=True)
 
     body = "\n\n".join([
-        f"Command: `python benchmarks/bench_attacks.py` (machine: {machine()}, CPU, torch "
+        f"Command: `make bench BENCHMARKS=attacks` (machine: {machine()}, CPU, torch "
         f"{torch.__version__}). Models trained on digits in the benchmark; first {N} test samples; bounds "
         "[0, 1]; step size 2.5·eps/steps for every tool; random start where the tool has one.",
         "### Robust accuracy and time per tool\n\n`floor×` is the time over the time of the same number "
