@@ -8,6 +8,7 @@ device, so a seed gives the same corruption on CPU and GPU.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from dataclasses import replace
 from typing import Any
 
@@ -96,9 +97,9 @@ class _Image(Perturbation):
             out = (unit * (hi - lo) + lo).to(torch.float32)
         return out if isinstance(x, torch.Tensor) else out.numpy()
 
+    @abstractmethod
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         """Corrupt float32 images scaled to [0, 1]; clipping is done by the caller."""
-        raise NotImplementedError  # pragma: no cover
 
 
 # -- random draws ---------------------------------------------------------------------------------------

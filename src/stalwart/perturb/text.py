@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -78,9 +79,9 @@ class _WordEdit(Perturbation):
             isinstance(min_length, (int, np.integer)) and not isinstance(min_length, bool) and min_length >= 1,
             "an integer >= 1 (shorter words are never edited)")
 
+    @abstractmethod
     def _edit(self, word: str, v: np.ndarray) -> str:
         """Edit one word, using the uniform numbers ``v`` (shape (2,)) for every random choice."""
-        raise NotImplementedError  # pragma: no cover
 
     def _apply(self, x: list[str], severity: int, rng: np.random.Generator, schema: Schema) -> list[str]:
         spans = [(i, m.start(), m.end()) for i, text in enumerate(x) for m in _WORD.finditer(text)
@@ -297,12 +298,13 @@ class _SpanEdit(Perturbation):
     modality = "text"
     levels: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
 
+    @abstractmethod
     def _spans(self, text: str) -> Iterable[tuple[int, int]]:
-        raise NotImplementedError  # pragma: no cover
+        """Character ranges ``(start, end)`` of the spans this perturbation may rewrite."""
 
+    @abstractmethod
     def _rewrite(self, span: str, v: np.ndarray) -> str:
         """New text for one span, using the uniform numbers ``v`` (shape (2,)) for every choice."""
-        raise NotImplementedError  # pragma: no cover
 
     def _apply(self, x: list[str], severity: int, rng: np.random.Generator, schema: Schema) -> list[str]:
         spans = [(i, start, end) for i, text in enumerate(x) for start, end in self._spans(text)]
