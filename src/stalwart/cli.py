@@ -79,16 +79,24 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
 
 
 def print_scorecard(report: Any, title: str | None = None) -> None:
+    """One row per check: status, headline number and the first line of its verdict."""
     d = report.to_dict() if hasattr(report, "to_dict") else report
     status = d.get("status", "?")
     heading = title or f"{d['model']['name']} on {d['data']['name']}"
     table = Table(title=f"{heading}: [{STATUS_STYLE.get(status, '')}]{status}[/]", title_justify="left")
-    for col in ("check", "category", "status", "headline", "message"):
-        table.add_column(col, overflow="fold")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("headline", overflow="fold")
+    table.add_column("verdict", overflow="fold", ratio=1)
     for r in d["results"]:
-        headline = r.get("headline") or ""
-        table.add_row(r["check"], r["category"], f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]",
-                      headline, r.get("message") or "")
+        # the terminal shows one line: the worst condition's verdict, else the message's first line
+        # (the report has all of them)
+        judged = sorted((c for c in r.get("conditions") or [] if c["status"] != "PASS"),
+                        key=lambda c: ("ERROR", "FAIL", "WARN").index(c["status"]) if c["status"] in
+                        ("ERROR", "FAIL", "WARN") else 3)
+        verdict = judged[0]["message"] if judged else (r.get("message") or "").split("; ")[0]
+        table.add_row(r["check"], f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]",
+                      r.get("headline") or "", verdict)
     out_console.print(table)
 
 
