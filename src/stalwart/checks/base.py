@@ -389,7 +389,11 @@ class Check(ABC):
 
         Bad input (wrong modality, labels the model does not know) raises; anything that goes
         wrong while measuring gives a result with status ERROR and the error in its message.
+        ``model`` is anything :func:`stalwart.wrap` accepts (or None for data-only checks).
         """
+        from stalwart.models import wrap
+
+        model = None if model is None else wrap(model)
         self.validate(model, data)
         conditions = self.conditions_for(model, data)
         rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from stalwart import perturb
 from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, register
-from stalwart.errors import ConfigError, StalwartError
+from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.perturb.sensitivity import column_sensitivity
 
 __all__ = ["NaturalRobustness", "FAMILIES", "family_of"]
@@ -209,6 +209,7 @@ class NaturalRobustness(Check):
         cells: dict[tuple[str, int], np.ndarray | None] = {}
         errors: dict[str, str] = {}
         inert: list[str] = []
+        unusable: dict[str, str] = {}
         # examples are taken from the very batches the model predicted, at the severity nearest 3
         ex_sev = min(self.severities, key=lambda s: (abs(s - REFERENCE_SEVERITY), s))
         ex_index = _example_index(sample, clean_pred)
@@ -223,6 +224,13 @@ class NaturalRobustness(Check):
                 cell_rng = np.random.default_rng([base, zlib.crc32(pname.encode()), sev])
                 try:
                     x_pert = p.apply(sample.x, sev, cell_rng, sample.schema)
+                except InputError as exc:
+                    if self.perturbations is not None:
+                        raise  # asked for by name: the user should hear that it does not fit the data
+                    # picked by default but unusable on this data (saturate on grey images)
+                    unusable[pname] = str(exc).split(". ")[0]
+                    break
+                try:
                     changed = changed or not _same(x_pert, sample.x)
                     cells[(pname, sev)] = np.asarray(model.predict(x_pert))
                     if sev == ex_sev and (data.modality == "text" or pname in ex_names):
@@ -232,10 +240,12 @@ class NaturalRobustness(Check):
                     errors.setdefault(pname, " ".join(f"{kind}{exc}".split())[:300])
                     cells[(pname, sev)] = None
                     changed = True
+            if pname in unusable:
+                continue
             if not changed:
                 # e.g. category_swap on all-numeric data: nothing to measure, so no rows for it
                 inert.append(pname)
-        names = [n for n in names if n not in inert]
+        names = [n for n in names if n not in inert and n not in unusable]
         if not names:
             raise ConfigError(f"none of the perturbations {inert} changed any input of this data; choose "
                               f"perturbations that apply to it")
@@ -265,9 +275,11 @@ class NaturalRobustness(Check):
                 figures["failures"] = {"kind": "text_examples", "title": f"Predictions the perturbations "
                                        f"changed (severity {ex_sev})", "items": items}
         tables = {"perturbations": rows}
-        if inert:
-            tables["not_applicable"] = [{"perturbation": n, "reason": "changed no input at any severity (nothing "
-                                         "in this data it applies to)"} for n in inert]
+        skipped = [{"perturbation": n, "reason": reason} for n, reason in unusable.items()]
+        skipped += [{"perturbation": n, "reason": "changed no input at any severity (nothing in this data it "
+                     "applies to)"} for n in inert]
+        if skipped:
+            tables["not_applicable"] = skipped
         if data.modality == "tabular" and self.column_sensitivity:
             sens_seed = int(rng.integers(2**31))
             try:

@@ -1,0 +1,38 @@
+"""Default perturbations that cannot apply to the data are listed as not applicable, not as errors."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import stalwart
+from stalwart.checks import NaturalRobustness
+from stalwart.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def grey_images():
+    data = stalwart.datasets.load("digits").subset(np.arange(40))
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    return net, data  # checks wrap raw models themselves
+
+
+def test_saturate_on_grey_images_is_not_applicable_when_picked_by_default(grey_images):
+    net, data = grey_images
+    result = NaturalRobustness(severities=[3], max_samples=40, conditions=[]).run(net, data)
+    rows = result.tables["perturbations"]
+    assert "saturate" not in {r["perturbation"] for r in rows}
+    assert all(r.get("status", "ok") == "ok" for r in rows)
+    skipped = {r["perturbation"]: r["reason"] for r in result.tables["not_applicable"]}
+    assert "3-channel" in skipped["saturate"]
+    assert "could not handle" not in result.message
+
+
+def test_saturate_asked_for_by_name_on_grey_images_is_an_error(grey_images):
+    net, data = grey_images
+    result = NaturalRobustness(perturbations=["saturate", "brightness"], severities=[3], max_samples=40,
+                               conditions=[]).run(net, data)
+    assert result.status.value == "ERROR" and "3-channel" in result.message
+    with pytest.raises(InputError):
+        stalwart.perturb.get("saturate").apply(data.x, 3, rng=0)
