@@ -107,7 +107,7 @@ def scan(
     target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
     modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted).")] = None,
     suite: Annotated[str, typer.Option(help="quick, standard, or a suite YAML file.")] = "quick",
-    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("report"),
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md and junit.xml.")] = Path("report"),
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
 ) -> None:

@@ -29,10 +29,21 @@ def test_saturate_on_grey_images_is_not_applicable_when_picked_by_default(grey_i
     assert "could not handle" not in result.message
 
 
-def test_saturate_asked_for_by_name_on_grey_images_is_an_error(grey_images):
+def test_saturate_asked_for_by_name_on_grey_images_is_reported(grey_images):
     net, data = grey_images
     result = NaturalRobustness(perturbations=["saturate", "brightness"], severities=[3], max_samples=40,
                                conditions=[]).run(net, data)
-    assert result.status.value == "ERROR" and "3-channel" in result.message
+    assert result.status.value == "WARN" and "3-channel" in result.message
+    status = {r["perturbation"]: r["status"] for r in result.tables["perturbations"]}
+    assert status == {"saturate": "error", "brightness": "ok"}
     with pytest.raises(InputError):
         stalwart.perturb.get("saturate").apply(data.x, 3, rng=0)
+
+
+def test_corruption_check_skips_saturate_quietly_by_default(grey_images):
+    from stalwart.checks import CorruptionRobustness
+
+    net, data = grey_images
+    result = CorruptionRobustness(severities=[3], max_samples=40, conditions=[]).run(net, data)
+    assert {r["corruption"] for r in result.tables["not_applicable"]} == {"saturate"}
+    assert "not_scored" not in result.tables and "could not be scored" not in result.message

@@ -26,7 +26,7 @@ from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, register
 from stalwart.checks.natural import _by_family, _first_sentence, family_of
-from stalwart.errors import ConfigError, StalwartError
+from stalwart.errors import ConfigError, InputError, StalwartError
 
 __all__ = ["CorruptionRobustness", "corruption_errors"]
 
@@ -219,6 +219,7 @@ class CorruptionRobustness(Check):
         b_clean_wrong = None if baseline is None else np.asarray(baseline.predict(x)) != y
 
         wrong, b_wrong, flips, used, errors = [], [], [], [], {}
+        unusable: dict[str, str] = {}
         for pname in names:
             p = perturb.get(pname)
             try:
@@ -232,7 +233,13 @@ class CorruptionRobustness(Check):
                     f.append(pred != clean_pred)
                     if baseline is not None:
                         bw.append(np.asarray(baseline.predict(x_pert)) != y)
-            except Exception as exc:  # noqa: BLE001 - e.g. saturate on grey images: score the rest
+            except InputError as exc:
+                if self.perturbations is None:  # default set: e.g. saturate on grey images
+                    unusable[pname] = str(exc).split(". ")[0]
+                else:  # asked for by name: score the rest and say why this one is missing
+                    errors[pname] = " ".join(str(exc).split())[:300]
+                continue
+            except Exception as exc:  # noqa: BLE001 - the model failed on this corruption: score the rest
                 kind = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
                 errors[pname] = " ".join(f"{kind}{exc}".split())[:300]
                 continue
@@ -337,6 +344,8 @@ class CorruptionRobustness(Check):
         tables: dict[str, list[dict[str, Any]]] = {"corruptions": corr_rows, "families": fam_rows,
                                                    "cells": cell_rows}
         warnings: tuple[str, ...] = ()
+        if unusable:
+            tables["not_applicable"] = [{"corruption": k_, "reason": v} for k_, v in unusable.items()]
         if errors:
             tables["not_scored"] = [{"corruption": k_, "error": v} for k_, v in errors.items()]
             warnings = (f"{len(errors)} corruption(s) could not be scored and are left out of the mCE: "

@@ -225,8 +225,11 @@ class NaturalRobustness(Check):
                 try:
                     x_pert = p.apply(sample.x, sev, cell_rng, sample.schema)
                 except InputError as exc:
-                    if self.perturbations is not None:
-                        raise  # asked for by name: the user should hear that it does not fit the data
+                    if self.perturbations is not None:  # asked for by name: an error row and a warning
+                        errors.setdefault(pname, " ".join(str(exc).split())[:300])
+                        cells[(pname, sev)] = None
+                        changed = True
+                        continue
                     # picked by default but unusable on this data (saturate on grey images)
                     unusable[pname] = str(exc).split(". ")[0]
                     break
