@@ -254,7 +254,7 @@ def report_render(
     report_json: Annotated[Path, typer.Argument(help="A report.json written by stalwart.")],
     out: Annotated[Path | None, typer.Option(help="Directory to write into (default: beside the JSON).")] = None,
 ) -> None:
-    """Re-render index.html and report.md from a saved report.json."""
+    """Re-render index.html, report.md and junit.xml from a saved report.json."""
     from stalwart.report import Report
 
     with user_errors():
