@@ -125,3 +125,23 @@ def test_every_detector_meets_the_contract(image_model):
         check_detector(detector, reference, current)
         seen.add(name)
     assert seen == set(DETECTORS.names())
+
+
+def test_linear_closed_form_check_catches_a_weak_attack():
+    from stalwart.testing import check_linear_closed_form, linear_boundary_distance
+
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=6), 0.05
+    x = rng.uniform(0.3, 0.7, size=(200, 6)).astype(np.float32)
+    b = b - float(np.median(x @ w + b))
+    net = nn.Linear(6, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor(np.stack([np.zeros(6), w]), dtype=torch.float32))
+        net.bias.copy_(torch.tensor([0.0, b], dtype=torch.float32))
+    y = (x @ w + b > 0).astype(int)
+    eps = float(np.median(linear_boundary_distance(x, w, b, "linf")))
+    threat = attacks.ThreatModel("linf", eps, None)
+    check_linear_closed_form(attacks.FGSM(threat), net, x, y, w, b)  # exact on linear models
+    weak = attacks.PGD(threat, steps=1, step_size=eps / 10, random_start=False)
+    with pytest.raises(AssertionError, match="missed .* samples within reach of eps"):
+        check_linear_closed_form(weak, net, x, y, w, b)

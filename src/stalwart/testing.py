@@ -18,7 +18,8 @@ import pandas as pd
 
 from stalwart.errors import ConfigError
 
-__all__ = ["check_attack", "check_perturbation", "check_detector"]
+__all__ = ["check_attack", "check_perturbation", "check_detector", "linear_boundary_distance",
+           "check_linear_closed_form"]
 
 
 def _fail(owner: Any, rule: str) -> AssertionError:
@@ -143,3 +144,36 @@ def check_detector(detector: Any, reference: Any, current: Any) -> None:
             raise _fail(detector, f"detected_at {fired} are not increasing indices into the stream")
     else:
         raise _fail(detector, "is not a DriftDetector, OODDetector or StreamDetector")
+
+
+def linear_boundary_distance(x: np.ndarray, w: np.ndarray, b: float, norm: str) -> np.ndarray:
+    """Smallest perturbation in ``norm`` that moves ``x`` onto the plane ``w·x + b = 0``.
+
+    The dual-norm formula ``|w·x + b| / ||w||_*`` (linf -> l1, l2 -> l2, l1 -> linf): the exact
+    minimal adversarial distance of a binary linear classifier, when no bound binds.
+    """
+    dual = {"linf": np.abs(w).sum(), "l2": np.linalg.norm(w), "l1": np.abs(w).max()}[norm]
+    return np.abs(np.asarray(x, dtype=np.float64) @ w + b) / dual
+
+
+def check_linear_closed_form(attack: Any, model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float,
+                             margin: float = 1.05, min_side: int = 10) -> None:
+    """On a binary linear model, the attack flips every sample whose exact distance is below
+    ``eps / margin``, none above ``eps * margin``, and never reports a distance below the exact one.
+
+    Samples within the margin of eps are near-ties and not judged; the data must have enough
+    samples on both sides for the check to mean something.
+    """
+    dist = linear_boundary_distance(x, w, b, attack.threat.norm)
+    eps = float(attack.threat.eps)
+    below, above = dist < eps / margin, dist > eps * margin
+    if below.sum() < min_side or above.sum() < min_side:
+        raise _fail(attack, f"the data puts {below.sum()} samples below and {above.sum()} above eps; choose an "
+                    f"eps with at least {min_side} on each side")
+    res = attack.run(model, x, y)
+    if not res.success[below].all():
+        raise _fail(attack, f"missed {int((~res.success[below]).sum())} samples within reach of eps")
+    if res.success[above].any():
+        raise _fail(attack, f"flipped {int(res.success[above].sum())} samples beyond eps")
+    if not (res.distance[res.success] >= dist[res.success] * (1 - 1e-4)).all():
+        raise _fail(attack, "reported a perturbation smaller than the exact minimal distance")

@@ -16,6 +16,7 @@ from stalwart.attacks.apgd import APGD, APGDCE, APGDDLR, APGDT, apgd_checkpoints
 from stalwart.attacks.losses import cross_entropy, dlr, margin, targeted_dlr
 from stalwart.errors import ConfigError
 from stalwart.models import wrap
+from stalwart.testing import check_linear_closed_form, linear_boundary_distance
 
 MARGIN = 1.05  # samples within 5% of eps of their exact distance are near-ties and not judged
 
@@ -78,7 +79,7 @@ def test_step_size_halves_at_every_checkpoint_when_the_loss_cannot_rise(monkeypa
     """On a linear model the first linf step (size 2 eps) reaches the optimal corner; the loss never
     rises again, so condition 1 halves the step size at every checkpoint before the last step."""
     net, x, y, w, b = _linear_problem(n=40)
-    eps = float(_exact_distance(x, w, b, "linf").min()) / 2  # nobody flips: all samples run on
+    eps = float(linear_boundary_distance(x, w, b, "linf").min()) / 2  # nobody flips: all samples run on
     seen: list[float] = []
     original = APGD._checkpoint
 
@@ -127,31 +128,14 @@ def _linear_problem(d: int = 10, n: int = 300):
     return net, x, y, w, b
 
 
-def _exact_distance(x: np.ndarray, w: np.ndarray, b: float, norm: str) -> np.ndarray:
-    """Smallest perturbation in ``norm`` that reaches w.x + b = 0 (dual-norm formula)."""
-    dual = {"linf": np.abs(w).sum(), "l2": np.linalg.norm(w)}[norm]
-    return np.abs(x.astype(np.float64) @ w + b) / dual
-
-
-def _check_closed_form(model, x, y, w, b, attack) -> None:
-    dist = _exact_distance(x, w, b, attack.threat.norm)
-    eps = attack.threat.eps
-    below, above = dist < eps / MARGIN, dist > eps * MARGIN
-    assert below.sum() > 30 and above.sum() > 30  # the test judges both sides
-    res = attack.run(model, x, y)
-    assert res.success[below].all(), f"{attack!r} missed {int((~res.success[below]).sum())} reachable samples"
-    assert not res.success[above].any()
-    assert (res.distance[res.success] >= dist[res.success] * (1 - 1e-4)).all()
-
-
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_linear_binary_model_flips_exactly_the_samples_within_eps(norm: str) -> None:
     """Two classes: APGD-DLR and APGD-T fall back to the logit margin."""
     net, x, y, w, b = _linear_problem()
-    eps = float(np.median(_exact_distance(x, w, b, norm)))
+    eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
     threat = ThreatModel(norm, eps=eps, bounds=None)
     for attack in (APGDCE(threat, steps=30), APGDDLR(threat, steps=30), APGDT(threat, steps=30)):
-        _check_closed_form(wrap(net), x, y, w, b, attack)
+        check_linear_closed_form(attack, wrap(net), x, y, w, b, margin=MARGIN, min_side=31)
 
 
 def test_linear_sklearn_logistic_regression_through_its_torch_mirror() -> None:
@@ -163,10 +147,10 @@ def test_linear_sklearn_logistic_regression_through_its_torch_mirror() -> None:
     w, b = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
     model = wrap(lr)
     assert model.differentiable
-    eps = float(np.median(_exact_distance(x, w, b, "linf")))
+    eps = float(np.median(linear_boundary_distance(x, w, b, "linf")))
     for attack in (APGDCE(ThreatModel("linf", eps=eps, bounds=None), steps=30),
                    APGDDLR(ThreatModel("linf", eps=eps, bounds=None), steps=30)):
-        _check_closed_form(model, x, y, w, b, attack)
+        check_linear_closed_form(attack, model, x, y, w, b, margin=MARGIN, min_side=31)
 
 
 # -- a small trained MLP ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from stalwart.attacks import ATTACKS, FGSM, PGD, ThreatModel, get
 from stalwart.errors import ConfigError, InputError, ModelError
 from stalwart.models import wrap
+from stalwart.testing import check_linear_closed_form, linear_boundary_distance
 
 MARGIN = 1.05  # samples within 5% of eps of their exact distance are near-ties and not judged
 
@@ -40,24 +41,6 @@ def _sklearn_lr_problem() -> tuple[object, np.ndarray, np.ndarray, np.ndarray, f
     return lr, x, y, lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
 
 
-def _exact_distance(x: np.ndarray, w: np.ndarray, b: float, norm: str) -> np.ndarray:
-    """Smallest perturbation in ``norm`` that reaches w.x + b = 0 (dual-norm formula)."""
-    dual = {"linf": np.abs(w).sum(), "l2": np.linalg.norm(w), "l1": np.abs(w).max()}[norm]
-    return np.abs(x.astype(np.float64) @ w + b) / dual
-
-
-def _check_closed_form(model, x, y, w, b, attack) -> None:
-    dist = _exact_distance(x, w, b, attack.threat.norm)
-    eps = attack.threat.eps
-    below, above = dist < eps / MARGIN, dist > eps * MARGIN
-    assert below.sum() > 30 and above.sum() > 30  # the test judges both sides
-    res = attack.run(model, x, y)
-    assert res.success[below].all(), f"{attack!r} missed {int((~res.success[below]).sum())} reachable samples"
-    assert not res.success[above].any()
-    # a fooled sample cannot be closer than the exact minimal distance
-    assert (res.distance[res.success] >= dist[res.success] * (1 - 1e-4)).all()
-
-
 def _attacks_for(norm: str, eps: float) -> list:
     threat = ThreatModel(norm, eps=eps, bounds=None)
     out = [PGD(threat), PGD(threat, loss="margin", random_start=False), PGD(threat, steps=20, restarts=2)]
@@ -67,9 +50,9 @@ def _attacks_for(norm: str, eps: float) -> list:
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 def test_linear_torch_model_flips_exactly_the_samples_within_eps(norm: str) -> None:
     net, x, y, w, b = _linear_problem()
-    eps = float(np.median(_exact_distance(x, w, b, norm)))
+    eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
     for attack in _attacks_for(norm, eps):
-        _check_closed_form(wrap(net), x, y, w, b, attack)
+        check_linear_closed_form(attack, wrap(net), x, y, w, b, margin=MARGIN, min_side=31)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2"])
@@ -78,9 +61,9 @@ def test_linear_sklearn_logistic_regression_through_its_torch_mirror(norm: str) 
     model = wrap(lr)
     if not model.differentiable:  # the mirror lives in stalwart.models.mirrors
         pytest.skip("wrap(LogisticRegression) has no torch mirror in this build")
-    eps = float(np.median(_exact_distance(x, w, b, norm)))
+    eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
     for attack in _attacks_for(norm, eps):
-        _check_closed_form(model, x, y, w, b, attack)
+        check_linear_closed_form(attack, model, x, y, w, b, margin=MARGIN, min_side=31)
 
 
 def test_pgd_early_stop_keeps_the_first_point_that_fools_and_spends_no_more_queries() -> None:
@@ -88,7 +71,7 @@ def test_pgd_early_stop_keeps_the_first_point_that_fools_and_spends_no_more_quer
     step, so a sample at exact linf distance d is fooled at step ceil(d / a) with
     ||delta||_inf = a * ceil(d / a), after ceil(d / a) + 1 forward passes."""
     net, x, y, w, b = _linear_problem()
-    dist = _exact_distance(x, w, b, "linf")
+    dist = linear_boundary_distance(x, w, b, "linf")
     steps, eps = 40, 10.0
     a = float(np.median(dist)) / 25  # about 70% of the samples are reachable within 40 steps
     model = wrap(net)
