@@ -18,7 +18,7 @@ import pandas as pd
 
 from stalwart.errors import ConfigError
 
-__all__ = ["check_attack", "check_perturbation", "check_detector", "linear_boundary_distance",
+__all__ = ["check_attack", "check_perturbation", "check_detector", "linear_problem", "linear_boundary_distance",
            "check_linear_closed_form"]
 
 
@@ -144,6 +144,26 @@ def check_detector(detector: Any, reference: Any, current: Any) -> None:
             raise _fail(detector, f"detected_at {fired} are not increasing indices into the stream")
     else:
         raise _fail(detector, "is not a DriftDetector, OODDetector or StreamDetector")
+
+
+def linear_problem(d: int = 10, n: int = 300, seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, float]:
+    """A random binary linear torch classifier with Gaussian inputs labelled by its own decisions.
+
+    Returns ``(net, x, y, w, b)`` where ``w·x + b`` is the score of class 1 minus class 0, so
+    :func:`linear_boundary_distance` gives every sample's exact minimal adversarial distance.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    net = torch.nn.Linear(d, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.randn(2, d, generator=gen))
+        net.bias.copy_(torch.randn(2, generator=gen))
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    w = (net.weight[1] - net.weight[0]).detach().double().numpy()
+    b = float((net.bias[1] - net.bias[0]).detach())
+    y = (x.astype(np.float64) @ w + b > 0).astype(int)
+    return net, x, y, w, b
 
 
 def linear_boundary_distance(x: np.ndarray, w: np.ndarray, b: float, norm: str) -> np.ndarray:

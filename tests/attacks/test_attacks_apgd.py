@@ -16,7 +16,7 @@ from stalwart.attacks.apgd import APGD, APGDCE, APGDDLR, APGDT, apgd_checkpoints
 from stalwart.attacks.losses import cross_entropy, dlr, margin, targeted_dlr
 from stalwart.errors import ConfigError
 from stalwart.models import wrap
-from stalwart.testing import check_linear_closed_form, linear_boundary_distance
+from stalwart.testing import check_linear_closed_form, linear_boundary_distance, linear_problem
 
 MARGIN = 1.05  # samples within 5% of eps of their exact distance are near-ties and not judged
 
@@ -78,7 +78,7 @@ def test_checkpoint_halves_on_either_published_condition_and_restarts_from_the_b
 def test_step_size_halves_at_every_checkpoint_when_the_loss_cannot_rise(monkeypatch) -> None:
     """On a linear model the first linf step (size 2 eps) reaches the optimal corner; the loss never
     rises again, so condition 1 halves the step size at every checkpoint before the last step."""
-    net, x, y, w, b = _linear_problem(n=40)
+    net, x, y, w, b = linear_problem(n=40)
     eps = float(linear_boundary_distance(x, w, b, "linf").min()) / 2  # nobody flips: all samples run on
     seen: list[float] = []
     original = APGD._checkpoint
@@ -115,23 +115,10 @@ def test_dlr_losses_match_their_formulas_and_ignore_logit_scale() -> None:
 
 
 # -- linear models: the exact minimal perturbation is known ---------------------------------------
-def _linear_problem(d: int = 10, n: int = 300):
-    gen = torch.Generator().manual_seed(0)
-    net = torch.nn.Linear(d, 2)
-    with torch.no_grad():
-        net.weight.copy_(torch.randn(2, d, generator=gen))
-        net.bias.copy_(torch.randn(2, generator=gen))
-    x = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
-    w = (net.weight[1] - net.weight[0]).detach().double().numpy()
-    b = float((net.bias[1] - net.bias[0]).detach())
-    y = (x.astype(np.float64) @ w + b > 0).astype(int)
-    return net, x, y, w, b
-
-
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_linear_binary_model_flips_exactly_the_samples_within_eps(norm: str) -> None:
     """Two classes: APGD-DLR and APGD-T fall back to the logit margin."""
-    net, x, y, w, b = _linear_problem()
+    net, x, y, w, b = linear_problem()
     eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
     threat = ThreatModel(norm, eps=eps, bounds=None)
     for attack in (APGDCE(threat, steps=30), APGDDLR(threat, steps=30), APGDT(threat, steps=30)):

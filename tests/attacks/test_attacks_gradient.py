@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 
 from stalwart.attacks import ATTACKS, FGSM, PGD, ThreatModel, get
 from stalwart.errors import ConfigError, InputError, ModelError
 from stalwart.models import wrap
-from stalwart.testing import check_linear_closed_form, linear_boundary_distance
+from stalwart.testing import check_linear_closed_form, linear_boundary_distance, linear_problem
 
 MARGIN = 1.05  # samples within 5% of eps of their exact distance are near-ties and not judged
 
 
 # -- linear models: the exact minimal perturbation is known ---------------------------------------
-def _linear_problem(d: int = 10, n: int = 300) -> tuple[torch.nn.Module, np.ndarray, np.ndarray,
-                                                         np.ndarray, float]:
-    """A torch binary linear classifier, inputs, predicted labels, and (w, b) of its score."""
-    gen = torch.Generator().manual_seed(0)
-    net = torch.nn.Linear(d, 2)
-    with torch.no_grad():
-        net.weight.copy_(torch.randn(2, d, generator=gen))
-        net.bias.copy_(torch.randn(2, generator=gen))
-    x = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
-    w = (net.weight[1] - net.weight[0]).detach().double().numpy()
-    b = float((net.bias[1] - net.bias[0]).detach())
-    y = (x.astype(np.float64) @ w + b > 0).astype(int)
-    return net, x, y, w, b
-
-
 def _sklearn_lr_problem() -> tuple[object, np.ndarray, np.ndarray, np.ndarray, float]:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 10)).astype(np.float32)
@@ -49,7 +33,7 @@ def _attacks_for(norm: str, eps: float) -> list:
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 def test_linear_torch_model_flips_exactly_the_samples_within_eps(norm: str) -> None:
-    net, x, y, w, b = _linear_problem()
+    net, x, y, w, b = linear_problem()
     eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
     for attack in _attacks_for(norm, eps):
         check_linear_closed_form(attack, wrap(net), x, y, w, b, margin=MARGIN, min_side=31)
@@ -70,7 +54,7 @@ def test_pgd_early_stop_keeps_the_first_point_that_fools_and_spends_no_more_quer
     """Sign steps of size a from x (no random start): along w the score moves a * ||w||_1 per
     step, so a sample at exact linf distance d is fooled at step ceil(d / a) with
     ||delta||_inf = a * ceil(d / a), after ceil(d / a) + 1 forward passes."""
-    net, x, y, w, b = _linear_problem()
+    net, x, y, w, b = linear_problem()
     dist = linear_boundary_distance(x, w, b, "linf")
     steps, eps = 40, 10.0
     a = float(np.median(dist)) / 25  # about 70% of the samples are reachable within 40 steps
