@@ -24,9 +24,10 @@ def main(out: str = "quickstart-report") -> None:
     noisy = perturb.get("feature_noise").apply(test.x, severity=3, rng=0, schema=test.schema)
     print("accuracy clean / noisy:", (model.predict(test.x) == test.y).mean(), (model.predict(noisy) == test.y).mean())
 
-    threat = attacks.ThreatModel.from_schema(test.schema, norm="linf", eps=5.0)
+    # eps is a fraction of each column's range: 0.03 lets every feature move by 3% of its range
+    threat = attacks.ThreatModel.from_schema(test.schema, norm="linf", eps=0.03)
     result = attacks.PGD(threat, steps=50).run(model, test.numeric_x(), test.y)
-    print("robust accuracy at linf eps=5:", result.robust_accuracy)
+    print(f"robust accuracy at linf eps=0.03 ({threat.eps_unit_text}):", result.robust_accuracy)
     print("report written to", out)
 
 

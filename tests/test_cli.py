@@ -178,7 +178,8 @@ def test_demo_writes_two_reports_with_both_charts(tmp_path):
         rep = _report(tmp_path / name)
         assert rep["data"]["modality"] == modality
         checks = {r["check"]: r for r in rep["results"]}
-        assert set(checks) == {"natural_robustness", "adversarial_robustness"}
+        assert set(checks) == {"clean_performance", "natural_robustness", "adversarial_robustness"}
+        assert checks["clean_performance"]["status"] == "PASS"  # the demo models beat chance
         assert checks["adversarial_robustness"]["status"] in ("PASS", "WARN", "FAIL")  # ran, white-box
         html = (tmp_path / name / "index.html").read_text()
         assert "Accuracy vs severity" in html and "Robust accuracy vs eps" in html

@@ -2,10 +2,12 @@
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
@@ -90,10 +92,16 @@ def test_streamed_parquet_and_model_predictions(files, tmp_path):
     metrics = rep["results"][0]["metrics"]
     assert {"prediction_drift_p_value", "accuracy_reference", "accuracy_current", "accuracy_drop"} <= set(metrics)
     assert rep["model"]["name"] != "no model (data only)" and "accuracy_drop" in res.output
-    # a model that cannot take the table (an extra column) leaves the column drift standing, with a warning
+    # the table has a column the model was not fitted on: drift tests it, the model gets its own columns by name
     res = _invoke("drift", files / "ref.csv", files / "cur.csv", "--target", "label", "--model",
                   files / "model.skops", "--out", tmp_path / "w")
-    assert res.exit_code == 1 and "could not predict" in res.output
+    assert res.exit_code == 1, res.output
+    flagged, rep = _flagged(tmp_path / "w")
+    assert flagged == SHIFTED and "accuracy_current" in rep["results"][0]["metrics"]
+    # a table that lacks one of the model's columns is refused up front, nothing written
+    res = _invoke("drift", files / "in.csv", files / "narrow.csv", "--model", files / "model.skops",
+                  "--out", tmp_path / "n")
+    assert res.exit_code == 2 and "missing ['c', 'e']" in res.output and not (tmp_path / "n").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -137,3 +145,87 @@ def test_ood_bad_input_exits_2(files, tmp_path):
                   "--out", out)
     assert res.exit_code == 2 and "unknown detector" in res.output
     assert not out.exists()
+
+
+class _DigitCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc1 = torch.nn.Linear(8 * 4 * 4, 32)
+        self.head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.head(self.fc1(torch.flatten(self.pool(torch.relu(self.conv(x))), 1)))
+
+
+@pytest.fixture(scope="module")
+def torchscript_files(tmp_path_factory):
+    """A digits CNN saved scripted and traced; held-out digits and the same digits inverted as .npz."""
+    from stalwart.datasets import load_split
+
+    d = tmp_path_factory.mktemp("ts")
+    train, test = load_split("digits")
+    torch.manual_seed(0)
+    net = _DigitCNN()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = torch.as_tensor(train.x), torch.as_tensor(train.y)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.eval()
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but still what users ship
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net), d / "scripted.pt")
+        torch.jit.save(torch.jit.trace(net, xt[:2]), d / "traced.pt")
+    np.savez(d / "in.npz", x=test.x, y=np.asarray(test.y))
+    np.savez(d / "inverted.npz", x=1.0 - test.x)
+    return d
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_ood_layer_on_torchscript_models(torchscript_files, tmp_path, kind):
+    d = torchscript_files
+    out = tmp_path / "rep"
+    res = _invoke("ood", d / f"{kind}.pt", d / "in.npz", d / "inverted.npz", "--layer", "head.0",
+                  "--detectors", "mahalanobis,knn_distance", "--max-samples", "400", "--out", out)
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "report.json").read_text())["results"][0]
+    assert result["params"]["layer"] == "head.0"
+    rows = {r["detector"]: r for r in result["tables"]["detectors"]}
+    # the post-ReLU penultimate layer: inverted digits are far from every class mean (measured
+    # AUROC 1.0, FPR95 0.0; k-NN 0.99)
+    assert rows["mahalanobis"]["status"] == "ok" and rows["mahalanobis"]["auroc"] >= 0.99
+    assert rows["mahalanobis"]["fpr95"] <= 0.05 and rows["knn_distance"]["auroc"] >= 0.95
+    assert result["tables"]["protocol"][0]["in_distribution_rows"] == 200
+
+
+def test_ood_unknown_layer_lists_the_names_and_exits_2(torchscript_files, tmp_path):
+    d = torchscript_files
+    out = tmp_path / "rep"
+    res = _invoke("ood", d / "scripted.pt", d / "in.npz", d / "inverted.npz", "--layer", "fc9", "--out", out)
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "got 'fc9'. Available: ['conv', 'pool', 'fc1', 'head', 'head.0', 'head.1']" in text
+    assert "Traceback" not in res.output and not out.exists()
+    res = _invoke("ood", d / "scripted.pt", d / "in.npz", d / "inverted.npz", "--layer", "fc1", "--detectors",
+                  "max_softmax", "--out", out)
+    assert res.exit_code == 2 and "runs neither" in " ".join(res.output.split())
+
+
+def test_drift_names_a_column_whose_type_changed(files, tmp_path):
+    cur = pd.read_csv(files / "same.csv")
+    cur["c"] = np.where(cur["c"] > 0.5, "high", "low")  # numbers in the reference, text now
+    cur.to_csv(tmp_path / "typed.csv", index=False)
+    cur.to_parquet(tmp_path / "typed.parquet", index=False)
+    for ref, typed, extra in (("ref.csv", "typed.csv", []), ("ref.parquet", "typed.parquet", ["--stream"])):
+        out = tmp_path / f"rep-{typed}"
+        res = _invoke("drift", files / ref, tmp_path / typed, "--target", "label", "--out", out, *extra)
+        assert res.exit_code == 1, res.output  # before: exit 2, "holds non-numeric values"
+        flagged, rep = _flagged(out)
+        assert flagged == ["c"]
+        row = next(r for r in rep["results"][0]["tables"]["columns"] if r["column"] == "c")
+        assert (row["test"], row["kind"], row["current_kind"]) == ("type_change", "numeric", "categorical")
+        text = " ".join(res.output.split())
+        assert "drifted: c; column 'c' changed type: numeric in the reference, categorical in the current data" in text

@@ -12,7 +12,8 @@ def test_quickstart_example_runs_and_writes_a_report(tmp_path, monkeypatch, caps
     monkeypatch.setattr(sys, "argv", [str(EXAMPLE), str(tmp_path / "out")])
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     printed = capsys.readouterr().out
-    assert "robust accuracy at linf eps=5:" in printed
+    assert "robust accuracy at linf eps=0.03 (fraction of each feature's range):" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["data"]["name"] == "breast_cancer"
-    assert {r["check"] for r in report["results"]} == {"natural_robustness", "adversarial_robustness"}
+    assert {r["check"] for r in report["results"]} == {"clean_performance", "natural_robustness",
+                                                       "adversarial_robustness"}

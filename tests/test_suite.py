@@ -37,7 +37,9 @@ def test_presets(modality):
 
     quick, standard, thorough = (Suite.preset(p, modality) for p in ("quick", "standard", "thorough"))
     assert quick.name == f"quick-{modality}" and thorough.name == f"thorough-{modality}"
-    q_nat, s_nat, t_nat = quick.checks[0], standard.checks[0], thorough.checks[0]
+    for suite in (quick, standard, thorough):  # every preset opens with the clean-performance gate
+        assert suite.checks[0].name == "clean_performance"
+    q_nat, s_nat, t_nat = quick.checks[1], standard.checks[1], thorough.checks[1]
     assert q_nat.severities == [1, 3, 5] and s_nat.severities == t_nat.severities == [1, 2, 3, 4, 5]
     assert (q_nat.max_samples, s_nat.max_samples, t_nat.max_samples) == (200, 500, 2000)
     # quick: a subset that still covers every family of the modality
@@ -45,7 +47,7 @@ def test_presets(modality):
     assert {family_of(n) for n in q_nat.perturbations} == {family_of(n) for n in perturb.names(modality)} - {"other"}
     assert s_nat.perturbations is None and t_nat.perturbations is None
     assert (q_nat.column_sensitivity, s_nat.column_sensitivity, t_nat.column_sensitivity) == (False, False, True)
-    names = {p: [c.name for c in s.checks] for p, s in (("q", quick), ("s", standard), ("t", thorough))}
+    names = {p: [c.name for c in s.checks[1:]] for p, s in (("q", quick), ("s", standard), ("t", thorough))}
     if modality == "text":
         assert names == {"q": ["natural_robustness", "text_adversarial_robustness"],
                          "s": ["natural_robustness", "text_adversarial_robustness"],
@@ -56,7 +58,7 @@ def test_presets(modality):
     assert names["q"] == ["natural_robustness", "adversarial_robustness"]
     assert names["s"] == names["t"] == ["natural_robustness", *extra, "adversarial_robustness"]
     if extra:
-        assert standard.checks[1].max_samples == 500 and thorough.checks[1].max_samples == 2000
+        assert standard.checks[2].max_samples == 500 and thorough.checks[2].max_samples == 2000
     q_adv, s_adv, t_adv = quick.checks[-1], standard.checks[-1], thorough.checks[-1]
     assert (len(q_adv.eps), q_adv.level, q_adv.minimal, q_adv.max_samples) == (3, "fast", False, 100)
     assert (len(s_adv.eps), s_adv.level, s_adv.minimal, s_adv.max_samples) == (5, "standard", True, 200)
@@ -70,7 +72,8 @@ def test_presets(modality):
 def test_yaml_round_trip(tmp_path):
     suite = Suite.from_yaml(YAML)
     assert suite.name == "gate"
-    nat, adv = suite.checks
+    gate, nat, adv = suite.checks
+    assert gate.name == "clean_performance"  # added: the YAML does not name it
     assert isinstance(nat, NaturalRobustness) and nat.severities == [1, 3]
     assert [str(c) for c in nat.conditions] == ["accuracy_drop_s3 <= 0.05"]
     assert isinstance(adv, AdversarialRobustness) and adv.conditions is None and adv.eps == [0.02, 0.05]
@@ -117,8 +120,9 @@ def test_run_reports_progress_and_results(problem):
     model, data = problem
     calls = []
     report = Suite.from_yaml(YAML).run(model, data, seed=0, progress=lambda *a: calls.append(a))
-    assert calls == [("natural_robustness", 0, 2), ("adversarial_robustness", 1, 2), ("done", 2, 2)]
-    assert [r.check for r in report.results] == ["natural_robustness", "adversarial_robustness"]
+    assert calls == [("clean_performance", 0, 3), ("natural_robustness", 1, 3), ("adversarial_robustness", 2, 3),
+                     ("done", 3, 3)]
+    assert [r.check for r in report.results] == ["clean_performance", "natural_robustness", "adversarial_robustness"]
     assert report.seed == 0 and report.suite["name"] == "gate"
 
 

@@ -187,6 +187,10 @@ def ood(
                                                "OUT_DATA when it has one).")] = None,
     detectors: Annotated[str | None, typer.Option(help="Comma-separated detectors: max_softmax, max_logit, energy, "
                                                   "mahalanobis, knn_distance, isolation_forest.")] = None,
+    layer: Annotated[str | None, typer.Option(help="Torch models (eager or TorchScript): the submodule, named as in "
+                                              "model.named_modules() (e.g. head.1), whose output is the feature "
+                                              "space of mahalanobis and knn_distance; default: the input of the "
+                                              "last Linear layer (penultimate activations).")] = None,
     max_samples: Annotated[int, typer.Option(help="In-distribution rows used (half fit, half held out).")] = 1000,
     out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("ood-report"),
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
@@ -200,7 +204,7 @@ def ood(
 
     with user_errors():
         names = _columns_option(detectors) if detectors is not None else None
-        check = OODDetection(detectors=names, ood_data=out_data, max_samples=max_samples)
+        check = OODDetection(detectors=names, ood_data=out_data, layer=layer, max_samples=max_samples)
         loaded = load_model(model, trust=trust)
         data = load_data(in_data, target=target)
         start = time.perf_counter()

@@ -11,7 +11,8 @@ YAML format::
         params: {eps: [0.01, 0.03, 0.1], steps: 20}
 
 ``conditions`` replaces a check's default conditions (``[]``: measure only); leave it out to
-keep the defaults.
+keep the defaults. Every suite opens with the ``clean_performance`` gate (the model must beat a
+constant guess, or its robustness means nothing); ``gate: false`` turns that off.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import yaml
 
 from stalwart._validation import check_labels, param_error
 from stalwart.checks import Check, build
+from stalwart.checks.performance import CleanPerformance
 from stalwart.data.dataset import Dataset
 from stalwart.errors import ConfigError, InputError
 
@@ -52,22 +54,33 @@ class Suite:
     ----------
     checks : list of Check
     name : str, default "custom"
+    gate : bool, default True
+        Open with the :class:`~stalwart.checks.CleanPerformance` gate (unless ``checks`` has
+        one): robustness numbers mean nothing for a model no better than a constant guess, so
+        every suite first shows that the model beats the majority class (regression: the mean).
+        YAML: ``gate: false``.
 
     Examples
     --------
     >>> suite = Suite.preset("quick", "tabular")
     >>> [c.name for c in suite.checks]
-    ['natural_robustness', 'adversarial_robustness']
+    ['clean_performance', 'natural_robustness', 'adversarial_robustness']
     """
 
-    def __init__(self, checks: Sequence[Check], name: str = "custom") -> None:
+    def __init__(self, checks: Sequence[Check], name: str = "custom", *, gate: bool = True) -> None:
         if isinstance(checks, Check) or not isinstance(checks, Sequence) or not all(
                 isinstance(c, Check) for c in checks):
             raise param_error(self, "checks", "a list of Check instances (see stalwart.checks.get)", checks)
         if not isinstance(name, str) or not name:
             raise param_error(self, "name", "a non-empty string", name)
+        if not isinstance(gate, (bool, np.bool_)):
+            raise param_error(self, "gate", "True or False", gate)
         self.checks = list(checks)
         self.name = name
+        self.gate = bool(gate)
+        if self.gate and not any(isinstance(c, CleanPerformance) for c in self.checks):
+            # robustness is meaningless for a model that has not learned the task: check that first
+            self.checks.insert(0, CleanPerformance())
 
     # -- presets -------------------------------------------------------------------------------
     @classmethod
@@ -137,19 +150,25 @@ class Suite:
             if c.conditions is not None:
                 entry["conditions"] = [str(k) if k.description is None else k.to_dict() for k in c.conditions]
             entries.append(entry)
-        return {"name": self.name, "checks": entries}
+        out: dict[str, Any] = {"name": self.name, "checks": entries}
+        if not self.gate:
+            out["gate"] = False
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Suite:
         if not isinstance(d, Mapping):
             raise ConfigError(f"a suite must be a mapping with 'name' and 'checks'; got {type(d).__name__}")
-        unknown = sorted(set(d) - {"name", "checks"})
+        unknown = sorted(set(d) - {"name", "checks", "gate"})
         if unknown:
-            raise ConfigError(f"suite has unknown key(s) {unknown}; use 'name' and 'checks'")
+            raise ConfigError(f"suite has unknown key(s) {unknown}; use 'name', 'checks' and 'gate'")
         entries = d.get("checks")
         if not isinstance(entries, list) or not entries:
             raise ConfigError("suite 'checks' must be a non-empty list of {check: name, params: {...}} entries")
-        return cls([build(e) for e in entries], name=str(d.get("name") or "custom"))
+        gate = d.get("gate", True)
+        if not isinstance(gate, bool):
+            raise ConfigError(f"suite 'gate' must be true or false; got {gate!r}")
+        return cls([build(e) for e in entries], name=str(d.get("name") or "custom"), gate=gate)
 
     def to_yaml(self) -> str:
         """The suite as YAML text; :meth:`from_yaml` reads it back."""
@@ -169,14 +188,16 @@ class Suite:
     def run(self, model: Any, data: Dataset, *, seed: int = 0, progress: Progress | None = None):
         """Run every check on ``model`` and ``data``; return a :class:`~stalwart.report.Report`.
 
-        Model and data are validated once, up front: the data needs labels the model knows and
-        every check must accept the data's modality. Each check gets ``seed``, so a check run on
+        Model and data are validated once, up front (:func:`~stalwart.models.compat.check_compatible`):
+        columns are matched to the model's by name, a probe batch goes through the model, the data
+        needs labels the model knows and every check must accept the data's modality. Each check gets ``seed``, so a check run on
         its own with the same seed reproduces its result in the suite.
 
         ``progress(check_name, i, n)`` is called before check ``i`` (0-based) and once at the
         end with ``i == n``.
         """
         from stalwart.models import Model, wrap
+        from stalwart.models.compat import check_compatible
         from stalwart.report import Report
 
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -187,10 +208,11 @@ class Suite:
                              "Build one with stalwart.Dataset.from_arrays(x, y).")
         if data.y is None:
             raise InputError("the data has no labels; the checks measure accuracy, so pass y (or --target).")
-        if model.task == "classification":
-            check_labels(data.y, model.known_classes(data.x), "y")
         for check in self.checks:
             check.validate(model, data)
+        data = check_compatible(model, data)
+        if model.task == "classification":
+            check_labels(data.y, model.known_classes(data.x), "y")
 
         start = time.perf_counter()
         results = []

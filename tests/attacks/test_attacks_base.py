@@ -141,7 +141,7 @@ def test_threat_model_project_respects_mask_ball_and_per_feature_bounds() -> Non
     assert threat.distance(out, x)[0] <= 1.0
     d = threat.to_dict()
     assert d == {"norm": "l2", "eps": 1.0, "bounds": [("per-feature", 3), ("per-feature", 3)],
-                 "immutable_features": 1}
+                 "immutable_features": 1, "eps_unit": "input units"}
     assert ThreatModel().to_dict()["bounds"] == [0.0, 1.0]
 
 

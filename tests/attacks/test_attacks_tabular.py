@@ -51,7 +51,7 @@ def threshold_model(column: int, cut: float) -> FunctionModel:
 def test_every_returned_row_satisfies_every_schema_constraint_exactly() -> None:
     forest, schema, x, y = mixed_forest()
     eps = 0.3
-    attack = TabularSearch(ThreatModel("linf", eps, bounds=None), schema=schema, queries=200,
+    attack = TabularSearch(ThreatModel("linf", eps, bounds=None, unit="range"), schema=schema, queries=200,
                            max_discrete_changes=1)
     res = attack.run(forest, x, y)
     a, x32 = res.x_adv, x.astype(np.float32)
@@ -76,7 +76,7 @@ def test_every_returned_row_satisfies_every_schema_constraint_exactly() -> None:
 
 def test_discrete_columns_stay_fixed_by_default() -> None:
     forest, schema, x, y = mixed_forest()
-    res = TabularSearch(ThreatModel("linf", 0.3, bounds=None), schema=schema, queries=100).run(forest, x, y)
+    res = TabularSearch(ThreatModel("linf", 0.3, bounds=None, unit="range"), schema=schema, queries=100).run(forest, x, y)
     np.testing.assert_array_equal(res.x_adv[:, 2:], x[:, 2:].astype(np.float32))
     assert res.success[res.clean_correct].any()
 
@@ -88,7 +88,7 @@ def test_threat_mask_and_bounds_narrow_the_schema() -> None:
     hi[0] = 60.0  # income may not exceed 60 ...
     x = x[x[:, 0] <= 60]
     mutable = np.array([True, False, True, True, True])  # ... and visits may not move
-    threat = ThreatModel("linf", 0.3, bounds=(lo, hi), mutable=mutable)
+    threat = ThreatModel("linf", 0.3, bounds=(lo, hi), mutable=mutable, unit="range")
     res = TabularSearch(threat, schema=schema, queries=60).run(forest, x, forest.predict(x))
     assert res.success.any()
     assert res.x_adv[:, 0].max() <= 60.0
@@ -101,7 +101,7 @@ def test_integer_reach_matches_the_closed_form(eps: float, reachable: bool) -> N
     """visits = 10 in range [0, 20]: eps allows +-20 * eps whole steps; the model flips at 12."""
     schema = Schema("tabular", (Column("income", "numeric", 0.0, 100.0), Column("visits", "integer", 0.0, 20.0)))
     x = np.array([[50.0, 10.0]])
-    res = TabularSearch(ThreatModel("linf", eps, bounds=None), schema=schema, queries=100).run(
+    res = TabularSearch(ThreatModel("linf", eps, bounds=None, unit="range"), schema=schema, queries=100).run(
         threshold_model(1, 12.0), x, [0])
     assert bool(res.success[0]) is reachable
     if reachable:
@@ -113,9 +113,9 @@ def test_categorical_reach_needs_a_discrete_change() -> None:
                                 Column("region", "categorical", categories=REGIONS)))
     model = threshold_model(1, 7.0)  # flips only for region code 7
     x = np.array([[50.0, 1.0], [20.0, 2.0]])
-    fixed = TabularSearch(ThreatModel("linf", 1.0, bounds=None), schema=schema, queries=50).run(model, x, [0, 0])
+    fixed = TabularSearch(ThreatModel("linf", 1.0, bounds=None, unit="range"), schema=schema, queries=50).run(model, x, [0, 0])
     assert not fixed.success.any()
-    free = TabularSearch(ThreatModel("linf", 0.01, bounds=None), schema=schema, queries=50,
+    free = TabularSearch(ThreatModel("linf", 0.01, bounds=None, unit="range"), schema=schema, queries=50,
                          max_discrete_changes=1).run(model, x, [0, 0])
     assert free.success.all()
     np.testing.assert_array_equal(free.x_adv[:, 1], [7.0, 7.0])
@@ -125,7 +125,7 @@ def test_categorical_reach_needs_a_discrete_change() -> None:
 def test_query_budget_and_exact_counts() -> None:
     forest, schema, x, y = mixed_forest()
     model = wrap(forest)
-    res = TabularSearch(ThreatModel("linf", 0.02, bounds=None), schema=schema, queries=25).run(model, x, y)
+    res = TabularSearch(ThreatModel("linf", 0.02, bounds=None, unit="range"), schema=schema, queries=25).run(model, x, y)
     assert res.queries.max() <= 26
     assert res.queries.sum() + len(x) == model.n_queries
     standing = res.clean_correct & ~res.success
@@ -134,7 +134,7 @@ def test_query_budget_and_exact_counts() -> None:
 
 def test_same_seed_same_result() -> None:
     forest, schema, x, y = mixed_forest()
-    threat = ThreatModel("linf", 0.1, bounds=None)
+    threat = ThreatModel("linf", 0.1, bounds=None, unit="range")
     a = TabularSearch(threat, schema=schema, queries=40, max_discrete_changes=1, seed=5).run(forest, x, y)
     b = TabularSearch(threat, schema=schema, queries=40, max_discrete_changes=1, seed=5).run(forest, x, y)
     c = TabularSearch(threat, schema=schema, queries=40, max_discrete_changes=1, seed=6).run(forest, x, y)
@@ -145,12 +145,12 @@ def test_same_seed_same_result() -> None:
 # -- registration and validation ------------------------------------------------------------------
 def test_registered_and_reports_its_units() -> None:
     forest, schema, _, _ = mixed_forest()
-    attack = TabularSearch(ThreatModel("linf", 0.1, bounds=None), schema=schema)
+    attack = TabularSearch(ThreatModel("linf", 0.1, bounds=None, unit="range"), schema=schema)
     assert ATTACKS.get("tabular-search") is TabularSearch
     assert not TabularSearch.white_box
     assert attack.schema is schema and "schema" not in attack.params()
     d = attack.threat.to_dict()
-    assert d["eps_unit"] == "fraction of each column's range" and d["immutable_features"] == 1
+    assert d["eps_unit"] == "fraction of each feature's range" and d["immutable_features"] == 1
 
 
 def test_rejects_bad_configuration() -> None:
@@ -158,22 +158,22 @@ def test_rejects_bad_configuration() -> None:
     with pytest.raises(ConfigError, match=r"TabularSearch\(threat=...\) must be a ThreatModel with norm 'linf'"):
         TabularSearch(ThreatModel("l2", 0.1), schema=schema)
     with pytest.raises(ConfigError, match=r"TabularSearch\(schema=...\) must be a tabular stalwart.data.Schema"):
-        TabularSearch(ThreatModel("linf", 0.1), schema=Schema("image", value_range=(0.0, 1.0)))
+        TabularSearch(ThreatModel("linf", 0.1, unit="range"), schema=Schema("image", value_range=(0.0, 1.0)))
     with pytest.raises(ConfigError, match=r"TabularSearch\(max_discrete_changes=...\) must be an integer >= 0"):
-        TabularSearch(ThreatModel("linf", 0.1, bounds=None), schema=schema, max_discrete_changes=-1)
+        TabularSearch(ThreatModel("linf", 0.1, bounds=None, unit="range"), schema=schema, max_discrete_changes=-1)
     words = Schema("tabular", (Column("colour", "categorical", categories=("red", "blue")),))
     with pytest.raises(ConfigError, match=r"categorical column 'colour' encoded as numeric codes"):
-        TabularSearch(ThreatModel("linf", 0.1, bounds=None), schema=words)
+        TabularSearch(ThreatModel("linf", 0.1, bounds=None, unit="range"), schema=words)
     open_ended = Schema("tabular", (Column("amount", "numeric", 0.0, None),))
     with pytest.raises(ConfigError, match=r"finite range for numeric column 'amount'"):
-        TabularSearch(ThreatModel("linf", 0.1, bounds=None), schema=open_ended)
+        TabularSearch(ThreatModel("linf", 0.1, bounds=None, unit="range"), schema=open_ended)
     with pytest.raises(ConfigError, match=r"bounds that overlap the schema's ranges .* columns \['income'"):
-        TabularSearch(ThreatModel("linf", 0.1, bounds=(200.0, 300.0)), schema=schema)
+        TabularSearch(ThreatModel("linf", 0.1, bounds=(200.0, 300.0), unit="range"), schema=schema)
 
 
 def test_rejects_rows_that_violate_the_schema() -> None:
     forest, schema, x, y = mixed_forest()
-    attack = TabularSearch(ThreatModel("linf", 0.1, bounds=None), schema=schema, queries=5)
+    attack = TabularSearch(ThreatModel("linf", 0.1, bounds=None, unit="range"), schema=schema, queries=5)
     bad = x[:3].copy()
     bad[1, 1] = 2.5
     with pytest.raises(InputError, match=r"integer column 'visits': 1 row\(s\) \(first rows \[1\]"):

@@ -78,6 +78,7 @@ def test_image_budget_scales_with_value_range(attack):
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 1))
     x = np.random.default_rng(0).uniform(0, 255, size=(150, 1, 4, 4)).astype(np.float32)
     with torch.no_grad():
+        net[1].bias -= float(np.median(net(torch.as_tensor(x)).numpy()))  # balanced classes
         z = net(torch.as_tensor(x)).numpy()[:, 0]
     y = (z > 0).astype(int)  # the model's own labels: clean accuracy 1
     data = Dataset.from_arrays(x, y, value_range=(0.0, 255.0))
@@ -99,13 +100,13 @@ def test_skips_say_why(breast_cancer):
     tree = wrap(DecisionTreeClassifier(max_depth=2, random_state=0).fit(test.x, test.y))
     res = AdversarialRobustness(attack="pgd").run(tree, test)
     assert res.status is Status.SKIP and "attack='pgd' needs gradients" in res.message
-    texts = Dataset.from_arrays(["good", "bad", "fine", "awful"], [1, 0, 1, 0])
+    texts = Dataset.from_arrays(["good", "bad", "fine", "awful"] * 10, [1, 0, 1, 0] * 10)
     res = AdversarialRobustness().run(wrap(lambda t: np.tile([0.5, 0.5], (len(t), 1)), classes=[0, 1]), texts)
     assert res.status is Status.SKIP and "text_adversarial_robustness" in res.message
-    frame = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3], "color": ["r", "g", "r", "b"]})
-    mixed = Dataset.from_arrays(frame, [0, 1, 1, 0])
-    res = AdversarialRobustness(norm="l2").run(wrap(lambda a: np.tile([0.5, 0.5], (len(a), 1)), classes=[0, 1]),
-                                               mixed)
+    frame = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3] * 10, "color": ["r", "g", "r", "b"] * 10})
+    mixed = Dataset.from_arrays(frame, [0, 1, 1, 0] * 10)
+    by_a = wrap(lambda a: np.stack([a["a"] <= 0.4, a["a"] > 0.4], axis=1).astype(float), classes=[0, 1])
+    res = AdversarialRobustness(norm="l2").run(by_a, mixed)
     assert res.status is Status.SKIP and "schema-aware tabular search measures linf" in res.message
 
 

@@ -199,3 +199,73 @@ def test_multivariate_classifier_finds_the_shifted_column_and_subsamples():
         MultivariateDrift(reference=ref, max_samples=2)
     with pytest.raises(ConfigError, match=r"MultivariateDrift\(classifier=...\)"):
         MultivariateDrift(reference=ref, classifier="svm")
+
+
+# -- a column whose type changed, and samples too small to judge -----------------------------------
+@pytest.mark.parametrize("direction", ["numbers to text", "text to numbers"])
+def test_a_type_change_is_flagged_and_named_in_the_message(direction):
+    rng = np.random.default_rng(6)
+    ref, cur = _table(rng, 500), _table(rng, 400)
+    if direction == "numbers to text":
+        cur["e"] = rng.choice(["low", "mid", "high"], 400)  # e is exponential in the reference
+        kinds = ("numeric", "categorical")
+    else:
+        cur["d"] = rng.normal(size=400)  # d is x / y / z in the reference
+        kinds = ("categorical", "numeric")
+    column = "e" if direction == "numbers to text" else "d"
+    res = DataDrift(reference=ref).run(None, Dataset.from_arrays(cur), seed=0)
+    rows = {r["column"]: r for r in res.tables["columns"]}
+    assert (rows[column]["test"], rows[column]["drifted"]) == ("type_change", True)
+    assert (rows[column]["kind"], rows[column]["current_kind"]) == kinds and rows[column]["statistic"] == 1.0
+    assert [c for c, r in rows.items() if r["drifted"]] == [column]  # the other four columns did not move
+    assert res.metrics["share_drifted"].value == pytest.approx(1 / 5)
+    assert res.status is Status.WARN  # 0.2: above the warning level 0, not above the failing 0.2
+    assert res.message.startswith(f"drifted: {column}; column {column!r} changed type: {kinds[0]} in the reference, "
+                                  f"{kinds[1]} in the current data (100% of its values, e.g. ")
+    assert f"drift_{column}" not in res.figures  # no common scale to draw both on
+    # the same from a precomputed (streamed) result
+    pre = result_from_drift(detect_drift(ref, cur), reference="ref.parquet")
+    assert pre.status is res.status and pre.message == res.message
+
+
+def test_tiny_reference_or_current_is_not_applicable():
+    rng = np.random.default_rng(7)
+    big, small = _table(rng, 400), _table(rng, 1)
+    for check in (DataDrift(reference=small), MultivariateDrift(reference=small, n_permutations=10)):
+        res = check.run(None, Dataset.from_arrays(big))
+        assert res.status is Status.SKIP and not res.metrics, check.name
+        assert res.message == ("not applicable: the reference has 1 sample(s) and this check needs at least 30 for "
+                               "a meaningful 95% interval; pass a larger reference")
+    for check in (DataDrift(reference=big), MultivariateDrift(reference=big, n_permutations=10)):
+        res = check.run(None, Dataset.from_arrays(small))
+        assert res.status is Status.SKIP and res.message.startswith("not applicable: the data has 1 sample(s)")
+    # the boundary: 29 rows are too few, 30 are measured
+    assert DataDrift(reference=big.iloc[:29]).run(None, Dataset.from_arrays(big)).status is Status.SKIP
+    at_30 = DataDrift(reference=big.iloc[:30]).run(None, Dataset.from_arrays(big))
+    assert at_30.status is not Status.SKIP and at_30.metrics["share_drifted"].n == 5
+    # a streamed result of a 12-row file is not judged either
+    pre = result_from_drift(detect_drift(big, big.iloc[:12]), reference="ref.parquet")
+    assert pre.status is Status.SKIP and "the data has 12 sample(s)" in pre.message
+
+
+def test_a_column_with_too_few_values_is_listed_not_judged():
+    rng = np.random.default_rng(8)
+    ref, cur = _table(rng, 500), _table(rng, 400, shift=True)
+    cur.loc[6:, "a"] = np.nan  # 6 values left
+    res = DataDrift(reference=ref).run(None, Dataset.from_arrays(cur))
+    rows = {r["column"]: r for r in res.tables["columns"]}
+    assert (rows["a"]["test"], rows["a"]["statistic"], rows["a"]["drifted"]) == ("too_few_samples", 6.0, False)
+    assert [c for c, r in rows.items() if r["drifted"]] == ["b", "d"]
+    share = res.metrics["share_drifted"]
+    assert share.value == pytest.approx(2 / 4) and share.n == 4  # judged over the four columns tested
+    assert (share.low, share.high) == pytest.approx(wilson_interval(2, 4))
+    assert "not tested, fewer than 10 non-missing values in a sample: a (500 reference / 6 current)" in res.message
+
+
+def test_multivariate_drift_warns_of_text_in_a_numeric_column():
+    rng = np.random.default_rng(9)
+    ref, cur = _table(rng, 300), _table(rng, 300)
+    cur["e"] = rng.choice(["low", "high"], 300)
+    res = MultivariateDrift(reference=ref, classifier=None, n_permutations=20).run(None, Dataset.from_arrays(cur))
+    assert res.status is Status.WARN
+    assert "columns ['e'] hold values that are not numbers where the reference has numbers" in res.message

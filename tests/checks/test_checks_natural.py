@@ -95,10 +95,11 @@ def test_constant_model_never_flips():
     data = Dataset.from_arrays(x, np.array([0, 1] * 20))
     model = wrap(lambda a: np.tile([0.9, 0.1], (len(a), 1)), classes=[0, 1])
     res = NaturalRobustness(perturbations=["feature_noise", "outliers"], severities=[5]).run(model, data)
-    assert res.status is Status.PASS
-    assert res.metrics["mean_flip_rate"].value == 0.0
-    assert res.metrics["max_accuracy_drop"].value == 0.0
-    assert res.metrics["clean_accuracy"].value == 0.5
+    # it never flips because it is never informed: that is not robustness, and the check says so
+    assert res.status is Status.SKIP and res.message.startswith("not meaningful: clean accuracy 0.500")
+    assert "majority-class rate 0.500" in res.message
+    assert res.metrics["clean_accuracy"].value == 0.5 and "max_accuracy_drop" not in res.metrics
+    assert [c["status"] for c in res.conditions] == ["SKIP"]
 
 
 def test_regression_uses_rmse():

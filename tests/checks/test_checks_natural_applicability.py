@@ -12,10 +12,16 @@ from stalwart.errors import InputError
 
 @pytest.fixture(scope="module")
 def grey_images():
-    data = stalwart.datasets.load("digits").subset(np.arange(40))
+    full = stalwart.datasets.load("digits")
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
-    return net, data  # checks wrap raw models themselves
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    x, y = torch.as_tensor(full.x), torch.as_tensor(np.asarray(full.y), dtype=torch.long)
+    for _ in range(30):  # a trained model: the checks decline to judge one at chance level
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net.eval(), full.subset(np.arange(40))  # checks wrap raw models themselves
 
 
 def test_saturate_on_grey_images_is_not_applicable_when_picked_by_default(grey_images):

@@ -84,10 +84,11 @@ def test_image_examples_are_the_images_the_model_saw(digits, image_result):
 
 
 def test_no_image_examples_for_large_images():
-    x = np.random.default_rng(0).random((6, 1, 70, 70)).astype(np.float32)
-    data = Dataset.from_arrays(x, np.array([0, 1] * 3))
+    x = np.random.default_rng(0).random((40, 1, 70, 70)).astype(np.float32)
+    x[::2] *= 0.5  # darker images are class 1
     model = wrap(lambda a: np.stack([np.asarray(a).mean(axis=(1, 2, 3)), 1 - np.asarray(a).mean(axis=(1, 2, 3))],
                                     axis=1), classes=[0, 1])
+    data = Dataset.from_arrays(x, np.array([1, 0] * 20))
     res = NaturalRobustness(perturbations=["gaussian_noise"], severities=[3]).run(model, data)
     assert "examples" not in res.figures and "heatmap" in res.figures
 

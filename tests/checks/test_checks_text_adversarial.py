@@ -87,13 +87,13 @@ def test_texts_too_short_to_attack_are_named(sentiment, result):
 
 
 def test_no_change_allowed_means_no_example():
-    texts = ["good", "bad", "fine", "awful"] * 5  # one word each: max_change 0.5 allows no substitution
-    y = [1, 0, 1, 0] * 5
+    texts = ["good", "bad", "fine", "awful"] * 10  # one word each: max_change 0.5 allows no substitution
+    y = [1, 0, 1, 0] * 10
     clf = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, y)
     res = TextAdversarialRobustness(max_change=0.5, synonyms="lexicon").run(wrap(clf), Dataset.from_arrays(texts, y))
     assert res.metrics["robust_accuracy"].value == res.metrics["clean_accuracy"].value == 1.0
     assert res.metrics["unattackable_share"].value == 1.0 and "adversarial_examples" not in res.figures
-    assert res.message.startswith("20 of 20 correctly classified texts have fewer than 2 words")
+    assert res.message.startswith("40 of 40 correctly classified texts have fewer than 2 words")
 
 
 def test_params_round_trip_and_bad_parameters():

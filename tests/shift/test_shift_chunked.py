@@ -76,3 +76,36 @@ def test_chunked_auto_and_errors(files, tmp_path):
         detect_drift_parquet(ref_path, tmp_path / "small.parquet", columns=["a", "b"])
     with pytest.raises(ConfigError, match="batch_size"):
         detect_drift_parquet(ref_path, cur_path, batch_size=0)
+
+
+def test_csv_paths_are_refused_with_what_to_call_instead(files, tmp_path):
+    ref, cur, ref_path, cur_path = files
+    ref.iloc[:100].to_csv(tmp_path / "ref.csv", index=False)
+    with pytest.raises(InputError, match=r"reference_path '.*ref.csv' is a CSV file, but detect_drift_parquet reads "
+                                         r"Parquet files only. For CSV files, load both tables .* call "
+                                         r"stalwart.shift.detect_drift\(reference, current\)"):
+        detect_drift_parquet(tmp_path / "ref.csv", cur_path)
+    (tmp_path / "fake.parquet").write_text("a,b\n1,2\n")
+    with pytest.raises(InputError, match=r"current_path '.*fake.parquet' could not be read as Parquet \(.*\); "
+                                         r"detect_drift_parquet reads Parquet files only"):
+        detect_drift_parquet(ref_path, tmp_path / "fake.parquet")
+
+
+def test_chunked_type_change_and_too_few_values(tmp_path):
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"x": rng.normal(size=300), "t": rng.normal(size=300), "s": rng.normal(size=300)})
+    cur = pd.DataFrame({"x": rng.normal(size=200), "t": rng.choice(["lo", "hi"], 200), "s": rng.normal(size=200)})
+    cur.loc[4:, "s"] = np.nan
+    _frame_to_parquet(ref, tmp_path / "ref.parquet")
+    _frame_to_parquet(cur, tmp_path / "cur.parquet")
+    got = detect_drift_parquet(tmp_path / "ref.parquet", tmp_path / "cur.parquet")
+    f = {x.feature: x for x in got.features}
+    assert (f["t"].test, f["t"].drifted, f["t"].kind, f["t"].current_kind) == ("type_change", True, "numeric",
+                                                                               "categorical")
+    assert (f["s"].test, f["s"].statistic, f["s"].drifted) == ("too_few_samples", 4.0, False)
+    # the same as in memory, where the tables agree
+    want = {x.feature: x for x in detect_drift(ref, cur).features}
+    assert [(k, v.test) for k, v in want.items()] == [(k, v.test) for k, v in f.items()]
+    assert abs(f["x"].statistic - want["x"].statistic) <= got.details["ks_resolution"]
+    with pytest.raises(InputError, match="too few values to test for drift"):
+        detect_drift_parquet(tmp_path / "ref.parquet", tmp_path / "cur.parquet", columns=["s"])

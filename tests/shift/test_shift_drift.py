@@ -148,3 +148,87 @@ def test_bad_input_messages():
         TabularDrift(alpha=1.5)
     with pytest.raises(ConfigError, match="call fit"):
         TabularDrift().test(ref)
+
+
+# -- a column whose type changed -------------------------------------------------------------------
+def _typed(rng, n):
+    return pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n)})
+
+
+@pytest.mark.parametrize("ref_values, cur_values, kinds", [
+    (lambda r, n: r.normal(size=n), lambda r, n: r.choice(["low", "high"], n), ("numeric", "categorical")),
+    (lambda r, n: r.choice(["low", "high"], n), lambda r, n: r.normal(size=n), ("categorical", "numeric")),
+    (lambda r, n: r.integers(0, 50, n), lambda r, n: r.choice(["a", "b"], n), ("integer", "categorical")),
+])
+def test_numbers_and_text_swapped_are_a_type_change_in_both_directions(ref_values, cur_values, kinds):
+    rng = np.random.default_rng(10)
+    ref, cur = _typed(rng, 400), _typed(rng, 300)
+    ref["t"], cur["t"] = ref_values(rng, 400), cur_values(rng, 300)
+    r = detect_drift(ref, cur)
+    f = {x.feature: x for x in r.features}
+    assert (f["t"].test, f["t"].drifted, f["t"].p_value) == ("type_change", True, None)
+    assert (f["t"].kind, f["t"].current_kind) == kinds
+    assert f["t"].statistic == 1.0  # every current value is of the other kind
+    assert r.drifted and r.drifted_features == ["t"] and list(r.details["type_changes"]) == ["t"]
+    # the other columns are tested as usual; the correction counts only the two columns tested
+    ks = stats.ks_2samp(ref["x"], cur["x"])
+    assert f["x"].statistic == pytest.approx(ks.statistic) and f["x"].p_value == pytest.approx(ks.pvalue, rel=1e-6)
+    assert f["x"].threshold == pytest.approx(0.05 / 2) and f["x"].current_kind is None
+    assert r.details["share_drifted"] == pytest.approx(1 / 3)
+
+
+def test_bool_and_int_are_a_type_change_not_equal_categories():
+    rng = np.random.default_rng(11)
+    flags = rng.random(500) < 0.3
+    # True == 1 as a category, so the counts alone said "no drift at all" (chi-square 0, p = 1)
+    for ref, cur, kinds in ((flags, flags.astype(int), ("boolean", "integer")),
+                            (flags.astype(int), flags, ("integer", "boolean"))):
+        f = detect_drift(pd.DataFrame({"b": ref}), pd.DataFrame({"b": cur})).features[0]
+        assert (f.test, f.drifted, f.kind, f.current_kind, f.statistic) == ("type_change", True, *kinds, 1.0)
+
+
+def test_a_few_unreadable_values_give_their_share_and_numbers_as_text_are_no_change():
+    rng = np.random.default_rng(12)
+    ref = pd.DataFrame({"v": rng.normal(size=500)})
+    values = rng.normal(size=500)
+    text = values.astype(str).astype(object)
+    text[::50] = "N/A"  # 10 of 500
+    f = detect_drift(ref, pd.DataFrame({"v": text})).features[0]
+    assert (f.test, f.kind, f.current_kind) == ("type_change", "numeric", "categorical")
+    assert f.statistic == pytest.approx(10 / 500)
+    # numbers stored as text (and integers vs floats) are still numbers: the usual KS test
+    as_text = detect_drift(ref, pd.DataFrame({"v": values.astype(str)})).features[0]
+    ks = stats.ks_2samp(ref["v"], values.astype(str).astype(float))
+    assert as_text.test == "ks" and as_text.statistic == pytest.approx(ks.statistic)
+    ints = detect_drift(pd.DataFrame({"i": rng.integers(0, 50, 400)}),
+                        pd.DataFrame({"i": rng.integers(0, 50, 400).astype(float)})).features[0]
+    assert ints.test == "ks" and ints.current_kind is None
+
+
+# -- samples too small for their statistic ----------------------------------------------------------
+def test_one_row_is_refused_and_a_sparse_column_is_not_tested():
+    rng = np.random.default_rng(13)
+    ref = _table(rng, 500, [0, 0])
+    with pytest.raises(InputError, match=r"too few values to test for drift: every column has fewer than "
+                                         r"min_samples=10 non-missing values in a sample \('x0': 500 reference / 1 "
+                                         r"current"):
+        detect_drift(ref, ref.iloc[:1] + 5.0)
+    with pytest.raises(InputError, match=r"the reference is too small to test for drift: no column has "
+                                         r"min_samples=10 non-missing values \(most: 5\)"):
+        detect_drift(ref.iloc[:5], ref)
+    # asked for, one row is tested exactly: KS of one value against 500 is scipy's
+    one = detect_drift(ref, ref.iloc[:1] + 5.0, min_samples=1).features[0]
+    ks = stats.ks_2samp(ref["x0"], ref["x0"].iloc[:1] + 5.0)
+    assert one.statistic == pytest.approx(ks.statistic) and one.p_value == pytest.approx(ks.pvalue, rel=1e-6)
+    # a column with 5 current values is not tested; the share counts the columns judged
+    cur = _table(rng, 400, [0, 1.0])
+    cur.loc[5:, "x0"] = np.nan
+    r = detect_drift(ref, cur)
+    f = {x.feature: x for x in r.features}
+    assert (f["x0"].test, f["x0"].statistic, f["x0"].threshold, f["x0"].drifted) == ("too_few_samples", 5.0, 10.0,
+                                                                                      False)
+    assert f["x1"].drifted and f["x1"].threshold == pytest.approx(0.05)  # alone in the correction
+    assert r.details["share_drifted"] == 1.0 and r.details["too_few_samples"] == {"x0": {"reference": 500,
+                                                                                           "current": 5}}
+    with pytest.raises(ConfigError, match=r"TabularDrift\(min_samples=...\) must be an integer >= 1"):
+        TabularDrift(min_samples=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -181,8 +183,10 @@ def test_mahalanobis_uses_penultimate_features(digits_0_to_7):
     assert det.means_.shape == (8, 64)  # 8 classes x 64 hidden units (input of the last Linear)
     on_output = Mahalanobis(model, layer="3").fit(tr.x_in, tr.y_in)
     assert on_output.means_.shape == (8, 8)  # the output of the named module
-    with pytest.raises(ModelError, match=r"Mahalanobis\(layer=\.\.\.\) must name a submodule of Sequential; "
-                                         r"got 'fc9'"):
+    # an unknown name is a configuration mistake; the message lists the names there are
+    with pytest.raises(ConfigError, match=r"Mahalanobis\(layer=\.\.\.\) must name a submodule of Sequential "
+                                          r"\(as in model.named_modules\(\)\); got 'fc9'. Available: "
+                                          r"\['0', '1', '2', '3'\]"):
         Mahalanobis(model, layer="fc9")
     with pytest.raises(ModelError, match=r"KNNDistance\(layer=\.\.\.\) needs a torch model"):
         KNNDistance(layer="fc")
@@ -229,3 +233,145 @@ def test_make_ood_kinds_and_errors():
         evaluate_ood("knn", [[0.0]], [[1.0]])
     with pytest.raises(InputError, match=r"x must have one row per sample \(2-D or more\); got shape \(3,\)"):
         KNNDistance(k=1).fit([1.0, 2.0, 3.0])
+
+
+# -- TorchScript: no forward hooks, so the graph is cut at the layer ------------------------------
+class DigitNet(torch.nn.Module):
+    """A small CNN whose forward mixes module calls with functions (relu, flatten): not a chain of
+    children that could simply be called in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.fc1 = torch.nn.Linear(8 * 4 * 4, 32)
+        self.head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(32, 10))
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.head(self.fc1(torch.flatten(x, 1)))
+
+
+def _save_torchscript(net, path, example=None):
+    """``torch.jit.script`` (or ``trace`` on ``example``) saved with ``torch.jit.save``."""
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but still what users ship
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.script(net) if example is None else torch.jit.trace(net, example)
+        torch.jit.save(module, path)
+
+
+@pytest.fixture(scope="module")
+def digit_net(tmp_path_factory):
+    """DigitNet trained on all ten digits (full batch, deterministic), saved scripted and traced."""
+    from stalwart.models import load_model
+
+    train, test = load_split("digits")
+    torch.manual_seed(0)
+    net = DigitNet()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = torch.as_tensor(train.x), torch.as_tensor(train.y)
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.eval()
+    d = tmp_path_factory.mktemp("torchscript")
+    _save_torchscript(net, d / "scripted.pt")
+    _save_torchscript(net, d / "traced.pt", xt[:4])
+    loaded = {kind: load_model(d / f"{kind}.pt") for kind in ("scripted", "traced")}
+    return net, loaded, train, test
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_torchscript_features_are_the_eager_activations(digit_net, kind):
+    net, loaded, _, test = digit_net
+    model = loaded[kind]
+    assert isinstance(model.module, torch.jit.ScriptModule)
+    with pytest.raises(RuntimeError, match="not supported on ScriptModules"):  # why the graph is cut instead
+        model.module.fc1.register_forward_hook(lambda *a: None)
+    x = test.x[:50]
+    xt = torch.as_tensor(x)
+    with torch.no_grad():
+        conv = torch.relu(net.conv(xt))
+        flat = torch.flatten(net.pool(conv), 1)
+        hidden = net.fc1(flat)
+    by_hand = {None: torch.relu(hidden), "head.0": torch.relu(hidden), "fc1": hidden, "pool": flat,
+               "conv": net.conv(xt).detach(), "head": net(xt).detach()}
+    for layer, want in by_hand.items():
+        got = Mahalanobis(model, layer=layer).features(x)
+        # the default is the input of the last Linear (head.1): the post-ReLU penultimate layer
+        np.testing.assert_allclose(got, want.double().reshape(50, -1).numpy(), rtol=1e-6, atol=1e-6)
+    before = model.n_queries
+    KNNDistance(model=model, layer="fc1").features(x)
+    assert model.n_queries == before + 50  # features count as queries, as predict_proba would
+
+
+@pytest.mark.parametrize("kind", ["scripted", "traced"])
+def test_torchscript_mahalanobis_separates_inverted_digits(digit_net, kind):
+    net, loaded, train, test = digit_net
+    model = loaded[kind]
+    assert (model.predict(test.x) == test.y).mean() > 0.95
+    inverted = 1.0 - test.x  # white digits on black -> black on white: a clear covariate shift
+    half = len(test.x) // 2
+    # measured (scripted = traced = eager) on inverted digits: AUROC Mahalanobis 1.0 (FPR95 0.0, on
+    # the penultimate layer and on fc1), k-NN 0.994 (FPR95 0.03), where MaxSoftmax gets 0.81; on
+    # two halves of the same test split 0.475-0.52 for each
+    for det, bound in [(Mahalanobis(model), 0.99), (KNNDistance(model=model), 0.95),
+                       (Mahalanobis(model, layer="fc1"), 0.99)]:
+        det.fit(train.x, train.y)
+        shifted = evaluate_ood(det, test.x, inverted)
+        assert shifted["auroc"] >= bound and shifted["fpr95"] < 0.1, (type(det).__name__, shifted)
+        null = evaluate_ood(det, test.x[:half], test.x[half:])
+        assert abs(null["auroc"] - 0.5) < 0.08, (type(det).__name__, null)  # SE under no shift ~0.025
+        # the same detector on the eager module gives the same scores
+        eager = type(det)(model=net, layer=det.features.layer).fit(train.x, train.y)
+        np.testing.assert_allclose(det.score(inverted[:100]), eager.score(inverted[:100]), rtol=1e-5)
+
+
+class _Twice(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)
+        self.gate = True
+
+    def forward(self, x):
+        h = self.act(self.fc1(x))
+        if self.gate:
+            h = self.act(h) * 2.0
+        return self.fc2(h)
+
+
+class _WeightsOnly(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(4, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return torch.nn.functional.linear(self.fc1(x), self.fc2.weight, self.fc2.bias)
+
+
+def test_torchscript_layers_without_one_output_say_why(digit_net, tmp_path):
+    from stalwart.models import load_model
+
+    _, loaded, _, _ = digit_net
+    with pytest.raises(ConfigError, match=r"Mahalanobis\(layer=\.\.\.\) must name a submodule of DigitNet \(as in "
+                                          r"model.named_modules\(\)\); got 'fc9'. Available: \['conv', 'pool', "
+                                          r"'fc1', 'head', 'head.0', 'head.1'\]"):
+        Mahalanobis(loaded["scripted"], layer="fc9")
+    _save_torchscript(_Twice(), tmp_path / "twice.pt")
+    twice = load_model(tmp_path / "twice.pt")
+    with pytest.raises(ModelError, match=r"Mahalanobis\(layer='act'\): the TorchScript forward of _Twice calls "
+                                         r"'act' 2 times, so it has no single output to take"):
+        Mahalanobis(twice, layer="act")
+    assert Mahalanobis(twice, layer="fc1").features(np.ones((3, 4), np.float32)).shape == (3, 8)
+    _save_torchscript(_WeightsOnly(), tmp_path / "weights.pt")
+    weights = load_model(tmp_path / "weights.pt")
+    # the last Linear's weights are used by a function, the module itself is never called
+    with pytest.raises(ModelError, match=r"KNNDistance\(layer='fc2'\): the TorchScript forward of _WeightsOnly "
+                                         r"never calls 'fc2' as a module"):
+        KNNDistance(model=weights)
+    # the eager module says the same from its hooks instead of returning no rows
+    with pytest.raises(ModelError, match=r"layer 'fc2' of TorchModel is never called by forward"):
+        Mahalanobis(_WeightsOnly()).fit(np.ones((5, 4), np.float32))
+    with pytest.raises(ModelError, match=r"layer 'act' of TorchModel is called 2 times per sample"):
+        Mahalanobis(_Twice(), layer="act").fit(np.ones((5, 4), np.float32))

@@ -8,9 +8,10 @@ Samples the model already misclassifies count as not robust and are not attacked
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -29,6 +30,8 @@ from stalwart.errors import ConfigError, InputError, ModelError
 
 Norm = Literal["linf", "l2", "l1", "l0"]
 NORMS: tuple[str, ...] = ("linf", "l2", "l1", "l0")
+#: what a threat model's eps is measured in, and how reports say it
+EPS_UNITS: dict[str, str] = {"raw": "input units", "range": "fraction of each feature's range"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,15 +44,29 @@ class ThreatModel:
     eps : the largest allowed perturbation in that norm (for l0: the number of features)
     bounds : valid input range ``(lower, upper)``; scalars or arrays broadcastable to one sample
     mutable : boolean mask broadcastable to one sample; False marks features that may not change
+    unit : "raw" (default) or "range" — what eps is measured in. ``"raw"``: the input's own
+        units. ``"range"``: a fraction of each feature's range ``upper - lower`` (needs finite
+        bounds), the unit stalwart's checks and command line use, so that eps means the same on
+        every feature and every data set: an attack then runs with every range mapped to [0, 1]
+        and reports distances in that unit. On [0, 1] images the two are the same.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> threat = ThreatModel("linf", 0.05, (np.array([0.0, 0.0]), np.array([1.0, 1000.0])), unit="range")
+    >>> threat.to_dict()["eps_unit"]
+    "fraction of each feature's range"
     """
 
     norm: Norm = "linf"
     eps: float = 0.1
     bounds: tuple[Any, Any] | None = (0.0, 1.0)
     mutable: Any = None
+    unit: str = "raw"
 
     def __post_init__(self) -> None:
         check_param(self, "norm", self.norm, self.norm in NORMS, f"one of {list(NORMS)}")
+        check_param(self, "unit", self.unit, self.unit in EPS_UNITS, f"one of {list(EPS_UNITS)}")
         eps_ok = isinstance(self.eps, (int, float, np.integer, np.floating)) and not isinstance(self.eps, bool) \
             and np.isfinite(self.eps) and self.eps >= 0
         check_param(self, "eps", self.eps, bool(eps_ok), "a finite number >= 0")
@@ -70,14 +87,36 @@ class ThreatModel:
                 raise param_error(self, "mutable", "a boolean mask", self.mutable)
 
     @classmethod
-    def from_schema(cls, schema: Any, norm: Norm = "linf", eps: float = 0.1) -> ThreatModel:
-        """Bounds and mutable mask from a tabular or image :class:`~stalwart.data.Schema`."""
+    def from_schema(cls, schema: Any, norm: Norm = "linf", eps: float = 0.03, *, unit: str = "range") -> ThreatModel:
+        """Bounds and mutable mask from a tabular or image :class:`~stalwart.data.Schema`.
+
+        ``eps`` is a fraction of each feature's range by default (``unit="range"``), as in
+        ``stalwart scan`` and ``stalwart attack``; ``unit="raw"`` takes it in the data's units.
+        Tabular categorical columns are held fixed (they have no numeric range).
+        """
         if schema.modality == "image":
-            return cls(norm, eps, schema.value_range)
+            return cls(norm, eps, schema.value_range, unit=unit)
         if schema.modality == "tabular":
             lo, hi = schema.numeric_bounds()
-            return cls(norm, eps, (lo, hi), schema.mutable_mask)
+            kinds = np.array([c.kind for c in schema.columns])
+            return cls(norm, eps, (lo, hi), schema.mutable_mask & (kinds != "categorical"), unit=unit)
         raise ConfigError("a ThreatModel for text data is not defined; use the text attack's word budget")
+
+    @property
+    def needs_rescaling(self) -> bool:
+        """Whether attacks must run in the range-normalised space (``unit="range"``)."""
+        return self.unit == "range"
+
+    def range_space(self, x: np.ndarray):  # noqa: ANN201 - RangeSpace, imported lazily
+        """The problem with every feature's range mapped to [0, 1] (see :mod:`stalwart.attacks._range`)."""
+        from stalwart.attacks._range import range_space
+
+        return range_space(self, x)
+
+    @property
+    def eps_unit_text(self) -> str:
+        """What eps is measured in, for people."""
+        return EPS_UNITS[self.unit]
 
     # -- torch helpers used by every attack ---------------------------------------------------
     def _tensor(self, value: Any, like: torch.Tensor) -> torch.Tensor:
@@ -117,7 +156,7 @@ class ThreatModel:
         def plain(b: Any) -> Any:
             arr = np.asarray(b, dtype=float)
             return float(arr) if arr.ndim == 0 else ("per-feature", int(arr.size))
-        return {"norm": self.norm, "eps": float(self.eps),
+        return {"norm": self.norm, "eps": float(self.eps), "eps_unit": self.eps_unit_text,
                 "bounds": None if self.bounds is None else [plain(b) for b in self.bounds],
                 "immutable_features": 0 if self.mutable is None else int((~np.asarray(self.mutable)).sum())}
 
@@ -276,6 +315,8 @@ class Attack(ABC):
         if self.white_box and not model.differentiable:
             model.torch_logits(None)  # raises ModelError with the explanation
         xs = check_array(x, "x", dtype=np.float32)
+        if self.threat.needs_rescaling:
+            return self._run_in_range_units(model, xs, y, targeted)
         ys = check_labels(y, model.known_classes(xs), "y")
         check_lengths("x", xs, "y", ys)
         self._check_bounds(xs)
@@ -328,6 +369,15 @@ class Attack(ABC):
             pred_clean=classes[pred_clean], pred_adv=classes[pred_adv], success=success,
             distance=self.threat.distance(x_adv, xs), queries=queries, time_s=elapsed,
             targeted=tgt is not None, params=self.params())
+
+    def _run_in_range_units(self, model: Any, xs: np.ndarray, y: Any, targeted: Any) -> AttackResult:
+        """Run on the range-normalised inputs (eps a fraction of each range); results in raw units."""
+        self._check_bounds(xs)
+        space = self.threat.range_space(xs)
+        inner = copy.copy(self)
+        inner.threat = space.threat
+        res = inner.run(space.wrap(model), space.z, y, targeted=targeted)
+        return replace(res, threat=self.threat, x_adv=space.to_raw(res.x_adv, xs))
 
     def _check_bounds(self, xs: np.ndarray) -> None:
         if self.threat.bounds is None:

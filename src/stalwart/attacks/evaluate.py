@@ -38,7 +38,7 @@ refused with a message that says how to fix it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -46,7 +46,7 @@ import torch
 
 from stalwart._validation import check_array, check_choice, check_labels, check_lengths, labels_to_index
 from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel, norm_of
-from stalwart.errors import ConfigError, ModelError
+from stalwart.errors import ConfigError, InputError, ModelError
 
 __all__ = ["evaluate", "EvaluationResult", "SanityCheck", "minimal_perturbation", "MinimalPerturbation",
            "check_eps_scale"]
@@ -131,13 +131,26 @@ class EvaluationResult:
         }
 
 
+def _check_image_layout(x: np.ndarray, threat: ThreatModel) -> None:
+    """Refuse N x H x W x C images where the bounds/mask say N x C x H x W (or nothing else fits)."""
+    if x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
+        raise InputError(f"x looks like N x H x W x C images (shape {x.shape}); stalwart takes N x C x H x W. "
+                         "Transpose with x.transpose(0, 3, 1, 2).")
+
+
 def check_eps_scale(threat: ThreatModel, x: np.ndarray) -> None:
     """Refuse an eps that is meaningless for the data's range.
 
     Too large: an linf eps at least the whole value range lets any input become any other, so
     robust accuracy says nothing about the model. Too small: an eps under 0.1% of the range is
-    almost always a unit mistake (eps written for [0, 1] data, applied to [0, 255] data).
+    almost always a unit mistake (eps written for [0, 1] data, applied to [0, 255] data). With
+    ``unit="range"`` the check runs in the range-normalised space (where it also refuses data
+    whose features have no range to move in).
     """
+    if threat.needs_rescaling:
+        space = threat.range_space(np.asarray(x, dtype=np.float32))
+        check_eps_scale(space.threat, space.z)
+        return
     if threat.bounds is not None:
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=float), x.shape[1:]) for b in threat.bounds)
         width = hi - lo
@@ -237,6 +250,13 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     xs = check_array(x, "x", dtype=np.float32)
     ys = check_labels(y, model.known_classes(xs), "y")
     check_lengths("x", xs, "y", ys)
+    if threat.needs_rescaling:  # eps is a fraction of each feature's range: run where every range is [0, 1]
+        _check_image_layout(xs, threat)
+        space = threat.range_space(xs)
+        res = evaluate(space.wrap(model), space.z, ys, space.threat, level=level, eps_curve=eps_curve, seed=seed,
+                       sanity=sanity, escalate_square=escalate_square)
+        return replace(res, threat=threat, x_adv=space.to_raw(res.x_adv, xs))
+    _check_image_layout(xs, threat)
     check_eps_scale(threat, xs)
     start = time.perf_counter()
     white = bool(model.differentiable)
@@ -298,7 +318,7 @@ def _escalate_square(model, xs, ys, threat, seed, clean_correct, x_adv, broken_b
 
 
 def _with_eps(threat: ThreatModel, eps: float) -> ThreatModel:
-    return ThreatModel(threat.norm, eps, threat.bounds, threat.mutable)
+    return replace(threat, eps=eps)
 
 
 def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_main):

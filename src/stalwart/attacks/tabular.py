@@ -54,6 +54,10 @@ class _SchemaThreat(ThreatModel):
     max_discrete_changes: int = 0
 
     @property
+    def needs_rescaling(self) -> bool:
+        return False  # the search works in range units itself, column by column
+
+    @property
     def continuous(self) -> np.ndarray:
         return np.array([k in _CONTINUOUS for k in self.kinds])
 
@@ -113,7 +117,7 @@ class _SchemaThreat(ThreatModel):
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        d.update(eps_unit="fraction of each column's range", max_discrete_changes=self.max_discrete_changes)
+        d.update(max_discrete_changes=self.max_discrete_changes)
         return d
 
 
@@ -167,7 +171,7 @@ def _schema_threat(owner: Any, threat: ThreatModel, schema: Schema, max_changes:
                               f"columns {bad[:5]}); use ThreatModel.from_schema(schema, eps=...) or bounds=None",
                               threat)
     return _SchemaThreat("linf", float(threat.eps), (lo.astype(np.float32), hi.astype(np.float32)), mutable,
-                         kinds=tuple(c.kind for c in cols), scale=scale, codes=tuple(codes),
+                         unit="range", kinds=tuple(c.kind for c in cols), scale=scale, codes=tuple(codes),
                          max_discrete_changes=max_changes)
 
 
@@ -217,7 +221,7 @@ class TabularSearch(Attack):
     >>> data = np.array([[0.0, 10.0], [5.0, 90.0], [2.0, 40.0]])
     >>> schema = Schema.infer(data, kinds={"x0": "integer"})
     >>> model = FunctionModel(lambda x: (np.asarray(x) @ [1.0, 0.05] > 5.5).astype(int), classes=[0, 1])
-    >>> attack = TabularSearch(ThreatModel("linf", eps=0.25, bounds=None), schema=schema, queries=50)
+    >>> attack = TabularSearch(ThreatModel("linf", eps=0.25, bounds=None, unit="range"), schema=schema, queries=50)
     >>> res = attack.run(model, np.array([[2.0, 40.0]]), [0])
     >>> bool(res.success[0]), float(res.x_adv[0, 0]).is_integer(), bool(res.distance[0] <= 0.25)
     (True, True, True)
@@ -229,9 +233,9 @@ class TabularSearch(Attack):
     def __init__(self, threat: ThreatModel, *, schema: Schema, queries: int = 1000,
                  max_discrete_changes: int = 0, p_init: float = 0.3, seed: int = 0) -> None:
         super().__init__(threat, seed=seed)
-        if threat.norm != "linf":
-            raise param_error(self, "threat", "a ThreatModel with norm 'linf' (eps is a fraction of each "
-                              "column's range)", threat)
+        if threat.norm != "linf" or threat.unit != "range":
+            raise param_error(self, "threat", "a ThreatModel with norm 'linf' and unit='range' (eps is a fraction "
+                              "of each column's range; ThreatModel.from_schema(schema, eps=...) builds one)", threat)
         if not isinstance(schema, Schema) or schema.modality != "tabular" or not schema.columns:
             raise param_error(self, "schema", "a tabular stalwart.data.Schema with at least one column "
                               "(Schema.infer(x))", schema)

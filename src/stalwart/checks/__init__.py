@@ -25,9 +25,10 @@ from stalwart.checks.corruption import CorruptionRobustness
 from stalwart.checks.drift import DataDrift, MultivariateDrift
 from stalwart.checks.natural import NaturalRobustness
 from stalwart.checks.ood import OODDetection
+from stalwart.checks.performance import CleanPerformance
 from stalwart.checks.text_adversarial import TextAdversarialRobustness
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
            "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness",
-           "CorruptionRobustness", "BehaviouralTests", "DataDrift", "MultivariateDrift", "OODDetection",
+           "CorruptionRobustness", "BehaviouralTests", "CleanPerformance", "DataDrift", "MultivariateDrift", "OODDetection",
            "TextAdversarialRobustness"]

@@ -28,7 +28,9 @@ from stalwart._validation import (
     labels_to_index,
     param_error,
 )
+from stalwart.attacks.base import EPS_UNITS
 from stalwart.checks.base import Check, CheckResult, Measurement, Metric, SkipCheck, Status, register
+from stalwart.checks.performance import chance_reason
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
 from stalwart.models.base import Model
@@ -53,18 +55,20 @@ _BLACK_BOX_NOTE = ("black-box attacks only: the model gives no gradients, so rob
 class AdversarialRobustness(Check):
     """Robust accuracy under adversarial attack at each budget ``eps``.
 
-    Budgets are fractions of the input range, so one list means the same on every data set:
+    Budgets are fractions of each feature's range (``eps_unit="range"``, the unit of every eps
+    in stalwart's checks and command line: ``ThreatModel(unit="range")``), so one list means the
+    same on every data set:
 
     - **images**: ``eps * (hi - lo)`` of the declared value range (0.03 on [0, 1] images is
       about 8/255);
     - **tabular**: feature ``j`` may move by ``eps * (upper_j - lower_j)`` (linf), its range
-      taken from the schema bounds (widened to cover the sample). Gradient and Square attacks
-      run in a space rescaled to [0, 1] per feature: the model is wrapped in an adapter
-      (``x = lower + z * (upper - lower)``, differentiable when the model is) and the attack
-      runs on ``z`` with budget ``eps`` and bounds [0, 1]; for l2 and l1 the budget is measured
-      in that rescaled space too. Immutable, constant, boolean and categorical columns never
-      move there; integer columns are treated as continuous (a relaxation: on them the attack
-      is stronger than a real adversary, and the result's message says so).
+      taken from the schema bounds (widened to cover the sample). Attacks run where every range
+      is [0, 1] (see :mod:`stalwart.attacks._range`); for l2 and l1 the budget is measured there
+      too. Immutable, constant, boolean and categorical columns never move; integer columns are
+      treated as continuous (a relaxation: on them the attack is stronger than a real adversary,
+      and the result's message says so).
+
+    ``eps_unit="raw"`` takes eps in the data's own units instead.
 
     How robust accuracy is measured (``attack``):
 
@@ -94,8 +98,7 @@ class AdversarialRobustness(Check):
         ``reference_eps``; ``white_box`` (1 when gradient attacks ran, else 0);
         ``median_minimal_perturbation`` (with ``minimal``): the median over up to 100 correctly
         classified samples of the smallest perturbation found that changes the prediction
-        (DeepFool, plus C&W for l2; HopSkipJump for black-box models), in the same
-        range-fraction units as eps.
+        (DeepFool, plus C&W for l2; HopSkipJump for black-box models), in the unit of eps.
     Tables and figures
         ``robust_accuracy`` (the curve), ``attacks`` (attack, eps, attacked, broken, mean queries,
         time), ``sanity`` (name, passed, detail), ``evaluation`` (access, level, seed, ...),
@@ -120,6 +123,8 @@ class AdversarialRobustness(Check):
         ``TABULAR_QUERIES[level]`` (1000 fast, 3000 standard).
     max_samples : int, default 200
         Size of the stratified sample the check runs on.
+    eps_unit : {"range", "raw"}, default "range"
+        What eps is measured in: a fraction of each feature's range, or the data's units.
     conditions : list, optional
         Default ``robust_accuracy_ratio >= 0.5``.
 
@@ -138,9 +143,10 @@ class AdversarialRobustness(Check):
 
     def __init__(self, *, norm: str = "linf", eps: Sequence[float] | None = None, attack: str = "evaluate",
                  level: str = "standard", steps: int = 50, minimal: bool = True, search_queries: int | None = None,
-                 max_samples: int = 200, conditions: Sequence[Any] | None = None) -> None:
+                 max_samples: int = 200, eps_unit: str = "range", conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         self.norm = check_choice(self, "norm", norm, ("linf", "l2", "l1"))
+        self.eps_unit = check_choice(self, "eps_unit", eps_unit, ("range", "raw"))
         if eps is not None:
             ok = isinstance(eps, Sequence) and not isinstance(eps, str) and len(eps) > 0 and all(
                 isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool)
@@ -193,6 +199,12 @@ class AdversarialRobustness(Check):
         sample = data.sample(self.max_samples, seed=rng)
         y = check_labels(np.asarray(sample.y), model.classes)
         attack_seed = int(rng.integers(2**31))
+        clean_pred = np.asarray(model.predict(sample.x))
+        at_chance = chance_reason(y, clean_pred)
+        if at_chance:
+            k = int(np.sum(clean_pred == y))
+            return Measurement({"clean_accuracy": Metric("clean_accuracy", k / len(y), *wilson_interval(k, len(y)),
+                                                         len(y))}, {}, {}, not_meaningful=at_chance)
         eps_list = self.eps_for(data.modality)
         ref = eps_list[1] if len(eps_list) > 1 else eps_list[0]
         notes: list[str] = []  # shown first in the message
@@ -201,6 +213,9 @@ class AdversarialRobustness(Check):
             encoded = "categorical" in kinds and not _numeric_categoricals(sample)
             discrete = bool(kinds & {"categorical", "integer"})
             if self.attack == "evaluate" and (encoded or (not white and discrete)):
+                if self.eps_unit != "range":
+                    raise SkipCheck("the schema-aware tabular search measures eps as a fraction of each column's "
+                                    "range; eps_unit='raw' needs numeric columns only (or a model with gradients)")
                 if self.norm != "linf":
                     raise SkipCheck(f"the schema-aware tabular search measures linf budgets; norm={self.norm!r} "
                                     "needs numeric columns only (or a model with gradients)")
@@ -211,7 +226,7 @@ class AdversarialRobustness(Check):
             if encoded:
                 raise SkipCheck("categorical columns are not numeric codes, so gradient attacks cannot change "
                                 "them; use attack='evaluate' (schema-aware search)")
-            x, target, bounds, mutable, scale = _rescaled(model, sample)
+            x, bounds, mutable = _tabular_box(sample)
             relaxed = [c.name for c in sample.schema.columns if c.kind == "integer" and c.mutable]
             if relaxed and white:
                 notes.append(f"integer columns {relaxed[:5]} were treated as continuous (the attack may use "
@@ -222,24 +237,25 @@ class AdversarialRobustness(Check):
         else:
             x = np.asarray(sample.x, dtype=np.float32)
             lo, hi = sample.schema.value_range or (float(x.min()), float(x.max()))
-            target, bounds, mutable, scale = model, (lo, hi), None, float(hi - lo)
+            bounds, mutable = (lo, hi), None
+        from stalwart.attacks import ThreatModel
+
+        threat = ThreatModel(self.norm, ref, bounds, mutable, unit=self.eps_unit)
         if self.attack != "evaluate":
-            return self._single(target, x, y, bounds, mutable, scale, eps_list, ref, attack_seed, notes)
-        return self._ensemble(target, x, y, bounds, mutable, scale, eps_list, ref, attack_seed, rng, notes)
+            return self._single(model, x, y, threat, eps_list, attack_seed, notes)
+        return self._ensemble(model, x, y, threat, eps_list, attack_seed, rng, notes)
 
-    def _ensemble(self, target: Model, x: np.ndarray, y: np.ndarray, bounds: tuple, mutable: Any, scale: float,
-                  eps_list: list[float], ref: float, seed: int, rng: np.random.Generator,
-                  notes: list[str]) -> Measurement:
-        from stalwart.attacks import ThreatModel, evaluate
+    def _ensemble(self, model: Model, x: np.ndarray, y: np.ndarray, threat: Any, eps_list: list[float], seed: int,
+                  rng: np.random.Generator, notes: list[str]) -> Measurement:
+        from stalwart.attacks import evaluate
 
-        threat = ThreatModel(self.norm, ref * scale, bounds, mutable)
-        ev = evaluate(target, x, y, threat, level=self.level, eps_curve=[e * scale for e in eps_list], seed=seed,
-                      sanity=True)
+        ref = float(threat.eps)
+        ev = evaluate(model, x, y, threat, level=self.level, eps_curve=list(eps_list), seed=seed, sanity=True)
         if not ev.white_box:
             notes.insert(0, _BLACK_BOX_NOTE)
-        frac = {e * scale: e for e in eps_list} | {0.0: 0.0}
-        points = [(frac[e], r, lo, hi) for e, r, lo, hi in zip(ev.curve["eps"], ev.curve["robust_accuracy"],
-                                                                ev.curve["low"], ev.curve["high"]) if e in frac]
+        wanted = set(eps_list) | {0.0}
+        points = [(e, r, lo, hi) for e, r, lo, hi in zip(ev.curve["eps"], ev.curve["robust_accuracy"],
+                                                         ev.curve["low"], ev.curve["high"]) if e in wanted]
         left_off = [e for e in eps_list if e not in {p[0] for p in points}]
         extra = [f"eps {left_off} left off the curve: they cover the whole input range"] if left_off else []
         n, clean_k = ev.n, int(ev.clean_correct.sum())
@@ -255,29 +271,33 @@ class AdversarialRobustness(Check):
         m = self._curve_measurement(points, n, clean_k, ref, ev.white_box, f"evaluate ({self.level}) {self.norm}")
         m.tables.update(tables)
         if self.minimal:
-            self._minimal(target, x, y, bounds, mutable, scale, seed, rng, m.metrics, m.tables, figures, notes)
+            self._minimal(model, x, y, threat, seed, rng, m.metrics, m.tables, figures)
         m.tables["evaluation"] = [{"access": "white-box" if ev.white_box else "black-box", "level": self.level,
-                                   "norm": self.norm, "reference_eps": ref, "eps_absolute": ref * scale,
+                                   "norm": self.norm, "reference_eps": ref, "eps_unit": threat.eps_unit_text,
                                    "n_samples": n, "seed": seed, "time_s": ev.time_s}]
         m.tables["notes"] = _note_rows(notes, list(ev.notes) + extra)
         warnings = tuple(f"sanity check {s.name} failed: {s.detail}" for s in ev.sanity if not s.passed)
         return Measurement(m.metrics, m.tables, m.curves, warnings, figures)
 
-    def _minimal(self, target: Model, x: np.ndarray, y: np.ndarray, bounds: tuple, mutable: Any, scale: float,
-                 seed: int, rng: np.random.Generator, metrics: dict[str, Metric], tables: dict[str, list],
-                 figures: dict[str, dict], notes: list[str]) -> None:
+    def _minimal(self, model: Model, x: np.ndarray, y: np.ndarray, threat: Any, seed: int, rng: np.random.Generator,
+                 metrics: dict[str, Metric], tables: dict[str, list], figures: dict[str, dict]) -> None:
         from stalwart.attacks import minimal_perturbation
 
         if self.norm not in ("linf", "l2"):
             return
         sub = np.sort(rng.choice(len(y), size=min(MINIMAL_SAMPLES, len(y)), replace=False))
-        mp = minimal_perturbation(target, x[sub], y[sub], norm=self.norm, bounds=bounds, seed=seed, mutable=mutable)
+        if threat.needs_rescaling:  # distances in the unit of eps: fractions of each feature's range
+            space = threat.range_space(x[sub])
+            target, xs, bounds, mutable = space.wrap(model), space.z, space.threat.bounds, space.threat.mutable
+        else:
+            target, xs, bounds, mutable = model, x[sub], threat.bounds, threat.mutable
+        mp = minimal_perturbation(target, xs, y[sub], norm=self.norm, bounds=bounds, seed=seed, mutable=mutable)
         correct = mp.clean_correct
         found = correct & np.isfinite(mp.distance)
-        d = mp.distance[found] / scale
+        d = mp.distance[found]
         tables["minimal_perturbation"] = [{
-            "method": mp.method, "norm": self.norm, "samples": int(sub.size), "correct": int(correct.sum()),
-            "found": int(found.sum()), **{k: v / scale for k, v in mp.quantiles.items()}}]
+            "method": mp.method, "norm": self.norm, "eps_unit": threat.eps_unit_text, "samples": int(sub.size),
+            "correct": int(correct.sum()), "found": int(found.sum()), **mp.quantiles}]
         if not found.any():
             return
         metrics["median_minimal_perturbation"] = Metric("median_minimal_perturbation", float(np.median(d)),
@@ -285,25 +305,26 @@ class AdversarialRobustness(Check):
         counts, edges = np.histogram(d, bins=min(20, max(5, int(np.sqrt(d.size)))))
         figures["minimal_perturbation"] = {
             "kind": "histogram", "title": f"Smallest {self.norm} perturbation that changes the prediction",
-            "x_label": f"{self.norm} distance (fraction of input range)", "y_label": "samples",
+            "x_label": f"{self.norm} distance ({threat.eps_unit_text})", "y_label": "samples",
             "series": [{"name": mp.method, "edges": edges.tolist(), "counts": counts.tolist()}]}
 
-    def _single(self, target: Model, x: np.ndarray, y: np.ndarray, bounds: tuple, mutable: Any, scale: float,
-                eps_list: list[float], ref: float, seed: int, notes: list[str]) -> Measurement:
+    def _single(self, model: Model, x: np.ndarray, y: np.ndarray, threat: Any, eps_list: list[float], seed: int,
+                notes: list[str]) -> Measurement:
         """One white-box attack (PGD or FGSM) per budget, each on the samples still standing."""
-        from stalwart.attacks import FGSM, PGD, ThreatModel
+        from stalwart.attacks import FGSM, PGD
 
-        y_idx = labels_to_index(y, target.classes)
-        robust = np.asarray(target.predict_proba(x)).argmax(axis=1) == y_idx
+        ref = float(threat.eps)
+        y_idx = labels_to_index(y, model.classes)
+        robust = np.asarray(model.predict_proba(x)).argmax(axis=1) == y_idx
         n, clean_k = len(y), int(robust.sum())
         points = [(0.0, clean_k / n, *wilson_interval(clean_k, n))]
         rows = []
         for eps in eps_list:
             idx = np.flatnonzero(robust)
             if idx.size:
-                threat = ThreatModel(self.norm, eps * scale, bounds, mutable)
-                atk = PGD(threat, steps=self.steps, seed=seed) if self.attack == "pgd" else FGSM(threat)
-                res = atk.run(target, x[idx], y[idx])
+                at = dataclasses.replace(threat, eps=eps)
+                atk = PGD(at, steps=self.steps, seed=seed) if self.attack == "pgd" else FGSM(at)
+                res = atk.run(model, x[idx], y[idx])
                 robust[idx[res.success]] = False
                 rows.append({"attack": self.attack, "eps": eps, "attacked": int(idx.size),
                              "broken": int(res.success.sum()), "queries": float(res.queries.mean()),
@@ -333,7 +354,7 @@ class AdversarialRobustness(Check):
         for eps in eps_list:
             idx = np.flatnonzero(robust)
             if idx.size:
-                atk = TabularSearch(ThreatModel("linf", eps, None), schema=schema, queries=queries, seed=seed)
+                atk = TabularSearch(ThreatModel("linf", eps, None, unit="range"), schema=schema, queries=queries, seed=seed)
                 res = atk.run(target, z[idx], y[idx])
                 robust[idx[res.success]] = False
                 hit = int(res.success.sum())
@@ -346,7 +367,7 @@ class AdversarialRobustness(Check):
         m.tables["attacks"] = rows
         m.tables["sanity"] = []
         m.tables["evaluation"] = [{"access": "black-box", "level": self.level, "norm": "linf", "reference_eps": ref,
-                                   "eps_absolute": None, "n_samples": n, "seed": seed, "queries": queries,
+                                   "eps_unit": EPS_UNITS["range"], "n_samples": n, "seed": seed, "queries": queries,
                                    "time_s": time.perf_counter() - start}]
         m.tables["notes"] = _note_rows(notes, ["the evaluation's sanity checks and the minimal-perturbation "
                                                "distribution are not defined for the schema-aware search"])
@@ -376,7 +397,7 @@ class AdversarialRobustness(Check):
         metrics["reference_eps"] = Metric("reference_eps", ref)
         metrics["white_box"] = Metric("white_box", 1.0 if white else 0.0)
         curve = {"robust_accuracy_vs_eps": {
-            "title": "Robust accuracy vs eps", "x_label": f"eps ({self.norm}, fraction of input range)",
+            "title": "Robust accuracy vs eps", "x_label": f"eps ({self.norm}, {EPS_UNITS[self.eps_unit]})",
             "y_label": "robust accuracy",
             "series": [{"name": series, "x": ex.tolist(), "y": ey.tolist(), "low": [p[2] for p in points],
                         "high": [p[3] for p in points]}]}}
@@ -384,13 +405,13 @@ class AdversarialRobustness(Check):
 
 
 def _note_rows(message_notes: list[str], other: list[str]) -> list[dict[str, Any]]:
-    return [{"note": t, "in_message": True} for t in message_notes] + \
-           [{"note": t, "in_message": False} for t in other]
+    return [{"note": t, "_in_message": True} for t in message_notes] + \
+           [{"note": t, "_in_message": False} for t in other]
 
 
 def _notes_first(result: CheckResult) -> CheckResult:
     """The result with its ``notes`` table's message notes opening its message."""
-    lines = [r["note"] for r in result.tables.get("notes", []) if r.get("in_message")]
+    lines = [r["note"] for r in result.tables.get("notes", []) if r.get("_in_message")]
     if not lines or result.status in (Status.SKIP, Status.ERROR):
         return result
     return dataclasses.replace(result, message="; ".join([*lines, result.message]))
@@ -405,10 +426,13 @@ def _numeric_categoricals(sample: Any) -> bool:
         sample.x.iloc[:, j]) for j in cats)
 
 
-def _rescaled(model: Model, sample: Any) -> tuple[np.ndarray, Model, tuple, np.ndarray, float]:
-    """Tabular inputs mapped to [0, 1] per feature, and the model seen through that map."""
+def _tabular_box(sample: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Tabular inputs as floats, their bounds (the schema's, widened to cover the sample) and the
+    columns an attack may move: mutable numeric/integer columns (booleans and categories cannot
+    take in-between values)."""
     try:
-        x = sample.numeric_x().astype(np.float64)
+        # the values float32 can hold: attacks work in float32, and the bounds must contain them exactly
+        x = sample.numeric_x().astype(np.float32).astype(np.float64)
     except InputError as exc:
         raise ConfigError(str(exc)) from None
     if not np.isfinite(x).all():
@@ -418,64 +442,9 @@ def _rescaled(model: Model, sample: Any) -> tuple[np.ndarray, Model, tuple, np.n
     lo, hi = schema.numeric_bounds()
     lo = np.where(np.isfinite(lo), np.minimum(lo, x.min(axis=0)), x.min(axis=0))
     hi = np.where(np.isfinite(hi), np.maximum(hi, x.max(axis=0)), x.max(axis=0))
-    width = hi - lo
     kinds = np.array([c.kind for c in schema.columns])
-    # booleans and categories cannot take in-between values; constant columns have no range to move in
-    mutable = schema.mutable_mask & (width > 0) & ~np.isin(kinds, ("boolean", "categorical"))
-    width = np.where(width > 0, width, 1.0)
-    # the widened bounds contain the sample, so z lies in [0, 1] up to rounding
-    z = np.clip((x - lo) / width, 0.0, 1.0).astype(np.float32)
-    return z, _RangeScaledModel(model, lo, width), (0.0, 1.0), mutable, 1.0
-
-
-class _RangeScaledModel(Model):
-    """``model`` seen through ``x = lower + z * width``: attacks run on ``z`` in [0, 1]^d.
-
-    Exposes ``torch_logits`` (differentiable through the affine map) and ``predict_proba``
-    through the original model; queries are counted on both.
-    """
-
-    def __init__(self, model: Model, lower: np.ndarray, width: np.ndarray) -> None:
-        super().__init__()
-        self.base = model
-        self.task = model.task
-        self.classes = model.classes
-        self.output_kind = model.output_kind
-        self.batch_size = max(int(getattr(model, "batch_size", 1024)), 1)
-        self.input_bounds = (0.0, 1.0)
-        self._lower = np.asarray(lower, dtype=np.float64)
-        self._width = np.asarray(width, dtype=np.float64)
-
-    @property
-    def device(self) -> Any:
-        import torch
-
-        return getattr(self.base, "device", torch.device("cpu"))
-
-    @property
-    def differentiable(self) -> bool:
-        return self.base.differentiable
-
-    @property
-    def name(self) -> str:
-        return f"{self.base.name} (range-scaled)"
-
-    def _raw_predict(self, x: Any) -> np.ndarray:
-        z = np.asarray(x, dtype=np.float64)
-        return self.base.predict_proba(self._lower + z * self._width)
-
-    def torch_logits(self, x: Any) -> Any:
-        import torch
-
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        lo = torch.as_tensor(self._lower, dtype=x.dtype, device=x.device)
-        w = torch.as_tensor(self._width, dtype=x.dtype, device=x.device)
-        self.n_queries += int(x.shape[0])
-        return self.base.torch_logits(lo + x * w)
-
-    def _fingerprint_bytes(self) -> bytes:
-        return self.base._fingerprint_bytes() + self._lower.tobytes() + self._width.tobytes()
+    mutable = schema.mutable_mask & ~np.isin(kinds, ("boolean", "categorical"))
+    return x.astype(np.float32), (lo, hi), mutable
 
 
 def _encoded(model: Model, sample: Any) -> tuple[np.ndarray, Schema, Model]:

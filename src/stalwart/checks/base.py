@@ -25,7 +25,11 @@ from stalwart._validation import param_error
 from stalwart.errors import ConfigError, StalwartError
 
 __all__ = ["Status", "Metric", "Condition", "CheckResult", "Check", "Measurement", "SkipCheck",
-           "CHECKS", "register", "get", "names", "build", "worst_status"]
+           "CHECKS", "register", "get", "names", "build", "worst_status", "MIN_SAMPLES"]
+
+#: fewer samples than this and a check does not measure (status SKIP, the reason in its message):
+#: a 95% interval from a handful of rows is too wide to support any verdict
+MIN_SAMPLES = 30
 
 
 class Status(str, Enum):
@@ -323,13 +327,16 @@ def ordered(d: Mapping[str, Any]) -> dict[str, Any]:
 
 class Measurement(NamedTuple):
     """What :meth:`Check._measure` returns. ``warnings`` (one line each) make the status at least
-    WARN and are shown in the result's message."""
+    WARN and are shown in the result's message. ``not_meaningful`` (a reason) means the numbers
+    were measured but cannot be judged (a model at chance level is "robust" because it is never
+    right): the result keeps them, its status is SKIP and no condition is judged."""
 
     metrics: dict[str, Metric]
     tables: dict[str, list[dict[str, Any]]]
     curves: dict[str, dict[str, Any]]
     warnings: tuple[str, ...] = ()
     figures: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - NamedTuple default, never mutated
+    not_meaningful: str = ""
 
 
 class SkipCheck(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -349,6 +356,8 @@ class Check(ABC):
     modalities: ClassVar[tuple[str, ...]] = ("tabular", "image", "text")
     default_conditions: ClassVar[tuple[str, ...]] = ()
     headline_metric: ClassVar[str | None] = None
+    #: the smallest sample the check measures on (see :data:`MIN_SAMPLES`)
+    min_samples: ClassVar[int] = MIN_SAMPLES
 
     def __init__(self, *, conditions: Sequence[Condition | str | Mapping[str, Any]] | None = None) -> None:
         if conditions is not None and (isinstance(conditions, (str, Mapping)) or not isinstance(conditions, Sequence)):
@@ -373,6 +382,16 @@ class Check(ABC):
         """Name of the metric that sums the result up in a scorecard."""
         return self.headline_metric
 
+    def prepare(self, model: Any, data: Any) -> Any:
+        """The data as this check measures it, after the model was shown to take it.
+
+        Default: :func:`~stalwart.models.compat.check_compatible` (columns matched to the model's
+        by name, a probe batch through the model); bad input raises before any measuring.
+        """
+        from stalwart.models.compat import check_compatible
+
+        return check_compatible(model, data)
+
     def validate(self, model: Any, data: Any) -> None:
         """Raise a :class:`~stalwart.errors.StalwartError` for input this check cannot take."""
         if data.modality not in self.modalities:
@@ -395,12 +414,17 @@ class Check(ABC):
 
         model = None if model is None else wrap(model)
         self.validate(model, data)
+        if model is not None and data is not None:
+            data = self.prepare(model, data)
         conditions = self.conditions_for(model, data)
         rng = np.random.default_rng(seed)
         start = time.perf_counter()
         common = {"check": self.name, "category": self.category, "params": self.params(),
                   "headline_metric": self.headline_for(model)}
         try:
+            if data is not None and len(data) < self.min_samples:
+                raise SkipCheck(f"not applicable: the data has {len(data)} sample(s) and this check needs at "
+                                f"least {self.min_samples} for a meaningful 95% interval; pass more data")
             out = self._measure(model, data, rng)
         except SkipCheck as exc:
             return CheckResult(status=Status.SKIP, message=str(exc), time_s=time.perf_counter() - start,
@@ -410,6 +434,13 @@ class Check(ABC):
             return CheckResult(status=Status.ERROR, message=f"the check failed: {kind}{exc}",
                                time_s=time.perf_counter() - start, **common)
         m = out if isinstance(out, Measurement) else Measurement(*out)
+        if m.not_meaningful:
+            judged = [{"condition": str(c), "status": Status.SKIP.value, "message": "not judged: the measurement is "
+                       "not meaningful"} for c in conditions]
+            return CheckResult(status=Status.SKIP, metrics=dict(m.metrics), conditions=judged, tables=dict(m.tables),
+                               curves=dict(m.curves), figures=dict(m.figures),
+                               message=f"not meaningful: {m.not_meaningful}", time_s=time.perf_counter() - start,
+                               **common)
         judged = []
         for cond in conditions:
             status, message = cond.evaluate(m.metrics)
@@ -445,6 +476,7 @@ def _load_builtins() -> None:
         drift,
         natural,
         ood,
+        performance,
         text_adversarial,
     )
 

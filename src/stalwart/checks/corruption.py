@@ -14,7 +14,6 @@ The paper quotes both as percentages; here they are plain ratios (1.0 = as good 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +25,9 @@ from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, register
 from stalwart.checks.natural import _by_family, _first_sentence, family_of
+from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError, InputError, StalwartError
+from stalwart.perturb.base import nested_rng
 
 __all__ = ["CorruptionRobustness", "corruption_errors"]
 
@@ -216,6 +217,11 @@ class CorruptionRobustness(Check):
         n, sevs = len(y), self.severities
         clean_pred = np.asarray(model.predict(x))
         clean_wrong = clean_pred != y
+        at_chance = chance_reason(y, clean_pred)
+        if at_chance:
+            k = int((~clean_wrong).sum())
+            return Measurement({"clean_accuracy": Metric("clean_accuracy", k / n, *wilson_interval(k, n), n)}, {}, {},
+                               not_meaningful=at_chance)
         b_clean_wrong = None if baseline is None else np.asarray(baseline.predict(x)) != y
 
         wrong, b_wrong, flips, used, errors = [], [], [], [], {}
@@ -225,9 +231,8 @@ class CorruptionRobustness(Check):
             try:
                 w, bw, f = [], [], []
                 for sev in sevs:
-                    # the same streams as NaturalRobustness: a cell's draw does not depend on the others
-                    x_pert = p.apply(x, sev, np.random.default_rng([base, zlib.crc32(pname.encode()), sev]),
-                                     sample.schema)
+                    # the same nested streams as NaturalRobustness: every severity makes the same draws
+                    x_pert = p.apply(x, sev, nested_rng(base, pname), sample.schema)
                     pred = np.asarray(model.predict(x_pert))
                     w.append(pred != y)
                     f.append(pred != clean_pred)

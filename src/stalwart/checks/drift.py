@@ -24,15 +24,24 @@ import pandas as pd
 
 from stalwart._stats import wilson_interval
 from stalwart._validation import check_choice, check_labels, check_param, param_error
-from stalwart.checks.base import Check, CheckResult, Condition, Measurement, Metric, Status, register
+from stalwart.checks.base import (
+    Check,
+    CheckResult,
+    Condition,
+    Measurement,
+    Metric,
+    SkipCheck,
+    Status,
+    register,
+)
 from stalwart.data.dataset import Dataset
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
 from stalwart.shift import univariate as uv
 from stalwart.shift.base import DriftResult
 
-__all__ = ["DataDrift", "MultivariateDrift", "load_like", "drift_measurement", "name_drifted", "histogram_figure",
-           "bars_figure", "result_from_drift", "MAX_FIGURES"]
+__all__ = ["DataDrift", "MultivariateDrift", "load_like", "drift_measurement", "drift_notes", "name_drifted",
+           "histogram_figure", "bars_figure", "result_from_drift", "MAX_FIGURES"]
 
 #: drifted columns that get a reference-vs-current figure (the most drifted first)
 MAX_FIGURES = 6
@@ -142,17 +151,47 @@ def _excess(f: Any) -> float:
 def drift_measurement(result: DriftResult) -> tuple[dict[str, Metric], dict[str, list[dict[str, Any]]]]:
     """The column-drift metrics and the per-column table of a :class:`DriftResult`.
 
-    ``share_drifted`` carries a Wilson interval over the columns (a column either drifts or not);
-    ``drifted_columns`` is the count.
+    ``share_drifted`` carries a Wilson interval over the columns judged (a column either drifts
+    or not; a type change drifts; ``too_few_samples`` columns are not judged);
+    ``drifted_columns`` is the count. Rows carry ``current_kind`` (None unless the type changed).
     """
-    n_cols = len(result.features)
+    n_cols = sum(f.test != "too_few_samples" for f in result.features)
     k = sum(f.drifted for f in result.features)
     lo, hi = wilson_interval(k, n_cols)
     metrics = {"share_drifted": Metric("share_drifted", k / n_cols, lo, hi, n_cols),
                "drifted_columns": Metric("drifted_columns", float(k), n=n_cols)}
-    rows = [{"column": f.feature, "kind": f.kind, "test": f.test, "statistic": f.statistic, "p_value": f.p_value,
-             "threshold": f.threshold, "drifted": f.drifted} for f in result.features]
+    rows = [{"column": f.feature, "kind": f.kind, "current_kind": f.current_kind, "test": f.test,
+             "statistic": f.statistic, "p_value": f.p_value, "threshold": f.threshold, "drifted": f.drifted}
+            for f in result.features]
     return metrics, {"columns": rows}
+
+
+def drift_notes(result: DriftResult) -> tuple[str, ...]:
+    """One line per column that changed type, and one for the columns with too few values."""
+    notes = []
+    changes = result.details.get("type_changes", {})
+    for f in result.features:
+        if f.test == "type_change":
+            ch = changes.get(f.feature, {})
+            example = f", e.g. {ch['example']}" if ch.get("example") else ""
+            notes.append(f"column {f.feature!r} changed type: {f.kind} in the reference, {f.current_kind} in the "
+                         f"current data ({f.statistic:.0%} of its values{example}); it cannot be compared and "
+                         "counts as drifted (test type_change)")
+    few = [f for f in result.features if f.test == "too_few_samples"]
+    if few:
+        sizes = result.details.get("too_few_samples", {})
+        listed = ", ".join(f"{f.feature} ({sizes.get(f.feature, {}).get('reference', '?')} reference / "
+                           f"{sizes.get(f.feature, {}).get('current', '?')} current)" for f in few[:10])
+        notes.append(f"not tested, fewer than {int(few[0].threshold)} non-missing values in a sample: {listed}"
+                     f"{f' and {len(few) - 10} more' if len(few) > 10 else ''}")
+    return tuple(notes)
+
+
+def _small_reference(check: Check, n: int) -> None:
+    """Skip, as the base class does for the data under test, when the reference is too small."""
+    if n < check.min_samples:
+        raise SkipCheck(f"not applicable: the reference has {n} sample(s) and this check needs at least "
+                        f"{check.min_samples} for a meaningful 95% interval; pass a larger reference")
 
 
 def _newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
@@ -209,7 +248,11 @@ class DataDrift(Check):
 
     Every column gets one two-sample test (``method="auto"``: KS / chi-square up to 1,000
     reference rows, normalised Wasserstein / Jensen-Shannon above, as Evidently; see
-    :mod:`stalwart.shift.drift`), the p-value tests corrected for multiple testing.
+    :mod:`stalwart.shift.drift`), the p-value tests corrected for multiple testing. A column whose
+    values changed type (numbers to text, or the reverse, or booleans vs integers) is flagged as
+    drifted with test ``type_change`` and both kinds in its row, and the message names it; a
+    column with fewer than 10 values in a sample is listed as ``too_few_samples``, not judged.
+    With fewer than 30 rows in the reference (or in the data) the check is not applicable (SKIP).
 
     When a model is given, the distributions of its predictions on the reference and on the
     current data are compared (classes: chi-square p-value and Jensen-Shannon distance;
@@ -306,6 +349,7 @@ class DataDrift(Check):
         from stalwart.shift.drift import TabularDrift
 
         ref = self.reference_for(data)
+        _small_reference(self, len(ref))
         cols = self._columns(ref, data)
         schema = ref.schema if all(c in ref.schema.names for c in cols) else None
         det = TabularDrift(columns=cols, method=self.method, alpha=self.alpha, correction=self.correction,
@@ -314,14 +358,16 @@ class DataDrift(Check):
         metrics, tables = drift_measurement(result)
         categorical = {c.name: c.categorical for c in det.columns_}
 
-        warnings: list[str] = []
+        warnings: list[str] = list(drift_notes(result))
         if model is not None:
             metrics.update(self._model_metrics(model, ref, data, warnings))
         if ref.y is not None and data.y is not None:
             metrics.update(_labels_compare(ref.y, data.y, "label_drift", _is_classification(model, data.y)))
 
         figures: dict[str, dict[str, Any]] = {}
-        drifted = sorted((f for f in result.features if f.drifted), key=_excess, reverse=True)
+        # a type-changed column has no common scale to draw both samples on
+        drifted = sorted((f for f in result.features if f.drifted and f.test != "type_change"), key=_excess,
+                         reverse=True)
         for f in drifted[:MAX_FIGURES]:
             title = f"{f.feature}: reference vs current ({f.test} = {f.statistic:.3g})"
             if categorical[f.feature]:
@@ -334,6 +380,14 @@ class DataDrift(Check):
     def run(self, model: Any, data: Any, seed: int = 0) -> CheckResult:
         """As :meth:`Check.run`; a message about drift names the drifted columns."""
         return name_drifted(super().run(model, data, seed=seed))
+
+    def prepare(self, model: Any, data: Any) -> Any:
+        """The data unchanged: drift tests every column, while the model is fed only its own
+        columns (matched by name). A model that cannot take them is refused here, up front."""
+        from stalwart.models.compat import check_compatible
+
+        check_compatible(model, data, extra="ignore")
+        return data
 
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
@@ -349,8 +403,12 @@ class DataDrift(Check):
     def _model_metrics(model: Any, ref: Dataset, data: Dataset, warnings: list[str]) -> dict[str, Metric]:
         from stalwart.errors import StalwartError
 
+        from stalwart.models.compat import check_compatible
+
         try:
-            pred_ref, pred_cur = np.asarray(model.predict(ref.x)), np.asarray(model.predict(data.x))
+            # each sample as the model takes it: its own columns, matched by name, in its order
+            views = [check_compatible(model, ds, probe=False, extra="ignore") for ds in (ref, data)]
+            pred_ref, pred_cur = (np.asarray(model.predict(v.x)) for v in views)
         except Exception as exc:  # noqa: BLE001 - the column drift stands on its own
             kind = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
             warnings.append(f"the model could not predict on both samples ({kind}{exc}); prediction drift "
@@ -376,14 +434,20 @@ class DataDrift(Check):
 class _Computed(DataDrift):
     """A DataDrift whose measurement was made elsewhere (streamed Parquet files); not registered."""
 
-    def __init__(self, measurement: Measurement, **params: Any) -> None:
+    def __init__(self, measurement: Measurement, sizes: tuple[int, int] = (0, 0), **params: Any) -> None:
         super().__init__(**params)
         self._measurement = measurement
+        self._sizes = sizes
 
     def validate(self, model: Any, data: Any) -> None:
         """Nothing to check: the data were read by the streaming test."""
 
     def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
+        n_ref, n_cur = self._sizes
+        _small_reference(self, n_ref)
+        if n_cur < self.min_samples:  # the base class skips small data under test; here it was streamed
+            raise SkipCheck(f"not applicable: the data has {n_cur} sample(s) and this check needs at least "
+                            f"{self.min_samples} for a meaningful 95% interval; pass more data")
         return self._measurement
 
 
@@ -396,8 +460,9 @@ def result_from_drift(result: DriftResult, *, reference: str, conditions: Sequen
     :class:`DataDrift`; there are no figures (the raw values were never held).
     """
     metrics, tables = drift_measurement(result)
-    return _Computed(Measurement(metrics, tables, {}), reference=reference, conditions=conditions,
-                     **params).run(None, None)
+    sizes = (int(result.details.get("n_reference", 0)), int(result.details.get("n_current", 0)))
+    return _Computed(Measurement(metrics, tables, {}, drift_notes(result)), sizes, reference=reference,
+                     conditions=conditions, **params).run(None, None)
 
 
 # -- multivariate ----------------------------------------------------------------------------------
@@ -486,6 +551,7 @@ class MultivariateDrift(Check):
         from stalwart.shift.multivariate import ClassifierDrift, MMDDrift
 
         ref = self._drift.reference_for(data)
+        _small_reference(self, len(ref))
         cols = self._drift._columns(ref, data)
         r = ref.x[cols].iloc[np.sort(rng.permutation(len(ref))[: self.max_samples])].reset_index(drop=True)
         c = data.x[cols].iloc[np.sort(rng.permutation(len(data))[: self.max_samples])].reset_index(drop=True)
@@ -499,6 +565,11 @@ class MultivariateDrift(Check):
         if numeric:
             xr = r[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             xc = c[numeric].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            unread = np.isnan(xc) & c[numeric].notna().to_numpy()
+            if unread.any():  # text where the reference has numbers: it would silently become the mean
+                names = [n for n, bad in zip(numeric, unread.any(axis=0)) if bad]
+                warnings.append(f"columns {names} hold values that are not numbers where the reference has numbers "
+                                "(a type change; data_drift names it); they count as the reference mean here")
             mu = np.nanmean(xr, axis=0)
             sd = np.nanstd(xr, axis=0)
             mu = np.where(np.isfinite(mu), mu, 0.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -10,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from stalwart import perturb
-from stalwart._stats import bootstrap_ci, wilson_interval
+from stalwart._stats import bootstrap_ci, paired_difference_interval, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
 from stalwart.checks.base import Check, Condition, Measurement, Metric, register
+from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError, InputError, StalwartError
+from stalwart.perturb.base import nested_rng
 from stalwart.perturb.sensitivity import column_sensitivity
 
 __all__ = ["NaturalRobustness", "FAMILIES", "family_of"]
@@ -199,12 +200,17 @@ class NaturalRobustness(Check):
         regression = getattr(model, "task", "classification") == "regression"
         sample = data.sample(self.max_samples, seed=rng, stratify=not regression)
         names = self._names_for(data.modality)
-        # one base seed, then a child stream per (perturbation, severity): a cell's noise does not
-        # depend on which other perturbations or severities were chosen
+        # one base seed, then one stream per perturbation shared by its severities (nested draws,
+        # see nested_rng); a perturbation's draws do not depend on which others were chosen
         base = int(rng.integers(2**63))
         y = np.asarray(sample.y)
         clean_pred = model.predict(sample.x)
         boot_seed = int(rng.integers(2**31))
+        at_chance = chance_reason(y, clean_pred, model.task)
+        if at_chance:
+            clean = _regression if regression else _classification
+            metrics, _, _ = clean(y, clean_pred, {}, [], self.severities, boot_seed)
+            return Measurement(metrics, {}, {}, not_meaningful=at_chance)
 
         cells: dict[tuple[str, int], np.ndarray | None] = {}
         errors: dict[str, str] = {}
@@ -221,9 +227,8 @@ class NaturalRobustness(Check):
             p = perturb.get(pname)
             changed = False
             for sev in self.severities:
-                cell_rng = np.random.default_rng([base, zlib.crc32(pname.encode()), sev])
                 try:
-                    x_pert = p.apply(sample.x, sev, cell_rng, sample.schema)
+                    x_pert = p.apply(sample.x, sev, nested_rng(base, pname), sample.schema)
                 except InputError as exc:
                     if self.perturbations is not None:  # asked for by name: an error row and a warning
                         errors.setdefault(pname, " ".join(str(exc).split())[:300])
@@ -441,13 +446,14 @@ def _classification(y, clean_pred, cells, names, severities, seed):
         if worst[key] is None:
             continue
         drop, cell = worst[key]
-        # paired bootstrap over samples of (clean correct - perturbed correct)
-        diff = clean_ok.astype(float) - (cells[cell] == y).astype(float)
-        d_lo, d_hi = bootstrap_ci(diff, seed=seed)
+        # the two accuracies are paired (same samples): Newcombe's interval for their difference
+        d_lo, d_hi = paired_difference_interval(clean_ok, cells[cell] == y)
         metrics[metric] = Metric(metric, drop, d_lo, d_hi, n)
     if flips:
         per_sample = np.mean(np.stack(flips), axis=0)
         f_lo, f_hi = bootstrap_ci(per_sample, seed=seed)
+        if f_lo == f_hi:  # every sample alike (e.g. nothing flipped): the bootstrap has no spread to show
+            f_lo, f_hi = wilson_interval(round(float(per_sample.sum())), n)
         metrics["mean_flip_rate"] = Metric("mean_flip_rate", float(per_sample.mean()), f_lo, f_hi, n)
     curve = {"accuracy_vs_severity": {"title": "Accuracy vs severity", "x_label": "severity",
                                       "y_label": "accuracy", "series": series}}

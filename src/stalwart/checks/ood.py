@@ -34,6 +34,7 @@ __all__ = ["OODDetection", "DETECTOR_NAMES", "auroc_interval"]
 DETECTOR_NAMES: tuple[str, ...] = ("max_softmax", "max_logit", "energy", "mahalanobis", "knn_distance",
                                    "isolation_forest")
 _N_BOOT = 1000
+_FEATURE_DETECTORS = ("mahalanobis", "knn_distance")  # the detectors whose features `layer` chooses
 
 
 def auroc_interval(s_in: np.ndarray, s_out: np.ndarray, seed: int = 0, n_boot: int = _N_BOOT,
@@ -82,6 +83,11 @@ class OODDetection(Check):
         Synthetic OOD data; default "noise" for images, "far" for tables.
     ood_data : Dataset, array, DataFrame or path, optional
         Real OOD inputs (replaces the synthetic ones); labels, if any, are ignored.
+    layer : str, optional
+        Torch models (eager or TorchScript) only: the submodule, by its name in
+        ``model.named_modules()``, whose output is the feature space of ``mahalanobis`` and
+        ``knn_distance``; default the input of the last linear layer (penultimate activations).
+        An unknown name is a ConfigError that lists the names.
     max_samples : int, default 1000
         Rows of the data used (half to fit, half held out).
     conditions : list, optional
@@ -95,7 +101,8 @@ class OODDetection(Check):
     headline_metric: ClassVar[str | None] = "best_auroc"
 
     def __init__(self, *, detectors: Sequence[str] | None = None, ood_kind: str | None = None,
-                 ood_data: Any = None, max_samples: int = 1000, conditions: Sequence[Any] | None = None) -> None:
+                 ood_data: Any = None, layer: str | None = None, max_samples: int = 1000,
+                 conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if detectors is not None:
             ok = not isinstance(detectors, str) and isinstance(detectors, Sequence) and len(detectors) > 0 \
@@ -113,6 +120,12 @@ class OODDetection(Check):
         source = _check_source(self, "ood_data", ood_data, required=False)
         self.ood_data = source if source is None or isinstance(source, str) else f"<{type(source).__name__} in memory>"
         self._ood_data = source
+        if layer is not None and not (isinstance(layer, str) and layer):
+            raise param_error(self, "layer", "the name of a submodule (as in model.named_modules()) or None", layer)
+        if layer is not None and detectors is not None and not set(detectors) & set(_FEATURE_DETECTORS):
+            raise ConfigError(f"OODDetection(layer={layer!r}) sets the feature space of {list(_FEATURE_DETECTORS)}, "
+                              f"but detectors={detectors} runs neither; add one of them or drop layer.")
+        self.layer = layer
         check_positive(self, "max_samples", max_samples, integer=True)
         if max_samples < 4:
             raise param_error(self, "max_samples", "an integer >= 4 (half fits the detectors, half is held out)",
@@ -158,14 +171,24 @@ class OODDetection(Check):
         if name == "energy":
             return ood.Energy(model)
         if name == "mahalanobis":
-            return ood.Mahalanobis(feature_model)
+            return ood.Mahalanobis(feature_model, layer=self.layer)
         if name == "knn_distance":
-            return ood.KNNDistance(k=5, model=feature_model)
+            return ood.KNNDistance(k=5, model=feature_model, layer=self.layer)
         return ood.IsolationForestOOD(seed=seed)
 
     # -- the fixed steps ------------------------------------------------------------------------
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
+        if self.layer is not None:
+            if not self._is_torch(model):
+                raise ConfigError(f"OODDetection(layer={self.layer!r}) picks a layer of a torch model; the model is "
+                                  f"{'missing' if model is None else model.name}. Drop layer (the detectors then "
+                                  "work on the inputs) or pass a torch model (eager or TorchScript).")
+            from stalwart.shift.ood import _Features
+
+            # now, not per detector: an unknown name (ConfigError) or a TorchScript layer with no
+            # single output (ModelError) is the user's to fix, not a detector that "could not run"
+            _Features(model, self.layer, "OODDetection")
         if self._ood_data is not None:
             self._ood_for(data)
         if self.detectors is None and not self._plan(model, data):

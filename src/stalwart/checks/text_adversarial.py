@@ -12,6 +12,7 @@ from stalwart._stats import wilson_interval
 from stalwart._validation import check_labels, check_param, check_positive
 from stalwart.checks.adversarial import _note_rows, _notes_first
 from stalwart.checks.base import Check, CheckResult, Measurement, Metric, SkipCheck, register
+from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError
 
 __all__ = ["TextAdversarialRobustness", "MAX_EXAMPLES"]
@@ -117,6 +118,11 @@ class TextAdversarialRobustness(Check):
         sample = data.sample(self.max_samples, seed=rng)
         texts = list(sample.x)
         y = check_labels(np.asarray(sample.y), model.classes)
+        at_chance = chance_reason(y, model.predict(texts))
+        if at_chance:
+            k = int(np.sum(model.predict(texts) == y))
+            return Measurement({"clean_accuracy": _rate("clean_accuracy", k, len(texts))}, {}, {},
+                               not_meaningful=at_chance)
         attack = WordSubstitution(synonyms=self._source(), max_change=self.max_change,
                                   max_candidates=self.max_candidates, max_queries=self.max_queries,
                                   seed=int(rng.integers(2**31)))

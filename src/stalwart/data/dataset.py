@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,17 @@ class Dataset:
         """A copy with new inputs of the same length (e.g. perturbed)."""
         return Dataset(x, self.y, self.modality, self.schema, self.name, self.target, dict(self.meta))
 
+    def select_columns(self, names: list[str]) -> Dataset:
+        """The same rows with tabular columns ``names`` (all of them, in this order); schema follows."""
+        if self.modality != "tabular":
+            raise InputError(f"select_columns applies to tabular data; this dataset is {self.modality}.")
+        cols = {c.name: c for c in self.schema.columns}
+        missing = [n for n in names if n not in cols]
+        if missing:
+            raise InputError(f"columns {missing} are not in the data; it has columns {list(cols)}.")
+        schema = replace(self.schema, columns=tuple(cols[n] for n in names))
+        return Dataset(self.x[list(names)], self.y, self.modality, schema, self.name, self.target, dict(self.meta))
+
     def sample(self, n: int, seed: int | np.random.Generator = 0, stratify: bool = True) -> Dataset:
         """At most ``n`` rows, drawn without replacement (stratified by label when possible)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -158,6 +169,8 @@ class Dataset:
                              "fingerprint": self.fingerprint(), "schema": self.schema.to_dict()}
         if self.target:
             d["target"] = self.target
+        if self.meta.get("column_matching"):
+            d["column_matching"] = self.meta["column_matching"]
         if self.y is not None:
             values, counts = np.unique(self.y, return_counts=True)
             d["labels"] = {str(v): int(c) for v, c in zip(values.tolist(), counts.tolist())}

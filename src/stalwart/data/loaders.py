@@ -60,10 +60,16 @@ def load_csv(path: str | Path, *, target: str | None = None, modality: str | Non
     p = _existing_file(path)
     try:
         df = pd.read_csv(p)
+        # pandas renames a repeated header ("a", "a.1"); the raw first line tells the truth
+        header = [str(v) for v in pd.read_csv(p, header=None, nrows=1, dtype=str).iloc[0].tolist()]
     except pd.errors.EmptyDataError:
         raise InputError(f"data file {str(p)!r} has no columns or rows; write a header line and data.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"could not read {str(p)!r} as CSV: {exc}. Check the file's format and encoding.") from None
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise InputError(f"data file {str(p)!r} repeats the column name(s) {repeated[:10]} in its header; every "
+                         "column needs its own name.")
     return _from_frame(df, p, target=target, modality=modality, kinds=kinds, immutable=immutable,
                        bounds=bounds, text_column=text_column)
 

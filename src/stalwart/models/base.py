@@ -20,6 +20,24 @@ Task = Literal["classification", "regression"]
 OutputKind = Literal["probabilities", "logits", "labels", "values"]
 
 
+def check_finite_output(scores: np.ndarray, name: str) -> np.ndarray:
+    """``scores`` if every value is finite, else a :class:`ModelError` naming the rows.
+
+    A NaN score must never become a class (``argmax`` of NaN is 0) nor a regression value: it
+    means the model could not answer for that input.
+    """
+    if scores.dtype.kind in "fc":
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(scores), -1).any(axis=1))
+            raise ModelError(
+                f"{name} returned NaN or infinite outputs for {rows.size} of {len(scores)} input(s) (first rows: "
+                f"{rows[:5].tolist()}); it cannot answer for them. Inputs with missing values need a model that "
+                "handles them (e.g. an imputer in the pipeline)."
+            )
+    return scores
+
+
 class Model(ABC):
     """Base of every wrapped model.
 
@@ -34,6 +52,10 @@ class Model(ABC):
     batch_size: int = 1024
     #: declared valid input range (lower, upper), if known; attacks use it as default bounds
     input_bounds: tuple[float, float] | None = None
+    #: names of the input columns the model was fitted on, in its order (tabular), when it declares them
+    feature_names: list[str] | None = None
+    #: number of input features (tabular), when the model declares it
+    n_features: int | None = None
 
     def __init__(self) -> None:
         self.n_queries = 0
@@ -83,7 +105,7 @@ class Model(ABC):
         for batch in self._batches(x):
             parts.append(np.asarray(self._raw_predict(batch)))
             self.n_queries += len(batch)
-        return np.concatenate(parts, axis=0)
+        return check_finite_output(np.concatenate(parts, axis=0), self.name)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns in the order of ``classes``."""

@@ -49,6 +49,16 @@ def scores_to_probabilities(out: np.ndarray, kind: str) -> np.ndarray:
     return out if kind == "probabilities" else _softmax(out)
 
 
+def _is_pipeline_output(raw: Any) -> bool:
+    """Whether ``raw`` is a Hugging Face pipeline's list of ``{"label", "score"}`` dicts (or lists of them)."""
+    if not isinstance(raw, list) or not raw:
+        return False
+    first = raw[0]
+    if isinstance(first, list) and first:
+        first = first[0]
+    return isinstance(first, dict) and "label" in first and "score" in first
+
+
 class FunctionModel(Model):
     """A Python callable behind the Model interface (always black-box).
 
@@ -56,7 +66,9 @@ class FunctionModel(Model):
     ----------
     fn : callable
         Maps an (n, ...) array to probabilities (n, k), logits (n, k), a positive-class
-        probability or logit (n, 1), labels (n,), or regression values (n,).
+        probability or logit (n, 1), labels (n,), or regression values (n,). Hugging Face
+        ``pipeline`` output is understood too: ``[{"label", "score"}, ...]`` gives labels (pass
+        ``classes``), ``top_k=None`` output gives every class's probability.
     classes : array-like, optional
         Labels of the output columns; required when ``fn`` returns labels. Default
         ``arange(k)``, known after the first call.
@@ -97,7 +109,17 @@ class FunctionModel(Model):
             "probabilities" if output == "auto" else output)
 
     def _raw_predict(self, x: Any) -> np.ndarray:
-        out = np.asarray(self.fn(x))
+        raw = self.fn(x)
+        if _is_pipeline_output(raw):
+            return self._from_pipeline_output(raw, len(x))
+        try:
+            out = np.asarray(raw)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"the function returned {type(raw).__name__} that is not an array ({exc}); it must "
+                             "return scores (n, n_classes), labels (n,) or values (n,).") from None
+        if out.dtype == object and out.ndim >= 1 and any(isinstance(v, (dict, list)) for v in out.ravel()[:5]):
+            raise ModelError("the function returned nested objects, not numbers or labels; return an array of "
+                             "scores (n, n_classes) or labels (n,).")
         if len(out) != len(x):
             raise ModelError(f"the function returned {len(out)} outputs for {len(x)} inputs; it must "
                              "return one row per sample.")
@@ -116,6 +138,34 @@ class FunctionModel(Model):
                              f"{self.n_classes} labels; pass one label per output column.")
         return probs
 
+    def _from_pipeline_output(self, raw: list, n: int) -> np.ndarray:
+        """Scores from Hugging Face ``pipeline`` output.
+
+        ``[{"label", "score"}, ...]`` (the top class per sample) gives labels: the scores of the
+        other classes are unknown. ``[[{"label", "score"}, ...], ...]`` (``top_k=None``: every
+        class per sample) gives the full probability rows, columns in the order of ``classes``
+        (default: the labels of the first sample, sorted).
+        """
+        if len(raw) != n:
+            raise ModelError(f"the function returned {len(raw)} outputs for {n} inputs; it must return one per sample.")
+        if self.task == "regression":
+            raise ModelError("the function returned label/score dicts (classifier output) but task='regression'.")
+        if isinstance(raw[0], dict):
+            self._kind = self.output_kind = "labels"
+            return self._one_hot(np.asarray([d["label"] for d in raw]))
+        if self.classes is None:
+            self.classes = np.asarray(sorted(d["label"] for d in raw[0]))
+        index = {c: j for j, c in enumerate(self.classes.tolist())}
+        probs = np.zeros((n, len(index)))
+        for i, row in enumerate(raw):
+            for d in row:
+                if d["label"] not in index:
+                    raise ModelError(f"the function returned label {d['label']!r}, not in classes "
+                                     f"{self.classes.tolist()[:20]}; pass every label in classes=[...].")
+                probs[i, index[d["label"]]] = float(d["score"])
+        self._kind = self.output_kind = "probabilities"
+        return probs
+
     def _one_hot(self, labels: np.ndarray) -> np.ndarray:
         if self.classes is None:
             raise ModelError("the function returns labels, so the model cannot know every class from "
@@ -123,8 +173,12 @@ class FunctionModel(Model):
         hit = labels[:, None] == self.classes[None, :]
         unknown = ~hit.any(axis=1)
         if unknown.any():
-            raise ModelError(f"the function returned labels not in classes: "
-                             f"{np.unique(labels[unknown]).tolist()[:10]}; classes are "
+            values = labels[unknown].tolist()
+            try:
+                shown = list(dict.fromkeys(values))[:10]
+            except TypeError:  # unhashable outputs (dicts, lists): show them as text
+                shown = [repr(v) for v in values[:10]]
+            raise ModelError(f"the function returned labels not in classes: {shown}; classes are "
                              f"{self.classes.tolist()[:20]}.")
         return hit.astype(np.float64)
 

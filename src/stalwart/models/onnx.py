@@ -110,6 +110,8 @@ class OnnxModel(Model):
                             else None)
         if shape and isinstance(shape[0], int) and shape[0] > 0:
             self.batch_size = shape[0]  # the graph fixes its batch size
+        if self.input_shape is not None and len(self.input_shape) == 1:
+            self.n_features = int(self.input_shape[0])
 
         graph_classes, regressor = _graph_facts(model_bytes)
         self.task = task or ("regression" if regressor else "classification")

@@ -147,6 +147,12 @@ class SklearnModel(Model):
             else:
                 self._method, self.output_kind = "predict", "labels"
             fitted = getattr(estimator, "classes_", None)
+            if isinstance(fitted, list) or type(estimator).__name__.startswith("MultiOutput"):
+                raise ModelError(
+                    f"{type(estimator).__name__} predicts several outputs per sample; stalwart tests one "
+                    "output at a time. Wrap each output separately, e.g. for output k of a fitted "
+                    "MultiOutputClassifier m: wrap(m.estimators_[k])."
+                )
             if classes is None and fitted is None:
                 raise ModelError(f"{type(estimator).__name__} has no classes_; pass classes=[...] "
                                  "in the order of its output columns.")

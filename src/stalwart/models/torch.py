@@ -10,7 +10,7 @@ import torch
 
 from stalwart._validation import check_choice, check_positive
 from stalwart.errors import InputError, ModelError
-from stalwart.models.base import Model
+from stalwart.models.base import Model, check_finite_output
 
 __all__ = ["TorchModel", "looks_like_probabilities"]
 
@@ -103,6 +103,8 @@ class TorchModel(Model):
         self.dtype = _module_dtype(module)
         self.batch_size = int(batch_size)
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        if self.input_shape is not None and len(self.input_shape) == 1:
+            self.n_features = self.input_shape[0]
         self.input_bounds = input_bounds
         self._output = output
         self._binary: bool | None = None
@@ -204,7 +206,10 @@ class TorchModel(Model):
         with torch.inference_mode():
             parts = [torch.softmax(self._logits(self.module(b)).float(), dim=1) for b in t.split(self.batch_size)]
         self.n_queries += int(t.shape[0])
-        return (parts[0] if len(parts) == 1 else torch.cat(parts)).to(x.device)
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        if not bool(torch.isfinite(out).all()):
+            check_finite_output(out.cpu().numpy(), self.name)
+        return out.to(x.device)
 
     @property
     def differentiable(self) -> bool:

@@ -7,6 +7,7 @@ stay within the column's range, integers stay integers and categories stay valid
 
 from __future__ import annotations
 
+import zlib
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -102,6 +103,17 @@ class Perturbation(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def nested_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator a check hands perturbation ``name`` at *every* severity.
+
+    Each call returns a fresh generator on the same stream, so every severity makes the same
+    draws and only the strength changes: the rows hit at severity 2 are hit at severity 3 too, by
+    the same factor, and a curve over severities shows the effect of severity alone
+    (docs/corruptions.md).
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
 
 
 PERTURBATIONS: Registry[Perturbation] = Registry("perturbation", "stalwart.perturbations")

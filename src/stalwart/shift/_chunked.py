@@ -35,7 +35,15 @@ from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError, require
 from stalwart.shift import univariate as uv
 from stalwart.shift.base import DriftResult
-from stalwart.shift.drift import AUTO_MAX_UNIQUE, TabularDrift, _Col, choose_test
+from stalwart.shift.drift import (
+    _FAMILY,
+    AUTO_MAX_UNIQUE,
+    MIN_TEST_SAMPLES,
+    TabularDrift,
+    _Change,
+    _Col,
+    choose_test,
+)
 
 __all__ = ["detect_drift_parquet"]
 
@@ -123,15 +131,17 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
                          alpha: float = 0.05, correction: str | None = "bonferroni",
                          threshold: float | dict[str, float] | None = None, schema: Schema | None = None,
                          n_bins: int = 10, resolution: int = 2000, sample_size: int = 100_000,
-                         batch_size: int = 100_000, seed: int = 0) -> DriftResult:
+                         batch_size: int = 100_000, seed: int = 0, min_samples: int = MIN_TEST_SAMPLES) -> DriftResult:
     """:func:`~stalwart.shift.drift.detect_drift` on two Parquet files, streamed in batches.
 
     Parameters
     ----------
     reference_path, current_path : str or Path
         Parquet files (read with pyarrow, ``pip install 'stalwart[parquet]'``).
-    columns, method, alpha, correction, threshold, schema, n_bins
-        As in :class:`~stalwart.shift.drift.TabularDrift` (``anderson`` is not available).
+    columns, method, alpha, correction, threshold, schema, n_bins, min_samples
+        As in :class:`~stalwart.shift.drift.TabularDrift` (``anderson`` is not available). A
+        column stored with another Arrow type family in the current file (numbers vs strings,
+        booleans vs numbers) is a ``type_change`` row, as in memory.
     resolution : int, default 2000
         Fine quantile bins per numeric column; sets the accuracy of the numeric tests.
     sample_size : int, default 100_000
@@ -149,16 +159,14 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
     """
     pq = require("pyarrow.parquet", "parquet")
     det = TabularDrift(columns=columns, method=method, alpha=alpha, correction=correction,
-                       threshold=threshold, schema=schema, n_bins=n_bins)
+                       threshold=threshold, schema=schema, n_bins=n_bins, min_samples=min_samples)
     for name, value, lo in (("resolution", resolution, 2), ("sample_size", sample_size, 2),
                             ("batch_size", batch_size, 1)):
         check_param("detect_drift_parquet", name, value, isinstance(value, (int, np.integer))
                     and not isinstance(value, bool) and value >= lo, f"an integer >= {lo}")
     paths = {}
     for arg, p in (("reference_path", reference_path), ("current_path", current_path)):
-        if not Path(p).exists():
-            raise InputError(f"{arg} {str(p)!r} does not exist; pass the path of a Parquet file.")
-        paths[arg] = pq.ParquetFile(p)
+        paths[arg] = _open_parquet(pq, arg, p)
     pf_ref, pf_cur = paths["reference_path"], paths["current_path"]
     ref_names = pf_ref.schema_arrow.names
     names = list(ref_names) if columns is None else list(columns)
@@ -179,6 +187,10 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
     if n_ref_rows == 0 or pf_cur.metadata.num_rows == 0:
         raise InputError("reference and current must each hold at least one row; one file is empty.")
     kinds = _kinds(pf_ref, names, schema)
+    # what each file stores, whatever the schema says: another family in the current file is a type change
+    held_ref, held_cur = _kinds(pf_ref, names, None), _kinds(pf_cur, names, None)
+    changed = {n: _Change(held_cur[n], 1.0, f"a value of Arrow type {pf_cur.schema_arrow.field(n).type}")
+               for n in names if _FAMILY[held_ref[n]] != _FAMILY[held_cur[n]]}
     numeric = [n for n in names if kinds[n] in ("numeric", "integer")]
     for n in names:
         requested = det._column_test(n)
@@ -231,7 +243,8 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
                 raise ConfigError(f"method 'chi2' on numeric column {n!r} with more than {AUTO_MAX_UNIQUE} "
                                   "distinct values is not available in detect_drift_parquet; use ks, "
                                   "wasserstein or a histogram measure.")
-        col = _Col(n, kinds[n], test, categorical, det._threshold(n, test), valid, ref.missing[n] / ref.rows)
+        col = _Col(n, kinds[n], test, categorical, det._threshold(n, test), valid, ref.missing[n] / ref.rows,
+                   held=held_ref[n])
         if is_num and not categorical:
             sample = np.sort(np.concatenate(samples[n]))
             if sample.size == 0:  # tiny rate on a sparse column: fall back to the observed range
@@ -254,6 +267,9 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
             if first_pass:
                 side.rows += rows
             for n, arr in cols.items():
+                if first_pass and n in changed:  # the current values are of another type: count, do not read
+                    side.missing[n] += arr.null_count
+                    continue
                 if n not in numeric:
                     if first_pass:
                         side.missing[n] += arr.null_count
@@ -277,11 +293,17 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
 
     # -- tests from counts ------------------------------------------------------------------------
     stats: dict[str, tuple[float, float | None]] = {}
+    too_few: dict[str, int] = {}
     ks_res = 0.0
     for col in cols_:
         n = col.name
         if cur.rows - cur.missing[n] == 0:
             raise InputError(f"column {n!r} of current has only missing values; nothing to compare.")
+        if n in changed:
+            continue
+        if min(col.n, cur.rows - cur.missing[n]) < det.min_samples:
+            too_few[n] = cur.rows - cur.missing[n]
+            continue
         if col.categorical:
             keys = list(ref.cats[n]) + [k for k in cur.cats[n] if k not in ref.cats[n]]
             p = np.array([ref.cats[n].get(k, 0) for k in keys], dtype=float)
@@ -316,9 +338,29 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
     det.columns_ = cols_
     det.n_reference_ = ref.rows
     cur_missing = {c.name: cur.missing[c.name] / cur.rows for c in cols_}
-    res = det._judge(stats, cur_missing, cur.rows)
+    res = det._judge(stats, cur_missing, cur.rows, changed, too_few)
     res.details.update({"chunked": True, "resolution": resolution, "ks_resolution": ks_res})
     return res
+
+
+def _open_parquet(pq: Any, arg: str, path: Any) -> Any:
+    """``pq.ParquetFile(path)``, or an InputError that says what to call for other files."""
+    from stalwart.data.loaders import _file_kind
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{arg} {str(path)!r} does not exist; pass the path of a Parquet file.")
+    kind = _file_kind(p) if p.is_file() else None
+    other = ("For CSV files, load both tables (pandas.read_csv, or stalwart.data.load_data) and call "
+             "stalwart.shift.detect_drift(reference, current); `stalwart drift` does this for you.")
+    if kind not in (None, "parquet"):
+        raise InputError(f"{arg} {str(path)!r} is a {kind.upper()} file, but detect_drift_parquet reads Parquet files "
+                         f"only. {other}")
+    try:
+        return pq.ParquetFile(p)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+        raise InputError(f"{arg} {str(path)!r} could not be read as Parquet ({type(exc).__name__}: {exc}); "
+                         f"detect_drift_parquet reads Parquet files only. {other}") from None
 
 
 def _distance(test: str, p: np.ndarray, q: np.ndarray) -> float:

@@ -19,7 +19,13 @@ from stalwart._registry import Registry
 
 @dataclass(frozen=True)
 class FeatureDrift:
-    """One column's drift test: which test, its statistic, p-value (or None for distances)."""
+    """One column's drift test: which test, its statistic, p-value (or None for distances).
+
+    A column whose values changed type (numbers in the reference, text in the current data; bool
+    vs int) has ``test="type_change"``, ``drifted=True``, ``kind`` the reference's kind,
+    ``current_kind`` the current data's, and ``statistic`` the share of current values of the
+    new type. ``current_kind`` is None when the type did not change.
+    """
 
     feature: str
     test: str
@@ -28,11 +34,12 @@ class FeatureDrift:
     threshold: float
     drifted: bool
     kind: str = "numeric"
+    current_kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"feature": self.feature, "test": self.test, "statistic": self.statistic,
                 "p_value": self.p_value, "threshold": self.threshold, "drifted": self.drifted,
-                "kind": self.kind}
+                "kind": self.kind, "current_kind": self.current_kind}
 
 
 @dataclass(frozen=True)

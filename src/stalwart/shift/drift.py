@@ -15,7 +15,22 @@ categorical, boolean, or numeric with <= 5 values      ``chi2`` (p < alpha)  ``j
 =====================================================  ===================  ===================
 
 Two-category columns use ``chi2`` at one degree of freedom, which equals Evidently's
-two-proportion z-test. Unlike Evidently (data set drifts when at least half of the columns do),
+two-proportion z-test.
+
+Two cases get no test, and say so in their row:
+
+- **type change** -- a column whose values are numbers in the reference but text in the current
+  data (or the reverse, or booleans vs integers) cannot be compared value by value; it is flagged
+  as drifted with ``test="type_change"``, the reference's ``kind`` and the current
+  ``current_kind``, and ``statistic`` the share of current values of the new type (a numeric
+  column with a few unreadable entries such as ``"N/A"`` gets that share). This is the schema
+  check Evidently and Deepchecks users run before drift; here it is part of the drift table so
+  one bad column does not hide the others.
+- **too few values** -- a column with fewer than ``min_samples`` (default 10, as Deepchecks'
+  ``min_samples``) non-missing values in either sample has ``test="too_few_samples"``,
+  ``statistic`` the smaller count and ``drifted=False``: one row is not a distribution, and a KS
+  or chi-square "no drift" from it is meaningless. When no column has enough values,
+  :class:`TabularDrift` raises :class:`~stalwart.errors.InputError` instead. Unlike Evidently (data set drifts when at least half of the columns do),
 the data-set decision here is "any column drifts after the correction"; ``details["share_drifted"]``
 carries the share for those who prefer Evidently's rule.
 """
@@ -35,10 +50,11 @@ from stalwart.shift import univariate as uv
 from stalwart.shift.base import DriftDetector, DriftResult, FeatureDrift, register
 
 __all__ = ["TabularDrift", "detect_drift", "detect_drift_parquet", "choose_test", "multiple_testing", "AUTO_SIZE",
-           "AUTO_MAX_UNIQUE"]
+           "AUTO_MAX_UNIQUE", "MIN_TEST_SAMPLES"]
 
 AUTO_SIZE = 1000  # reference size up to which auto uses p-value tests (Evidently's rule)
 AUTO_MAX_UNIQUE = 5  # numeric columns with at most this many distinct values count as categorical
+MIN_TEST_SAMPLES = 10  # non-missing values per column and sample below which a column is not tested
 CORRECTIONS = ("bonferroni", "bh", None)
 _BLOCK = 1_000_000  # pooled values per vectorised KS/Wasserstein block (bounds peak memory)
 
@@ -109,6 +125,48 @@ class _Col:
     edges: np.ndarray | None = None  # numeric histogram tests: inner bin edges
     counts: np.ndarray | None = None  # reference counts per bin / category
     categories: pd.Index | None = None  # categorical: reference categories (aligned with counts)
+    held: str = "numeric"  # what the reference's values are (boolean, integer, numeric, categorical)
+
+
+#: kinds of values that can be compared with each other (integers with floats, not with text)
+_FAMILY = {"boolean": "boolean", "integer": "number", "numeric": "number", "categorical": "text"}
+
+
+def _held_kind(s: pd.Series, uniques: Any = None) -> str:
+    """What a column's values are, whatever the schema says: boolean, integer, numeric or
+    categorical (text and other objects). Object columns are judged by their distinct values."""
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(s):
+        return "integer"
+    if pd.api.types.is_float_dtype(s):
+        return "numeric"
+    if uniques is not None and len(uniques):
+        inferred = pd.api.types.infer_dtype(np.asarray(uniques, dtype=object), skipna=True)
+        if inferred == "boolean":
+            return "boolean"
+        if inferred == "integer":
+            return "integer"
+        if inferred in ("floating", "mixed-integer-float", "decimal"):
+            return "numeric"
+    return "categorical"
+
+
+def _value_family(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return "text"
+
+
+@dataclass(frozen=True)
+class _Change:
+    """A column whose current values are of another kind than the reference's."""
+
+    kind: str  # the current values' kind
+    share: float  # share of current non-missing values of that other kind
+    example: Any
 
 
 def _as_float(s: pd.Series, name: str) -> np.ndarray:
@@ -150,6 +208,10 @@ class TabularDrift(DriftDetector):
         Quantile bins of the histogram measures on numeric columns.
     ks_method : {"auto", "exact", "asymp"}, default "auto"
         KS p-value computation (as :func:`scipy.stats.ks_2samp`).
+    min_samples : int, default 10
+        Non-missing values a column needs in each sample to be tested; fewer gives a
+        ``too_few_samples`` row (not drifted), and when every column has fewer, ``fit`` or
+        ``test`` raises InputError. ``min_samples=1`` tests whatever there is.
 
     Examples
     --------
@@ -165,7 +227,7 @@ class TabularDrift(DriftDetector):
     def __init__(self, *, columns: list[str] | None = None, method: str | dict[str, str] = "auto",
                  alpha: float = 0.05, correction: str | None = "bonferroni",
                  threshold: float | dict[str, float] | None = None, schema: Schema | None = None,
-                 n_bins: int = 10, ks_method: str = "auto") -> None:
+                 n_bins: int = 10, ks_method: str = "auto", min_samples: int = MIN_TEST_SAMPLES) -> None:
         check_param(self, "alpha", alpha, isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
                     and 0 < alpha < 1, "a number in (0, 1)")
         check_choice(self, "correction", correction, CORRECTIONS)
@@ -183,6 +245,8 @@ class TabularDrift(DriftDetector):
                     t, bool) and np.isfinite(t) and t >= 0, "a number >= 0 or a dict of them")
         if schema is not None and not isinstance(schema, Schema):
             raise param_error(self, "schema", "a stalwart.data.Schema", schema)
+        check_param(self, "min_samples", min_samples, isinstance(min_samples, (int, np.integer)) and not isinstance(
+            min_samples, bool) and min_samples >= 1, "an integer >= 1")
         self.columns = None if columns is None else list(columns)
         self.method = method
         self.alpha = float(alpha)
@@ -191,9 +255,10 @@ class TabularDrift(DriftDetector):
         self.schema = schema
         self.n_bins = int(n_bins)
         self.ks_method = ks_method
+        self.min_samples = int(min_samples)
 
     def __repr__(self) -> str:
-        keys = ("columns", "method", "alpha", "correction", "threshold", "n_bins")
+        keys = ("columns", "method", "alpha", "correction", "threshold", "n_bins", "min_samples")
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in keys)})"
 
     # -- fit -------------------------------------------------------------------------------------
@@ -238,6 +303,10 @@ class TabularDrift(DriftDetector):
             kind = schema.column(str(name)).kind if str(name) in schema.names else "categorical"
             self.columns_.append(self._fit_column(ref[name], name, kind))
         self.n_reference_ = len(ref)
+        if all(c.n < self.min_samples for c in self.columns_):
+            raise InputError(f"the reference is too small to test for drift: no column has min_samples="
+                             f"{self.min_samples} non-missing values (most: {max(c.n for c in self.columns_)}). "
+                             "Pass a larger reference (or min_samples=... to accept fewer).")
         return self
 
     def _fit_column(self, s: pd.Series, name: Any, kind: str) -> _Col:
@@ -267,6 +336,11 @@ class TabularDrift(DriftDetector):
                                   "chi2, psi, jensen_shannon or hellinger for categorical columns.")
             categorical = not numeric or test == "chi2"
         col = _Col(str(name), kind, test, categorical, self._threshold(name, test), n, missing)
+        if numeric:
+            col.held = "boolean" if pd.api.types.is_bool_dtype(s) else (
+                "integer" if pd.api.types.is_integer_dtype(s) else "numeric")
+        else:
+            col.held = _held_kind(s, vc.index)
         if numeric and not categorical:
             col.sorted = x
             col.std = float(x.std())
@@ -293,19 +367,27 @@ class TabularDrift(DriftDetector):
                              f"columns {list(cur.columns)}")
         stats: dict[str, tuple[float, float | None]] = {}
         cur_missing: dict[str, float] = {}
+        changed: dict[str, _Change] = {}
+        too_few: dict[str, int] = {}
         merged: list[tuple[_Col, np.ndarray]] = []
         for col in self.columns_:
             s = cur[col.name]
             if col.kind in ("numeric", "integer"):
-                x = _as_float(s, col.name)
-                x = x[~np.isnan(x)]
-                n = x.size
+                change, x = _current_numbers(col, s)
+                n = int(s.notna().sum()) if change is not None else x.size
             else:
                 vc = _value_counts(s)
                 n = int(vc.sum())
+                change = _category_change(col, s, vc)
             cur_missing[col.name] = (len(s) - n) / len(s)
             if n == 0:
                 raise InputError(f"column {col.name!r} of current has only missing values; nothing to compare.")
+            if change is not None:  # a type change needs no sample size: one text value in a number column is one
+                changed[col.name] = change
+                continue
+            if min(n, col.n) < self.min_samples:
+                too_few[col.name] = n
+                continue
             if col.kind not in ("numeric", "integer"):
                 stats[col.name] = self._categorical(col, vc)
             elif col.test in ("ks", "wasserstein"):
@@ -316,7 +398,7 @@ class TabularDrift(DriftDetector):
             else:
                 stats[col.name] = self._numeric_other(col, x)
         stats.update(self._merged_tests(merged))
-        return self._judge(stats, cur_missing, len(cur))
+        return self._judge(stats, cur_missing, len(cur), changed, too_few)
 
     def _merged_tests(self, items: list[tuple[_Col, np.ndarray]]) -> dict[str, tuple[float, float | None]]:
         """KS / Wasserstein for many columns at once: columns with equal sizes share one 2-D pass."""
@@ -361,14 +443,31 @@ class TabularDrift(DriftDetector):
         return _from_counts(col.test, p, q), None
 
     def _judge(self, stats: dict[str, tuple[float, float | None]], cur_missing: dict[str, float],
-               n_current: int) -> DriftResult:
+               n_current: int, changed: dict[str, _Change] | None = None,
+               too_few: dict[str, int] | None = None) -> DriftResult:
         cols = self.columns_
-        p_cols = [c for c in cols if uv.TESTS[c.test].uses_p_value]
+        changed, too_few = changed or {}, too_few or {}
+        if len(too_few) == len(cols):
+            sizes = ", ".join(f"{c.name!r}: {c.n} reference / {too_few[c.name]} current" for c in cols[:5])
+            raise InputError(f"too few values to test for drift: every column has fewer than min_samples="
+                             f"{self.min_samples} non-missing values in a sample ({sizes}"
+                             f"{', ...' if len(cols) > 5 else ''}). One row is not a distribution; pass at least "
+                             f"{self.min_samples} rows of each sample (or min_samples=... to accept fewer).")
+        tested = [c for c in cols if c.name not in changed and c.name not in too_few]
+        p_cols = [c for c in tested if uv.TESTS[c.test].uses_p_value]
         p_vals = np.array([stats[c.name][1] for c in p_cols], dtype=float)
         reject, cutoff = multiple_testing(p_vals, self.alpha, self.correction)
         rejected = {c.name: bool(r) for c, r in zip(p_cols, reject)}
         features = []
         for c in cols:
+            if c.name in changed:
+                ch = changed[c.name]
+                features.append(FeatureDrift(c.name, "type_change", ch.share, None, 0.0, True, c.held, ch.kind))
+                continue
+            if c.name in too_few:
+                features.append(FeatureDrift(c.name, "too_few_samples", float(min(c.n, too_few[c.name])), None,
+                                             float(self.min_samples), False, c.kind))
+                continue
             stat, p = stats[c.name]
             if p is not None:
                 features.append(FeatureDrift(c.name, c.test, float(stat), float(p), cutoff, rejected[c.name], c.kind))
@@ -376,9 +475,15 @@ class TabularDrift(DriftDetector):
                 features.append(FeatureDrift(c.name, c.test, float(stat), None, c.threshold,
                                              bool(stat >= c.threshold), c.kind))
         n_drifted = sum(f.drifted for f in features)
-        share = n_drifted / len(features)
+        share = n_drifted / (len(features) - len(too_few))  # over the columns judged
         details = {
             "share_drifted": share, "n_drifted": n_drifted, "n_columns": len(features),
+            "type_changes": {c.name: {"reference": c.held, "current": changed[c.name].kind,
+                                      "share": changed[c.name].share, "example": _plain_repr(changed[c.name].example)}
+                             for c in cols if c.name in changed},
+            "too_few_samples": {c.name: {"reference": c.n, "current": too_few[c.name]} for c in cols
+                                if c.name in too_few},
+            "min_samples": self.min_samples,
             "alpha": self.alpha, "correction": self.correction, "p_value_cutoff": cutoff,
             "n_reference": self.n_reference_, "n_current": n_current,
             "missing_share": {c.name: {"reference": c.missing, "current": cur_missing[c.name]} for c in cols},
@@ -386,6 +491,42 @@ class TabularDrift(DriftDetector):
         }
         return DriftResult("tabular", share, _adjusted_min(p_vals, self.correction) if p_vals.size else None,
                            self.alpha, n_drifted > 0, tuple(features), details)
+
+
+def _current_numbers(col: _Col, s: pd.Series) -> tuple[_Change | None, np.ndarray]:
+    """A numeric column's non-missing current values, or the type change that stops a comparison."""
+    if pd.api.types.is_numeric_dtype(s):  # bool too
+        held = _held_kind(s)
+        if _FAMILY[held] != _FAMILY[col.held]:
+            return _Change(held, 1.0, s.dropna().iloc[0] if s.notna().any() else None), np.zeros(0)
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return None, x[~np.isnan(x)]
+    if col.held != "boolean" and pd.api.types.infer_dtype(s, skipna=True) == "boolean":
+        return _Change("boolean", 1.0, s.dropna().iloc[0]), np.zeros(0)
+    values = pd.to_numeric(s, errors="coerce")  # numbers stored as text ("1.5") still compare as numbers
+    bad = values.isna() & s.notna()
+    if bad.any():
+        return _Change("categorical", float(bad.sum() / s.notna().sum()), s[bad].iloc[0]), np.zeros(0)
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return None, x[~np.isnan(x)]
+
+
+def _category_change(col: _Col, s: pd.Series, counts: pd.Series) -> _Change | None:
+    """The type change of a categorical (or boolean) column, from its current distinct values."""
+    held = _held_kind(s, counts.index)
+    if _FAMILY[held] == _FAMILY[col.held] or counts.sum() == 0:
+        return None
+    family = _FAMILY[col.held]
+    other = np.array([_value_family(v) != family for v in counts.index])
+    if not other.any():
+        return None
+    share = float(counts.to_numpy()[other].sum() / counts.sum())
+    return _Change(held, share, counts.index[other][0])
+
+
+def _plain_repr(value: Any) -> str:
+    value = value.item() if isinstance(value, np.generic) else value
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)[:60]
 
 
 def _from_counts(test: str, p: np.ndarray, q: np.ndarray) -> float:
@@ -399,7 +540,7 @@ def _from_counts(test: str, p: np.ndarray, q: np.ndarray) -> float:
 def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = None,
                  method: str | dict[str, str] = "auto", alpha: float = 0.05,
                  correction: str | None = "bonferroni", threshold: float | dict[str, float] | None = None,
-                 schema: Schema | None = None, n_bins: int = 10) -> DriftResult:
+                 schema: Schema | None = None, n_bins: int = 10, min_samples: int = MIN_TEST_SAMPLES) -> DriftResult:
     """Test every column of ``current`` against ``reference`` for drift.
 
     Parameters are those of :class:`TabularDrift`; ``reference`` and ``current`` are DataFrames
@@ -409,9 +550,16 @@ def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = No
     Returns
     -------
     DriftResult
-        ``drifted`` (any column drifts after the correction), ``statistic`` = share of drifted
-        columns, ``p_value`` = smallest corrected p-value (None without p-value tests), and one
-        :class:`FeatureDrift` per column; ``to_frame()`` gives the table.
+        ``drifted`` (any column drifts after the correction, or changed type), ``statistic`` =
+        share of drifted columns among those judged (``too_few_samples`` columns are not),
+        ``p_value`` = smallest corrected p-value (None without p-value tests), and one
+        :class:`FeatureDrift` per column; ``to_frame()`` gives the table. ``details`` adds
+        ``type_changes`` and ``too_few_samples`` (per column) besides ``missing_share``.
+
+    Raises
+    ------
+    InputError
+        When no column has ``min_samples`` non-missing values in both samples.
 
     Examples
     --------
@@ -422,8 +570,8 @@ def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = No
     >>> [(f.feature, f.test, f.drifted) for f in r.features]
     [('x', 'wasserstein', True), ('c', 'jensen_shannon', False)]
     """
-    return TabularDrift(columns=columns, method=method, alpha=alpha, correction=correction,
-                        threshold=threshold, schema=schema, n_bins=n_bins).fit(reference).test(current)
+    return TabularDrift(columns=columns, method=method, alpha=alpha, correction=correction, threshold=threshold,
+                        schema=schema, n_bins=n_bins, min_samples=min_samples).fit(reference).test(current)
 
 
 def detect_drift_parquet(reference_path: Any, current_path: Any, **kwargs: Any) -> DriftResult:

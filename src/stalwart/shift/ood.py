@@ -17,9 +17,11 @@ detector                score                                              needs
 ======================  =================================================  ===================
 
 "Features" are the penultimate activations of a torch model (the input of its last
-``nn.Linear``) when a :class:`~stalwart.models.torch.TorchModel` is given, else the flattened
-inputs. :func:`evaluate_ood` reports AUROC, AUPR and FPR at 95% TPR; :func:`make_ood` builds OOD
-samples (uniform noise, far-out tabular rows, held-out classes) when a user has none.
+``nn.Linear``) when a :class:`~stalwart.models.torch.TorchModel` is given, or the output of the
+submodule named by ``layer=`` (as in ``model.named_modules()``), else the flattened inputs.
+TorchScript models work too: they take no forward hooks, so their forward graph is cut at the
+layer instead. :func:`evaluate_ood` reports AUROC, AUPR and FPR at 95% TPR; :func:`make_ood`
+builds OOD samples (uniform noise, far-out tabular rows, held-out classes) when a user has none.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from stalwart._validation import check_array, check_choice, check_lengths, check_param, check_positive
-from stalwart.errors import InputError, ModelError
+from stalwart.errors import ConfigError, InputError, ModelError
 from stalwart.models.base import Model
 from stalwart.shift.base import OODDetector, register
 
@@ -92,49 +94,70 @@ def _logsumexp(z: np.ndarray) -> np.ndarray:
 class _Features:
     """Maps inputs to the feature space a distance-based detector works in.
 
-    For a TorchModel: the input of ``layer`` when it is None (then the last ``nn.Linear``: the
-    penultimate activations), else the output of ``layer`` (a submodule or its dotted name),
-    captured by a forward hook during ``predict_proba``. Otherwise: the flattened inputs.
+    For a TorchModel: the input of ``layer`` when it is None (then the last linear layer: the
+    penultimate activations), else the output of ``layer`` (a submodule or its dotted name, as in
+    ``model.named_modules()``). An eager module's activations are captured by a forward hook
+    during ``predict_proba``; a TorchScript module takes no hooks, so its forward graph is cut at
+    the layer instead (:mod:`stalwart.shift._torchscript`). Otherwise: the flattened inputs.
     """
 
     def __init__(self, model: Any, layer: Any, owner: str) -> None:
         self.model = None if model is None else _wrap(model, owner)
         self.layer = layer
         self.module = None
+        self.script = None
+        self.path = ""
+        self.take_input = False
         from stalwart.models.torch import TorchModel
 
         if isinstance(self.model, TorchModel):
-            self.module, self.take_input = self._find_layer(self.model.module, layer, owner)
+            from stalwart.shift import _torchscript
+
+            net = self.model.module
+            self.path, self.module, self.take_input = self._find_layer(net, layer, owner)
+            if _torchscript.is_script(net):
+                self.script = _torchscript.cut(net, self.path, self.take_input, owner)
+                self.module = None
         elif layer is not None:
             raise ModelError(f"{owner}(layer=...) needs a torch model (stalwart TorchModel); got "
                              f"{'no model' if self.model is None else self.model.name}. Leave layer unset "
                              "to work on the inputs.")
 
     @staticmethod
-    def _find_layer(net: Any, layer: Any, owner: str) -> tuple[Any, bool]:
+    def _find_layer(net: Any, layer: Any, owner: str) -> tuple[str, Any, bool]:
+        """(dotted name, submodule, whether its input rather than its output is the feature)."""
         import torch
 
-        if layer is None:
-            linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
-            if not linears:
-                raise ModelError(f"{owner} found no nn.Linear in {type(net).__name__} to take penultimate "
-                                 "features from; pass layer=<name of a submodule>.")
-            return linears[-1], True
-        if isinstance(layer, torch.nn.Module):
-            if not any(m is layer for m in net.modules()):
-                raise ModelError(f"{owner}(layer=...) is not a submodule of {type(net).__name__}.")
-            return layer, False
+        from stalwart.shift._torchscript import module_label
+
         named = dict(net.named_modules())
-        if layer not in named:
-            raise ModelError(f"{owner}(layer=...) must name a submodule of {type(net).__name__}; got "
-                             f"{layer!r}; known: {[n for n in named if n][:20]}")
-        return named[layer], False
+        if layer is None:
+            # TorchScript submodules are all RecursiveScriptModule; original_name keeps the class
+            linears = [n for n, m in named.items() if isinstance(m, torch.nn.Linear)
+                       or getattr(m, "original_name", None) == "Linear"]
+            if not linears:
+                raise ModelError(f"{owner} found no Linear layer in {module_label(net)} to take penultimate "
+                                 "features from; pass layer=<name of a submodule> (CLI: --layer NAME), one of "
+                                 f"{_layer_names(named)}.")
+            return linears[-1], named[linears[-1]], True
+        if isinstance(layer, torch.nn.Module):
+            name = next((n for n, m in named.items() if m is layer), None)
+            if name is None:
+                raise ConfigError(f"{owner}(layer=...) is not a submodule of {module_label(net)}; pass one of "
+                                  f"{_layer_names(named)} (by name or object).")
+            return name, layer, False
+        if not isinstance(layer, str) or layer not in named:
+            raise ConfigError(f"{owner}(layer=...) must name a submodule of {module_label(net)} (as in "
+                              f"model.named_modules()); got {layer!r}. Available: {_layer_names(named)}")
+        return layer, named[layer], False
 
     @property
     def learned(self) -> bool:
-        return self.module is not None
+        return self.module is not None or self.script is not None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.script is not None:
+            return self._from_script(x)
         if self.module is None:
             return _flat(x)
         captured: list[np.ndarray] = []
@@ -143,12 +166,46 @@ class _Features:
             t = inputs[0] if self.take_input else output
             captured.append(t.detach().to("cpu").double().reshape(t.shape[0], -1).numpy())
 
-        handle = self.module.register_forward_hook(hook)
+        try:
+            handle = self.module.register_forward_hook(hook)
+        except RuntimeError as exc:  # a TorchScript submodule inside an eager module
+            raise ModelError(f"layer {self.path!r} cannot be hooked ({exc}); name an eager (not "
+                             "TorchScript) submodule, or load the whole model as TorchScript.") from None
         try:
             self.model.predict_proba(x)
         finally:
             handle.remove()
+        rows = sum(len(c) for c in captured)
+        if rows != len(x):  # never called, or called more than once per forward: no one feature per input
+            what = "input" if self.take_input else "output"
+            how = "never called by forward" if rows == 0 else f"called {rows / len(x):.3g} times per sample"
+            raise ModelError(f"layer {self.path!r} of {self.model.name} is {how}, so it has no single {what} per "
+                             "sample to take features from; pass layer=<a submodule that forward calls once> "
+                             "(CLI: --layer NAME).")
         return np.concatenate(captured, axis=0)
+
+    def _from_script(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        model = self.model
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(x), model.batch_size):
+                t = model._to_tensor(x[start:start + model.batch_size])
+                try:
+                    f = self.script(t)
+                except RuntimeError as exc:
+                    raise ModelError(f"the TorchScript model failed while computing the features at layer "
+                                     f"{self.path!r}: {' '.join(str(exc).split())[:300]}") from None
+                parts.append(f.detach().to("cpu", torch.float64).reshape(f.shape[0], -1).numpy())
+                model.n_queries += int(t.shape[0])
+        return np.concatenate(parts, axis=0)
+
+
+def _layer_names(named: dict[str, Any], limit: int = 60) -> str:
+    names = [n for n in named if n]
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}{f', ... ({len(names)} in all)' if len(names) > limit else ''}]"
 
 
 # -- output-based scores ----------------------------------------------------------------------------
@@ -257,7 +314,10 @@ class Mahalanobis(OODDetector):
         A classifier; with a torch model the features are its penultimate activations, otherwise
         (or with no model) the flattened inputs.
     layer : str or torch.nn.Module, optional
-        Torch models only: take the output of this submodule instead.
+        Torch models only (eager or TorchScript): take the output of this submodule instead, by
+        its name in ``model.named_modules()`` (e.g. ``"head.1"``). An unknown name raises
+        ConfigError listing the names; a TorchScript layer with no single output (called twice,
+        or only inside an ``if``) raises ModelError.
     reg : float, default 1e-6
     """
 
@@ -311,6 +371,7 @@ class KNNDistance(OODDetector):
         As for :class:`Mahalanobis`: a torch model gives penultimate features, otherwise the
         flattened inputs are used.
     layer : str or torch.nn.Module, optional
+        As for :class:`Mahalanobis`.
     normalize : {"auto", "l2", "standard", None}, default "auto"
         "l2" scales each feature vector to unit length (Sun et al.; right for learned
         embeddings, whose direction carries the class); "standard" z-scores each column with the
@@ -387,8 +448,6 @@ class IsolationForestOOD(OODDetector):
 
 def _fitted(det: OODDetector, attr: str) -> None:
     if not hasattr(det, attr):
-        from stalwart.errors import ConfigError
-
         raise ConfigError(f"{type(det).__name__} is not fitted; call fit(x_in) before score(x).")
 
 
