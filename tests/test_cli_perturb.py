@@ -92,7 +92,7 @@ def test_list(files):
     (["--perturbation", "gaussian_noise", "--out", "x.csv", "--target", "label"],
      "'gaussian_noise' is for image data; tabular perturbations"),
     (["--perturbation", "feature_noise", "--severity", "6", "--out", "x.csv"], "--severity must be an integer 1..5"),
-    (["--perturbation", "feature_noise", "--out", "x.npz"], "--out must be a csv file like the input"),
+    (["--perturbation", "feature_noise", "--out", "x.npz"], r"--out 'x.npz' must end in one of .csv, .csv.gz"),
     (["--perturbation", "feature_noise"], "missing --out"),
     (["--perturbation", "feature_noise", "--out", "x.csv", "--target", "lable"], "Did you mean 'label'"),
 ])

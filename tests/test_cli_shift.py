@@ -76,7 +76,7 @@ def test_drift_flags_exactly_the_shifted_columns_and_exits_1(files, tmp_path):
 def test_drift_without_a_change_exits_0(files, tmp_path):
     res = _invoke("drift", files / "ref.csv", files / "same.csv", "--target", "label", "--out", tmp_path / "rep")
     assert res.exit_code == 0, res.output
-    assert "no column drifted" in res.output
+    assert "0 of 5 columns drifted PASS" in res.output
 
 
 def test_streamed_parquet_and_model_predictions(files, tmp_path):
@@ -222,7 +222,12 @@ def test_drift_names_a_column_whose_type_changed(files, tmp_path):
     for ref, typed, extra in (("ref.csv", "typed.csv", []), ("ref.parquet", "typed.parquet", ["--stream"])):
         out = tmp_path / f"rep-{typed}"
         res = _invoke("drift", files / ref, tmp_path / typed, "--target", "label", "--out", out, *extra)
-        assert res.exit_code == 1, res.output  # before: exit 2, "holds non-numeric values"
+        # one drifted column of five is a warning (exit 0); --strict makes it exit 1, as for every command
+        assert res.exit_code == 0 and "drifted: c WARN" in res.output, res.output
+        strict = _invoke("drift", files / ref, tmp_path / typed, "--target", "label", "--out", out, "--strict", *extra)
+        assert strict.exit_code == 1, strict.output
+        junit = (out / "junit.xml").read_text()
+        assert 'failures="1"' in junit  # --strict: the warning is a JUnit failure too
         flagged, rep = _flagged(out)
         assert flagged == ["c"]
         row = next(r for r in rep["results"][0]["tables"]["columns"] if r["column"] == "c")

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stalwart.cli import app, fail, out_console, user_errors
+from stalwart._cli_support import check_out_file, escape, fail, out_console, user_errors
+from stalwart.cli import SEED_HELP, app
 
 _MODALITIES = ("tabular", "image", "text")
 _CSV_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}
@@ -21,7 +22,7 @@ def perturb_command(
     severity: Annotated[int, typer.Option(help="Severity 1 (mild) .. 5 (severe).")] = 3,
     out: Annotated[Path | None, typer.Option(help="Output file, in the input's format.")] = None,
     target: Annotated[str | None, typer.Option(help="Label column (CSV/Parquet) or array (NPZ); kept as is.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the perturbation.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted); "
                                                  "with --list, list only that modality.")] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the registered perturbations and exit.")] = False,
@@ -40,14 +41,14 @@ def perturb_command(
              "`stalwart perturb --list`")
     if not 1 <= severity <= 5:
         fail(f"--severity must be an integer 1..5; got {severity}")
+    from stalwart.data.loaders import SUPPORTED_EXTENSIONS, _file_kind
+
+    kind_in = _file_kind(Path(data))
+    same_kind = {ext: k for ext, k in SUPPORTED_EXTENSIONS.items() if k == kind_in} or SUPPORTED_EXTENSIONS
+    check_out_file(out, same_kind, inputs=(data,))  # written in the input's own format
     with user_errors():
         from stalwart.data import load_data
-        from stalwart.data.loaders import _file_kind
 
-        kind_in, kind_out = _file_kind(Path(data)), _file_kind(out)
-        if kind_in is not None and kind_out != kind_in:
-            fail(f"--out must be a {kind_in} file like the input (the data is written in its own format); "
-                 f"got {str(out)!r}")
         dataset = load_data(data, target=target, modality=modality)
         known = perturb.names(dataset.modality)
         if perturbation not in known:
@@ -57,14 +58,14 @@ def perturb_command(
         p = perturb.get(perturbation)
         x_new = p.apply(dataset.x, severity, seed, dataset.schema)
         summary = _write(Path(data), kind_in, out, dataset, x_new)
-    table = Table(title=f"{perturbation} @ severity {severity} on {dataset.name} ({dataset.modality})",
+    table = Table(title=f"{escape(perturbation)} @ severity {severity} on {escape(dataset.name)} ({dataset.modality})",
                   title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in summary.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     out_console.print(table)
-    out_console.print(f"perturbed data written to {out}")
+    out_console.print(f"perturbed data written to {escape(str(out))}", highlight=False)
 
 
 def _print_list(modality: str | None) -> None:
@@ -75,7 +76,7 @@ def _print_list(modality: str | None) -> None:
         table.add_column(col, overflow="fold")
     for name in perturb.names(modality):
         cls = perturb.PERTURBATIONS.get(name)
-        table.add_row(name, cls.modality, cls.description)
+        table.add_row(escape(name), cls.modality, escape(cls.description))
     out_console.print(table)
 
 

@@ -1,9 +1,13 @@
 """The `stalwart` commands for shift; they register on the app in :mod:`stalwart.cli`.
 
 - ``stalwart drift REFERENCE CURRENT``: per-column drift (plus prediction, label and accuracy
-  drift with ``--model``); exit 0 when no column drifted, 1 when one did, 2 on bad input.
-- ``stalwart ood MODEL IN_DATA OUT_DATA``: OOD detectors judged on real OOD data; exit 0 when
-  the condition (``best_auroc >= 0.8``) holds, 1 when it fails, 2 on bad input.
+  drift with ``--model``), judged by the ``data_drift`` check's condition (``share_drifted <=
+  0.2 warn 0``: any drifted column warns, more than a fifth of the columns fails).
+- ``stalwart ood MODEL IN_DATA OUT_DATA``: OOD detectors judged on real OOD data (condition
+  ``best_auroc >= 0.8``).
+
+Both follow the exit-code contract of every command (:mod:`stalwart._cli_support`): 0 passed
+(a warning passes unless ``--strict``), 1 failed, 2 bad input (nothing written).
 """
 
 from __future__ import annotations
@@ -16,7 +20,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from stalwart.cli import STATUS_STYLE, app, err_console, fail, out_console, progress_bar, user_errors
+from stalwart._cli_support import (
+    STATUS_STYLE,
+    check_out_dir,
+    err_console,
+    escape,
+    exit_code,
+    fail,
+    out_console,
+    progress,
+    user_errors,
+)
+from stalwart.cli import SEED_HELP, STRICT_HELP, app
 
 #: above this many rows in either Parquet file, `stalwart drift` streams them in batches
 STREAM_ROWS = 1_000_000
@@ -81,16 +96,22 @@ def drift(
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns to test (default: all).")] = None,
     model: Annotated[str | None, typer.Option(help="Model file: also compare its predictions (and accuracy, "
                                               "with --target).")] = None,
-    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("drift-report"),
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md, junit.xml.")] = Path("drift-report"),
     stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream Parquet files in batches "
                                                 f"(default: when a file has more than {STREAM_ROWS:,} rows).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib models (runs code in them).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP + " Here: any drifted column exits 1.")] = False,
 ) -> None:
-    """Test CURRENT against REFERENCE for drift, column by column; exit 1 if a column drifted."""
+    """Test CURRENT against REFERENCE for drift, column by column.
+
+    Exit 1 when more than a fifth of the columns drifted (the check fails; one drifted column is
+    a warning, exit 0, unless --strict), 2 on bad input.
+    """
     from stalwart.checks.base import Status
     from stalwart.checks.drift import DataDrift
 
+    check_out_dir(out)
     with user_errors():
         if correction not in ("bonferroni", "bh", "none"):
             fail(f"--correction must be bonferroni, bh or none; got {correction!r}")
@@ -123,13 +144,14 @@ def drift(
                                        "source": str(reference)}}
         if result.status is Status.ERROR:
             fail(result.message.removeprefix("the check failed: "))
+        if result.status is Status.SKIP:
+            fail(f"drift cannot be measured on this data: {result.message}")
         report = _report([result], model=loaded_model, data=data, data_info=data_info, suite="drift", seed=seed,
                          total_s=time.perf_counter() - start)
-        report.save(out)
+        report.save(out, strict=strict)
     _print_drift(result)
-    out_console.print(f"report written to {out / 'index.html'}")
-    drifted = any(row["drifted"] for row in result.tables["columns"])
-    raise typer.Exit(1 if drifted else 0)
+    out_console.print(f"report written to {escape(str(out / 'index.html'))}", highlight=False)
+    raise typer.Exit(exit_code(report.status.value, strict))
 
 
 def _drift_streamed(reference: str, current: str, target: str | None, cols: list[str] | None, method: str,
@@ -158,10 +180,12 @@ def _print_drift(result: Any) -> None:
     rows = result.tables["columns"]
     drifted = [r for r in rows if r["drifted"]]
     status = result.status.value
-    title = (f"data drift: {len(drifted)} of {len(rows)} columns drifted "
+    judged = [r for r in rows if r["test"] != "too_few_samples"]
+    names = ", ".join(str(r["column"]) for r in drifted[:10]) + (" ..." if len(drifted) > 10 else "")
+    title = (f"data drift: {len(drifted)} of {len(judged)} columns drifted{': ' + escape(names) if drifted else ''} "
              f"[{STATUS_STYLE.get(status, '')}]{status}[/]")
     if not drifted:
-        out_console.print(f"{title}: no column drifted")
+        out_console.print(title, highlight=False)
     else:
         table = Table(title=title, title_justify="left")
         for col, justify in (("column", "left"), ("kind", "left"), ("test", "left"), ("statistic", "right"),
@@ -169,13 +193,14 @@ def _print_drift(result: Any) -> None:
             table.add_column(col, justify=justify)
         for r in drifted:
             p = "–" if r["p_value"] is None else f"{r['p_value']:.3g}"
-            table.add_row(str(r["column"]), r["kind"], r["test"], f"{r['statistic']:.4g}", p, f"{r['threshold']:.3g}")
+            table.add_row(escape(str(r["column"])), escape(str(r["kind"])), escape(str(r["test"])),
+                          f"{r['statistic']:.4g}", p, f"{r['threshold']:.3g}")
         out_console.print(table)
     others = {k: m for k, m in result.metrics.items() if k not in ("share_drifted", "drifted_columns")}
     for name, metric in others.items():
-        out_console.print(f"  {name} = {metric.format()}")
+        out_console.print(f"  {escape(name)} = {metric.format()}", highlight=False)
     if result.message:
-        out_console.print(result.message, highlight=False)
+        out_console.print(escape(result.message), highlight=False)
 
 
 @app.command()
@@ -191,10 +216,11 @@ def ood(
                                               "model.named_modules() (e.g. head.1), whose output is the feature "
                                               "space of mahalanobis and knn_distance; default: the input of the "
                                               "last Linear layer (penultimate activations).")] = None,
-    max_samples: Annotated[int, typer.Option(help="In-distribution rows used (half fit, half held out).")] = 1000,
-    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md.")] = Path("ood-report"),
-    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    max_samples: Annotated[int, typer.Option(min=2, help="In-distribution rows used (half fit, half held out).")] = 1000,
+    out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md, junit.xml.")] = Path("ood-report"),
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Judge OOD detectors for MODEL on held-out IN_DATA vs real OUT_DATA; print AUROC and FPR95."""
     from stalwart.checks.base import Status
@@ -202,36 +228,37 @@ def ood(
     from stalwart.data import load_data
     from stalwart.models import load_model
 
+    check_out_dir(out)
     with user_errors():
         names = _columns_option(detectors) if detectors is not None else None
         check = OODDetection(detectors=names, ood_data=out_data, layer=layer, max_samples=max_samples)
         loaded = load_model(model, trust=trust)
         data = load_data(in_data, target=target)
         start = time.perf_counter()
-        with progress_bar(True) as progress:
-            if progress is not None:
-                progress("ood_detection", 0, 1)
+        with progress() as update:
+            update("ood_detection", 0, 1)
             result = check.run(loaded, data, seed=seed)
+            update("ood_detection", 1, 1)
         if result.status is Status.ERROR:
             fail(result.message.removeprefix("the check failed: "))
         if result.status is Status.SKIP:
             fail(f"the OOD detectors cannot run on this data: {result.message}")
         report = _report([result], model=loaded, data=data, data_info={"ood_data": str(out_data)}, suite="ood",
                          seed=seed, total_s=time.perf_counter() - start)
-        report.save(out)
-    table = Table(title=f"OOD detection: {loaded.name} on {data.name} vs {Path(out_data).name} "
+        report.save(out, strict=strict)
+    table = Table(title=f"OOD detection: {escape(loaded.name)} on {escape(data.name)} vs {escape(Path(out_data).name)} "
                   f"[{STATUS_STYLE.get(result.status.value, '')}]{result.status.value}[/]", title_justify="left")
-    for col in ("detector", "AUROC [95% CI]", "FPR95 [95% CI]", "AUPR", "note"):
+    for col in ("detector", "AUROC (95% CI)", "FPR95 (95% CI)", "AUPR", "note"):
         table.add_column(col, justify="left" if col in ("detector", "note") else "right")
     for r in result.tables["detectors"]:
         if r["status"] != "ok":
-            table.add_row(r["detector"], "–", "–", "–", r["reason"] or "")
+            table.add_row(escape(r["detector"]), "–", "–", "–", escape(r["reason"] or ""))
             continue
-        table.add_row(r["detector"], f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]",
+        table.add_row(escape(r["detector"]), f"{r['auroc']:.3f} [{r['auroc_low']:.3f}, {r['auroc_high']:.3f}]",
                       f"{r['fpr95']:.3f} [{r['fpr95_low']:.3f}, {r['fpr95_high']:.3f}]", f"{r['aupr']:.3f}", "")
     out_console.print(table)
-    out_console.print(result.message, highlight=False)
-    if not result.passed:
-        err_console.print("[yellow]the OOD condition failed[/]")
-    out_console.print(f"report written to {out / 'index.html'}")
-    raise typer.Exit(0 if result.passed else 1)
+    out_console.print(escape(result.message), highlight=False)
+    if result.status.value in ("FAIL", "WARN"):
+        err_console.print(f"[yellow]the OOD condition {'failed' if result.status.value == 'FAIL' else 'warned'}[/]")
+    out_console.print(f"report written to {escape(str(out / 'index.html'))}", highlight=False)
+    raise typer.Exit(exit_code(report.status.value, strict))

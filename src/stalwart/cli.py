@@ -1,36 +1,49 @@
-"""The `stalwart` command line: demo, scan, report render.
+"""The `stalwart` command line: demo, scan, attack, perturb, drift, ood, report render.
 
-Exit codes: 0 every condition passed, 1 a condition failed (or a check errored), 2 bad input or
-configuration (the message says how to fix it; no traceback).
+Every command follows one exit-code contract (see :mod:`stalwart._cli_support`): 0 done (WARN
+passes unless ``--strict``), 1 a check failed or could not be measured, 2 bad input or
+configuration (the message says how to fix it; nothing is written), 3 an internal error (a
+traceback file is named), 130 interrupted. Inputs and outputs are checked before any work.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from stalwart import __version__
-from stalwart.errors import StalwartError
+from stalwart._cli_support import (
+    STATUS_STYLE,
+    check_out_dir,
+    check_out_file,
+    err_console,
+    escape,
+    exit_code,
+    fail,
+    out_console,
+    progress,
+    run_main,
+    user_errors,
+)
 
 app = typer.Typer(
     name="stalwart", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Measure the robustness of ML models: natural perturbations, adversarial attacks, reports.",
+    help="Measure the robustness of ML models: natural perturbations, adversarial attacks, drift, OOD, reports. "
+         "Exit codes: 0 passed (warnings pass unless --strict), 1 a check failed, 2 bad input (nothing written), "
+         "3 internal error, 130 interrupted.",
 )
 report_app = typer.Typer(no_args_is_help=True, help="Work with saved reports.")
 app.add_typer(report_app, name="report")
 
-out_console = Console()
-err_console = Console(stderr=True)
-
-STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "ERROR": "bold red",
-                "SKIP": "dim"}
+MODALITIES = ("tabular", "image", "text")
+SEED_HELP = "Seed for every random choice (an integer >= 0); the same seed gives the same report."
+STRICT_HELP = "Exit 1 on a warning too (default: only a failed check exits 1)."
+#: output formats of `stalwart attack`, by extension, and the modalities each can hold
+ATTACK_FORMATS = {".npz": "npz", ".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_ATTACK_FORMATS_FOR = {"image": ("npz",), "tabular": ("npz", "csv", "parquet"), "text": ("csv", "parquet")}
 
 
 def _version(value: bool) -> None:
@@ -47,125 +60,124 @@ def _root(
     """stalwart: robustness testing for ML models."""
 
 
-def fail(message: str) -> None:
-    """Print a user error (no traceback) and exit 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    try:
-        yield
-    except StalwartError as exc:
-        fail(str(exc))
-
-
-@contextmanager
-def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on a terminal; nothing when output is piped."""
-    if not (enabled and err_console.is_terminal):
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(name: str, i: int, n: int) -> None:
-            bar.update(task, description=name, completed=i, total=n)
-        yield update
+def _check_modality(modality: str | None) -> None:
+    if modality is not None and modality not in MODALITIES:
+        fail(f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}")
 
 
 def print_scorecard(report: Any, title: str | None = None) -> None:
-    """One row per check: status, headline number and the first line of its verdict."""
+    """One row per check: status, the headline (what was found, where it went worst, which way is
+    better) and the verdict against its conditions; the report says what to do next."""
+    from rich.text import Text
+
+    from stalwart.report.summaries import headline, verdict
+
     d = report.to_dict() if hasattr(report, "to_dict") else report
     status = d.get("status", "?")
     heading = title or f"{d['model']['name']} on {d['data']['name']}"
     table = Table(title=f"{heading}: [{STATUS_STYLE.get(status, '')}]{status}[/]", title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("headline", overflow="fold")
-    table.add_column("verdict", overflow="fold", ratio=1)
+    table.add_column("headline", overflow="fold", ratio=3)
+    table.add_column("verdict", overflow="fold", ratio=2)
     for r in d["results"]:
-        # the terminal shows one line: the worst condition's verdict, else the message's first line
-        # (the report has all of them)
-        judged = sorted((c for c in r.get("conditions") or [] if c["status"] != "PASS"),
-                        key=lambda c: ("ERROR", "FAIL", "WARN").index(c["status"]) if c["status"] in
-                        ("ERROR", "FAIL", "WARN") else 3)
-        verdict = judged[0]["message"] if judged else (r.get("message") or "").split("; ")[0]
+        # Text, not markup: headlines hold brackets ("[0.1, 0.2]", "perturbations=[...]")
         table.add_row(r["check"], f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]",
-                      r.get("headline") or "", verdict)
+                      Text(headline(r)), Text(verdict(r)))
     out_console.print(table)
 
 
 @app.command()
 def scan(
-    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
+    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt, torch.export .pt2 "
+                                         "(pickle/joblib with --trust).")],
     data: Annotated[str, typer.Argument(help="Data file: .csv, .parquet or .npz.")],
     target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
     modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted).")] = None,
-    suite: Annotated[str, typer.Option(help="quick, standard, or a suite YAML file.")] = "quick",
+    suite: Annotated[str, typer.Option(help="quick, standard, thorough, or a suite YAML file.")] = "quick",
     out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md and junit.xml.")] = Path("report"),
-    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Scan MODEL on DATA with a suite of checks; write the report; exit 1 if a check fails."""
     from stalwart._scan import scan as run_scan
     from stalwart.data import load_data
     from stalwart.models import load_model
 
+    _check_modality(modality)
+    check_out_dir(out)
     with user_errors():
-        if modality is not None and modality not in ("tabular", "image", "text"):
-            fail(f"--modality must be one of tabular, image, text; got {modality!r}")
         loaded_model = load_model(model, trust=trust)
         dataset = load_data(data, target=target, modality=modality)
-        with progress_bar(True) as progress:
-            report = run_scan(loaded_model, dataset, suite=suite, seed=seed, progress=progress)
-        report.save(out)
+        with progress() as update:
+            report = run_scan(loaded_model, dataset, suite=suite, seed=seed, progress=update)
+        report.save(out, strict=strict)
     print_scorecard(report)
-    out_console.print(f"report written to {out / 'index.html'}")
-    raise typer.Exit(0 if report.passed else 1)
+    out_console.print(f"report written to {escape(str(out / 'index.html'))}", highlight=False)
+    raise typer.Exit(exit_code(report.status.value, strict))
 
 
 @app.command()
 def attack(
-    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt (pickle/joblib with --trust).")],
+    model: Annotated[str, typer.Argument(help="Model file: .skops, .onnx, TorchScript .pt, torch.export .pt2 "
+                                         "(pickle/joblib with --trust).")],
     data: Annotated[str, typer.Argument(help="Data file: .csv, .parquet or .npz.")],
     attack_name: Annotated[str | None, typer.Option(
         "--attack", help="Attack name (fgsm, pgd, apgd-ce, square, hopskipjump, tabular-search, ...), 'evaluate' "
         "for the full ensemble, or word_substitution for text. Default: pgd (word_substitution for text).")] = None,
-    eps: Annotated[float, typer.Option(help="Perturbation budget in the data's own units (tabular-search: a "
-                                       "fraction of each column's range).")] = 0.1,
+    eps: Annotated[float, typer.Option(help="Perturbation budget: a fraction of each feature's range (the "
+                                       "default unit: 0.03 = 3% of every range), or in the data's own units "
+                                       "with --eps-unit raw.")] = 0.03,
+    eps_unit: Annotated[str, typer.Option(help="range (eps as a fraction of each feature's range) or raw (the "
+                                          "data's own units).")] = "range",
     norm: Annotated[str, typer.Option(help="linf, l2 or l1.")] = "linf",
     max_change: Annotated[float, typer.Option(help="Text only: largest fraction of words to change.")] = 0.2,
     target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
-    modality: Annotated[str | None, typer.Option(help="tabular or image (inferred when omitted).")] = None,
-    max_samples: Annotated[int | None, typer.Option(help="Attack at most this many samples (stratified).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to save the adversarial examples (.npz); a .json summary "
-                                      "goes beside it.")] = Path("adv.npz"),
-    seed: Annotated[int, typer.Option(help="Seed of the attack.")] = 0,
+    modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted).")] = None,
+    max_samples: Annotated[int | None, typer.Option(min=1, help="Attack at most this many samples (stratified).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to save the adversarial examples: .npz (arrays), or .csv / "
+                                      ".parquet (a table; tabular and text data); a .json summary goes beside "
+                                      "it.")] = Path("adv.npz"),
+    seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
 ) -> None:
     """Attack MODEL on DATA; save adversarial examples and a summary."""
     from stalwart.data import load_data
     from stalwart.models import load_model
+    from stalwart.models.compat import check_compatible
 
+    _check_modality(modality)
+    if eps_unit not in ("range", "raw"):
+        fail(f"--eps-unit must be range or raw; got {eps_unit!r}")
+    if norm not in ("linf", "l2", "l1"):
+        fail(f"--norm must be linf, l2 or l1; got {norm!r}")
+    fmt = check_out_file(out, ATTACK_FORMATS, inputs=(data, model))
+    summary_path = _summary_path(out)
+    check_out_file(summary_path, {".json": "json"}, inputs=(data, model))
     with user_errors():
         loaded_model = load_model(model, trust=trust)
         dataset = load_data(data, target=target, modality=modality)
+        if fmt not in _ATTACK_FORMATS_FOR[dataset.modality]:
+            allowed = ", ".join(e for e, k in ATTACK_FORMATS.items() if k in _ATTACK_FORMATS_FOR[dataset.modality])
+            fail(f"--out {str(out)!r}: {dataset.modality} adversarial examples are written as {allowed}")
         if dataset.y is None:
             fail("the data has no labels; name the label column with --target")
+        dataset = check_compatible(loaded_model, dataset)
         if max_samples is not None:
             dataset = dataset.sample(max_samples, seed=seed)
         attack_name = attack_name or ("word_substitution" if dataset.modality == "text" else "pgd")
-        if dataset.modality == "text":
-            summary = _attack_text(loaded_model, dataset, attack_name, max_change, seed, out)
-        else:
-            summary = _attack_numeric(loaded_model, dataset, attack_name, norm, eps, seed, out)
-    budget = f"max_change={max_change:g}" if dataset.modality == "text" else f"{norm}, eps={eps:g}"
-    table = Table(title=f"{attack_name} ({budget}) on {dataset.name}", title_justify="left")
+        with progress() as update:
+            if dataset.modality == "text":
+                summary = _attack_text(loaded_model, dataset, attack_name, max_change, seed, out, fmt, update)
+            else:
+                summary = _attack_numeric(loaded_model, dataset, attack_name, norm, eps, eps_unit, seed, out, fmt,
+                                          update)
+    if dataset.modality == "text":
+        budget = f"max_change={max_change:g}"
+    else:
+        budget = f"{norm}, eps={eps:g} ({summary['threat']['eps_unit']})"
+    table = Table(title=f"{escape(attack_name)} ({escape(budget)}) on {escape(dataset.name)}", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key in ("n_samples", "clean_accuracy", "robust_accuracy", "attack_success_rate", "median_distance",
@@ -176,41 +188,75 @@ def attack(
     out_console.print(table)
     for warning in summary.get("sanity", []):
         if not warning["passed"]:
-            err_console.print(f"[yellow]warning:[/] {warning['name']}: {warning['detail']}")
-    out_console.print(f"adversarial examples written to {out}")
+            err_console.print(f"[yellow]warning:[/] {escape(warning['name'])}: {escape(warning['detail'])}")
+    out_console.print(f"adversarial examples written to {escape(str(out))} (summary: {escape(str(summary_path))})",
+                      highlight=False)
 
 
-def _attack_numeric(model: Any, dataset: Any, name: str, norm: str, eps: float, seed: int, out: Path) -> dict:
-    """Run one attack (or the ensemble) on numeric data; save arrays (.npz) and a summary (.json)."""
+def _summary_path(out: Path) -> Path:
+    """``adv.npz`` -> ``adv.json``; ``adv.csv.gz`` -> ``adv.json``."""
+    name = out.name
+    for ext in sorted(ATTACK_FORMATS, key=len, reverse=True):
+        if name.lower().endswith(ext):
+            return out.with_name(name[: -len(ext)] + ".json")
+    return out.with_suffix(".json")
+
+
+def _write_table(table: Any, out: Path, fmt: str) -> None:
+    from stalwart._io import atomic_write
+
+    with atomic_write(out) as tmp:
+        if fmt == "csv":
+            table.to_csv(tmp, index=False, compression="gzip" if out.name.lower().endswith(".gz") else None)
+        else:
+            table.to_parquet(tmp, engine="pyarrow", index=False)
+
+
+def _attack_numeric(model: Any, dataset: Any, name: str, norm: str, eps: float, eps_unit: str, seed: int, out: Path,
+                    fmt: str, update: Any) -> dict:
+    """Run one attack (or the ensemble) on numeric data; save the examples and a summary (.json)."""
     import json
 
     import numpy as np
+    import pandas as pd
 
     from stalwart import attacks
     from stalwart._io import atomic_write
 
     x = dataset.numeric_x().astype(np.float32)
-    threat = attacks.ThreatModel.from_schema(dataset.schema, norm, eps)
+    threat = attacks.ThreatModel.from_schema(dataset.schema, norm, eps, unit=eps_unit)
     attacks.check_eps_scale(threat, x)
     if name == "evaluate":
-        ev = attacks.evaluate(model, x, dataset.y, threat, level="standard", seed=seed)
+        ev = attacks.evaluate(model, x, dataset.y, threat, level="standard", seed=seed, progress=update)
         summary = ev.to_dict()
         arrays = {"x_adv": ev.x_adv, "y": ev.y, "robust": ev.robust, "broken_by": ev.broken_by}
+        columns = {"robust": ev.robust, "broken_by": ev.broken_by}
     else:
         extra = {"schema": dataset.schema} if name == "tabular-search" else {}
+        update(name, 0, 1)
         res = attacks.get(name, threat, seed=seed, **extra).run(model, x, dataset.y)
+        update(name, 1, 1)
         summary = res.to_dict()
         arrays = {"x_adv": res.x_adv, "y": res.y, "success": res.success, "distance": res.distance,
                   "pred_adv": res.pred_adv, "queries": res.queries}
-    with atomic_write(out) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    with atomic_write(out.with_suffix(".json")) as tmp:
+        columns = {"pred_adv": res.pred_adv, "success": res.success, "distance": res.distance}
+    if fmt == "npz":
+        with atomic_write(out) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+    else:  # a table: the adversarial rows under the data's own column names, then the outcome per row
+        table = pd.DataFrame(arrays["x_adv"], columns=list(dataset.x.columns))
+        table[dataset.target or "label"] = arrays["y"]
+        for key, values in columns.items():
+            table[f"_{key}" if key in table.columns else key] = values
+        _write_table(table, out, fmt)
+    with atomic_write(_summary_path(out)) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
 
 
-def _attack_text(model: Any, dataset: Any, name: str, max_change: float, seed: int, out: Path) -> dict:
-    """Word substitution on text; save original and perturbed sentences (.csv) and a summary (.json)."""
+def _attack_text(model: Any, dataset: Any, name: str, max_change: float, seed: int, out: Path, fmt: str,
+                 update: Any) -> dict:
+    """Word substitution on text; save original and perturbed sentences (a table) and a summary (.json)."""
     import json
 
     import pandas as pd
@@ -220,31 +266,37 @@ def _attack_text(model: Any, dataset: Any, name: str, max_change: float, seed: i
 
     if name not in TEXT_ATTACKS:
         fail(f"--attack {name!r} does not apply to text data; text attacks: {', '.join(TEXT_ATTACKS.names())}")
+    update(name, 0, 1)
     res = TEXT_ATTACKS.get(name)(max_change=max_change, seed=seed).run(model, dataset.x, dataset.y)
+    update(name, 1, 1)
     table = pd.DataFrame({"text": res.original, "perturbed": res.perturbed, "label": res.y,
                           "pred_adv": res.pred_adv, "success": res.success, "words_changed": res.words_changed})
-    with atomic_write(out) as tmp:
-        table.to_csv(tmp, index=False)
+    _write_table(table, out, fmt)
     summary = res.to_dict()
-    with atomic_write(out.with_suffix(".json")) as tmp:
+    with atomic_write(_summary_path(out)) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for the two reports.")] = Path("demo-report"),
-    suite: Annotated[str, typer.Option(help="quick or standard.")] = "quick",
-    seed: Annotated[int, typer.Option(help="Seed for training and every check.")] = 0,
+    out: Annotated[Path, typer.Option(help="Directory for the two reports and the two models.")] = Path("demo-report"),
+    suite: Annotated[str, typer.Option(help="quick, standard or thorough.")] = "quick",
+    seed: Annotated[int, typer.Option(min=0, help="Seed for training and every check (an integer >= 0).")] = 0,
 ) -> None:
-    """Train two built-in models (breast_cancer pipeline, digits CNN), scan them, write reports."""
+    """Train two built-in models (breast_cancer pipeline, digits CNN), scan them, write reports and models."""
     from stalwart.demo import run_demo
 
-    with user_errors(), progress_bar(True) as progress:
-        reports = run_demo(out, suite=suite, seed=seed, progress=progress)
+    if suite not in ("quick", "standard", "thorough"):
+        fail(f"--suite must be quick, standard or thorough; got {suite!r}")
+    check_out_dir(out)
+    with user_errors(), progress() as update:
+        reports = run_demo(out, suite=suite, seed=seed, progress=update)
     for name, report in reports.items():
         print_scorecard(report, title=name)
-        out_console.print(f"report written to {out / name / 'index.html'}")
+        out_console.print(f"report written to {escape(str(out / name / 'index.html'))}", highlight=False)
+    out_console.print(f"models saved as {escape(str(out / 'breast_cancer' / 'model.skops'))} and "
+                      f"{escape(str(out / 'digits' / 'model.pt'))}: try `stalwart scan` on them", highlight=False)
     # the demo shows what a scan finds, failures included; `stalwart scan` is the gate
     out_console.print("demo finished; `stalwart scan` exits 1 when a check fails, for CI gates")
 
@@ -257,11 +309,12 @@ def report_render(
     """Re-render index.html, report.md and junit.xml from a saved report.json."""
     from stalwart.report import Report
 
+    target = out or report_json.parent
+    check_out_dir(target)
     with user_errors():
         report = Report.load(report_json)
-        target = out or report_json.parent
         report.save(target)
-    out_console.print(f"report written to {target / 'index.html'}")
+    out_console.print(f"report written to {escape(str(target / 'index.html'))}", highlight=False)
 
 
 # commands kept in their own modules register on `app` when imported
@@ -269,11 +322,7 @@ from stalwart import _cli_perturb, _cli_shift  # noqa: E402, F401
 
 
 def main() -> None:  # console-script entry point
-    try:
-        app()
-    except KeyboardInterrupt:  # pragma: no cover
-        err_console.print("interrupted")
-        sys.exit(130)
+    run_main(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

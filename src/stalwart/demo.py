@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +72,10 @@ def run_demo(out: str | Path, *, suite: str = "quick", seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, object]:
     """Train both demo models, scan them and save one report each under ``out``.
 
+    Beside each report go the model and its test data, so the scan can be repeated from the
+    command line: ``breast_cancer/model.skops`` with ``breast_cancer/test.csv`` (label column
+    ``label``) and ``digits/model.pt`` (TorchScript) with ``digits/test.npz``.
+
     Returns ``{"breast_cancer": Report, "digits": Report}``.
     """
     from stalwart import scan
@@ -83,4 +88,22 @@ def run_demo(out: str | Path, *, suite: str = "quick", seed: int = 0,
     reports["digits"] = scan(img_model, img_test, suite=suite, seed=seed, progress=progress)
     for name, report in reports.items():
         report.save(out / name)
+    save_models(out, tab_model, tab_test, img_model, img_test)
     return reports
+
+
+def save_models(out: Path, tab_model, tab_test, img_model, img_test) -> None:  # noqa: ANN001 - see run_demo
+    """The demo's models and test data in the formats `stalwart scan` loads without --trust."""
+    import skops.io as sio
+
+    from stalwart._io import atomic_write
+
+    with atomic_write(out / "breast_cancer" / "model.skops") as tmp:
+        sio.dump(tab_model, tmp)
+    with atomic_write(out / "breast_cancer" / "test.csv") as tmp:
+        tab_test.x.assign(label=tab_test.y).to_csv(tmp, index=False)
+    with atomic_write(out / "digits" / "model.pt") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated upstream, still widely shipped
+        torch.jit.save(torch.jit.script(img_model), str(tmp))
+    with atomic_write(out / "digits" / "test.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, x=img_test.x, y=np.asarray(img_test.y))

@@ -124,7 +124,7 @@ def test_junit_from_json_matches_and_empty_report_is_valid():
 def test_save_is_atomic_when_junit_fails(tmp_path, monkeypatch):
     from stalwart.report import junit
 
-    monkeypatch.setattr(junit, "render_junit", lambda d: (_ for _ in ()).throw(RuntimeError("junit broke")))
+    monkeypatch.setattr(junit, "render_junit", lambda d, **kw: (_ for _ in ()).throw(RuntimeError("junit broke")))
     with pytest.raises(RuntimeError, match="junit broke"):
         make_report(RESULTS).save(tmp_path / "out")
     assert list(tmp_path.iterdir()) == []

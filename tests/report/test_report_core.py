@@ -44,12 +44,13 @@ def report(setup):
 def test_report_dict_carries_provenance(report, setup):
     model, data = setup
     d = report.to_dict()
-    assert d["schema_version"] == "1.1" and d["seed"] == 7 and d["suite"]["name"] == "small"
+    assert d["schema_version"] == "1.2" and d["seed"] == 7 and d["suite"]["name"] == "small"
+    assert d["model"]["family"] == "sklearn"
     assert d["model"]["fingerprint"] == model.fingerprint() and d["model"]["differentiable"] is True
     assert d["model"]["classes"] == [0, 1]
     assert d["data"]["fingerprint"] == data.fingerprint() and d["data"]["n_samples"] == 200
     assert set(d["versions"]) == {"python", "numpy", "torch", "sklearn", "pandas"}
-    assert set(d["scorecard"]) == {"natural", "adversarial"}
+    assert {"natural", "adversarial"} <= set(d["scorecard"])
     assert d["status"] == report.status.value and d["passed"] == report.passed
 
 
@@ -58,7 +59,7 @@ def test_json_round_trip(report):
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
     back = Report.from_json(text)
     assert back.to_json() == text
-    assert back.results[0].metrics["clean_accuracy"] == report.results[0].metrics["clean_accuracy"]
+    assert [r.metrics for r in back.results] == [r.metrics for r in report.results]
 
 
 def test_same_seed_same_json_apart_from_timings(setup, report):
@@ -80,7 +81,8 @@ def test_nan_becomes_null_and_status_logic():
     failing = Report(results=[*res, CheckResult("c", "natural", Status.FAIL)], model={}, data={})
     assert failing.status is Status.FAIL and not failing.passed
     assert failing.scorecard["natural"]["status"] == "FAIL"
-    assert failing.scorecard["adversarial"] == {"status": "SKIP", "headline": "", "checks": ["b"]}
+    # a skipped category's headline says why it was skipped
+    assert failing.scorecard["adversarial"] == {"status": "SKIP", "headline": "skipped: black-box", "checks": ["b"]}
 
 
 def test_html_is_self_contained_with_two_charts(report):
@@ -153,3 +155,82 @@ def test_load_rejects_bad_input(tmp_path):
         Report.from_dict({"schema_version": "2.0", "results": [], "model": {}})
     with pytest.raises(InputError, match=r"not a stalwart report"):
         Report.from_dict({"a": 1})
+
+
+# -- saving: permissions and what a killed save leaves behind ---------------------------------------
+def _tiny_report() -> Report:
+    res = [CheckResult("a", "natural", Status.PASS, {"m": Metric("m", 0.5)}, headline_metric="m")]
+    return Report(results=res, model={"name": "M", "task": "classification", "classes": [0, 1], "fingerprint": "f",
+                                      "differentiable": False, "output_kind": "probabilities"},
+                  data={"name": "D", "modality": "tabular", "n_samples": 3, "fingerprint": "g"})
+
+
+@pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o002, 0o664)])
+def test_saved_files_respect_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        out = _tiny_report().save(tmp_path / "out")
+    finally:
+        os.umask(old)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == dict.fromkeys(
+        ["index.html", "junit.xml", "report.json", "report.md"], mode)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_save_removes_stale_temporary_directories_of_dead_processes(tmp_path):
+    import os
+
+    from stalwart.report.core import TMP_MARK, _host
+
+    dead, host = _dead_pid(), _host()
+    stale = tmp_path / f".out{TMP_MARK}{dead}.{host}.abcd1234"
+    other_out = tmp_path / f".other{TMP_MARK}{dead}.{host}.efgh5678"
+    alive = tmp_path / f".out{TMP_MARK}{os.getppid()}.{host}.ijkl9012"  # a save still running elsewhere
+    elsewhere = tmp_path / f".out{TMP_MARK}{dead}.some-other-host.mnop3456"  # another machine's process
+    unrelated = tmp_path / ".out-not-ours"
+    for p in (stale, other_out, alive, elsewhere, unrelated):
+        p.mkdir()
+        (p / "report.json").write_text("{}")
+    _tiny_report().save(tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name, elsewhere.name, unrelated.name])
+
+
+KILLED_SAVE = """
+import os, signal, sys
+from stalwart.checks import CheckResult, Status
+from stalwart.report import Report
+
+report = Report(results=[CheckResult("a", "natural", Status.PASS)],
+                model={"name": "M", "task": "classification", "classes": [0, 1], "fingerprint": "f",
+                       "differentiable": False, "output_kind": "probabilities"},
+                data={"name": "D", "modality": "tabular", "n_samples": 3, "fingerprint": "g"})
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # killed while moving files in place
+report.save(sys.argv[1])
+"""
+
+
+def test_a_save_killed_midway_leaves_a_recognisable_directory_the_next_save_removes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from stalwart.report.core import TMP_MARK
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(out)], capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(f".out{TMP_MARK}")]
+    assert len(left) == 1 and left[0].is_dir() and {p.name for p in left[0].iterdir()} >= {"report.json"}
+    _tiny_report().save(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -267,3 +267,32 @@ def test_markdown_figures():
     many = figure_markdown({"kind": "histogram", "series": [
         {"name": "s", "edges": list(range(31)), "counts": [0] * 10 + [2] + [0] * 19}]}, "h")
     assert "| s | 2 | 0 | 30 | 10.500 | 0.000 |" in many
+
+
+# -- axis labels: every chart kind names its axes ----------------------------------------------------
+def _label_texts(svg: str) -> list[str]:
+    return re.findall(r'class="label"[^>]*>([^<]*)</text>', svg)
+
+
+def test_every_chart_kind_renders_its_axis_labels():
+    from stalwart.report.svg import line_chart
+
+    line = line_chart({"title": "t", "x_label": "severity", "y_label": "accuracy",
+                       "series": [{"name": "a", "x": [0, 1], "y": [0.9, 0.8]}]})
+    assert _label_texts(line) == ["severity", "accuracy"]
+    hist = histogram_svg({"kind": "histogram", "title": "t", "x_label": "energy score", "y_label": "share of rows",
+                          "series": [{"name": "in", "edges": [0, 1, 2], "counts": [1, 2]}]})
+    assert _label_texts(hist) == ["energy score", "share of rows"]
+    assert _label_texts(histogram_svg({"kind": "histogram", "series": [{"edges": [0, 1], "counts": [3]}]})) == \
+        ["count"]  # the y axis is labelled even when the figure does not say
+    bars = bars_svg({"kind": "bars", "title": "t", "x_label": "samples broken", "y_label": "attack",
+                     "labels": ["apgd-ce", "square"], "values": [3, 1]})
+    assert _label_texts(bars) == ["samples broken", "attack"]
+    # the category-axis label sits left of the longest bar label, never on top of it
+    x_lab = float(re.search(r'translate\(([\d.]+) [\d.]+\) rotate\(-90\)[^>]*class="label"', bars).group(1))
+    first_tick = min(float(x) - 6.4 * len(t) for x, t in re.findall(
+        r'<text x="([\d.]+)" y="[\d.]+" text-anchor="end" class="tick">([^<]+)</text>', bars) if t in ("apgd-ce", "square"))
+    assert x_lab < first_tick
+    heat = heatmap_svg({"kind": "heatmap", "title": "t", "rows": ["a"], "cols": [1, 3], "values": [[0.5, 0.4]],
+                        "row_label": "perturbation", "col_label": "severity", "value_label": "accuracy"})
+    assert set(_label_texts(heat)) == {"perturbation", "severity"} and ">accuracy</text>" in heat

@@ -38,6 +38,7 @@ refused with a message that says how to fix it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -196,14 +197,31 @@ def _model_notes(model: Any, threat: ThreatModel) -> list[str]:
     return notes
 
 
+def _stepper(progress: Callable[[str, int, int], None] | None, stages: list[str]) -> Callable[[str | None], None]:
+    """``step(stage)`` reports the start of a stage; ``step(None)`` the end of the evaluation."""
+    done = [0]
+
+    def step(stage: str | None) -> None:
+        if progress is None:
+            return
+        if stage is None:
+            progress("done", len(stages), len(stages))
+            return
+        progress(f"evaluate: {stage}", min(done[0], len(stages) - 1), len(stages))
+        done[0] += 1
+    return step
+
+
 def _run_plan(model: Any, x: np.ndarray, y: np.ndarray, threat: ThreatModel, plan, seed: int,
               todo: np.ndarray, x_adv: np.ndarray, broken_by: np.ndarray,
-              record: list[dict[str, Any]] | None) -> None:
+              record: list[dict[str, Any]] | None, step: Callable[[str | None], None] | None = None) -> None:
     """Run each attack of ``plan`` on the samples in ``todo`` still standing; update in place."""
     for name, params in plan:
+        if step is not None:
+            step(name)
         standing = np.flatnonzero(todo & (broken_by == ""))
         if standing.size == 0:
-            break
+            continue
         attack = ATTACKS.get(name)(threat, seed=seed, **params)
         res: AttackResult = attack.run(model, x[standing], y[standing])
         hit = standing[res.success]
@@ -217,7 +235,8 @@ def _run_plan(model: Any, x: np.ndarray, y: np.ndarray, threat: ThreatModel, pla
 
 def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = "standard",
              eps_curve: list[float] | None = None, seed: int = 0, sanity: bool = True,
-             escalate_square: bool = True) -> EvaluationResult:
+             escalate_square: bool = True,
+             progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
     """Robust accuracy under ``threat`` from an AutoAttack-style ensemble.
 
     Parameters
@@ -233,6 +252,8 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     escalate_square : at the standard level on white-box models, run Square with 1,000 queries
         and escalate to 5,000 only on signs of gradient masking (see the module docstring);
         ``False`` runs 5,000 queries always
+    progress : optional ``progress(stage, i, n)`` called as each stage starts (the attacks of the
+        plan, the eps curve, the sanity checks) and once at the end with ``i == n``
 
     Returns
     -------
@@ -254,7 +275,7 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         _check_image_layout(xs, threat)
         space = threat.range_space(xs)
         res = evaluate(space.wrap(model), space.z, ys, space.threat, level=level, eps_curve=eps_curve, seed=seed,
-                       sanity=sanity, escalate_square=escalate_square)
+                       sanity=sanity, escalate_square=escalate_square, progress=progress)
         return replace(res, threat=threat, x_adv=space.to_raw(res.x_adv, xs))
     _check_image_layout(xs, threat)
     check_eps_scale(threat, xs)
@@ -273,10 +294,13 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     record: list[dict[str, Any]] = []
     if level == "standard" and white and not escalate_square:
         plan = [*plan[:-1], ("square", {"queries": _FULL_SQUARE})]
-    _run_plan(model, xs, ys, threat, plan, seed, clean_correct, x_adv, broken_by, record)
+    stages = [name for name, _ in plan] + ["eps curve"] + (["sanity checks"] if sanity else [])
+    step = _stepper(progress, stages)
+    _run_plan(model, xs, ys, threat, plan, seed, clean_correct, x_adv, broken_by, record, step)
     if level == "standard" and white and escalate_square:
         _escalate_square(model, xs, ys, threat, seed, clean_correct, x_adv, broken_by, record)
 
+    step("eps curve")
     curve, by_smaller, x_smaller = _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by)
     # a perturbation found at a smaller eps is allowed at this eps too
     fold = (broken_by == "") & (by_smaller != "")
@@ -285,7 +309,10 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     if fold.any():
         notes.append(f"{int(fold.sum())} sample(s) survived the ensemble but fell to an attack at a smaller "
                      "eps; they count as broken")
+    if sanity:
+        step("sanity checks")
     checks = _sanity(model, xs, ys, threat, level, white, seed, broken_by, clean_correct) if sanity else ()
+    step(None)
     return EvaluationResult(
         threat=threat, level=level, white_box=white, x_adv=x_adv, y=ys, clean_correct=clean_correct,
         robust=broken_by == "", broken_by=broken_by.astype(str), attacks=tuple(record), curve=curve,

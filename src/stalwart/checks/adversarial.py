@@ -170,6 +170,11 @@ class AdversarialRobustness(Check):
         check_positive(self, "max_samples", max_samples, integer=True)
         self.max_samples = int(max_samples)
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        per_eps = tuple(f"robust_accuracy_at_{e:g}" for e in self.eps_for(data.modality))
+        return ("clean_accuracy", *per_eps, "robust_accuracy_ratio", "auc", "reference_eps", "white_box",
+                "median_minimal_perturbation")
+
     def eps_for(self, modality: str) -> list[float]:
         return list(self.eps) if self.eps is not None else list(DEFAULT_EPS.get(modality, DEFAULT_EPS["image"]))
 

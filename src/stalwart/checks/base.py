@@ -8,6 +8,8 @@ the suite; a check that does not apply (a black-box model for a white-box attack
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import inspect
 import math
 import re
@@ -392,11 +394,24 @@ class Check(ABC):
 
         return check_compatible(model, data)
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...] | None:
+        """The metrics this check can produce on this model and data, as names or ``fnmatch``
+        patterns (``mce_*``); None when the check cannot say. A condition naming any other
+        metric is refused before the check runs (see :meth:`validate`)."""
+        return None
+
     def validate(self, model: Any, data: Any) -> None:
         """Raise a :class:`~stalwart.errors.StalwartError` for input this check cannot take."""
         if data.modality not in self.modalities:
             raise ConfigError(f"check {self.name!r} runs on {', '.join(self.modalities)} data; "
                               f"the data is {data.modality}. Remove it from the suite for this data.")
+        produced = self.metric_names(model, data)
+        for cond in self.conditions or ():
+            if produced is not None and not any(fnmatch.fnmatchcase(cond.metric, p) for p in produced):
+                close = difflib.get_close_matches(cond.metric, [p for p in produced if "*" not in p], n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"check {self.name!r}: the condition '{cond}' names the metric {cond.metric!r}, "
+                                  f"which this check does not measure here; it measures {', '.join(produced)}.{hint}")
 
     # -- the fixed steps -----------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

@@ -106,6 +106,9 @@ class BehaviouralTests(Check):
             raise ConfigError("BehaviouralTests has no test to run: perturbations=[] and no directional or "
                               "minimum_functionality tests; give at least one")
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("worst_failure_rate", "inv_*", "dir_*", "mft_*")
+
     def _directional(self, i: int, d: Mapping[str, Any]) -> dict[str, Any]:
         where = f"BehaviouralTests(directional=...)[{i}]"
         unknown = sorted(set(d) - _DIR_KEYS)

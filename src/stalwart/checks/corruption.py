@@ -187,6 +187,10 @@ class CorruptionRobustness(Check):
     def headline_for(self, model: Any) -> str | None:
         return "mce" if self._has_baseline else self.headline_metric
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("clean_accuracy", "clean_error", "mce", "relative_mce", "baseline_clean_error", "mean_corruption_error",
+                "mean_accuracy_drop", "mean_flip_rate", "mce_*")
+
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
         if data.y is None:

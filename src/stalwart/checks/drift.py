@@ -389,6 +389,10 @@ class DataDrift(Check):
         check_compatible(model, data, extra="ignore")
         return data
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("share_drifted", "drifted_columns", "prediction_drift_*", "label_drift_*", "accuracy_reference",
+                "accuracy_current", "accuracy_drop", "rmse_reference", "rmse_current")
+
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
         ref = self.reference_for(data)
@@ -402,7 +406,6 @@ class DataDrift(Check):
     @staticmethod
     def _model_metrics(model: Any, ref: Dataset, data: Dataset, warnings: list[str]) -> dict[str, Metric]:
         from stalwart.errors import StalwartError
-
         from stalwart.models.compat import check_compatible
 
         try:
@@ -542,6 +545,9 @@ class MultivariateDrift(Check):
 
     def headline_for(self, model: Any) -> str | None:
         return "classifier_auc" if self.classifier is not None else "mmd_p_value"
+
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("mmd2", "mmd_p_value", "classifier_auc", "classifier_p_value")
 
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)

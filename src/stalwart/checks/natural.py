@@ -174,6 +174,11 @@ class NaturalRobustness(Check):
                           .replace("rmse_increase_s3", "max_rmse_increase") for t in texts)
         return [Condition.parse(c) for c in texts]
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        if getattr(model, "task", None) == "regression":
+            return ("clean_rmse", "rmse_increase_s3", "max_rmse_increase")
+        return ("clean_accuracy", "accuracy_drop_s3", "max_accuracy_drop", "mean_flip_rate")
+
     def headline_for(self, model: Any) -> str | None:
         regression = getattr(model, "task", None) == "regression"
         if min(self.severities) > REFERENCE_SEVERITY:

@@ -177,6 +177,9 @@ class OODDetection(Check):
         return ood.IsolationForestOOD(seed=seed)
 
     # -- the fixed steps ------------------------------------------------------------------------
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("best_auroc", "best_fpr95", "*_auroc", "*_aupr", "*_fpr95")
+
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
         if self.layer is not None:

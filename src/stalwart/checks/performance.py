@@ -146,6 +146,11 @@ class CleanPerformance(Check):
             texts.append(f"clean_rmse <= {self.max_rmse:g}")
         return [Condition.parse(t) for t in texts]
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        if getattr(model, "task", None) == "regression":
+            return ("clean_rmse", "baseline_rmse", "r2", "chance_p_value")
+        return ("clean_accuracy", "majority_rate", "accuracy_lift", "chance_p_value")
+
     def headline_for(self, model: Any) -> str | None:
         return "clean_rmse" if getattr(model, "task", None) == "regression" else "clean_accuracy"
 

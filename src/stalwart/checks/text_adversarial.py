@@ -90,6 +90,10 @@ class TextAdversarialRobustness(Check):
         check_positive(self, "max_queries", max_queries, integer=True)
         self.max_queries = int(max_queries)
 
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("clean_accuracy", "robust_accuracy", "attack_success_rate", "robust_accuracy_ratio",
+                "mean_words_changed", "median_fraction_changed", "unattackable_share")
+
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
         if data.y is None:

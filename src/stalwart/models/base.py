@@ -14,10 +14,20 @@ from typing import Any, Literal
 
 import numpy as np
 
-from stalwart.errors import ModelError
+from stalwart.errors import ModelError, StalwartError
 
 Task = Literal["classification", "regression"]
 OutputKind = Literal["probabilities", "logits", "labels", "values"]
+
+
+def short_error(exc: BaseException, limit: int = 400) -> str:
+    """``Type: message`` of a library error on one line; for TorchScript's interpreter errors only
+    the last line (the error itself, not the serialized code and Python stack before it)."""
+    text = str(exc)
+    if "Traceback of TorchScript" in text:
+        text = [line for line in text.splitlines() if line.strip()][-1]
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text[:limit]}{'…' if len(text) > limit else ''}"
 
 
 def check_finite_output(scores: np.ndarray, name: str) -> np.ndarray:
@@ -103,7 +113,12 @@ class Model(ABC):
             raise InputError("x is empty; pass at least one sample to the model.")
         parts = []
         for batch in self._batches(x):
-            parts.append(np.asarray(self._raw_predict(batch)))
+            out = np.asarray(self._raw_predict(batch))
+            if out.ndim == 0 or len(out) != len(batch):
+                raise ModelError(f"{self.name} returned {out.size if out.ndim == 0 else len(out)} output(s) for "
+                                 f"{len(batch)} input(s); the data is not of the form it takes (e.g. a table "
+                                 "given to a text model, or text to a tabular one).")
+            parts.append(out)
             self.n_queries += len(batch)
         return check_finite_output(np.concatenate(parts, axis=0), self.name)
 
@@ -135,7 +150,12 @@ class Model(ABC):
         """``classes``, found by one prediction on ``x[:1]`` when the model has not declared them
         (a TorchScript or ONNX model reveals its number of outputs only when it runs)."""
         if self.task == "classification" and self.classes is None:
-            self.predict_proba(x[:1])
+            try:
+                self.predict_proba(x[:1])
+            except StalwartError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's model failing on this data is an input problem
+                raise ModelError(f"{self.name} cannot take this data: {short_error(exc)}") from None
         return self.classes
 
     def reset_queries(self) -> None:

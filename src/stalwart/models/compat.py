@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from stalwart.errors import InputError, ModelError, StalwartError
-from stalwart.models.base import Model
+from stalwart.models.base import Model, short_error
 
 __all__ = ["check_compatible", "align_columns", "describe_data", "PROBE_ROWS"]
 
@@ -127,10 +127,8 @@ def _probe(model: Model, data: Any, rows: np.ndarray, what: str) -> None:
         raise type(exc)(f"the model cannot take {what}: {exc} (the data: {describe_data(data)}; "
                         f"{_describe_model(model)})") from None
     except Exception as exc:  # noqa: BLE001 - any failure of the user's model on this data is an input problem
-        text = " ".join(str(exc).split())
-        raise ModelError(f"the model cannot take {what}: {type(exc).__name__}: {text} (the data: "
-                         f"{describe_data(data)}; {_describe_model(model)}). Pass data of the form the "
-                         "model was trained on.") from None
+        raise ModelError(f"the model cannot take {what}: {short_error(exc)} (the data: {describe_data(data)}; "
+                         f"{_describe_model(model)}). Pass data of the form the model was trained on.") from None
 
 
 def _check_form(model: Model, data: Any) -> None:

@@ -72,6 +72,10 @@ class TorchModel(Model):
         to one) on the first call; anything else is taken as logits.
     input_bounds : tuple of float, optional
         Declared valid input range ``(lo, hi)``.
+    fixed_batch_size : int, optional
+        The module only takes batches of exactly this size (a ``torch.export`` program exported
+        without a dynamic batch dimension): inputs are cut into batches of that size, the last
+        one padded with copies of its last sample, and the padding's outputs dropped.
 
     Examples
     --------
@@ -85,12 +89,16 @@ class TorchModel(Model):
     def __init__(self, module: torch.nn.Module, classes: Any = None, device: str | torch.device | None = None,
                  batch_size: int = 256, input_shape: tuple[int, ...] | None = None,
                  output: TorchOutput = "auto",
-                 input_bounds: tuple[float, float] | None = None) -> None:
+                 input_bounds: tuple[float, float] | None = None, fixed_batch_size: int | None = None) -> None:
         super().__init__()
         if not isinstance(module, torch.nn.Module):
             raise ModelError(f"TorchModel(module=...) must be a torch.nn.Module; got {type(module).__name__}.")
         check_positive(self, "batch_size", batch_size, integer=True)
         check_choice(self, "output", output, ("auto", "logits", "probabilities"))
+        if fixed_batch_size is not None:
+            check_positive(self, "fixed_batch_size", fixed_batch_size, integer=True)
+            batch_size = int(fixed_batch_size)
+        self.fixed_batch_size = None if fixed_batch_size is None else int(fixed_batch_size)
         try:
             self.device = _module_device(module) if device is None else torch.device(device)
         except (RuntimeError, TypeError) as exc:
@@ -115,7 +123,7 @@ class TorchModel(Model):
         if self.input_shape is not None:
             # one probe on zeros gives (and checks) the output width before the user's first call
             with torch.inference_mode():
-                self._inspect(self.module(torch.zeros((1, *self.input_shape), dtype=self.dtype,
+                self._inspect(self._forward(torch.zeros((1, *self.input_shape), dtype=self.dtype,
                                                       device=self.device)), probe=True)
         elif self.classes is None:
             n_out = _guess_n_outputs(module)
@@ -144,6 +152,19 @@ class TorchModel(Model):
                 )
             t = t.reshape(t.shape[0], *self.input_shape)
         return t
+
+    def _forward(self, t: torch.Tensor) -> torch.Tensor:
+        """The module on ``t``; in exact-size batches (padded, padding dropped) when it needs them."""
+        b = self.fixed_batch_size
+        if b is None or t.shape[0] == b:
+            return self.module(t)
+        outs = []
+        for chunk in t.split(b):
+            n = chunk.shape[0]
+            if n < b:
+                chunk = torch.cat([chunk, chunk[-1:].expand(b - n, *chunk.shape[1:])])
+            outs.append(self.module(chunk)[:n])
+        return torch.cat(outs)
 
     def _inspect(self, out: torch.Tensor, probe: bool = False) -> None:
         """Settle the output width, the binary case and (for "auto") probabilities vs logits.
@@ -196,7 +217,7 @@ class TorchModel(Model):
     def _raw_predict(self, x: Any) -> np.ndarray:
         t = self._to_tensor(x)
         with torch.inference_mode():
-            logits = self._logits(self.module(t))
+            logits = self._logits(self._forward(t))
             return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
     def scores_tensor(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +225,7 @@ class TorchModel(Model):
         torch; counts ``x.shape[0]`` queries. Batches of ``batch_size`` bound peak memory."""
         t = self._to_tensor(x)
         with torch.inference_mode():
-            parts = [torch.softmax(self._logits(self.module(b)).float(), dim=1) for b in t.split(self.batch_size)]
+            parts = [torch.softmax(self._logits(self._forward(b)).float(), dim=1) for b in t.split(self.batch_size)]
         self.n_queries += int(t.shape[0])
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         if not bool(torch.isfinite(out).all()):
@@ -222,7 +243,7 @@ class TorchModel(Model):
         the same distribution); for a single-output module they are ``[0, z]``.
         """
         t = self._to_tensor(x)
-        out = self._logits(self.module(t))
+        out = self._logits(self._forward(t))
         self.n_queries += int(t.shape[0])
         return out
 

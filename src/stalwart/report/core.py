@@ -11,7 +11,9 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,11 +26,14 @@ import numpy as np
 from stalwart.checks.base import CheckResult, Status, _plain, worst_status
 from stalwart.errors import InputError
 from stalwart.report.compliance import compliance_map
+from stalwart.report.summaries import headline
 
-__all__ = ["Report", "SCHEMA_VERSION", "TIMING_KEYS", "json_safe", "package_versions", "drop_timings"]
+__all__ = ["Report", "SCHEMA_VERSION", "TIMING_KEYS", "json_safe", "package_versions", "drop_timings",
+           "model_family_of", "TMP_MARK"]
 
 # 1.1: results carry "figures"; the report carries "compliance" (readers of 1.0 ignore both)
-SCHEMA_VERSION = "1.1"
+# 1.2: the model carries "family"; scorecard headlines name the cause (see report.summaries)
+SCHEMA_VERSION = "1.2"
 #: keys whose values depend on the clock, not on the seed
 TIMING_KEYS: frozenset[str] = frozenset({"created", "timings", "time_s"})
 
@@ -67,6 +72,69 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+#: wrapped-model classes and the family a report names them by (class names, so that the optional
+#: ONNX runtime need not be imported to recognise an ONNX model)
+_FAMILY_CLASSES = {"SklearnModel": "sklearn", "TorchModel": "torch", "OnnxModel": "onnx",
+                   "FunctionModel": "function"}
+
+
+def model_family_of(model: Any) -> str:
+    """``"sklearn"``, ``"torch"``, ``"onnx"`` or ``"function"`` for a wrapped model; ``"none"`` for None.
+
+    A wrapper that holds another model in ``base`` (range scaling, decoding) takes the family of
+    the model inside; any other Model subclass counts as ``"function"`` (an opaque callable).
+    """
+    if model is None:
+        return "none"
+    for _ in range(8):  # wrappers nest a few deep at most; never loop on a cycle
+        for cls in type(model).__mro__:
+            if cls.__name__ in _FAMILY_CLASSES:
+                return _FAMILY_CLASSES[cls.__name__]
+        inner = getattr(model, "base", None)
+        if inner is None:
+            break
+        model = inner
+    return "function"
+
+
+#: marks a save's temporary directory: ``.<out>.stalwart-tmp.<pid>.<host>.<random>``
+TMP_MARK = ".stalwart-tmp."
+_TMP_RE = re.compile(r"^\..*\.stalwart-tmp\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]+)\.[^.]+$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (unknown counts as alive)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: never guess there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to another user, or cannot be asked
+        return True
+    return True
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove temporary directories of saves killed before they finished (their process is gone)."""
+    host = _host()
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return
+    for p in entries:
+        m = _TMP_RE.match(p.name)
+        # another host's process id says nothing about this machine (shared file systems)
+        if m is None or m["host"] != host or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def _stalwart_version() -> str:
     from stalwart import __version__
 
@@ -96,7 +164,7 @@ class Report:
                  seed: int, total_s: float) -> Report:
         """A report for ``results`` of running ``suite`` on a wrapped model and a Dataset."""
         model_info = {
-            "name": model.name, "task": model.task,
+            "name": model.name, "family": model_family_of(model), "task": model.task,
             "classes": None if model.classes is None else _plain(np.asarray(model.classes)),
             "fingerprint": model.fingerprint(), "differentiable": bool(model.differentiable),
             "output_kind": model.output_kind,
@@ -130,7 +198,7 @@ class Report:
             ran = [r.status for r in members if r.status is not Status.SKIP]
             status = worst_status(ran) if ran else Status.SKIP
             lead = next((r for r in members if r.status is status), members[0])
-            cards[cat] = {"status": status.value, "headline": lead.headline,
+            cards[cat] = {"status": status.value, "headline": headline(lead.to_dict()),
                           "checks": [r.check for r in members]}
         return cards
 
@@ -195,17 +263,22 @@ class Report:
 
         return render_markdown(self.to_dict())
 
-    def to_junit(self) -> str:
-        """JUnit XML: one testcase per check (FAIL -> failure, ERROR -> error, SKIP -> skipped)."""
+    def to_junit(self, *, strict: bool = False) -> str:
+        """JUnit XML: one testcase per check (FAIL -> failure, ERROR -> error, SKIP -> skipped;
+        with ``strict``, WARN -> failure too)."""
         from stalwart.report.junit import render_junit
 
-        return render_junit(self.to_dict())
+        return render_junit(self.to_dict(), strict=strict)
 
-    def save(self, out_dir: str | Path) -> Path:
+    def save(self, out_dir: str | Path, *, strict: bool = False) -> Path:
         """Write ``index.html``, ``report.json``, ``report.md`` and ``junit.xml`` into ``out_dir``.
 
-        Everything is rendered first and written to a temporary directory beside ``out_dir``;
-        only then are the files moved into place, so an error leaves no half-written output.
+        Everything is rendered first and written to a temporary directory beside ``out_dir``
+        (``.<name>.stalwart-tmp.<pid>.<host>.<random>``); only then are the files moved into place,
+        so an error leaves no half-written output. A process killed mid-save cannot clean up: the
+        next save removes such directories whose process is gone. Files get the usual permissions
+        (0666 less the umask). ``strict`` marks warnings as failures in ``junit.xml`` (as the
+        command line's ``--strict`` does for its exit code).
         """
         from stalwart.report import html, junit, markdown  # module attributes, so tests can patch them
 
@@ -213,10 +286,11 @@ class Report:
         d = self.to_dict()
         files = {"report.json": json.dumps(d, sort_keys=True, indent=2, allow_nan=False) + "\n",
                  "index.html": html.render_html(d), "report.md": markdown.render_markdown(d),
-                 "junit.xml": junit.render_junit(d)}
+                 "junit.xml": junit.render_junit(d, strict=strict)}
         parent = out.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))
+        _remove_stale(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{TMP_MARK}{os.getpid()}.{_host()}.", dir=parent))
         try:
             for name, text in files.items():
                 (tmp / name).write_text(text, encoding="utf-8")

@@ -310,7 +310,9 @@ def _empty(title: str, width: int) -> str:
 
 # -- bars ---------------------------------------------------------------------------------------
 def bars_svg(fig: Mapping[str, Any], *, plot_width: int = 380) -> str:
-    """Horizontal bars in the given order (rankings), with optional interval whiskers."""
+    """Horizontal bars in the given order (rankings), with optional interval whiskers.
+
+    ``x_label`` names the value axis (along the bars), ``y_label`` the category axis (the labels)."""
     labels = [str(v) for v in fig["labels"]]
     values = [_num(v) for v in fig["values"]]
     n = len(labels)
@@ -321,12 +323,14 @@ def bars_svg(fig: Mapping[str, Any], *, plot_width: int = 380) -> str:
     if not span:
         return _empty(title, 600)
     bar_h, gap, top = 16, 6, 34
-    left = 12 + min(max(_text_w(lb) for lb in labels), 240) + 10
+    # the category axis gets its own label (``y_label``) in a strip left of the bar labels
+    y_label = _e(fig.get("y_label") or "")
+    left = 12 + (18 if y_label else 0) + min(max(_text_w(lb) for lb in labels), 240) + 10
     ph = n * (bar_h + gap)
     ax = _Axes(left, top, plot_width, ph, nice_ticks(min(0.0, *span), max(0.0, *span)), None)
     width, height = left + plot_width + 64, top + ph + 46
     out = _svg_open(width, height, title, "bars")
-    out += ax.draw(_e(fig.get("x_label") or ""), vertical_grid=True)
+    out += ax.draw(_e(fig.get("x_label") or ""), y_label, vertical_grid=True)
     x0 = ax.px(0.0)
     for i, (lb, v) in enumerate(zip(labels, values)):
         y = top + i * (bar_h + gap) + gap / 2

@@ -6,12 +6,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from itertools import zip_longest
 from typing import Any
 
 from stalwart.checks.base import ordered
+from stalwart.report._text import notes_of
+from stalwart.report.advice import report_advice
 from stalwart.report.compliance import compliance_map
 from stalwart.report.figures import ordered_figures, validate_figure, word_diff
-from stalwart.report.html import fmt
+from stalwart.report.glossary import CONDITION_SYNTAX, entries_for, format_value, metric_names
+from stalwart.report.html import cell, fmt, table_columns
+from stalwart.report.summaries import condition_detail, headline, report_title, verdict
 
 __all__ = ["render_markdown", "figure_markdown"]
 
@@ -20,50 +25,78 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 MAX_BINS = 20
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, column: str = "") -> str:
     # "<b" could open raw HTML in GitHub's renderer; "<= 0.1" in a condition is left readable
-    return _TAG_START.sub("&lt;", fmt(value).replace("|", "\\|").replace("\n", " "))
+    text = cell(column, value) if column else fmt(value)
+    return _TAG_START.sub("&lt;", text.replace("|", "\\|").replace("\n", " "))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], columns: Sequence[str] = ()) -> list[str]:
+    cols = list(columns) or [""] * len(header)
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v, c) for v, c in zip(row, cols)) + " |" for row in rows]
     return lines + [""]
+
+
+def _code(text: str) -> str:
+    """Advice text for Markdown: code spans kept, everything else made inert (spaces around the
+    spans kept, so they stay separate words)."""
+    parts = str(text).split("`")
+    inert = (_MD_SPECIAL.sub(r"\\\1", p).replace("<", "&lt;").replace(">", "&gt;") for p in parts[::2])
+    spans = (f"`{p}`" for p in parts[1::2])
+    merged = [x for pair in zip_longest(inert, spans, fillvalue="") for x in pair]
+    return " ".join("".join(merged).split())
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """GitHub-flavoured Markdown for a report dict (``Report.to_dict()`` or a loaded JSON)."""
     model, data = report.get("model", {}), report.get("data", {})
-    out = [f"# Robustness report: **{report.get('status', '?')}**", "",
+    out = [f"# {report_title(report)}: **{report.get('status', '?')}**", "",
            f"{model.get('name')} on {data.get('name')} · suite {report.get('suite', {}).get('name', 'custom')} · "
            f"seed {report.get('seed')} · stalwart {report.get('stalwart_version')}", "", "## Scorecard", ""]
-    cards = report.get("scorecard") or {}
-    cats = list(dict.fromkeys([r["category"] for r in report.get("results", []) if r["category"] in cards]
-                              + list(cards)))
-    out += _table(["category", "status", "headline", "checks"],
-                  [[cat, cards[cat]["status"], cards[cat].get("headline") or "–",
-                    ", ".join(cards[cat].get("checks", []))] for cat in cats])
-    out += _table(["check", "category", "status", "headline", "message"],
-                  [[r["check"], r["category"], r["status"], r.get("headline") or "–", r.get("message", "")]
-                   for r in report.get("results", [])])
     results = [ordered(r) for r in report.get("results", [])]
+    cards = report.get("scorecard") or {}
+    cats = list(dict.fromkeys([r["category"] for r in results if r["category"] in cards] + list(cards)))
+    rows = []
+    for cat in cats:
+        status = cards[cat]["status"]
+        members = [r for r in results if r["category"] == cat]
+        lead = next((r for r in members if r["status"] == status), members[0] if members else None)
+        text = headline(lead) if lead is not None else cards[cat].get("headline")
+        rows.append([cat, status, text or "–", ", ".join(cards[cat].get("checks", []))])
+    out += _table(["category", "status", "headline", "checks"], rows)
+    out += _table(["check", "category", "status", "headline", "verdict"],
+                  [[r["check"], r["category"], r["status"], headline(r) or "–", verdict(r) or "–"] for r in results])
+    todo = report_advice(report)
+    if todo:
+        out += ["## What to do next", ""]
+        for _, r, items in todo:
+            out += [f"### {_text(r.get('check'))}: {r.get('status')}", ""]
+            out += [f"- {_code(a.text)}" for a in items] + [""]
     for r in results:
-        out += [f"## {r['check']}: {r['status']}", "", r.get("message", ""), ""]
+        head = headline(r)
+        out += [f"## {r['check']}: {r['status']}", "", f"**{_text(head or r.get('message', ''))}**", ""]
+        notes = notes_of(r, head)
+        if notes:
+            out += [_text(notes), ""]
         if r.get("conditions"):
             out += _table(["condition", "status", "detail"],
-                          [[f"`{c['condition']}`", c["status"], c.get("message", "")] for c in r["conditions"]])
+                          [[f"`{c['condition']}`", c["status"], condition_detail(r, c)] for c in r["conditions"]])
         if r.get("metrics"):
             out += _table(["metric", "value", "low", "high", "n"],
-                          [[k, m.get("value"), m.get("low"), m.get("high"), m.get("n")]
+                          [[k, format_value(k, m.get("value")),
+                            format_value(k, m.get("low")) if m.get("low") is not None else None,
+                            format_value(k, m.get("high")) if m.get("high") is not None else None, m.get("n")]
                            for k, m in r["metrics"].items()])
-        for name, rows in (r.get("tables") or {}).items():
-            if not rows:
+        for name, table_rows in (r.get("tables") or {}).items():
+            cols = table_columns(table_rows or [])
+            if not table_rows or not cols:
                 continue
-            cols = list(dict.fromkeys(k for row in rows for k in row))
             out += [f"### {name.replace('_', ' ')}", ""]
-            out += _table(cols, [[row.get(c) for c in cols] for row in rows])
+            out += _table(cols, [[row.get(c) for c in cols] for row in table_rows], cols)
         for name, fig in ordered_figures(r.get("figures")):
             out += figure_markdown(fig, name)
+    out += _glossary(report, results)
     out += _compliance(report)
     out += ["## Run", ""]
     meta = [["model fingerprint", model.get("fingerprint")], ["data fingerprint", data.get("fingerprint")],
@@ -71,6 +104,19 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     meta += [[k, v] for k, v in sorted((report.get("versions") or {}).items())]
     out += _table(["", ""], meta)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _glossary(report: Mapping[str, Any], results: list[Mapping[str, Any]]) -> list[str]:
+    columns = [c for r in results for rows in (r.get("tables") or {}).values() for c in table_columns(rows or [])]
+    entries = entries_for(metric_names(results), columns)
+    # no code spans: GitHub shows "&lt;" literally inside one, and family keys hold "<...>"
+    rows = [[_text(e.key), e.meaning + (f" Here: {', '.join(names)}." if names != [e.key] else ""),
+             e.better or "–"] for e, names in entries]
+    if any(r.get("conditions") for r in results):
+        rows.append(["condition", CONDITION_SYNTAX.meaning, "–"])
+    if not rows:
+        return []
+    return ["## Glossary", "", *_table(["term", "meaning", "better"], rows)]
 
 
 def _text(value: Any) -> str:
@@ -104,7 +150,7 @@ def figure_markdown(fig: Mapping[str, Any], name: str = "") -> list[str]:
     if kind == "bars":
         n = len(fig["labels"])
         low, high = fig.get("low") or [None] * n, fig.get("high") or [None] * n
-        return out + _table(["label", str(fig.get("x_label") or "value"), "low", "high"],
+        return out + _table([str(fig.get("y_label") or "label"), str(fig.get("x_label") or "value"), "low", "high"],
                             [[str(lb), v, lo, hi] for lb, v, lo, hi in zip(fig["labels"], fig["values"], low, high)])
     if kind == "histogram":
         return out + _histogram(fig)

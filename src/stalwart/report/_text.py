@@ -1,0 +1,65 @@
+"""Text helpers shared by the renderers: shortening at word boundaries, mending texts a check cut,
+and the part of a check's message that its conditions do not already say."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["shorten", "mend_cut", "CHECK_TEXT_CAP", "ERROR_COLUMNS", "notes_of"]
+
+#: checks store error texts cut to this many characters, possibly mid-word
+CHECK_TEXT_CAP = 300
+#: table columns that hold error or explanation texts (mended and shortened for display)
+ERROR_COLUMNS = frozenset({"error", "reason", "detail", "note"})
+_ELLIPSIS = "…"
+
+
+def shorten(text: Any, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters, cut at a word boundary with "…".
+
+    Examples
+    --------
+    >>> shorten("Input X contains NaN values everywhere", 24)
+    'Input X contains NaN…'
+    >>> shorten("short", 24)
+    'short'
+    """
+    s = " ".join(str(text or "").split())
+    if len(s) <= limit:
+        return s
+    head = s[: max(limit - 1, 1)]
+    cut = head.rfind(" ")
+    if cut > 0:
+        head = head[:cut]
+    return head.rstrip(" ,;:-(") + _ELLIPSIS
+
+
+def mend_cut(text: Any, cap: int = CHECK_TEXT_CAP) -> str:
+    """A text a check cut at exactly ``cap`` characters, ended at its last whole word with "…".
+
+    A text of another length was not cut and comes back unchanged.
+
+    Examples
+    --------
+    >>> mend_cut("it is po", cap=8)
+    'it is…'
+    """
+    s = str(text)
+    if len(s) != cap or s.endswith((".", "!", "?", ")", _ELLIPSIS)):
+        return s
+    cut = s.rfind(" ")
+    return (s[:cut] if cut > 0 else s).rstrip(" ,;:-(") + _ELLIPSIS
+
+
+def notes_of(result: Mapping[str, Any], said: str = "") -> str:
+    """A result's message without the condition verdicts it repeats (they have their own table)
+    and without parts already ``said`` (the headline): what is left are the check's own warnings
+    and notes, "" when none."""
+    message = str(result.get("message") or "")
+    for c in result.get("conditions") or []:
+        text = str(c.get("message") or "")
+        if text:
+            message = message.replace(text, "")
+    parts = [p.strip() for p in message.split("; ")]
+    return "; ".join(p for p in parts if p and p not in said)
