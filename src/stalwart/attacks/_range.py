@@ -50,6 +50,10 @@ class RangeScaledModel(Model):
         return self.base.differentiable
 
     @property
+    def logits_from_probabilities(self) -> bool:
+        return self.base.logits_from_probabilities
+
+    @property
     def name(self) -> str:
         return f"{self.base.name} (range-scaled)"
 

@@ -184,10 +184,10 @@ def check_eps_scale(threat: ThreatModel, x: np.ndarray) -> None:
 
 def _model_notes(model: Any, threat: ThreatModel) -> list[str]:
     notes = []
-    if model.output_kind == "probabilities" and model.differentiable:
-        notes.append("the model returns probabilities, not logits: gradients are taken through the log of "
-                     "saturating softmax outputs, which can mask gradients; wrap the layer before the "
-                     "softmax if you can")
+    if model.differentiable and model.logits_from_probabilities:
+        notes.append("the network returns probabilities, not logits: gradients are taken through the log of "
+                     "saturating softmax outputs, which can mask gradients; attack the module without its "
+                     "final softmax if you can")
     if model.input_bounds is not None and threat.bounds is not None:
         mlo, mhi = model.input_bounds
         tlo, thi = (np.asarray(b, dtype=float) for b in threat.bounds)

@@ -269,7 +269,8 @@ class AdversarialRobustness(Check):
         attacks = [{"attack": a["attack"], "eps": ref, "attacked": a["attacked"], "broken": a["broken"],
                     "queries": a["queries_mean"], "time_s": a["time_s"]} for a in ev.attacks]
         figures = {"broken_by_attack": {
-            "kind": "bars", "title": f"Samples broken per attack at eps {ref:g}", "x_label": "attack",
+            "kind": "bars", "title": f"Samples broken per attack at eps {ref:g}", "x_label": "samples broken",
+            "y_label": "attack",
             "labels": labels, "values": [int(broken.get(a, 0)) for a in labels], "low": None, "high": None}}
         tables = {"attacks": attacks, "sanity": [{"name": s.name, "passed": s.passed, "detail": s.detail}
                                                  for s in ev.sanity]}
@@ -377,7 +378,8 @@ class AdversarialRobustness(Check):
         m.tables["notes"] = _note_rows(notes, ["the evaluation's sanity checks and the minimal-perturbation "
                                                "distribution are not defined for the schema-aware search"])
         figures = {"broken_by_attack": {
-            "kind": "bars", "title": f"Samples broken per attack at eps {ref:g}", "x_label": "attack",
+            "kind": "bars", "title": f"Samples broken per attack at eps {ref:g}", "x_label": "samples broken",
+            "y_label": "attack",
             "labels": ["tabular-search"], "values": [broken_ref], "low": None, "high": None}}
         return Measurement(m.metrics, m.tables, m.curves, (), figures)
 

@@ -26,7 +26,7 @@ from stalwart._registry import Registry
 from stalwart._validation import param_error
 from stalwart.errors import ConfigError, StalwartError
 
-__all__ = ["Status", "Metric", "Condition", "CheckResult", "Check", "Measurement", "SkipCheck",
+__all__ = ["Status", "Metric", "Condition", "CheckResult", "Check", "Measurement", "SkipCheck", "error_text",
            "CHECKS", "register", "get", "names", "build", "worst_status", "MIN_SAMPLES"]
 
 #: fewer samples than this and a check does not measure (status SKIP, the reason in its message):
@@ -247,7 +247,8 @@ class CheckResult:
     - ``{"kind": "heatmap", "title", "rows": [...], "cols": [...], "values": [[...]], "row_label",
       "col_label", "value_label", "vmin", "vmax"}`` (values may hold None for missing cells)
     - ``{"kind": "histogram", "title", "x_label", "series": [{"name", "edges": [...], "counts": [...]}]}``
-    - ``{"kind": "bars", "title", "x_label", "labels": [...], "values": [...], "low", "high"}``
+    - ``{"kind": "bars", "title", "x_label", "y_label", "labels": [...], "values": [...], "low", "high"}``:
+      ``x_label`` names the value (along the bars), ``y_label`` the categories in ``labels``
     - ``{"kind": "image_examples", "title", "value_range": [lo, hi], "items": [{"caption", "before",
       "after"}]}`` with images as nested lists C x H x W (small images only)
     - ``{"kind": "text_examples", "title", "items": [{"original", "perturbed", "label",
@@ -339,6 +340,16 @@ class Measurement(NamedTuple):
     warnings: tuple[str, ...] = ()
     figures: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - NamedTuple default, never mutated
     not_meaningful: str = ""
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, on one line and whole: a stalwart error's own message (it says how to fix
+    it), else the library's exception type and message (TorchScript's interpreter stack left out)."""
+    if isinstance(exc, StalwartError):
+        return " ".join(str(exc).split())
+    from stalwart.models.base import short_error
+
+    return short_error(exc, limit=1000)
 
 
 class SkipCheck(Exception):  # noqa: N818 - a control-flow signal, not an error

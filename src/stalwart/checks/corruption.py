@@ -23,7 +23,7 @@ import numpy as np
 from stalwart import perturb
 from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
-from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, register
+from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, error_text, register
 from stalwart.checks.natural import _by_family, _first_sentence, family_of
 from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError, InputError, StalwartError
@@ -246,11 +246,10 @@ class CorruptionRobustness(Check):
                 if self.perturbations is None:  # default set: e.g. saturate on grey images
                     unusable[pname] = str(exc).split(". ")[0]
                 else:  # asked for by name: score the rest and say why this one is missing
-                    errors[pname] = " ".join(str(exc).split())[:300]
+                    errors[pname] = error_text(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - the model failed on this corruption: score the rest
-                kind = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
-                errors[pname] = " ".join(f"{kind}{exc}".split())[:300]
+                errors[pname] = error_text(exc)
                 continue
             used.append(pname)
             wrong.append(w)

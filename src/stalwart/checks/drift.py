@@ -136,7 +136,8 @@ def bars_figure(ref: pd.Series, cur: pd.Series, title: str, x_label: str) -> dic
             values.append(k / n if n else 0.0)
             low.append(lo)
             high.append(hi)
-    return {"kind": "bars", "title": title, "x_label": x_label, "labels": labels, "values": values,
+    return {"kind": "bars", "title": title, "x_label": "share of rows", "y_label": x_label, "labels": labels,
+            "values": values,
             "low": low, "high": high}
 
 
@@ -600,7 +601,7 @@ class MultivariateDrift(Check):
             tables["importances"] = [{"column": k, "auc_drop": v} for k, v in imp]
             figures["classifier_importances"] = {
                 "kind": "bars", "title": "Which columns give the change away (drop in held-out AUC when shuffled)",
-                "x_label": "column", "labels": [k for k, _ in imp[:15]], "values": [v for _, v in imp[:15]],
+                "x_label": "drop in held-out AUC", "y_label": "column", "labels": [k for k, _ in imp[:15]], "values": [v for _, v in imp[:15]],
                 "low": None, "high": None}
         tables["samples"] = [{"sample": "reference", "rows": len(ref), "used": len(r)},
                              {"sample": "current", "rows": len(data), "used": len(c)}]

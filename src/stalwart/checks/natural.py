@@ -11,9 +11,9 @@ import pandas as pd
 from stalwart import perturb
 from stalwart._stats import bootstrap_ci, paired_difference_interval, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
-from stalwart.checks.base import Check, Condition, Measurement, Metric, register
+from stalwart.checks.base import Check, Condition, Measurement, Metric, error_text, register
 from stalwart.checks.performance import chance_reason
-from stalwart.errors import ConfigError, InputError, StalwartError
+from stalwart.errors import ConfigError, InputError
 from stalwart.perturb.base import nested_rng
 from stalwart.perturb.sensitivity import column_sensitivity
 
@@ -236,7 +236,7 @@ class NaturalRobustness(Check):
                     x_pert = p.apply(sample.x, sev, nested_rng(base, pname), sample.schema)
                 except InputError as exc:
                     if self.perturbations is not None:  # asked for by name: an error row and a warning
-                        errors.setdefault(pname, " ".join(str(exc).split())[:300])
+                        errors.setdefault(pname, error_text(exc))
                         cells[(pname, sev)] = None
                         changed = True
                         continue
@@ -249,8 +249,7 @@ class NaturalRobustness(Check):
                     if sev == ex_sev and (data.modality == "text" or pname in ex_names):
                         kept[pname] = x_pert[ex_index] if data.modality == "image" else x_pert
                 except Exception as exc:  # noqa: BLE001 - the model may reject perturbed input
-                    kind = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
-                    errors.setdefault(pname, " ".join(f"{kind}{exc}".split())[:300])
+                    errors.setdefault(pname, error_text(exc))
                     cells[(pname, sev)] = None
                     changed = True
             if pname in unusable:
@@ -266,9 +265,6 @@ class NaturalRobustness(Check):
             metrics, rows, curve = _regression(y, clean_pred, cells, names, self.severities, boot_seed)
         else:
             metrics, rows, curve = _classification(y, clean_pred, cells, names, self.severities, boot_seed)
-        for row in rows:
-            if row["status"] == "error":
-                row["error"] = errors[row["perturbation"]]
         warnings = ()
         if errors:
             warnings = (f"the model could not handle {len(errors)} perturbation(s): "
@@ -288,6 +284,8 @@ class NaturalRobustness(Check):
                 figures["failures"] = {"kind": "text_examples", "title": f"Predictions the perturbations "
                                        f"changed (severity {ex_sev})", "items": items}
         tables = {"perturbations": rows}
+        if errors:  # once per perturbation, whole: the rows say only which cells are missing
+            tables["errors"] = [{"perturbation": k, "error": v} for k, v in errors.items()]
         skipped = [{"perturbation": n, "reason": reason} for n, reason in unusable.items()]
         skipped += [{"perturbation": n, "reason": "changed no input at any severity (nothing in this data it "
                      "applies to)"} for n in inert]
@@ -395,6 +393,7 @@ def _sensitivity_bars(ranking, regression) -> dict[str, Any]:
     key = "rmse_increase" if regression else "accuracy_drop"
     return {"kind": "bars", "title": f"{'RMSE increase' if regression else 'Accuracy drop'} when only one "
             f"column is perturbed (feature_noise @ {REFERENCE_SEVERITY})", "x_label": key.replace("_", " "),
+            "y_label": "column",
             "labels": [r["column"] for r in ranking[:MAX_BARS]],
             "values": [r.get(key, 0.0) for r in ranking[:MAX_BARS]],
             "low": None, "high": None}
@@ -509,6 +508,7 @@ def _regression(y, clean_pred, cells, names, severities, seed):
 
 
 def _first_sentence(message: str, limit: int = 120) -> str:
-    """The first sentence of an error message, for one-line summaries (tables keep it whole)."""
+    """The first sentence of an error message, for one-line summaries (tables keep it whole),
+    shortened at a word boundary."""
     head = message.split(". ")[0].rstrip(".")
-    return head if len(head) <= limit else head[: limit - 1] + "…"
+    return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"

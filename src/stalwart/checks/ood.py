@@ -24,10 +24,10 @@ from scipy import stats
 
 from stalwart._stats import wilson_interval
 from stalwart._validation import check_choice, check_positive, param_error
-from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
+from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, error_text, register
 from stalwart.checks.drift import _check_source, histogram_figure, load_like
 from stalwart.data.dataset import Dataset
-from stalwart.errors import ConfigError, InputError, StalwartError
+from stalwart.errors import ConfigError, InputError
 
 __all__ = ["OODDetection", "DETECTOR_NAMES", "auroc_interval"]
 
@@ -244,8 +244,7 @@ class OODDetection(Check):
                                                              else fit_part.y)
                     s_in, s_out = np.asarray(det.score(x_in), float), np.asarray(det.score(x_out), float)
                 except Exception as exc:  # noqa: BLE001 - one detector failing must not sink the others
-                    kind_ = "" if isinstance(exc, StalwartError) else f"{type(exc).__name__}: "
-                    reason = " ".join(f"{kind_}{exc}".split())[:300]
+                    reason = error_text(exc)
             if reason is not None:
                 rows.append({"detector": name, "auroc": None, "auroc_low": None, "auroc_high": None, "aupr": None,
                              "fpr95": None, "fpr95_low": None, "fpr95_high": None, "status": "not run",
@@ -280,7 +279,7 @@ class OODDetection(Check):
                 s_in, s_out, f"{best} scores: held-out in-distribution vs {source}", f"{best} score",
                 names=("in-distribution", "out-of-distribution")),
             "auroc_by_detector": {"kind": "bars", "title": f"AUROC per detector (OOD: {source})",
-                                  "x_label": "detector", "labels": [r["detector"] for r in ok_rows],
+                                  "x_label": "AUROC", "y_label": "detector", "labels": [r["detector"] for r in ok_rows],
                                   "values": [r["auroc"] for r in ok_rows], "low": [r["auroc_low"] for r in ok_rows],
                                   "high": [r["auroc_high"] for r in ok_rows]},
         }

@@ -27,7 +27,9 @@ def short_error(exc: BaseException, limit: int = 400) -> str:
     if "Traceback of TorchScript" in text:
         text = [line for line in text.splitlines() if line.strip()][-1]
     text = " ".join(text.split())
-    return f"{type(exc).__name__}: {text[:limit]}{'…' if len(text) > limit else ''}"
+    if len(text) > limit:  # at a word boundary: a message cut mid-word reads as a different word
+        text = text[:limit].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {text}"
 
 
 def check_finite_output(scores: np.ndarray, name: str) -> np.ndarray:
@@ -87,6 +89,12 @@ class Model(ABC):
             "(FGSM, PGD, ...) cannot run on it. Use a black-box attack, or wrap a torch module "
             "or a scikit-learn model that has a torch mirror (linear models, MLPClassifier)."
         )
+
+    @property
+    def logits_from_probabilities(self) -> bool:
+        """Whether :meth:`torch_logits` are logarithms of the model's probabilities (a network that
+        ends in a softmax): their gradients saturate and can hide adversarial directions."""
+        return False
 
     @property
     def name(self) -> str:

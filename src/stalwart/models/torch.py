@@ -236,6 +236,10 @@ class TorchModel(Model):
     def differentiable(self) -> bool:
         return True
 
+    @property
+    def logits_from_probabilities(self) -> bool:
+        return self.output_kind == "probabilities"
+
     def torch_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable logits, shape (n, n_classes); counts ``x.shape[0]`` queries.
 

@@ -289,7 +289,9 @@ def _finite(v: Any) -> bool:
 def _natural(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     items: list[Advice] = []
     rows = [row for row in (r.get("tables") or {}).get("perturbations") or [] if isinstance(row, Mapping)]
-    errors: dict[str, str] = {}
+    # the errors table (reports from 1.2 on) holds each error once; older reports carry it per row
+    errors: dict[str, str] = {str(e.get("perturbation")): str(e.get("error") or "")
+                              for e in (r.get("tables") or {}).get("errors") or [] if isinstance(e, Mapping)}
     for row in rows:
         if row.get("status") == "error":
             errors.setdefault(str(row.get("perturbation")), str(row.get("error") or ""))
