@@ -6,6 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from stalwart._validation import check_param
 from stalwart.data import Dataset, load_data
 from stalwart.errors import InputError
 from stalwart.models import Model, load_model, wrap
@@ -27,6 +30,11 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
     """
     from stalwart.suite import resolve
 
+    # checked first: a bad seed or callback must not surface as a numpy error after the model has loaded
+    check_param("scan", "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+                and seed >= 0, "a non-negative integer, e.g. seed=0")
+    check_param("scan", "progress", progress, progress is None or callable(progress),
+                "None or a callable progress(name, done, total)")
     if isinstance(model, (str, Path)):
         model = load_model(model, trust=trust)
     model = model if isinstance(model, Model) else wrap(model)

@@ -107,3 +107,40 @@ def labels_to_index(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     classes = np.asarray(classes)
     lookup = {c: i for i, c in enumerate(classes.tolist())}
     return np.fromiter((lookup[v] for v in np.asarray(y).tolist()), dtype=np.int64, count=len(y))
+
+
+def check_seed(owner: object | str, value: Any, name: str = "seed", *, generator: bool = False) -> Any:
+    """A non-negative integer seed (or, with ``generator=True``, also None, a sequence of such
+    integers, a numpy ``Generator``/``BitGenerator``/``SeedSequence``), else :class:`ConfigError`.
+
+    numpy's own errors for these ("expected non-negative integer", "SeedSequence expects int or
+    sequence of ints") name neither the argument nor the fix.
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 0:
+            raise param_error(owner, name, "a non-negative integer", value)
+        return value
+    if not generator:
+        raise param_error(owner, name, "an integer", value)
+    if value is None or isinstance(value, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
+        return value
+    ok = isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) > 0 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in value)
+    if ok:
+        return value
+    raise param_error(owner, name, "a seed (a non-negative integer), a numpy Generator or None", value)
+
+
+def looks_channels_last(shape: Sequence[int]) -> bool:
+    """Whether a 4-D image batch shape reads as N x H x W x C rather than stalwart's N x C x H x W."""
+    return len(shape) == 4 and shape[1] not in (1, 3, 4) and shape[3] in (1, 3, 4)
+
+
+def check_image_layout(shape: Sequence[int], name: str = "x", *, tensor: bool = False) -> None:
+    """Refuse N x H x W x C image batches with a message that says how to transpose them."""
+    if looks_channels_last(shape):
+        fix = f"{name}.permute(0, 3, 1, 2)" if tensor else f"{name}.transpose(0, 3, 1, 2)"
+        raise InputError(
+            f"{name} looks like N x H x W x C images (shape {tuple(int(s) for s in shape)}); stalwart takes "
+            f"N x C x H x W. Transpose with {fix}."
+        )

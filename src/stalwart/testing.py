@@ -11,12 +11,21 @@ Each raises ``AssertionError`` with a message that names the rule that broke.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stalwart.errors import ConfigError
+from stalwart._validation import (
+    check_array,
+    check_choice,
+    check_param,
+    check_positive,
+    check_seed,
+    param_error,
+)
+from stalwart.errors import ConfigError, InputError
 
 __all__ = ["check_attack", "check_perturbation", "check_detector", "linear_problem", "linear_boundary_distance",
            "check_linear_closed_form"]
@@ -24,6 +33,12 @@ __all__ = ["check_attack", "check_perturbation", "check_detector", "linear_probl
 
 def _fail(owner: Any, rule: str) -> AssertionError:
     return AssertionError(f"{type(owner).__name__}: {rule}")
+
+
+def _require(value: Any, owner: str, name: str, cls: type, expect: str) -> None:
+    """A helper called with the wrong kind of object is misuse (ConfigError), not a broken plug-in."""
+    if not isinstance(value, cls):
+        raise param_error(owner, name, expect, value)
 
 
 def check_attack(attack: Any, model: Any, x: np.ndarray, y: np.ndarray) -> None:
@@ -35,8 +50,10 @@ def check_attack(attack: Any, model: Any, x: np.ndarray, y: np.ndarray) -> None:
       immutable features exactly unchanged; failed samples are returned unchanged
     - reported success equals success recomputed from the model's own predictions
     """
+    from stalwart.attacks.base import Attack
     from stalwart.models import wrap
 
+    _require(attack, "check_attack", "attack", Attack, "an Attack instance, e.g. attacks.PGD(threat)")
     model = wrap(model)
     if type(attack).__name__ not in repr(attack):
         raise _fail(attack, f"repr {attack!r} does not name the class")
@@ -85,7 +102,18 @@ def _rebuild(attack: Any) -> Any:
 
 def check_perturbation(perturbation: Any, x: Any, schema: Any = None) -> None:
     """A perturbation is pure, seeded, keeps the input's type and length, and validates severity."""
-    before = x.copy() if isinstance(x, (pd.DataFrame, np.ndarray)) else list(x)
+    from stalwart.perturb.base import Perturbation
+
+    _require(perturbation, "check_perturbation", "perturbation", Perturbation,
+             "a Perturbation instance, e.g. perturb.get('fog')")
+    if isinstance(x, (pd.DataFrame, np.ndarray)):
+        before = x.copy()
+    elif isinstance(x, (str, bytes)) or not isinstance(x, Iterable):
+        # not a batch; apply() refuses it with the reason, else the helper does
+        perturbation.apply(x, 3, rng=1, schema=schema)
+        raise param_error("check_perturbation", "x", "a batch: a DataFrame or array, or a list of strings", x)
+    else:
+        before = list(x)
     a = perturbation.apply(x, 3, rng=1, schema=schema)
     b = perturbation.apply(x, 3, rng=1, schema=schema)
     if not _same(a, b):
@@ -143,7 +171,8 @@ def check_detector(detector: Any, reference: Any, current: Any) -> None:
         if any(not 0 <= i < len(np.ravel(current)) for i in fired) or fired != sorted(fired):
             raise _fail(detector, f"detected_at {fired} are not increasing indices into the stream")
     else:
-        raise _fail(detector, "is not a DriftDetector, OODDetector or StreamDetector")
+        raise ConfigError(f"check_detector(detector=...) must be a DriftDetector, OODDetector or StreamDetector "
+                          f"instance (e.g. shift.TabularDrift()); got {detector!r}")
 
 
 def linear_problem(d: int = 10, n: int = 300, seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, float]:
@@ -154,7 +183,10 @@ def linear_problem(d: int = 10, n: int = 300, seed: int = 0) -> tuple[Any, np.nd
     """
     import torch
 
-    gen = torch.Generator().manual_seed(seed)
+    check_positive("linear_problem", "d", d, integer=True)
+    check_positive("linear_problem", "n", n, integer=True)
+    check_seed("linear_problem", seed)
+    gen = torch.Generator().manual_seed(int(seed))
     net = torch.nn.Linear(d, 2)
     with torch.no_grad():
         net.weight.copy_(torch.randn(2, d, generator=gen))
@@ -172,8 +204,18 @@ def linear_boundary_distance(x: np.ndarray, w: np.ndarray, b: float, norm: str) 
     The dual-norm formula ``|w·x + b| / ||w||_*`` (linf -> l1, l2 -> l2, l1 -> linf): the exact
     minimal adversarial distance of a binary linear classifier, when no bound binds.
     """
+    check_choice("linear_boundary_distance", "norm", norm, ("linf", "l2", "l1"))
+    x = check_array(x, "x", ndim=2)
+    w = check_array(w, "w", ndim=1)
+    if w.shape[0] != x.shape[1]:
+        raise InputError(f"w has {w.shape[0]} weights but x has {x.shape[1]} features; pass one weight per feature.")
+    check_param("linear_boundary_distance", "b", b, isinstance(b, (int, float, np.integer, np.floating))
+                and not isinstance(b, bool) and np.isfinite(b), "a finite number")
     dual = {"linf": np.abs(w).sum(), "l2": np.linalg.norm(w), "l1": np.abs(w).max()}[norm]
-    return np.abs(np.asarray(x, dtype=np.float64) @ w + b) / dual
+    if dual == 0:
+        raise InputError("w is all zero, so the classifier is constant and no boundary exists; pass the weight "
+                         "difference of a real linear model (linear_problem returns one).")
+    return np.abs(x @ w + b) / dual
 
 
 def check_linear_closed_form(attack: Any, model: Any, x: np.ndarray, y: np.ndarray, w: np.ndarray, b: float,
@@ -184,6 +226,13 @@ def check_linear_closed_form(attack: Any, model: Any, x: np.ndarray, y: np.ndarr
     Samples within the margin of eps are near-ties and not judged; the data must have enough
     samples on both sides for the check to mean something.
     """
+    from stalwart.attacks.base import Attack
+
+    _require(attack, "check_linear_closed_form", "attack", Attack, "an Attack instance, e.g. attacks.PGD(threat)")
+    check_param("check_linear_closed_form", "margin", margin, isinstance(margin, (int, float, np.integer,
+                np.floating)) and not isinstance(margin, bool) and np.isfinite(margin) and margin >= 1,
+                "a number >= 1 (the relative band around eps left unjudged)")
+    check_positive("check_linear_closed_form", "min_side", min_side, integer=True)
     dist = linear_boundary_distance(x, w, b, attack.threat.norm)
     eps = float(attack.threat.eps)
     below, above = dist < eps / margin, dist > eps * margin

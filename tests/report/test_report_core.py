@@ -191,7 +191,7 @@ def _dead_pid() -> int:
 def test_save_removes_stale_temporary_directories_of_dead_processes(tmp_path):
     import os
 
-    from stalwart.report.core import TMP_MARK, _host
+    from stalwart._io import TMP_MARK, _host
 
     dead, host = _dead_pid(), _host()
     stale = tmp_path / f".out{TMP_MARK}{dead}.{host}.abcd1234"

@@ -142,9 +142,16 @@ def range_space(threat: Any, x: np.ndarray) -> RangeSpace:
         raise ConfigError("every feature that may move has a range of 0 (a constant), so an eps as a fraction of "
                           "the range lets nothing change and robust accuracy would mean nothing; use data with "
                           "varying values (more rows), or unit='raw'.")
-    identity = bool(np.all(lower == 0.0) and np.all(width == 1.0))
-    safe = np.where(width > 0, width, 1.0)
-    lower = np.where(np.isfinite(lower), lower, 0.0)
-    z = x if identity else np.clip((x.astype(np.float64) - lower) / safe, 0.0, 1.0).astype(np.float32)
-    inner = ThreatModel(threat.norm, threat.eps, (0.0, 1.0), None if movable.all() else movable, unit="raw")
-    return RangeSpace(z=z, threat=inner, lower=lower, width=safe, identity=identity)
+    # features that never move keep their raw values (identity map, no clipping): their range may
+    # be unknown (a categorical column) and they must reach the model exactly as they are
+    lower = np.where(movable, lower, 0.0)
+    scale = np.where(movable, width, 1.0)
+    identity = bool(np.all(lower == 0.0) and np.all(scale == 1.0))
+    z64 = (x.astype(np.float64) - lower) / scale
+    z = x if identity else np.where(movable, np.clip(z64, 0.0, 1.0), z64).astype(np.float32)
+    if movable.all():
+        bounds: tuple[Any, Any] = (0.0, 1.0)
+    else:
+        bounds = (np.where(movable, 0.0, -np.inf).astype(np.float32), np.where(movable, 1.0, np.inf).astype(np.float32))
+    inner = ThreatModel(threat.norm, threat.eps, bounds, None if movable.all() else movable, unit="raw")
+    return RangeSpace(z=z, threat=inner, lower=lower, width=scale, identity=identity)

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from stalwart._validation import check_choice, check_param, check_positive, param_error
+from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, register
 from stalwart.attacks.gradient import _Feasible, _fooled, _per_sample
 from stalwart.attacks.losses import cross_entropy, dlr, margin, targeted_dlr
@@ -120,7 +120,7 @@ class APGD(Attack):
         check_param(self, "rho", rho, ok, "a number in (0, 1]")
         if targeted_classes is not None:
             check_positive(self, "targeted_classes", targeted_classes, integer=True)
-        check_param(self, "seed", seed, isinstance(seed, int) and not isinstance(seed, bool), "an integer")
+        check_seed(self, seed)
         self.loss = loss
         self.steps = int(steps)
         self.restarts = int(restarts)

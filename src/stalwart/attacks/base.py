@@ -20,6 +20,7 @@ import torch
 from stalwart._registry import Registry
 from stalwart._validation import (
     check_array,
+    check_image_layout,
     check_labels,
     check_lengths,
     check_param,
@@ -70,21 +71,29 @@ class ThreatModel:
         eps_ok = isinstance(self.eps, (int, float, np.integer, np.floating)) and not isinstance(self.eps, bool) \
             and np.isfinite(self.eps) and self.eps >= 0
         check_param(self, "eps", self.eps, bool(eps_ok), "a finite number >= 0")
+        if self.norm == "l0":  # eps counts features: 1.5 would silently mean 1
+            check_param(self, "eps", self.eps, float(self.eps).is_integer(),
+                        "a whole number of features for norm 'l0'")
+        shapes: list[tuple[str, tuple[int, ...]]] = []
         if self.bounds is not None:
             if not isinstance(self.bounds, (tuple, list)) or len(self.bounds) != 2:
                 raise param_error(self, "bounds", "a pair (lower, upper)", self.bounds)
             try:
                 lo, hi = (np.asarray(b, dtype=float) for b in self.bounds)
-                order_ok = not np.any(lo > hi)
-            except (TypeError, ValueError):  # non-numeric, or shapes that do not broadcast
-                raise param_error(self, "bounds", "a pair of numbers or broadcastable arrays",
+            except (TypeError, ValueError):  # non-numeric, or ragged
+                raise param_error(self, "bounds", "a pair of numbers or per-feature arrays of numbers",
                                   self.bounds) from None
-            if not order_ok:
+            if np.isnan(lo).any() or np.isnan(hi).any():
+                raise param_error(self, "bounds", "a pair without NaN (use -inf or inf for no bound)", self.bounds)
+            shapes += [("lower bound", lo.shape), ("upper bound", hi.shape)]
+            _check_broadcast(self, "bounds", shapes, self.bounds)
+            if np.any(lo > hi):
                 raise param_error(self, "bounds", "a pair with lower <= upper", self.bounds)
         if self.mutable is not None:
             m = np.asarray(self.mutable)
             if m.dtype != bool:
                 raise param_error(self, "mutable", "a boolean mask", self.mutable)
+            _check_broadcast(self, "mutable", [*shapes, ("mutable mask", m.shape)], self.mutable)
 
     @classmethod
     def from_schema(cls, schema: Any, norm: Norm = "linf", eps: float = 0.03, *, unit: str = "range") -> ThreatModel:
@@ -148,8 +157,14 @@ class ThreatModel:
         return self.clip_bounds(x + delta)
 
     def distance(self, x_adv: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Per-sample perturbation size in the unit of eps (with ``unit="range"``: each feature's
+        change as a fraction of its range)."""
         d = torch.as_tensor(np.asarray(x_adv) if not torch.is_tensor(x_adv) else x_adv) - \
             torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+        if self.needs_rescaling and self.bounds is not None:
+            lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), tuple(d.shape[1:])) for b in self.bounds)
+            width = np.where(np.isfinite(hi - lo) & (hi - lo > 0), hi - lo, 1.0)  # fixed features do not move
+            d = d.to(torch.float64) / torch.as_tensor(width, device=d.device)
         return norm_of(d, self.norm).detach().cpu().numpy()
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +174,16 @@ class ThreatModel:
         return {"norm": self.norm, "eps": float(self.eps), "eps_unit": self.eps_unit_text,
                 "bounds": None if self.bounds is None else [plain(b) for b in self.bounds],
                 "immutable_features": 0 if self.mutable is None else int((~np.asarray(self.mutable)).sum())}
+
+
+def _check_broadcast(owner: ThreatModel, name: str, shapes: list[tuple[str, tuple[int, ...]]], value: Any) -> None:
+    """Per-feature bounds and masks must describe the same features (e.g. 4 lower bounds, 4 upper)."""
+    try:
+        np.broadcast_shapes(*(shape for _, shape in shapes))
+    except ValueError:
+        described = ", ".join(f"{what} of shape {shape}" for what, shape in shapes)
+        raise param_error(owner, name, f"per-feature arrays of one length (one entry per feature, or scalars); "
+                          f"they have {described}", value) from None
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -315,6 +340,8 @@ class Attack(ABC):
         if self.white_box and not model.differentiable:
             model.torch_logits(None)  # raises ModelError with the explanation
         xs = check_array(x, "x", dtype=np.float32)
+        if getattr(model, "input_shape", None) != tuple(xs.shape[1:]):  # unless the model declares that shape
+            check_image_layout(xs.shape)
         if self.threat.needs_rescaling:
             return self._run_in_range_units(model, xs, y, targeted)
         ys = check_labels(y, model.known_classes(xs), "y")
@@ -380,6 +407,7 @@ class Attack(ABC):
         return replace(res, threat=self.threat, x_adv=space.to_raw(res.x_adv, xs))
 
     def _check_bounds(self, xs: np.ndarray) -> None:
+        check_threat_shape(self.threat, xs.shape[1:])
         if self.threat.bounds is None:
             return
         lo, hi = (np.asarray(b, dtype=np.float32) for b in self.threat.bounds)
@@ -388,6 +416,29 @@ class Attack(ABC):
                 f"x lies outside the threat model's bounds (x spans [{xs.min():.4g}, {xs.max():.4g}]); "
                 "declare the data's real range in ThreatModel(bounds=...) or rescale x."
             )
+
+
+def check_threat_shape(threat: ThreatModel, sample: tuple[int, ...]) -> None:
+    """Per-feature bounds and masks of ``threat`` must fit one sample of shape ``sample``.
+
+    They may broadcast *to* the sample (a scalar, or one value per channel as (C, 1, 1)), never
+    the sample to them: 3 bounds for 4 features is refused with a :class:`ConfigError` that
+    names the expected length, instead of a numpy broadcasting error (or a silent broadcast).
+    """
+    parts = [] if threat.bounds is None else [("bounds", b) for b in threat.bounds]
+    if threat.mutable is not None:
+        parts.append(("mutable", threat.mutable))
+    for name, value in parts:
+        arr = np.asarray(value)
+        try:
+            np.broadcast_to(arr, sample)
+        except ValueError:
+            what = f"{sample[0]} features" if len(sample) == 1 else f"samples of shape {sample}"
+            expected = f"{sample[0]} values (one per feature)" if len(sample) == 1 else \
+                f"an array broadcastable to {sample}"
+            raise ConfigError(
+                f"ThreatModel({name}=...) has shape {arr.shape} but x has {what}; give {expected} or a scalar."
+            ) from None
 
 
 ATTACKS: Registry[Attack] = Registry("attack", "stalwart.attacks")

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from stalwart._validation import check_param, check_positive, param_error
+from stalwart._validation import check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, register
 from stalwart.attacks.gradient import _Feasible, _per_sample
 from stalwart.attacks.losses import margin
@@ -94,7 +94,7 @@ class CW(Attack):
         check_positive(self, "binary_steps", binary_steps, integer=True)
         check_positive(self, "steps", steps, integer=True)
         check_positive(self, "lr", lr)
-        check_param(self, "seed", seed, isinstance(seed, int) and not isinstance(seed, bool), "an integer")
+        check_seed(self, seed)
         self.confidence = float(confidence)
         self.c_init = float(c_init)
         self.binary_steps = int(binary_steps)

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from stalwart._validation import check_param, check_positive, param_error
+from stalwart._validation import check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, register
 from stalwart.attacks.gradient import _Feasible, _fooled, _per_sample
 
@@ -83,7 +83,7 @@ class DeepFool(Attack):
         check_positive(self, "steps", steps, integer=True)
         check_positive(self, "overshoot", overshoot, strict=False)
         check_positive(self, "candidates", candidates, integer=True)
-        check_param(self, "seed", seed, isinstance(seed, int) and not isinstance(seed, bool), "an integer")
+        check_seed(self, seed)
         self.steps = int(steps)
         self.overshoot = float(overshoot)
         self.candidates = int(candidates)
@@ -108,7 +108,7 @@ class DeepFool(Attack):
                 fooled = _fooled(logits.detach(), y0, t0)
                 rows = None  # rows of xg's graph still active, when some were just fooled
                 if bool(fooled.any()):  # one host sync per step; it shrinks the batch
-                    out[idx[fooled]] = xa[fooled]
+                    out[idx[fooled]] = xa[fooled].to(out.dtype)  # a float64 module computes steps in float64
                     rows = ~fooled
                     if not bool(rows.any()):
                         return out

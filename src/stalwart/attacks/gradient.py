@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import torch
 import torch.nn.functional as F
 
-from stalwart._validation import check_choice, check_param, check_positive, param_error
+from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, project_ball, register
 from stalwart.attacks.losses import margin as _margin
 
@@ -157,6 +157,7 @@ class FGSM(Attack):
         super().__init__(threat, seed=seed)
         _check_norm(self)
         _check_loss(self, loss)
+        check_seed(self, seed)
         self.loss = loss
 
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
@@ -257,7 +258,7 @@ class PGD(Attack):
         ok = isinstance(l1_sparsity, (int, float)) and not isinstance(l1_sparsity, bool) \
             and 0 < l1_sparsity <= 1
         check_param(self, "l1_sparsity", l1_sparsity, ok, "a number in (0, 1]")
-        check_param(self, "seed", seed, isinstance(seed, int) and not isinstance(seed, bool), "an integer")
+        check_seed(self, seed)
         self.steps = int(steps)
         self.step_size = None if step_size is None else float(step_size)
         self.random_start = random_start

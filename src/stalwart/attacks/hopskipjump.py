@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from stalwart._validation import check_array, check_param, check_positive, param_error
+from stalwart._validation import check_array, check_param, check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, register
 from stalwart.attacks.square import _Constraints
 from stalwart.errors import InputError
@@ -110,8 +110,7 @@ class HopSkipJump(Attack):
         check_param(self, "max_evals", max_evals, max_evals >= init_evals, f"at least init_evals={init_evals}")
         check_positive(self, "gamma", gamma)
         check_param(self, "stop_within_eps", stop_within_eps, isinstance(stop_within_eps, bool), "True or False")
-        check_param(self, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
-                    "an integer")
+        check_seed(self, seed)
         self.max_queries = int(max_queries)
         self.steps = int(steps)
         self.init_evals = int(init_evals)

@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 
-from stalwart._validation import check_choice, check_param, check_positive, param_error
+from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, ThreatModel, register
 from stalwart.errors import InputError
 
@@ -263,8 +263,7 @@ class Square(Attack):
         check_positive(self, "restarts", restarts, integer=True)
         check_param(self, "restarts", restarts, restarts <= queries,
                     f"at most queries={queries} (every restart needs at least one query)")
-        check_param(self, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
-                    "an integer")
+        check_seed(self, seed)
         self.queries = int(queries)
         self.p_init = float(_DEFAULT_P_INIT[threat.norm] if p_init is None else p_init)
         self.loss = loss

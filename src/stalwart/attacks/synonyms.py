@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from stalwart._validation import param_error
 from stalwart.errors import InputError
@@ -101,6 +101,12 @@ def _parse_lexicon(text: str, where: str) -> dict[str, dict[str, set[str]]]:
     return table
 
 
+def _word(owner: str, word: Any) -> str:
+    if not isinstance(word, str):
+        raise param_error(owner, "word", "a single word (a str)", word)
+    return word
+
+
 class LexiconSynonyms:
     """Synonyms from a tab-separated lexicon; by default the one shipped with stalwart.
 
@@ -121,6 +127,8 @@ class LexiconSynonyms:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise param_error(self, "path", "the path of a lexicon file (str or pathlib.Path) or None", path)
         self.path = None if path is None else Path(path)
         if self.path is None:
             text, where = _default_lexicon_text()
@@ -128,12 +136,16 @@ class LexiconSynonyms:
             if not self.path.is_file():
                 raise InputError(f"LexiconSynonyms(path=...): no file at {str(self.path)!r}; pass the path "
                                  "of a 'word<TAB>pos<TAB>synonyms' file, or path=None for the shipped lexicon.")
-            text, where = self.path.read_text(encoding="utf-8"), str(self.path)
+            try:
+                text, where = self.path.read_text(encoding="utf-8"), str(self.path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"LexiconSynonyms(path=...): cannot read {str(self.path)!r} as UTF-8 text ({exc}); "
+                                 "pass a 'word<TAB>pos<TAB>synonyms' text file saved as UTF-8.") from None
         self._table = _parse_lexicon(text, where)
 
     def synonyms(self, word: str, pos: str | None = None) -> list[str]:
         """Sorted synonyms of ``word`` (case-insensitive); empty when the word is not listed."""
-        w = word.lower()
+        w = _word("LexiconSynonyms.synonyms", word).lower()
         found: set[str] = set()
         for p in _norm_pos("LexiconSynonyms.synonyms", pos):
             found |= self._table[p].get(w, set())
@@ -258,7 +270,8 @@ class WordNetSynonyms:
 
     def synonyms(self, word: str, pos: str | None = None) -> list[str]:
         """Sorted synonyms of ``word`` over all its synsets (in part of speech ``pos`` if given)."""
-        return list(self._cached(word.lower(), _norm_pos("WordNetSynonyms.synonyms", pos)))
+        return list(self._cached(_word("WordNetSynonyms.synonyms", word).lower(),
+                                 _norm_pos("WordNetSynonyms.synonyms", pos)))
 
     def __repr__(self) -> str:
         extra = "".join([", multiword=True" if self.multiword else "",
@@ -283,6 +296,14 @@ def default_synonyms(roots: Iterable[str | os.PathLike[str]] | None = None) -> S
     if roots is None:
         env = os.environ.get("STALWART_WORDNET")
         roots = ((env,) if env else ()) + WORDNET_ROOTS
+    elif isinstance(roots, (str, os.PathLike)):
+        roots = (roots,)
+    else:
+        given = roots
+        roots = tuple(roots) if isinstance(roots, Iterable) else None
+        if roots is None or not all(isinstance(r, (str, os.PathLike)) for r in roots):
+            raise param_error("default_synonyms", "roots", "a list of folder paths (str or pathlib.Path) or None",
+                              given)
     for root in roots:
         if not _wordnet_missing(Path(root)):
             return WordNetSynonyms(root)

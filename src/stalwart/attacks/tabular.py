@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from stalwart._validation import check_array, check_param, check_positive, param_error
+from stalwart._validation import check_array, check_param, check_positive, check_seed, param_error
 from stalwart.attacks.base import Attack, AttackResult, ThreatModel, register
 from stalwart.attacks.square import margin_loss, p_schedule
 from stalwart.data.schema import Schema
@@ -243,8 +243,7 @@ class TabularSearch(Attack):
         check_positive(self, "max_discrete_changes", max_discrete_changes, strict=False, integer=True)
         ok = isinstance(p_init, (int, float)) and not isinstance(p_init, bool) and 0 < p_init <= 1
         check_param(self, "p_init", p_init, ok, "a number in (0, 1]")
-        check_param(self, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
-                    "an integer")
+        check_seed(self, seed)
         self.threat: _SchemaThreat = _schema_threat(self, threat, schema, int(max_discrete_changes))
         self._schema = schema
         self.queries = int(queries)

@@ -82,13 +82,15 @@ def names() -> list[str]:
 
 def _full(name: str) -> Dataset:
     if name not in _BUILDERS:
-        raise ConfigError(f"unknown dataset {name!r}; built-in data sets are: {', '.join(names())}")
+        raise ConfigError(f"unknown dataset {name!r}; built-in data sets are: {', '.join(names())}. Pick one of "
+                          "them, or load your own file with stalwart.load_data(path)")
     return _BUILDERS[name]()
 
 
 def _check_split_args(owner: str, seed: int, test_size: float) -> None:
     check_param(owner, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
                 "an integer")
+    check_param(owner, "seed", seed, 0 <= seed < 2**32, "a non-negative integer below 2**32")
     ok = isinstance(test_size, (int, float, np.integer, np.floating)) and not isinstance(test_size, bool) \
         and 0 < test_size < 1
     check_param(owner, "test_size", test_size, bool(ok), "a fraction strictly between 0 and 1")

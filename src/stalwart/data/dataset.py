@@ -78,7 +78,7 @@ class Dataset:
             return cls(imgs, yy, "image", schema, name, target)
         if modality != "tabular":
             raise ConfigError(f"modality must be one of {list(MODALITIES)}; got {modality!r}")
-        df = as_frame(x).reset_index(drop=True)
+        df = as_frame(_as_table(x)).reset_index(drop=True)
         if not all(isinstance(c, str) for c in df.columns):
             # the schema names columns by string; keep the frame's names identical to it
             df = df.rename(columns=str)
@@ -93,7 +93,13 @@ class Dataset:
 
     def subset(self, index: Any) -> Dataset:
         """Rows ``index`` (an int array, slice or boolean mask), schema unchanged."""
-        idx = np.atleast_1d(np.arange(len(self))[index])
+        try:
+            idx = np.atleast_1d(np.arange(len(self))[index])
+        except (IndexError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"Dataset.subset(index=...) must be integer positions in 0..{len(self) - 1}, a slice or a boolean "
+                f"mask of length {len(self)}; got {_short(index)} ({exc})."
+            ) from None
         if isinstance(self.x, pd.DataFrame):
             x = self.x.iloc[idx].reset_index(drop=True)
         elif isinstance(self.x, list):
@@ -114,7 +120,7 @@ class Dataset:
         cols = {c.name: c for c in self.schema.columns}
         missing = [n for n in names if n not in cols]
         if missing:
-            raise InputError(f"columns {missing} are not in the data; it has columns {list(cols)}.")
+            raise InputError(f"columns {missing} are not in the data; pick from its columns {list(cols)}.")
         schema = replace(self.schema, columns=tuple(cols[n] for n in names))
         return Dataset(self.x[list(names)], self.y, self.modality, schema, self.name, self.target, dict(self.meta))
 
@@ -122,6 +128,11 @@ class Dataset:
         """At most ``n`` rows, drawn without replacement (stratified by label when possible)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ConfigError(f"Dataset.sample(n=...) must be an integer >= 1; got {n!r}")
+        ok = isinstance(seed, np.random.Generator) or (
+            isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0)
+        if not ok:
+            raise ConfigError(f"Dataset.sample(seed=...) must be a non-negative integer or a numpy Generator; "
+                              f"got {seed!r}")
         if n >= len(self):
             return self
         rng = np.random.default_rng(seed)
@@ -182,21 +193,71 @@ def infer_modality(x: Any) -> str:
         return "tabular"
     if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
         return "text"
-    arr = np.asarray(x)
+    arr = _asarray(x)
     if arr.dtype.kind in "USO" and arr.ndim == 1:
         return "text"
     if arr.ndim in (3, 4):
         return "image"
     if arr.ndim == 2:
         return "tabular"
+    hint = " A single feature? Pass x.reshape(-1, 1)." if arr.ndim == 1 else ""
     raise InputError(
         f"cannot tell the modality of data with shape {arr.shape}; pass modality='tabular', "
-        "'image' or 'text'."
+        f"'image' or 'text'.{hint}"
     )
 
 
+def _asarray(x: Any) -> np.ndarray:
+    """``np.asarray(x)``, with ragged nested lists refused in words instead of numpy's error."""
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        raise InputError(
+            f"x has samples of different lengths (a ragged nested list: {exc}); every sample needs the same "
+            "number of features. Pad or drop the short rows, or pass a pandas DataFrame."
+        ) from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_table(x: Any) -> Any:
+    """Tabular input ready for :func:`as_frame`: ragged rows refused, object arrays typed per column.
+
+    A numpy object array would otherwise make every column categorical (numbers included), and
+    entries such as dicts or lists would fail deep inside schema inference.
+    """
+    if isinstance(x, pd.DataFrame):
+        return x
+    arr = _asarray(x)
+    if arr.dtype != object or arr.ndim != 2:
+        return arr
+    df = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])]).infer_objects()
+    scalar = (str, bytes, bool, int, float, complex, np.generic)
+    for name in [c for c in df.columns if df[c].dtype.kind == "O"]:
+        odd = df[name].map(lambda v: v is not None and not isinstance(v, scalar))
+        if odd.any():
+            row = int(np.flatnonzero(odd.to_numpy())[0])
+            raise InputError(
+                f"x is an object array whose column {name} holds {type(df[name].iloc[row]).__name__} values "
+                f"(first at row {row}); tabular features must be numbers, strings or booleans. Convert them, or "
+                "pass a pandas DataFrame with typed columns."
+            )
+    return df
+
+
 def _as_texts(x: Any) -> list[str]:
-    texts = list(x)
+    if isinstance(x, (str, bytes)):
+        raise InputError(
+            f"text data must be a list of strings (one per sample); got a single {type(x).__name__} "
+            f"{_short(x)}. Pass a list of strings, e.g. [text]."
+        )
+    try:
+        texts = list(x)
+    except TypeError:
+        raise InputError(f"text data must be a list of strings; got {type(x).__name__}.") from None
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise InputError(f"text data must be strings; entries {bad[:5]} are not (e.g. {texts[bad[0]]!r}).")

@@ -9,6 +9,7 @@ wrong with it and how to fix it when the data cannot be used.
 from __future__ import annotations
 
 import difflib
+import os
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -87,7 +88,8 @@ def load_parquet(path: str | Path, *, target: str | None = None, modality: str |
     try:
         df = pd.read_parquet(p, engine="pyarrow")
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"could not read {str(p)!r} as Parquet: {exc}") from None
+        raise InputError(f"could not read {str(p)!r} as Parquet: {exc}. Check that the file is whole and is "
+                         "Parquet (written by DataFrame.to_parquet, for example), or use load_csv for CSV.") from None
     return _from_frame(df, p, target=target, modality=modality, kinds=kinds, immutable=immutable,
                        bounds=bounds, text_column=text_column)
 
@@ -287,6 +289,9 @@ def load_data(path: str | Path, *, target: str | None = None, modality: str | No
     --------
     >>> data = load_data("train.csv", target="label")  # doctest: +SKIP
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"load_data(path=...) must be a file path (str or pathlib.Path); got {type(path).__name__}. "
+                         "For arrays in memory, use Dataset.from_arrays(x, y).")
     p = Path(path)
     kind = _file_kind(p)
     if kind is None:
@@ -321,7 +326,7 @@ def _stem(p: Path) -> str:
 
 
 def _existing_file(path: str | Path) -> Path:
-    if not isinstance(path, (str, Path)):
+    if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"path must be a file path (str or pathlib.Path); got {type(path).__name__}.")
     p = Path(path).expanduser()
     if not p.exists():

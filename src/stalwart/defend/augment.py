@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from stalwart._validation import check_param, param_error
+from stalwart._validation import check_image_layout, check_param, param_error
 from stalwart.data.schema import Schema
-from stalwart.errors import InputError
+from stalwart.errors import InputError, ModelError
 from stalwart.perturb.base import SEVERITIES, Perturbation, get, names
 
 __all__ = ["ImageAugment", "TextAugmenter", "AugmentedClassifier"]
@@ -142,7 +143,20 @@ class ImageAugment:
             raise InputError(f"ImageAugment needs an image C x H x W or a batch N x C x H x W; got shape "
                              f"{tuple(arr.shape)}")
         single = arr.ndim == 3
-        batch = np.array(arr[None] if single else arr, dtype=np.float32)
+        try:
+            batch = np.array(arr[None] if single else arr, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"ImageAugment needs numeric images; x could not be converted ({exc}). Pass the "
+                             "pixel values as a float array or tensor.") from None
+        check_image_layout(batch.shape, "x", tensor=is_torch)
+        if not np.isfinite(batch).all():
+            raise InputError("ImageAugment got images with NaN or infinite values; clean them first.")
+        lo, hi = self.value_range
+        if batch.size and (batch.min() < lo - 1e-6 or batch.max() > hi + 1e-6):
+            # clipping to the wrong range would silently wipe out the images
+            raise InputError(f"ImageAugment got pixel values in [{batch.min():.4g}, {batch.max():.4g}], outside "
+                             f"value_range {self.value_range}; pass the images' range, e.g. "
+                             "ImageAugment(..., value_range=(0, 255)), or rescale them.")
         schema = Schema("image", value_range=self.value_range, shape=tuple(batch.shape[1:]))
         out = batch.copy()
         for pert, severity, rows, gen in self._sampler.plan(len(batch)):
@@ -202,6 +216,18 @@ class TextAugmenter:
     __call__ = augment
 
 
+class NotFittedError(ModelError, SklearnNotFittedError):
+    """Predicting before ``fit``: a stalwart :class:`ModelError` that scikit-learn also recognises."""
+
+
+def _check_fitted(est: AugmentedClassifier) -> None:
+    try:
+        check_is_fitted(est, "estimator_")
+    except SklearnNotFittedError:
+        raise NotFittedError(f"this {type(est).__name__} is not fitted yet; call fit(X, y) before predicting.") \
+            from None
+
+
 def _estimator_has(attr: str):
     def check(self: AugmentedClassifier) -> bool:
         return hasattr(self.estimator_ if hasattr(self, "estimator_") else self.estimator, attr)
@@ -255,6 +281,10 @@ class AugmentedClassifier(ClassifierMixin, BaseEstimator):
         self.schema = schema
 
     def _augment(self, X: Any, y: np.ndarray, sample_weight: np.ndarray | None):
+        est = self.estimator
+        check_param(self, "estimator", est, callable(getattr(est, "fit", None)) and
+                    callable(getattr(est, "get_params", None)) and not isinstance(est, type),
+                    "a scikit-learn classifier instance (with fit and get_params), e.g. LogisticRegression()")
         perts = _perturbations(self, self.perturbations, "tabular")
         severities = _severities(self, self.severities)
         check_param(self, "n_copies", self.n_copies, isinstance(self.n_copies, (int, np.integer))
@@ -266,11 +296,20 @@ class AugmentedClassifier(ClassifierMixin, BaseEstimator):
                     "None or a tabular Schema")
         is_frame = isinstance(X, pd.DataFrame)
         if not is_frame:
-            X = np.asarray(X)
+            try:
+                X = np.asarray(X)
+            except ValueError as exc:  # ragged rows
+                raise InputError(f"AugmentedClassifier.fit(X=...) must be a 2-D table with rows of one length; "
+                                 f"{exc}. Pass an array or DataFrame.") from None
         if X.ndim != 2 or len(X) == 0:
-            raise InputError(f"AugmentedClassifier.fit(X=...) must be a non-empty 2-D table; got shape {X.shape}")
-        if len(y) != len(X):
-            raise InputError(f"AugmentedClassifier.fit: X has {len(X)} rows but y has {len(y)}; they must match.")
+            raise InputError(f"AugmentedClassifier.fit(X=...) must be a non-empty 2-D table; got shape {X.shape}. "
+                             "Use X.reshape(-1, 1) for a single feature.")
+        if y.ndim == 0 or len(y) != len(X):
+            raise InputError(f"AugmentedClassifier.fit: X has {len(X)} rows but y has {len(y)}; they must match "
+                             "(one label per row).")
+        if sample_weight is not None and (np.ndim(sample_weight) != 1 or len(sample_weight) != len(X)):
+            raise InputError(f"AugmentedClassifier.fit(sample_weight=...) must have one weight per row of X "
+                             f"({len(X)}); got shape {np.shape(sample_weight)}.")
         n = len(X)
         rng = np.random.default_rng(self.seed)
         cells = len(perts) * len(severities)
@@ -312,17 +351,17 @@ class AugmentedClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Labels from the fitted estimator."""
-        check_is_fitted(self, "estimator_")
+        _check_fitted(self)
         return self.estimator_.predict(X)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities from the fitted estimator."""
-        check_is_fitted(self, "estimator_")
+        _check_fitted(self)
         return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X: Any) -> np.ndarray:
         """Decision scores from the fitted estimator."""
-        check_is_fitted(self, "estimator_")
+        _check_fitted(self)
         return self.estimator_.decision_function(X)

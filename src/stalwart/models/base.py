@@ -9,6 +9,7 @@ which black-box attacks report as their query cost.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
@@ -22,11 +23,14 @@ OutputKind = Literal["probabilities", "logits", "labels", "values"]
 
 def short_error(exc: BaseException, limit: int = 400) -> str:
     """``Type: message`` of a library error on one line; for TorchScript's interpreter errors only
-    the last line (the error itself, not the serialized code and Python stack before it)."""
+    the last line (the error itself, not the serialized code and Python stack before it), and
+    without sentences that point to web pages."""
     text = str(exc)
     if "Traceback of TorchScript" in text:
         text = [line for line in text.splitlines() if line.strip()][-1]
     text = " ".join(text.split())
+    # sentences pointing to web pages go: reports are self-contained and carry no links
+    text = " ".join(part for part in re.split(r"(?<=\.)\s+", text) if "://" not in part)
     if len(text) > limit:  # at a word boundary: a message cut mid-word reads as a different word
         text = text[:limit].rsplit(" ", 1)[0] + " …"
     return f"{type(exc).__name__}: {text}"

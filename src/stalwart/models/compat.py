@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from typing import Any
 
@@ -71,10 +72,15 @@ def align_columns(data: Any, names: list[str], *, where: str = "the model", extr
             + f". Pass a table with exactly these {len(names)} columns, in any order: {_show(names, 20)}."
         )
     if have == list(names):
+        return _matched(data, "by name")
+    return _matched(data.select_columns(list(names)), "by name (reordered to the model's order)")
+
+
+def _matched(data: Any, how: str) -> Any:
+    """``data`` recording how its columns were matched, without touching the caller's dataset."""
+    if data.meta.get("column_matching") == how:
         return data
-    out = data.select_columns(list(names))
-    out.meta["column_matching"] = "by name (reordered to the model's order)"
-    return out
+    return dataclasses.replace(data, meta={**data.meta, "column_matching": how})
 
 
 def describe_data(data: Any) -> str:
@@ -175,15 +181,15 @@ def check_compatible(model: Model, data: Any, *, probe: bool = True, extra: str 
         if model.feature_names is not None:
             data = align_columns(data, model.feature_names, extra=extra)
         else:
-            data.meta.setdefault("column_matching", "by position (the model declares no column names)")
+            data = _matched(data, "by position (the model declares no column names)")
     _check_form(model, data)
     _check_finite_values(data)
     if not probe:
         return data
     na_rows, na_cols = _missing_rows(data)
     complete = np.setdiff1d(np.arange(len(data)), na_rows)
-    first = complete[:PROBE_ROWS] if complete.size else np.arange(min(len(data), PROBE_ROWS))
-    _probe(model, data, first, "this data")
+    if complete.size:  # (when every row has a gap, the missing-value probe below speaks for the data)
+        _probe(model, data, complete[:PROBE_ROWS], "this data")
     if na_rows.size:
         try:
             _probe(model, data, na_rows[:PROBE_ROWS], "rows with missing values")

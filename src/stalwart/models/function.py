@@ -10,7 +10,7 @@ import numpy as np
 
 from stalwart._validation import check_choice, check_positive
 from stalwart.errors import ModelError
-from stalwart.models.base import Model, Task
+from stalwart.models.base import Model, Task, check_finite_output
 
 __all__ = ["FunctionModel", "scores_to_probabilities"]
 
@@ -123,6 +123,9 @@ class FunctionModel(Model):
         if len(out) != len(x):
             raise ModelError(f"the function returned {len(out)} outputs for {len(x)} inputs; it must "
                              "return one row per sample.")
+        if out.dtype.kind in "fc":
+            # before the output kind is judged: NaN rows would pass for logits and fix it wrongly for good
+            check_finite_output(out, self.name)
         if self.task == "regression":
             return np.asarray(out, dtype=np.float64).reshape(len(x))
         if self._kind is None:

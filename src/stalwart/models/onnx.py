@@ -11,7 +11,7 @@ import numpy as np
 
 from stalwart._validation import check_positive
 from stalwart.errors import InputError, ModelError, require
-from stalwart.models.base import Model, Task
+from stalwart.models.base import Model, Task, check_finite_output
 
 __all__ = ["OnnxModel"]
 
@@ -179,7 +179,7 @@ class OnnxModel(Model):
         if self._kind == "labels":
             hit = np.asarray(out).reshape(len(x))[:, None] == self.classes[None, :]
             return hit.astype(np.float64)
-        out = np.asarray(out, dtype=np.float64)
+        out = check_finite_output(np.asarray(out, dtype=np.float64), self.name)  # before judging the kind
         if self._kind is None:
             if out.ndim == 1 or out.shape[1] == 1:
                 self._kind = "probabilities" if ((out >= 0) & (out <= 1)).all() else "logits"

@@ -140,6 +140,8 @@ class TorchModel(Model):
                 arr = np.asarray(x, dtype=np.float64 if self.dtype == torch.float64 else np.float32)
             except (TypeError, ValueError) as exc:
                 raise InputError(f"x must be numeric for a torch model; {exc}.") from None
+            if not arr.flags.writeable:  # e.g. a pandas copy-on-write view; torch would warn on it
+                arr = arr.copy()
             t = torch.from_numpy(arr).to(device=self.device, dtype=self.dtype)
         if t.ndim == 0 or t.shape[0] == 0:
             raise InputError(f"x is empty (shape {tuple(t.shape)}); pass at least one sample to the model.")
@@ -196,6 +198,8 @@ class TorchModel(Model):
             )
 
     def _settle_kind(self, out: torch.Tensor) -> None:
+        if not bool(torch.isfinite(out).all()):
+            return  # NaN rows prove nothing about the output kind; the next finite batch decides
         if self._output == "auto" and not self._binary and looks_like_probabilities(out):
             self.output_kind = "probabilities"
         self._kind_settled = True

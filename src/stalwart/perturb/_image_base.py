@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stalwart._validation import check_image_layout
 from stalwart.data.schema import Schema
 from stalwart.errors import InputError
 from stalwart.perturb.base import Perturbation
@@ -53,7 +54,8 @@ class _Image(Perturbation):
     def _prepare(self, x: Any, schema: Schema | None):
         if schema is not None:
             if schema.modality != "image":
-                raise InputError(f"{self.name} is an image perturbation but the schema is for {schema.modality} data.")
+                raise InputError(f"{self.name} is an image perturbation but the schema is for {schema.modality} "
+                                 "data; pass the images' own schema, or none to infer it.")
             if schema.value_range is not None:
                 lo, hi = schema.value_range
                 if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
@@ -79,6 +81,8 @@ class _Image(Perturbation):
             )
         if x.shape[0] == 0:
             raise InputError("x is empty; pass at least one image.")
+        if schema is None or schema.shape is None or tuple(schema.shape) != tuple(x.shape[1:]):
+            check_image_layout(tuple(x.shape), tensor=True)
         t = x.detach().to(torch.float32).clone()
         if not bool(torch.isfinite(t).all()):
             raise InputError("images contain NaN or infinite values; clean them first.")

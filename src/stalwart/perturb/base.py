@@ -7,15 +7,18 @@ stay within the column's range, integers stay integers and categories stay valid
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from stalwart._registry import Registry
-from stalwart.data.schema import Schema, as_frame
+from stalwart._validation import check_image_layout, check_seed, param_error
+from stalwart.data.schema import MODALITIES, Schema, as_frame
 from stalwart.errors import ConfigError, InputError
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -47,9 +50,14 @@ class Perturbation(ABC):
         schema : the data's schema (tabular: column kinds, ranges, immutables; image: value range).
             Inferred from ``x`` when omitted.
         """
+        owner = f"{type(self).__name__}.apply"
         if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
-            raise ConfigError(f"{type(self).__name__}.apply(severity=...) must be an integer 1..5; got {severity!r}")
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+            raise ConfigError(f"{owner}(severity=...) must be an integer 1..5; got {severity!r}")
+        gen = rng if isinstance(rng, np.random.Generator) else \
+            np.random.default_rng(check_seed(owner, rng, "rng", generator=True))
+        if schema is not None and not isinstance(schema, Schema):
+            raise param_error(owner, "schema", "a stalwart Schema (e.g. dataset.schema) or None to infer it",
+                              schema)
         x, schema, restore = self._prepare(x, schema)
         return restore(self._apply(x, int(severity), gen, schema))
 
@@ -67,16 +75,22 @@ class Perturbation(ABC):
             if schema is None:
                 schema = Schema.infer(df)
             elif schema.modality != "tabular":
-                raise InputError(f"{self.name} is a tabular perturbation but the schema is for {schema.modality} data.")
+                raise InputError(f"{self.name} is a tabular perturbation but the schema is for {schema.modality} "
+                                 "data; pass the table's own schema, or none to infer it.")
             missing = [n for n in schema.names if n not in df.columns]
             if missing:
-                raise InputError(f"columns {missing} of the schema are not in x; x has {list(df.columns)}")
+                raise InputError(f"columns {missing} of the schema are not in x; x has {list(df.columns)}. Pass x "
+                                 "with every column of the schema, or the schema of x.")
 
             def restore(out: pd.DataFrame):
                 return out.to_numpy() if was_array else out
             return df, schema, restore
         if self.modality == "image":
-            arr = np.array(x, dtype=np.float32, copy=True)
+            try:
+                arr = np.array(x, dtype=np.float32, copy=True)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"{self.name} needs numeric images (a float array N x C x H x W); x could not be "
+                                 f"converted ({exc}). Pass the pixel values as a numpy array.") from None
             if arr.ndim != 4:
                 raise InputError(
                     f"{self.name} needs images as N x C x H x W; got shape {arr.shape}. "
@@ -84,6 +98,8 @@ class Perturbation(ABC):
                 )
             if arr.shape[0] == 0:
                 raise InputError("x is empty; pass at least one image.")
+            if schema is None or schema.shape is None or tuple(schema.shape) != tuple(arr.shape[1:]):
+                check_image_layout(arr.shape)
             if not np.isfinite(arr).all():
                 raise InputError("images contain NaN or infinite values; clean them first.")
             if schema is None:
@@ -91,12 +107,18 @@ class Perturbation(ABC):
                 schema = Schema("image", value_range=(0.0, hi), shape=tuple(arr.shape[1:]))
             return arr, schema, lambda out: np.clip(out, *schema.value_range).astype(np.float32)
         if self.modality == "text":
+            if isinstance(x, (str, bytes)) or not isinstance(x, Iterable):
+                raise InputError(
+                    f"{self.name} needs a list of strings (one per sample); got {type(x).__name__}"
+                    f"{' ' + repr(x[:40]) if isinstance(x, (str, bytes)) else ''}. Pass a list of strings, "
+                    "e.g. [text]; a single string would be perturbed character by character.")
             texts = list(x)
             if not texts:
                 raise InputError("x is empty; pass at least one sentence.")
             bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
             if bad:
-                raise InputError(f"text perturbations need strings; entries {bad[:5]} are not.")
+                raise InputError(f"text perturbations need strings; entries {bad[:5]} are not "
+                                 f"(e.g. {type(texts[bad[0]]).__name__}). Pass a list of strings.")
             return texts, schema or Schema("text"), lambda out: out
         raise ConfigError(f"unknown modality {self.modality!r}")  # pragma: no cover
 
@@ -123,12 +145,26 @@ register = PERTURBATIONS.register
 def get(name: str, **params: Any) -> Perturbation:
     """An instance of the perturbation registered as ``name``."""
     _load_builtins()
-    return PERTURBATIONS.get(name)(**params)
+    if not isinstance(name, str):
+        raise ConfigError(f"perturb.get(name=...) must be a perturbation name (a str); got {name!r}. "
+                          f"Known: {', '.join(PERTURBATIONS.names())}")
+    cls = PERTURBATIONS.get(name)
+    try:
+        inspect.signature(cls).bind(**params)
+    except TypeError as exc:
+        accepted = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes = f"pass only these: {accepted}" if accepted else "it takes none: call perturb.get(name) alone"
+        raise ConfigError(f"perturbation {name!r} does not take the parameters given ({exc}); {takes}.") from None
+    return cls(**params)
 
 
 def names(modality: str | None = None) -> list[str]:
     """Registered perturbation names, optionally for one modality."""
     _load_builtins()
+    if modality is not None and modality not in MODALITIES:
+        raise ConfigError(f"perturb.names(modality=...) must be one of {list(MODALITIES)} or None (all); "
+                          f"got {modality!r}")
     return PERTURBATIONS.names(None if modality is None else (lambda c: c.modality == modality))
 
 

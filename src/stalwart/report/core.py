@@ -11,9 +11,7 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from stalwart._io import TMP_MARK, remove_stale, temp_prefix
 from stalwart.checks.base import CheckResult, Status, _plain, worst_status
 from stalwart.errors import InputError
 from stalwart.report.compliance import compliance_map
@@ -95,44 +94,6 @@ def model_family_of(model: Any) -> str:
             break
         model = inner
     return "function"
-
-
-#: marks a save's temporary directory: ``.<out>.stalwart-tmp.<pid>.<host>.<random>``
-TMP_MARK = ".stalwart-tmp."
-_TMP_RE = re.compile(r"^\..*\.stalwart-tmp\.(?P<pid>\d+)\.(?P<host>[A-Za-z0-9-]+)\.[^.]+$")
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (unknown counts as alive)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: never guess there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but belongs to another user, or cannot be asked
-        return True
-    return True
-
-
-def _remove_stale(parent: Path) -> None:
-    """Remove temporary directories of saves killed before they finished (their process is gone)."""
-    host = _host()
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return
-    for p in entries:
-        m = _TMP_RE.match(p.name)
-        # another host's process id says nothing about this machine (shared file systems)
-        if m is None or m["host"] != host or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
-            continue
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _stalwart_version() -> str:
@@ -289,8 +250,8 @@ class Report:
                  "junit.xml": junit.render_junit(d, strict=strict)}
         parent = out.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(parent)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{TMP_MARK}{os.getpid()}.{_host()}.", dir=parent))
+        remove_stale(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), dir=parent))
         try:
             for name, text in files.items():
                 (tmp / name).write_text(text, encoding="utf-8")
