@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from stalwart._validation import check_labels, param_error
+from stalwart._validation import check_labels, check_seed, param_error
 from stalwart.checks import Check, build
 from stalwart.checks.performance import CleanPerformance
 from stalwart.data.dataset import Dataset
@@ -181,7 +181,8 @@ class Suite:
         try:
             d = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"the suite YAML does not parse: {exc}") from None
+            raise ConfigError(f"the suite YAML does not parse: {_yaml_problem(exc)}; check the YAML syntax there "
+                              "(a suite is a mapping such as 'checks: [{check: clean_performance}]').") from None
         return cls.from_dict(d)
 
     # -- running -------------------------------------------------------------------------------
@@ -200,8 +201,7 @@ class Suite:
         from stalwart.models.compat import check_compatible
         from stalwart.report import Report
 
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise param_error(self, "seed", "an integer", seed)
+        check_seed(self, seed)
         model = model if isinstance(model, Model) else wrap(model)
         if not isinstance(data, Dataset):
             raise InputError(f"data must be a stalwart Dataset; got {type(data).__name__}. "
@@ -230,12 +230,23 @@ class Suite:
         return f"Suite(name={self.name!r}, checks={[c.name for c in self.checks]})"
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML parse error on one line: what is wrong and where (PyYAML's text spans several lines)."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if problem is None:
+        return " ".join(str(exc).split())
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def _read_yaml_source(path_or_text: str | Path) -> str:
     if isinstance(path_or_text, Path):
         try:
             return path_or_text.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"cannot read suite file {str(path_or_text)!r}: {exc.strerror}") from None
+            raise ConfigError(f"cannot read suite file {str(path_or_text)!r}: {exc.strerror or exc}; check the "
+                              "path and that the file is readable.") from None
     if not isinstance(path_or_text, str):
         raise ConfigError(f"a suite must be YAML text or a path to a YAML file; got {type(path_or_text).__name__}")
     if "\n" not in path_or_text and path_or_text.strip().endswith((".yaml", ".yml")):

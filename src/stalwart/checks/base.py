@@ -15,7 +15,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar, NamedTuple
@@ -23,8 +23,8 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from stalwart._registry import Registry
-from stalwart._validation import param_error
-from stalwart.errors import ConfigError, StalwartError
+from stalwart._validation import check_seed, param_error
+from stalwart.errors import ConfigError, InputError, StalwartError
 
 __all__ = ["Status", "Metric", "Condition", "CheckResult", "Check", "Measurement", "SkipCheck", "error_text",
            "CHECKS", "register", "get", "names", "build", "worst_status", "MIN_SAMPLES"]
@@ -53,8 +53,20 @@ _RANK = {Status.SKIP: -1, Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2, Status
 
 def worst_status(statuses: Sequence[Status | str], empty: Status = Status.PASS) -> Status:
     """The most severe status (ERROR > FAIL > WARN > PASS > SKIP); ``empty`` when none given."""
-    items = [Status(s) for s in statuses]
+    if isinstance(statuses, (str, bytes, Mapping)) or not isinstance(statuses, Iterable):
+        raise param_error("worst_status", "statuses", f"a list of statuses (names from {[s.value for s in Status]})",
+                          statuses)
+    items = [_status(s, "worst_status(statuses=...)") for s in statuses]
     return max(items, key=_RANK.__getitem__) if items else empty
+
+
+def _status(value: Any, name: str) -> Status:
+    """``value`` as a :class:`Status`, or a :class:`ConfigError` naming the valid ones."""
+    try:
+        return Status(value)
+    except ValueError:
+        raise ConfigError(f"{name} holds {value!r}, which is not a status; use one of "
+                          f"{[s.value for s in Status]} (or Status.PASS, ...).") from None
 
 
 def _plain(value: Any) -> Any:
@@ -82,6 +94,20 @@ class Metric:
     high: float | None = None
     n: int | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise param_error(self, "name", "a metric name (non-empty string)", self.name)
+        for arg in ("value", "low", "high"):
+            v = getattr(self, arg)
+            if v is None and arg != "value":
+                continue
+            # NaN is allowed: a metric that could not be measured is NaN (and judged ERROR)
+            if not _is_number(v):
+                raise param_error(self, arg, "a number" + ("" if arg == "value" else " or None"), v)
+        n = self.n
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0):
+            raise param_error(self, "n", "a sample count (an integer >= 0) or None", n)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "value": _num(self.value), "low": _num(self.low),
                 "high": _num(self.high), "n": None if self.n is None else int(self.n)}
@@ -102,6 +128,16 @@ class Metric:
         if self.low is not None and self.high is not None:
             text += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
         return text
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, (str, bytes, bool, np.bool_)):
+        return False
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _num(v: Any) -> float | None:
@@ -295,9 +331,20 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CheckResult:
+        what = "a check result dict (CheckResult.to_dict(), or an entry of the 'results' of a report.json)"
+        if not isinstance(d, Mapping):
+            raise InputError(f"CheckResult.from_dict needs {what}; got {type(d).__name__}.")
+        missing = [k for k in ("check", "category", "status") if k not in d]
+        if missing:
+            raise InputError(f"this is not a check result: it lacks {missing}; pass {what}.")
+        try:
+            status = Status(d["status"])
+        except ValueError:
+            raise InputError(f"check result {d['check']!r} has status {d['status']!r}, which is not a status; "
+                             f"a result's status is one of {[s.value for s in Status]}. Pass {what}.") from None
         d = ordered(d)
         return cls(
-            check=d["check"], category=d["category"], status=Status(d["status"]),
+            check=d["check"], category=d["category"], status=status,
             metrics={k: Metric.from_dict(m) for k, m in (d.get("metrics") or {}).items()},
             conditions=list(d.get("conditions") or []), tables=dict(d.get("tables") or {}),
             curves=dict(d.get("curves") or {}), figures=dict(d.get("figures") or {}),
@@ -436,8 +483,13 @@ class Check(ABC):
         wrong while measuring gives a result with status ERROR and the error in its message.
         ``model`` is anything :func:`stalwart.wrap` accepts (or None for data-only checks).
         """
+        from stalwart.data.dataset import Dataset
         from stalwart.models import wrap
 
+        check_seed(f"{type(self).__name__}.run", seed)
+        if data is not None and not isinstance(data, Dataset):
+            raise InputError(f"{type(self).__name__}.run(data=...) must be a stalwart Dataset; got "
+                             f"{type(data).__name__}. Build one with stalwart.Dataset.from_arrays(x, y).")
         model = None if model is None else wrap(model)
         self.validate(model, data)
         if model is not None and data is not None:

@@ -85,7 +85,9 @@ class Dataset:
         if df.shape[1] == 0:
             raise InputError("tabular data has no feature columns.")
         schema = Schema.infer(df, kinds=kinds, immutable=immutable, bounds=bounds)
-        return cls(df, yy, "tabular", schema, name, target)
+        # an array has no column names: stalwart's x0, x1, ... are positions, not names to match
+        meta = {} if isinstance(x, pd.DataFrame) else {"unnamed_columns": True}
+        return cls(df, yy, "tabular", schema, name, target, meta)
 
     # -- convenience ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -123,6 +125,17 @@ class Dataset:
             raise InputError(f"columns {missing} are not in the data; pick from its columns {list(cols)}.")
         schema = replace(self.schema, columns=tuple(cols[n] for n in names))
         return Dataset(self.x[list(names)], self.y, self.modality, schema, self.name, self.target, dict(self.meta))
+
+    def rename_columns(self, names: list[str]) -> Dataset:
+        """The same table with its columns named ``names``, by position (one name per column)."""
+        if self.modality != "tabular" or len(names) != len(self.schema.columns):
+            raise InputError(f"rename_columns needs one name per column ({len(self.schema.columns)}); got "
+                             f"{len(names)}.")
+        schema = replace(self.schema, columns=tuple(replace(c, name=str(n)) for c, n in zip(self.schema.columns,
+                                                                                             names)))
+        meta = {k: v for k, v in self.meta.items() if k != "unnamed_columns"}
+        return Dataset(self.x.set_axis(list(names), axis=1), self.y, self.modality, schema, self.name, self.target,
+                       meta)
 
     def sample(self, n: int, seed: int | np.random.Generator = 0, stratify: bool = True) -> Dataset:
         """At most ``n`` rows, drawn without replacement (stratified by label when possible)."""

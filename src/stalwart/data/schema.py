@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from stalwart._validation import check_choice, check_param
 from stalwart.errors import ConfigError, InputError
 
 Modality = Literal["tabular", "image", "text"]
@@ -35,6 +36,17 @@ class Column:
     upper: float | None = None
     categories: tuple[Any, ...] = ()
     mutable: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("Column", "kind", self.kind, COLUMN_KINDS)
+        for arg in ("lower", "upper"):
+            value = getattr(self, arg)
+            check_param("Column", arg, value, value is None or (
+                isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+                and not np.isnan(value)), "a number or None")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ConfigError(f"Column(lower=..., upper=...) must satisfy lower <= upper; got lower={self.lower!r}, "
+                              f"upper={self.upper!r}. Swap them or pass the column's valid range.")
 
     @property
     def is_numeric(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stalwart._validation import check_param
+from stalwart._validation import check_param, check_seed
 
 __all__ = ["make_sentiment", "max_sentences"]
 
@@ -165,7 +165,7 @@ def make_sentiment(n: int = 400, seed: int | np.random.Generator = 0) -> tuple[l
     check_param("make_sentiment", "n", n,
                 isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 2 <= n <= max_sentences(),
                 f"an integer between 2 and {max_sentences()}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("make_sentiment", seed, generator=True))
     texts: list[str] = []
     labels: list[np.ndarray] = []
     for label, count in ((0, n // 2), (1, n - n // 2)):

@@ -83,6 +83,16 @@ def _matched(data: Any, how: str) -> Any:
     return dataclasses.replace(data, meta={**data.meta, "column_matching": how})
 
 
+def _name_by_position(data: Any, model: Model) -> Any:
+    """An array's columns (no names of their own) given the model's names, by position."""
+    names = list(model.feature_names or [])
+    if data.x.shape[1] != len(names):
+        raise InputError(f"the data has {data.x.shape[1]} unnamed columns but {_describe_model(model)}; pass the "
+                         f"same {len(names)} features in the model's order, or a table with the column names "
+                         f"{_show(names, 20)}.")
+    return _matched(data.rename_columns(names), "by position (the data has no column names)")
+
+
 def describe_data(data: Any) -> str:
     """A short description of a dataset's form, for error messages."""
     if data.modality == "text":
@@ -178,7 +188,9 @@ def check_compatible(model: Model, data: Any, *, probe: bool = True, extra: str 
         When the data cannot be given to the model, with what to change.
     """
     if data.modality == "tabular" and isinstance(data.x, pd.DataFrame):
-        if model.feature_names is not None:
+        if model.feature_names is not None and data.meta.get("unnamed_columns"):
+            data = _name_by_position(data, model)
+        elif model.feature_names is not None:
             data = align_columns(data, model.feature_names, extra=extra)
         else:
             data = _matched(data, "by position (the model declares no column names)")

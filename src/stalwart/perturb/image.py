@@ -284,6 +284,11 @@ class Pixelation(_Image):
     factor at 32 px        0.95   0.9    0.85   0.75   0.65
     factor at 224 px       0.6    0.5    0.4    0.3    0.25
     ====================  =====  =====  =====  =====  =====
+
+    The cell count is capped at ``side - severity`` (see :meth:`cells`), which changes nothing
+    at 32 px and above and keeps small images coarsening with every severity. The *amount* of
+    change is not strictly monotone on very small images: at non-integer ratios the cell grid
+    aligns better with some sizes than others (8 px images change less at 5 cells than at 6).
     """
 
     name = "pixelation"
@@ -298,10 +303,18 @@ class Pixelation(_Image):
         """Resize factor at ``severity`` for images whose shorter side is ``size``."""
         return float(_by_size(self.small, self.large, size, lengths=False)[severity - 1])
 
+    def cells(self, severity: int, size: int) -> int:
+        """Cells along an axis of ``size`` pixels: ``round(size * factor)``, and at most
+        ``size - severity`` so that on small images every severity coarsens more than the one
+        before (on 8 px images rounding alone gives 8, 7, 7, 6, 5: severity 1 would change nothing)."""
+        return max(1, min(round(size * self.factor(severity, size)), size - severity))
+
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         _, _, h, w = x.shape
-        f = self.factor(severity, min(h, w))
-        return _separable(x, _pixelate_matrix(h, max(1, round(h * f))), _pixelate_matrix(w, max(1, round(w * f))))
+        side = min(h, w)
+        f = self.cells(severity, side) / side
+        return _separable(x, _pixelate_matrix(h, max(1, min(round(h * f), h - severity))),
+                          _pixelate_matrix(w, max(1, min(round(w * f), w - severity))))
 
 
 def _pixelate_matrix(size: int, cells: int) -> np.ndarray:

@@ -3,10 +3,16 @@ and the part of a check's message that its conditions do not already say."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["shorten", "mend_cut", "CHECK_TEXT_CAP", "ERROR_COLUMNS", "notes_of"]
+from stalwart.errors import InputError
+
+__all__ = ["shorten", "mend_cut", "CHECK_TEXT_CAP", "ERROR_COLUMNS", "notes_of", "report_problem", "require_report",
+           "require_result"]
+
+#: where a report dict comes from, for the messages that ask for one
+REPORT_SOURCES = "Report.to_dict() or a loaded report.json (json.load of the file, or Report.load(path).to_dict())"
 
 #: checks store error texts cut to this many characters, possibly mid-word
 CHECK_TEXT_CAP = 300
@@ -63,3 +69,35 @@ def notes_of(result: Mapping[str, Any], said: str = "") -> str:
             message = message.replace(text, "")
     parts = [p.strip() for p in message.split("; ")]
     return "; ".join(p for p in parts if p and p not in said)
+
+
+def report_problem(report: Any) -> str:
+    """What keeps ``report`` from being a report dict, in a few words; ``""`` when it is one."""
+    if not isinstance(report, Mapping):
+        return f"a {type(report).__name__}, not a dict"
+    missing = [repr(k) for k in ("results", "model") if k not in report]
+    if missing:
+        return f"a dict without {' and '.join(missing)}"
+    results = report["results"]
+    if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Sequence) \
+            or not all(isinstance(r, Mapping) for r in results):
+        return "a dict whose 'results' is not a list of check result dicts"
+    if not isinstance(report["model"], Mapping):
+        return "a dict whose 'model' is not a dict"
+    return ""
+
+
+def require_report(report: Any, owner: str) -> Mapping[str, Any]:
+    """``report`` when it is a report dict, else an :class:`InputError` that says where one comes from."""
+    problem = report_problem(report)
+    if problem:
+        raise InputError(f"{owner}(report=...) needs a stalwart report dict; got {problem}. Pass {REPORT_SOURCES}.")
+    return report
+
+
+def require_result(result: Any, owner: str) -> Mapping[str, Any]:
+    """``result`` when it is a check result dict, else an :class:`InputError` that says where one comes from."""
+    if not isinstance(result, Mapping):
+        raise InputError(f"{owner}(result=...) needs one check result dict; got a {type(result).__name__}. Pass "
+                         "CheckResult.to_dict() or an entry of the 'results' of a report dict.")
+    return result

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from stalwart.checks.base import MIN_SAMPLES, Condition
+from stalwart._validation import param_error
 from stalwart.errors import ConfigError
-from stalwart.report._text import shorten
-from stalwart.report.summaries import MAX_NAMED, metric_value
+from stalwart.report._text import require_report, shorten
+from stalwart.report.summaries import MAX_NAMED, check_name as _check_name, metric_value
 
 __all__ = ["Advice", "Context", "ADVISORS", "FAMILIES", "register_advice", "advice", "report_advice",
            "model_family", "context_of"]
@@ -38,6 +39,15 @@ class Advice:
 
     text: str
     apis: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise param_error(self, "text", "the advice as a non-empty string", self.text)
+        if isinstance(self.apis, (str, bytes)) or not isinstance(self.apis, Sequence) \
+                or not all(isinstance(a, str) for a in self.apis):
+            raise param_error(self, "apis", "a tuple of the dotted names of the APIs the text names "
+                              "(e.g. ('stalwart.perturb.get',))", self.apis)
+        object.__setattr__(self, "apis", tuple(self.apis))
 
 
 class Context(NamedTuple):
@@ -58,6 +68,8 @@ ADVISORS: dict[str, Advisor] = {}
 
 def register_advice(check: str) -> Callable[[Advisor], Advisor]:
     """Decorator: use the function for the advice on results of ``check``."""
+    _check_name("register_advice", check)
+
     def deco(fn: Advisor) -> Advisor:
         ADVISORS[check] = fn
         return fn
@@ -122,6 +134,7 @@ def advice(result: Mapping[str, Any], ctx: Context) -> list[Advice]:
 def report_advice(report: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any], list[Advice]]]:
     """``(index, result, advice)`` for each result that needs action (index counts from 1, as the
     report's sections do)."""
+    require_report(report, "report_advice")
     ctx = context_of(report)
     out = []
     for i, r in enumerate(report.get("results") or [], start=1):

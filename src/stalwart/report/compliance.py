@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from stalwart.checks.base import Status, worst_status
+from stalwart.checks.base import CheckResult, Status, worst_status
+from stalwart.errors import InputError
 
 __all__ = ["CATEGORIES", "FRAMEWORKS", "DISCLAIMER", "Requirement", "Framework", "compliance_map"]
 
@@ -93,6 +94,14 @@ def compliance_map(results: Iterable[Any]) -> dict[str, Any]:
     evidence); its ``status`` is then the worst status among those checks, else ``None``.
     Categories the mapping does not know are listed under ``unmapped_categories``.
     """
+    if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Iterable):
+        raise InputError(f"compliance_map(results=...) needs a list of check results; got a {type(results).__name__}. "
+                         "Pass Report.results or the 'results' of a report dict (Report.to_dict()['results']).")
+    results = list(results)
+    odd = sorted({type(r).__name__ for r in results if not isinstance(r, (Mapping, CheckResult))})
+    if odd:
+        raise InputError(f"compliance_map(results=...) holds {', '.join(odd)} items; each must be a CheckResult or "
+                         "its dict. Pass Report.results or the 'results' of a report dict.")
     entries = [{"index": i, "check": str(_field(r, "check")), "category": str(_field(r, "category")),
                 "status": str(_field(r, "status"))} for i, r in enumerate(results, start=1)]
     frameworks = []

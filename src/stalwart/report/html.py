@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stalwart.checks.base import ordered
-from stalwart.report._text import ERROR_COLUMNS, mend_cut, notes_of
+from stalwart.report._text import ERROR_COLUMNS, mend_cut, notes_of, require_report
 from stalwart.report.advice import model_family, report_advice
 from stalwart.report.compliance import compliance_map
 from stalwart.report.figures import ordered_figures, render_figure
@@ -160,6 +160,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     """The report page for a report dict (``Report.to_dict()`` or a loaded ``report.json``)."""
     from markupsafe import Markup
 
+    require_report(report, "render_html")
     results = []
     for i, r in enumerate(report.get("results", []), start=1):
         r = ordered(r)

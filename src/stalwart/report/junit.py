@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from stalwart.report._text import notes_of
+from stalwart.report._text import notes_of, require_report
 from stalwart.report.advice import Advice, advice, context_of
 from stalwart.report.summaries import condition_detail, headline
 
@@ -49,6 +49,7 @@ def _detail(r: Mapping[str, Any], todo: list[Advice]) -> str:
 
 def render_junit(report: Mapping[str, Any], *, strict: bool = False) -> str:
     """JUnit XML text for a report dict (``Report.to_dict()`` or a loaded ``report.json``)."""
+    require_report(report, "render_junit")
     results = list(report.get("results") or [])
     failing = ("FAIL", "WARN") if strict else ("FAIL",)
     counts = {s: sum(r.get("status") == s for r in results) for s in ("ERROR", "SKIP")}

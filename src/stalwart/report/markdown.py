@@ -10,7 +10,7 @@ from itertools import zip_longest
 from typing import Any
 
 from stalwart.checks.base import ordered
-from stalwart.report._text import notes_of
+from stalwart.report._text import notes_of, require_report
 from stalwart.report.advice import report_advice
 from stalwart.report.compliance import compliance_map
 from stalwart.report.figures import ordered_figures, validate_figure, word_diff
@@ -50,6 +50,7 @@ def _code(text: str) -> str:
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """GitHub-flavoured Markdown for a report dict (``Report.to_dict()`` or a loaded JSON)."""
+    require_report(report, "render_markdown")
     model, data = report.get("model", {}), report.get("data", {})
     out = [f"# {report_title(report)}: **{report.get('status', '?')}**", "",
            f"{model.get('name')} on {data.get('name')} · suite {report.get('suite', {}).get('name', 'custom')} · "

@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stalwart.checks.base import Condition
+from stalwart._validation import check_param
 from stalwart.errors import ConfigError
-from stalwart.report._text import notes_of, shorten
+from stalwart.report._text import notes_of, require_result, shorten
 from stalwart.report.glossary import direction, format_value, lookup
 
 __all__ = ["HEADLINES", "register_headline", "headline", "verdict", "condition_detail", "number", "report_title",
@@ -43,10 +44,18 @@ def register_headline(check: str) -> Callable[[HeadlineFn], HeadlineFn]:
     The function takes the result dict and returns the headline, or None to fall back to the
     generic one (for example when the metric it explains is missing).
     """
+    check_name("register_headline", check)
+
     def deco(fn: HeadlineFn) -> HeadlineFn:
         HEADLINES[check] = fn
         return fn
     return deco
+
+
+def check_name(owner: str, check: Any) -> str:
+    """``check`` when it is a check name (a non-empty string), else a :class:`ConfigError`."""
+    return check_param(owner, "check", check, isinstance(check, str) and bool(check.strip()),
+                       "the name of a check (a non-empty string, e.g. 'natural_robustness')")
 
 
 # -- numbers --------------------------------------------------------------------------------------
@@ -131,6 +140,7 @@ def headline(result: Mapping[str, Any]) -> str:
     >>> headline(r)
     'accuracy drop 0.404 under unit_scale, severity 3 (lower is better)'
     """
+    require_result(result, "headline")
     status = result.get("status")
     message = str(result.get("message") or "")
     if status == "SKIP":
@@ -347,6 +357,7 @@ def verdict(result: Mapping[str, Any]) -> str:
     """The result against its conditions, without repeating the headline's number: ``fails
     accuracy_drop_s3 <= 0.1``; a check's own warning when no condition explains its status;
     ``""`` for SKIP and for an ERROR whose headline already says what went wrong."""
+    require_result(result, "verdict")
     status = result.get("status")
     if status == "SKIP" or (status == "ERROR" and not result.get("metrics")):
         return ""
