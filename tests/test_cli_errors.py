@@ -285,3 +285,14 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
     assert err.strip() == "stalwart: interrupted" and "Traceback" not in err
+
+
+def test_long_commands_report_progress_when_piped(f, tmp_path):
+    """CliRunner's output is not a terminal: progress comes as plain lines, one per stage."""
+    result = runner.invoke(app, ["attack", str(f / "bc.skops"), str(f / "test.csv"), "--target", "label",
+                                 "--attack", "evaluate", "--max-samples", "40", "--out", str(tmp_path / "a.npz")])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("stalwart: [")]
+    assert lines[:3] == ["stalwart: [1/5] evaluate: apgd-ce", "stalwart: [2/5] evaluate: apgd-t",
+                         "stalwart: [3/5] evaluate: square"], lines
+    assert "stalwart: [5/5] evaluate: sanity checks" in lines and "finished 5 step(s)" in result.output

@@ -101,7 +101,9 @@ def _rebuild(attack: Any) -> Any:
 
 
 def check_perturbation(perturbation: Any, x: Any, schema: Any = None) -> None:
-    """A perturbation is pure, seeded, keeps the input's type and length, and validates severity."""
+    """A perturbation is pure, seeded, keeps the input's type and length, and validates severity;
+    an image perturbation also takes a non-contiguous tensor view (a permuted N x H x W x C array)
+    and gives the same images as from the array."""
     from stalwart.perturb.base import Perturbation
 
     _require(perturbation, "check_perturbation", "perturbation", Perturbation,
@@ -125,6 +127,14 @@ def check_perturbation(perturbation: Any, x: Any, schema: Any = None) -> None:
                     f"length {len(x)}")
     if isinstance(x, np.ndarray) and a.shape != x.shape:
         raise _fail(perturbation, f"changed the shape {x.shape} -> {a.shape}")
+    if isinstance(x, np.ndarray) and x.ndim == 4 and getattr(perturbation, "modality", None) == "image":
+        # the usual numpy-to-torch path: N x H x W x C memory seen as N x C x H x W, a strided view
+        import torch
+
+        view = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        t = perturbation.apply(view, 3, rng=1, schema=schema)
+        if not isinstance(t, torch.Tensor) or not np.allclose(t.cpu().numpy(), a, atol=1e-5):
+            raise _fail(perturbation, "gave another result on a non-contiguous tensor view of the same images")
     for bad in (0, 6, 2.5, True):
         try:
             perturbation.apply(x, bad, rng=0, schema=schema)

@@ -83,7 +83,9 @@ class _Image(Perturbation):
             raise InputError("x is empty; pass at least one image.")
         if schema is None or schema.shape is None or tuple(schema.shape) != tuple(x.shape[1:]):
             check_image_layout(tuple(x.shape), tensor=True)
-        t = x.detach().to(torch.float32).clone()
+        # a contiguous copy: tensors permuted from N x H x W x C arrays (the usual numpy-to-torch path)
+        # are strided views, which reshaping kernels (JPEG's blocks) cannot take
+        t = x.detach().to(torch.float32).clone(memory_format=torch.contiguous_format)
         if not bool(torch.isfinite(t).all()):
             raise InputError("images contain NaN or infinite values; clean them first.")
         if schema is None or schema.value_range is None:
