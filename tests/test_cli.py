@@ -115,6 +115,7 @@ def test_scan_torchscript_on_npz(files, tmp_path):
     assert adv["status"] != "ERROR" and adv["status"] != "SKIP"
 
 
+@pytest.mark.slow
 def test_same_seed_same_json_apart_from_timings(files, tmp_path):
     args = ["scan", str(files / "pipe.skops"), str(files / "test.csv"), "--target", "label",
             "--suite", str(files / "fast.yaml"), "--seed", "3"]
@@ -171,6 +172,7 @@ def test_report_render_rebuilds_html_from_json(files, tmp_path):
     assert result.exit_code == 2 and "bad.json" in result.output
 
 
+@pytest.mark.slow
 def test_demo_writes_two_reports_with_both_charts(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

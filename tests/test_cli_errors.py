@@ -287,6 +287,7 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert err.strip() == "stalwart: interrupted" and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_long_commands_report_progress_when_piped(f, tmp_path):
     """CliRunner's output is not a terminal: progress comes as plain lines, one per stage."""
     result = runner.invoke(app, ["attack", str(f / "bc.skops"), str(f / "test.csv"), "--target", "label",

@@ -5,9 +5,12 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
 
 
+@pytest.mark.slow
 def test_quickstart_example_runs_and_writes_a_report(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [str(EXAMPLE), str(tmp_path / "out")])
     runpy.run_path(str(EXAMPLE), run_name="__main__")

@@ -25,7 +25,10 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{cls.__name__} needs a class attribute 'name' to be registered as a {self.kind}")
         if name in self._items and self._items[name] is not cls:
-            raise ConfigError(f"a {self.kind} named {name!r} is already registered ({self._items[name].__name__})")
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise ConfigError(f"{article} {self.kind} named {name!r} is already registered "
+                              f"({self._items[name].__name__}); give {cls.__name__} another class attribute "
+                              "'name' to register it beside that one.")
         self._items[name] = cls
         return cls
 
@@ -41,7 +44,7 @@ class Registry(Generic[T]):
         self._load_plugins()
         try:
             return self._items[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name (a list, a dict) is unknown too
             raise ConfigError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
             ) from None

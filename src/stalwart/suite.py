@@ -201,7 +201,7 @@ class Suite:
         from stalwart.models.compat import check_compatible
         from stalwart.report import Report
 
-        check_seed(self, seed)
+        check_seed("Suite.run", seed)
         model = model if isinstance(model, Model) else wrap(model)
         if not isinstance(data, Dataset):
             raise InputError(f"data must be a stalwart Dataset; got {type(data).__name__}. "

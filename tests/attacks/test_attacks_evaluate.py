@@ -153,6 +153,7 @@ def test_minimal_perturbation_finds_the_closed_form_distance():
     assert summary["quantiles"]["p50"] == pytest.approx(np.median(mp.distance), rel=0.2)
 
 
+@pytest.mark.slow
 def test_square_escalates_to_the_full_budget_only_on_signs_of_masking(mlp_digits):
     net, x, y = mlp_digits
     threat = ThreatModel("linf", 0.05, (0.0, 1.0))

@@ -63,6 +63,7 @@ def test_check_reports_exactly_what_evaluate_measures(digits_mlp):
     assert all(r["passed"] for r in res.tables["sanity"])
 
 
+@pytest.mark.slow
 def test_black_box_tree_is_attacked_not_skipped():
     train, test = datasets.load_split("breast_cancer", seed=0)
     tree = wrap(DecisionTreeClassifier(max_depth=4, random_state=0).fit(train.x, train.y))

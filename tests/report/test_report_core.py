@@ -62,6 +62,7 @@ def test_json_round_trip(report):
     assert [r.metrics for r in back.results] == [r.metrics for r in report.results]
 
 
+@pytest.mark.slow
 def test_same_seed_same_json_apart_from_timings(setup, report):
     again = Suite.from_yaml(SUITE).run(*setup, seed=7)
     assert drop_timings(again.to_dict()) == drop_timings(report.to_dict())

@@ -5,6 +5,8 @@ Black-box (any model): Square, HopSkipJump, a schema-aware tabular search, and a
 attack for text. ``evaluate`` runs the AutoAttack-style ensemble.
 """
 
+import inspect
+
 from stalwart.attacks.apgd import APGD
 from stalwart.attacks.base import ATTACKS, Attack, AttackResult, ThreatModel, norm_of, project_ball, register
 from stalwart.attacks.cw import CW
@@ -23,6 +25,7 @@ from stalwart.attacks.square import Square
 from stalwart.attacks.synonyms import LexiconSynonyms, SynonymSource, WordNetSynonyms, default_synonyms
 from stalwart.attacks.tabular import TabularSearch
 from stalwart.attacks.text import TEXT_ATTACKS, TextAttackResult, WordSubstitution
+from stalwart.errors import ConfigError
 
 __all__ = [
     "ATTACKS", "Attack", "AttackResult", "ThreatModel", "norm_of", "project_ball", "register", "get",
@@ -34,5 +37,17 @@ __all__ = [
 
 
 def get(name: str, threat: ThreatModel, **params) -> Attack:
-    """An instance of the attack registered as ``name``."""
-    return ATTACKS.get(name)(threat, **params)
+    """An instance of the attack registered as ``name``; parameters it does not take raise ConfigError."""
+    if not isinstance(name, str):
+        raise ConfigError(f"attacks.get(name=...) must be an attack name (a str); got {name!r}. "
+                          f"Known: {', '.join(ATTACKS.names())}")
+    cls = ATTACKS.get(name)
+    sig = inspect.signature(cls)
+    try:
+        sig.bind(threat, **params)
+    except TypeError as exc:
+        accepted = [p.name for p in sig.parameters.values()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "threat"]
+        takes = f"pass only these: {accepted}" if accepted else "it takes none besides threat"
+        raise ConfigError(f"attack {name!r} does not take the parameters given ({exc}); {takes}.") from None
+    return cls(threat, **params)

@@ -20,10 +20,12 @@ import torch
 from stalwart._registry import Registry
 from stalwart._validation import (
     check_array,
+    check_choice,
     check_image_layout,
     check_labels,
     check_lengths,
     check_param,
+    check_seed,
     labels_to_index,
     param_error,
 )
@@ -103,6 +105,10 @@ class ThreatModel:
         ``stalwart scan`` and ``stalwart attack``; ``unit="raw"`` takes it in the data's units.
         Tabular categorical columns are held fixed (they have no numeric range).
         """
+        from stalwart.data.schema import Schema
+
+        if not isinstance(schema, Schema):
+            raise param_error("ThreatModel.from_schema", "schema", "a stalwart Schema (e.g. dataset.schema)", schema)
         if schema.modality == "image":
             return cls(norm, eps, schema.value_range, unit=unit)
         if schema.modality == "tabular":
@@ -192,6 +198,7 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 def norm_of(delta: torch.Tensor, norm: str) -> torch.Tensor:
     """Per-sample norm of a batch of perturbations."""
+    check_choice("norm_of", "norm", norm, NORMS)
     f = _flat(delta)
     if norm == "linf":
         return f.abs().amax(dim=1)
@@ -204,6 +211,7 @@ def norm_of(delta: torch.Tensor, norm: str) -> torch.Tensor:
 
 def project_ball(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
     """Euclidean projection of each sample's ``delta`` onto the ``norm`` ball of radius eps."""
+    check_choice("project_ball", "norm", norm, NORMS)
     if norm == "linf":
         return delta.clamp(-eps, eps)
     f = _flat(delta)
@@ -312,7 +320,7 @@ class Attack(ABC):
         if not isinstance(threat, ThreatModel):
             raise param_error(self, "threat", "a ThreatModel", threat)
         self.threat = threat
-        self.seed = seed
+        self.seed = check_seed(self, seed)
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "threat" and not k.startswith("_")}
@@ -336,7 +344,9 @@ class Attack(ABC):
 
         model = wrap(model)
         if model.task != "classification":
-            raise ModelError(f"{self.name} attacks classifiers; {model.name} is a {model.task} model.")
+            raise ModelError(f"{self.name} attacks classifiers; {model.name} is a {model.task} model. Wrap a "
+                             "classifier (a model with class scores) instead, or use stalwart.checks.NaturalRobustness to "
+                             "measure a regression model.")
         if self.white_box and not model.differentiable:
             model.torch_logits(None)  # raises ModelError with the explanation
         xs = check_array(x, "x", dtype=np.float32)

@@ -45,9 +45,18 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from stalwart._validation import check_array, check_choice, check_labels, check_lengths, labels_to_index
-from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel, norm_of
-from stalwart.errors import ConfigError, InputError, ModelError
+from stalwart._validation import (
+    check_array,
+    check_choice,
+    check_image_layout,
+    check_labels,
+    check_lengths,
+    check_seed,
+    labels_to_index,
+    param_error,
+)
+from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel, check_threat_shape, norm_of
+from stalwart.errors import ConfigError, ModelError
 
 __all__ = ["evaluate", "EvaluationResult", "SanityCheck", "minimal_perturbation", "MinimalPerturbation",
            "check_eps_scale"]
@@ -132,13 +141,6 @@ class EvaluationResult:
         }
 
 
-def _check_image_layout(x: np.ndarray, threat: ThreatModel) -> None:
-    """Refuse N x H x W x C images where the bounds/mask say N x C x H x W (or nothing else fits)."""
-    if x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
-        raise InputError(f"x looks like N x H x W x C images (shape {x.shape}); stalwart takes N x C x H x W. "
-                         "Transpose with x.transpose(0, 3, 1, 2).")
-
-
 def check_eps_scale(threat: ThreatModel, x: np.ndarray) -> None:
     """Refuse an eps that is meaningless for the data's range.
 
@@ -148,6 +150,9 @@ def check_eps_scale(threat: ThreatModel, x: np.ndarray) -> None:
     ``unit="range"`` the check runs in the range-normalised space (where it also refuses data
     whose features have no range to move in).
     """
+    _check_threat("check_eps_scale", threat)
+    x = check_array(x, "x", dtype=np.float32)
+    check_threat_shape(threat, x.shape[1:])
     if threat.needs_rescaling:
         space = threat.range_space(np.asarray(x, dtype=np.float32))
         check_eps_scale(space.threat, space.z)
@@ -180,6 +185,25 @@ def check_eps_scale(threat: ThreatModel, x: np.ndarray) -> None:
             "feature); this is usually an eps written for [0, 1] data applied to data on another "
             f"scale. Rescale eps (e.g. eps * {unit:.4g}) or rescale the data."
         )
+
+
+def _check_threat(owner: str, threat: Any) -> None:
+    if not isinstance(threat, ThreatModel):
+        raise param_error(owner, "threat", "a ThreatModel (e.g. ThreatModel('linf', 0.03))", threat)
+
+
+def _check_eps_curve(eps_curve: Any) -> None:
+    """None, or eps values that are finite numbers >= 0 (an eps below 0 or NaN has no ball)."""
+    if eps_curve is None:
+        return
+    values = list(eps_curve) if isinstance(eps_curve, (list, tuple)) else \
+        eps_curve.tolist() if isinstance(eps_curve, np.ndarray) and eps_curve.ndim == 1 else None
+    ok = values is not None and all(
+        isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, (bool, np.bool_))
+        and bool(np.isfinite(e)) and e >= 0 for e in values)
+    if not ok:
+        raise param_error("evaluate", "eps_curve", "a list of finite eps values >= 0, or None for the default "
+                          "(eps x [0.25, 0.5, 1, 2])", eps_curve)
 
 
 def _model_notes(model: Any, threat: ThreatModel) -> list[str]:
@@ -263,21 +287,26 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     from stalwart.models import wrap
 
     check_choice("evaluate", "level", level, LEVELS)
-    if not isinstance(threat, ThreatModel):
-        raise ConfigError(f"evaluate(threat=...) must be a ThreatModel; got {threat!r}")
+    _check_threat("evaluate", threat)
+    check_seed("evaluate", seed)
+    _check_eps_curve(eps_curve)
     model = wrap(model)
     if model.task != "classification":
-        raise ModelError(f"evaluate needs a classifier; {model.name} is a {model.task} model.")
+        raise ModelError(f"evaluate needs a classifier; {model.name} is a {model.task} model. Wrap a "
+                         "classifier (a model with class scores) instead, or use stalwart.checks.NaturalRobustness to "
+                         "measure a regression model.")
     xs = check_array(x, "x", dtype=np.float32)
+    # before the model sees x: a wrong layout or per-feature bounds of another length fail inside it otherwise
+    if getattr(model, "input_shape", None) != tuple(xs.shape[1:]):  # unless the model declares that shape
+        check_image_layout(xs.shape)
+    check_threat_shape(threat, xs.shape[1:])
     ys = check_labels(y, model.known_classes(xs), "y")
     check_lengths("x", xs, "y", ys)
     if threat.needs_rescaling:  # eps is a fraction of each feature's range: run where every range is [0, 1]
-        _check_image_layout(xs, threat)
         space = threat.range_space(xs)
         res = evaluate(space.wrap(model), space.z, ys, space.threat, level=level, eps_curve=eps_curve, seed=seed,
                        sanity=sanity, escalate_square=escalate_square, progress=progress)
         return replace(res, threat=threat, x_adv=space.to_raw(res.x_adv, xs))
-    _check_image_layout(xs, threat)
     check_eps_scale(threat, xs)
     start = time.perf_counter()
     white = bool(model.differentiable)

@@ -115,10 +115,16 @@ class Metric:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Metric:
         nan = float("nan")
-        return cls(d["name"], nan if d.get("value") is None else float(d["value"]),
-                   None if d.get("low") is None else float(d["low"]),
-                   None if d.get("high") is None else float(d["high"]),
-                   None if d.get("n") is None else int(d["n"]))
+        try:
+            return cls(d["name"], nan if d.get("value") is None else float(d["value"]),
+                       None if d.get("low") is None else float(d["low"]),
+                       None if d.get("high") is None else float(d["high"]),
+                       None if d.get("n") is None else int(d["n"]))
+        except (KeyError, TypeError, ValueError, AttributeError):  # not a dict, no name, text for a number
+            shown = repr(d) if len(repr(d)) <= 120 else repr(d)[:119] + "…"
+            raise InputError(f"{shown} is not a metric dict; a metric is {{'name', 'value', 'low', 'high', 'n'}} "
+                             "with numbers (or null) for the values. Pass Metric.to_dict() or a metric of a "
+                             "report.json as written.") from None
 
     def format(self, digits: int = 3) -> str:
         """``0.912 [0.871, 0.943]`` — the value with its interval when there is one."""

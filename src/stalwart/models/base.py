@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from stalwart.errors import ModelError, StalwartError
+from stalwart.errors import InputError, ModelError, StalwartError
 
 Task = Literal["classification", "regression"]
 OutputKind = Literal["probabilities", "logits", "labels", "values"]
@@ -29,11 +29,75 @@ def short_error(exc: BaseException, limit: int = 400) -> str:
     if "Traceback of TorchScript" in text:
         text = [line for line in text.splitlines() if line.strip()][-1]
     text = " ".join(text.split())
+    name = type(exc).__name__
+    text = text.removeprefix(f"{name}: ")  # TorchScript's last line names the type already
     # sentences pointing to web pages go: reports are self-contained and carry no links
     text = " ".join(part for part in re.split(r"(?<=\.)\s+", text) if "://" not in part)
     if len(text) > limit:  # at a word boundary: a message cut mid-word reads as a different word
         text = text[:limit].rsplit(" ", 1)[0] + " …"
-    return f"{type(exc).__name__}: {text}"
+    return f"{name}: {text}"
+
+
+def model_call_error(name: str, exc: BaseException, x: Any, *, expects: str | None = None,
+                     numeric: bool = False, mismatch: bool = False) -> StalwartError:
+    """The stalwart error for a user's model that raised ``exc`` on ``x``; raise it ``from None``.
+
+    An :class:`InputError` when ``x`` is the likely cause: values that are not numbers (only when
+    the model takes ``numeric`` input), NaN or infinite values, or samples of another shape than
+    the model takes (``mismatch``, with ``expects`` saying what it takes, e.g. ``"(n, 4)"``).
+    Otherwise a :class:`ModelError`. The model's own error follows on one line
+    (:func:`short_error`), after a first sentence that stands alone.
+    """
+    said = f"The model raised {short_error(exc, limit=1000)}"  # whole: reports state an error once, uncut
+    problem = _value_problem(x, numeric)
+    if problem == "text":
+        return InputError(f"{name} takes numbers and x holds values that are not numeric; encode text or "
+                          f"categorical columns as numbers first (or put an encoder in the model's pipeline). {said}")
+    if problem == "nan":
+        return InputError(f"{name} does not accept the NaN or infinite values in x; impute or drop them first, or "
+                          f"add an imputer to the model's pipeline. {said}")
+    shape = _shape_of(x)
+    if mismatch and expects:
+        return InputError(f"x has shape {shape} but {name} expects {expects}; reshape x or pass the features the "
+                          f"model was trained on. {said}")
+    want = f"; it expects {expects}" if expects else ""
+    return ModelError(f"{name} cannot take this data (x of shape {shape}{want}); pass data of the form the model "
+                      f"was trained on. {said}")
+
+
+def _shape_of(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(x)
+        except (TypeError, ValueError):  # ragged
+            return f"({len(x)} samples)" if hasattr(x, "__len__") else type(x).__name__
+    return str(tuple(int(s) for s in shape))
+
+
+def _value_problem(x: Any, numeric: bool) -> str:
+    """``"text"``, ``"nan"`` or ``""``: what in ``x`` likely made a model fail (a diagnosis only)."""
+    import pandas as pd
+
+    try:
+        if isinstance(x, pd.DataFrame):
+            values = x.select_dtypes("number").to_numpy(dtype=np.float64)
+            return "nan" if bool(x.isna().to_numpy().any()) or not np.isfinite(values).all() else ""
+        if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor
+            x = x.detach().cpu().numpy()
+        arr = np.asarray(x)
+    except Exception:  # noqa: BLE001 - nothing to diagnose in something numpy cannot read
+        return ""
+    if arr.dtype.kind in "OUSV":
+        if not numeric:
+            return ""
+        try:  # None and pd.NA are missing values, not text
+            arr = np.where(pd.isna(arr), np.nan, arr).astype(np.float64)
+        except (TypeError, ValueError):
+            return "text"
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        return "nan"
+    return ""
 
 
 def check_finite_output(scores: np.ndarray, name: str) -> np.ndarray:

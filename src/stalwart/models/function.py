@@ -9,8 +9,8 @@ from typing import Any, Literal
 import numpy as np
 
 from stalwart._validation import check_choice, check_positive
-from stalwart.errors import ModelError
-from stalwart.models.base import Model, Task, check_finite_output
+from stalwart.errors import ModelError, StalwartError
+from stalwart.models.base import Model, Task, check_finite_output, model_call_error
 
 __all__ = ["FunctionModel", "scores_to_probabilities"]
 
@@ -109,7 +109,12 @@ class FunctionModel(Model):
             "probabilities" if output == "auto" else output)
 
     def _raw_predict(self, x: Any) -> np.ndarray:
-        raw = self.fn(x)
+        try:
+            raw = self.fn(x)
+        except (StalwartError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's function raises any type
+            raise model_call_error(self.name, exc, x) from None
         if _is_pipeline_output(raw):
             return self._from_pipeline_output(raw, len(x))
         try:
@@ -120,6 +125,9 @@ class FunctionModel(Model):
         if out.dtype == object and out.ndim >= 1 and any(isinstance(v, (dict, list)) for v in out.ravel()[:5]):
             raise ModelError("the function returned nested objects, not numbers or labels; return an array of "
                              "scores (n, n_classes) or labels (n,).")
+        if out.ndim == 0:
+            raise ModelError(f"the function returned a single {type(raw).__name__} value for {len(x)} inputs; it "
+                             "must return one output per sample: scores (n, n_classes), labels (n,) or values (n,).")
         if len(out) != len(x):
             raise ModelError(f"the function returned {len(out)} outputs for {len(x)} inputs; it must "
                              "return one row per sample.")

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from stalwart._validation import check_positive
-from stalwart.errors import InputError, ModelError
-from stalwart.models.base import Model, Task
+from stalwart.errors import InputError, ModelError, StalwartError
+from stalwart.models.base import Model, Task, model_call_error
 
 __all__ = ["SklearnModel", "is_sklearn_estimator"]
 
@@ -231,18 +231,33 @@ class SklearnModel(Model):
         return super()._scores(self._prepare(x))
 
     # -- Model interface ----------------------------------------------------------------------
+    def _call(self, method: str, x: Any) -> Any:
+        """``estimator.<method>(x)``; the estimator failing on this input becomes a stalwart error."""
+        try:
+            return getattr(self.estimator, method)(x)
+        except (StalwartError, MemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - sklearn and third-party estimators raise any type
+            if self.n_features is None:
+                expects = None
+            else:
+                named = "" if self.feature_names is None else f", columns {self.feature_names[:10]}"
+                expects = f"(n, {self.n_features}) numeric features{named}"
+            raise model_call_error(self.name, exc, x, expects=expects, numeric=self.n_features is not None) \
+                from None
+
     def _raw_predict(self, x: Any) -> np.ndarray:
         if self.task == "regression":
-            return np.asarray(self.estimator.predict(x), dtype=np.float64).reshape(len(x))
+            return np.asarray(self._call("predict", x), dtype=np.float64).reshape(len(x))
         if self._method == "predict_proba":
-            return np.asarray(self.estimator.predict_proba(x), dtype=np.float64)
+            return np.asarray(self._call("predict_proba", x), dtype=np.float64)
         if self._method == "decision_function":
-            z = np.asarray(self.estimator.decision_function(x), dtype=np.float64)
+            z = np.asarray(self._call("decision_function", x), dtype=np.float64)
             if z.ndim == 1:
                 p = _sigmoid(z)
                 return np.stack([1.0 - p, p], axis=1)
             return _softmax(z)
-        labels = np.asarray(self.estimator.predict(x))
+        labels = np.asarray(self._call("predict", x))
         onehot = labels[:, None] == np.asarray(self.estimator.classes_)[None, :]
         return onehot.astype(np.float64)
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from stalwart._validation import check_choice, check_positive
-from stalwart.errors import InputError, ModelError
-from stalwart.models.base import Model, check_finite_output
+from stalwart.errors import InputError, ModelError, StalwartError
+from stalwart.models.base import Model, check_finite_output, model_call_error, short_error
 
 __all__ = ["TorchModel", "looks_like_probabilities"]
 
@@ -49,6 +49,25 @@ def _guess_n_outputs(module: torch.nn.Module) -> int | None:
         if isinstance(sub, torch.nn.Linear):
             last = sub.out_features
     return last
+
+
+_CONVS = {torch.nn.Conv1d: "L", torch.nn.Conv2d: "H, W", torch.nn.Conv3d: "D, H, W"}
+
+
+def _first_layer(module: torch.nn.Module, t: torch.Tensor) -> tuple[str, bool] | None:
+    """What the module's first layer takes, when it is an ``nn.Linear`` or ``nn.Conv*d``, written as
+    a shape, and whether ``t`` does not fit it; None otherwise (a guess from registration order,
+    used only to explain a failure)."""
+    if isinstance(module, torch.jit.ScriptModule):  # its submodules do not keep their classes
+        return None
+    first = next((m for m in module.modules() if not list(m.children())), None)
+    if isinstance(first, torch.nn.Linear):  # takes (..., in_features)
+        return f"(n, {first.in_features})", t.ndim < 2 or int(t.shape[-1]) != first.in_features
+    for conv, rest in _CONVS.items():
+        if isinstance(first, conv):
+            ndim = 2 + len(rest.split(", "))
+            return f"(n, {first.in_channels}, {rest})", t.ndim != ndim or int(t.shape[1]) != first.in_channels
+    return None
 
 
 class TorchModel(Model):
@@ -124,7 +143,7 @@ class TorchModel(Model):
             # one probe on zeros gives (and checks) the output width before the user's first call
             with torch.inference_mode():
                 self._inspect(self._forward(torch.zeros((1, *self.input_shape), dtype=self.dtype,
-                                                      device=self.device)), probe=True)
+                                                      device=self.device), probe=True), probe=True)
         elif self.classes is None:
             n_out = _guess_n_outputs(module)
             if n_out is not None:
@@ -155,18 +174,42 @@ class TorchModel(Model):
             t = t.reshape(t.shape[0], *self.input_shape)
         return t
 
-    def _forward(self, t: torch.Tensor) -> torch.Tensor:
+    def _forward(self, t: torch.Tensor, *, probe: bool = False) -> torch.Tensor:
         """The module on ``t``; in exact-size batches (padded, padding dropped) when it needs them."""
         b = self.fixed_batch_size
         if b is None or t.shape[0] == b:
-            return self.module(t)
+            return self._call(t, probe)
         outs = []
         for chunk in t.split(b):
             n = chunk.shape[0]
             if n < b:
                 chunk = torch.cat([chunk, chunk[-1:].expand(b - n, *chunk.shape[1:])])
-            outs.append(self.module(chunk)[:n])
+            outs.append(self._call(chunk, probe)[:n])
         return torch.cat(outs)
+
+    def _call(self, t: torch.Tensor, probe: bool) -> torch.Tensor:
+        """``module(t)``; the module failing on this input becomes a stalwart error that names the
+        input it takes (a ``probe`` is the zeros of ``input_shape``, checked in the constructor)."""
+        try:
+            return self.module(t)
+        except (StalwartError, MemoryError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a module (or TorchScript) raises any type
+            first = _first_layer(self.module, t)
+            if probe:
+                takes = f" (its first layer takes {first[0]})" if first is not None else ""
+                raise ModelError(
+                    f"TorchModel(input_shape={self.input_shape}) does not fit the module: it fails on zeros of shape "
+                    f"{tuple(t.shape)}{takes}. Pass input_shape=<the shape of one sample the module takes>, or "
+                    f"leave it unset. The module raised {short_error(exc, limit=1000)}") from None
+            if self.input_shape is not None:
+                expects = f"(n, {', '.join(map(str, self.input_shape))})"
+                mismatch = tuple(t.shape[1:]) != self.input_shape
+            elif first is not None:
+                expects, mismatch = first
+            else:
+                expects, mismatch = None, False
+            raise model_call_error(self.name, exc, t, expects=expects, mismatch=mismatch) from None
 
     def _inspect(self, out: torch.Tensor, probe: bool = False) -> None:
         """Settle the output width, the binary case and (for "auto") probabilities vs logits.

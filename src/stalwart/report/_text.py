@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stalwart._validation import check_param
 from stalwart.errors import InputError
 
 __all__ = ["shorten", "mend_cut", "CHECK_TEXT_CAP", "ERROR_COLUMNS", "notes_of", "report_problem", "require_report",
-           "require_result"]
+           "require_result", "require_check_name"]
 
 #: where a report dict comes from, for the messages that ask for one
 REPORT_SOURCES = "Report.to_dict() or a loaded report.json (json.load of the file, or Report.load(path).to_dict())"
@@ -74,7 +75,7 @@ def notes_of(result: Mapping[str, Any], said: str = "") -> str:
 def report_problem(report: Any) -> str:
     """What keeps ``report`` from being a report dict, in a few words; ``""`` when it is one."""
     if not isinstance(report, Mapping):
-        return f"a {type(report).__name__}, not a dict"
+        return f"an object of type {type(report).__name__}, not a dict"
     missing = [repr(k) for k in ("results", "model") if k not in report]
     if missing:
         return f"a dict without {' and '.join(missing)}"
@@ -98,6 +99,12 @@ def require_report(report: Any, owner: str) -> Mapping[str, Any]:
 def require_result(result: Any, owner: str) -> Mapping[str, Any]:
     """``result`` when it is a check result dict, else an :class:`InputError` that says where one comes from."""
     if not isinstance(result, Mapping):
-        raise InputError(f"{owner}(result=...) needs one check result dict; got a {type(result).__name__}. Pass "
+        raise InputError(f"{owner}(result=...) needs one check result dict; got {type(result).__name__}. Pass "
                          "CheckResult.to_dict() or an entry of the 'results' of a report dict.")
     return result
+
+
+def require_check_name(owner: str, check: Any) -> str:
+    """``check`` when it is a check name (a non-empty string), else a :class:`~stalwart.errors.ConfigError`."""
+    return check_param(owner, "check", check, isinstance(check, str) and bool(check.strip()),
+                       "the name of a check (a non-empty string, e.g. 'natural_robustness')")

@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from stalwart.checks.base import MIN_SAMPLES, Condition
 from stalwart._validation import param_error
+from stalwart.checks.base import MIN_SAMPLES, Condition
 from stalwart.errors import ConfigError
-from stalwart.report._text import require_report, shorten
-from stalwart.report.summaries import MAX_NAMED, check_name as _check_name, metric_value
+from stalwart.report._text import require_check_name, require_report, shorten
+from stalwart.report.summaries import MAX_NAMED, metric_value
 
 __all__ = ["Advice", "Context", "ADVISORS", "FAMILIES", "register_advice", "advice", "report_advice",
            "model_family", "context_of"]
@@ -68,7 +68,7 @@ ADVISORS: dict[str, Advisor] = {}
 
 def register_advice(check: str) -> Callable[[Advisor], Advisor]:
     """Decorator: use the function for the advice on results of ``check``."""
-    _check_name("register_advice", check)
+    require_check_name("register_advice", check)
 
     def deco(fn: Advisor) -> Advisor:
         ADVISORS[check] = fn

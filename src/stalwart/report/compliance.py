@@ -95,7 +95,7 @@ def compliance_map(results: Iterable[Any]) -> dict[str, Any]:
     Categories the mapping does not know are listed under ``unmapped_categories``.
     """
     if isinstance(results, (str, bytes, Mapping)) or not isinstance(results, Iterable):
-        raise InputError(f"compliance_map(results=...) needs a list of check results; got a {type(results).__name__}. "
+        raise InputError(f"compliance_map(results=...) needs a list of check results; got {type(results).__name__}. "
                          "Pass Report.results or the 'results' of a report dict (Report.to_dict()['results']).")
     results = list(results)
     odd = sorted({type(r).__name__ for r in results if not isinstance(r, (Mapping, CheckResult))})

@@ -24,6 +24,7 @@ import numpy as np
 from stalwart._io import TMP_MARK, remove_stale, temp_prefix
 from stalwart.checks.base import CheckResult, Status, _plain, worst_status
 from stalwart.errors import InputError
+from stalwart.report._text import report_problem
 from stalwart.report.compliance import compliance_map
 from stalwart.report.summaries import headline
 
@@ -38,15 +39,25 @@ TIMING_KEYS: frozenset[str] = frozenset({"created", "timings", "time_s"})
 
 
 def json_safe(value: Any) -> Any:
-    """Plain JSON values: numpy to Python, tuples to lists, NaN and infinities to None."""
-    value = _plain(value)
+    """Plain JSON values: numpy to Python, tuples to lists, NaN and infinities to None.
+
+    Anything else (an object, a set, bytes) raises :class:`~stalwart.errors.InputError` naming
+    where it sits: JSON cannot hold it, and a silent ``str()`` would not read back as the value.
+    """
+    return _json_safe(_plain(value), "value")
+
+
+def _json_safe(value: Any, where: str) -> Any:
     if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
+        return {k: _json_safe(_plain(v), f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list):
-        return [json_safe(v) for v in value]
+        return [_json_safe(_plain(v), f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    if value is None or isinstance(value, (str, int, float)):  # bool is an int
+        return value
+    raise InputError(f"json_safe: {where} is of type {type(value).__name__}, which JSON cannot hold; convert it to a "
+                     "number, string, list or dict first (e.g. str(x) or x.tolist()).")
 
 
 def drop_timings(d: Any) -> Any:
@@ -181,12 +192,20 @@ class Report:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Report:
-        if not isinstance(d, Mapping) or "results" not in d or "model" not in d:
-            raise InputError("this is not a stalwart report: it lacks 'results' and 'model'.")
+        """The report of a report dict (:meth:`to_dict`, or a loaded ``report.json``)."""
+        return cls._from_dict(d, "this")
+
+    @classmethod
+    def _from_dict(cls, d: Any, source: str) -> Report:
+        problem = report_problem(d)
+        if problem:
+            raise InputError(f"{source} is not a stalwart report: it is {problem}; pass a report.json written by "
+                             "stalwart (or Report.to_dict()).")
         version = str(d.get("schema_version", ""))
-        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise InputError(f"report schema_version {version!r} is not readable by this stalwart "
-                             f"(reads {SCHEMA_VERSION.split('.')[0]}.x); re-run the scan or upgrade stalwart.")
+        major = SCHEMA_VERSION.split(".")[0]
+        if version.split(".")[0] != major:
+            raise InputError(f"report schema_version {version!r} is not readable by this stalwart (reads {major}.x); "
+                             "re-run the scan with this stalwart, or install the stalwart version that wrote it.")
         return cls(results=[CheckResult.from_dict(r) for r in d["results"]], model=dict(d["model"]),
                    data=dict(d.get("data") or {}), suite=dict(d.get("suite") or {}), seed=int(d.get("seed", 0)),
                    versions=dict(d.get("versions") or {}), timings=dict(d.get("timings") or {}),
@@ -199,18 +218,24 @@ class Report:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source} is not valid JSON ({exc}); pass a report.json written by stalwart") from None
-        return cls.from_dict(d)
+        return cls._from_dict(d, source)
 
     @classmethod
     def load(cls, path: str | Path) -> Report:
         """Read a ``report.json`` (or a directory containing one)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"Report.load(path=...) must be a file path (str or pathlib.Path); got "
+                             f"{type(path).__name__}. For a report dict in memory, use Report.from_dict(d).")
         p = Path(path)
         if p.is_dir():
             p = p / "report.json"
         try:
             text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"cannot read report {str(p)!r}: it does not exist; check the path.") from None
         except OSError as exc:
-            raise InputError(f"cannot read report {str(p)!r}: {exc.strerror}") from None
+            raise InputError(f"cannot read report {str(p)!r}: {exc.strerror or exc}; check that it is a readable "
+                             "file.") from None
         return cls.from_json(text, source=f"report {str(p)!r}")
 
     # -- rendering -----------------------------------------------------------------------------

@@ -20,9 +20,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stalwart.checks.base import Condition
-from stalwart._validation import check_param
 from stalwart.errors import ConfigError
-from stalwart.report._text import notes_of, require_result, shorten
+from stalwart.report._text import notes_of, require_check_name, require_result, shorten
 from stalwart.report.glossary import direction, format_value, lookup
 
 __all__ = ["HEADLINES", "register_headline", "headline", "verdict", "condition_detail", "number", "report_title",
@@ -44,18 +43,12 @@ def register_headline(check: str) -> Callable[[HeadlineFn], HeadlineFn]:
     The function takes the result dict and returns the headline, or None to fall back to the
     generic one (for example when the metric it explains is missing).
     """
-    check_name("register_headline", check)
+    require_check_name("register_headline", check)
 
     def deco(fn: HeadlineFn) -> HeadlineFn:
         HEADLINES[check] = fn
         return fn
     return deco
-
-
-def check_name(owner: str, check: Any) -> str:
-    """``check`` when it is a check name (a non-empty string), else a :class:`ConfigError`."""
-    return check_param(owner, "check", check, isinstance(check, str) and bool(check.strip()),
-                       "the name of a check (a non-empty string, e.g. 'natural_robustness')")
 
 
 # -- numbers --------------------------------------------------------------------------------------

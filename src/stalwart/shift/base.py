@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stalwart._registry import Registry
+from stalwart.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class StreamDetector(ABC):
 
     def update(self, value: float) -> bool:
         """Feed one value; return True if a change is detected at this value."""
-        fired = self._update(float(value))
+        fired = self._update(self._number(value))
         if fired:
             self.detected_at.append(self.n_seen)
         self.n_seen += 1
@@ -105,9 +106,28 @@ class StreamDetector(ABC):
 
     def run(self, values: Any) -> list[int]:
         """Feed a whole stream; return the indices where the detector fired."""
-        for v in np.asarray(values, dtype=float).ravel():
+        what = f"{type(self).__name__}.run(values=...) must be a one-dimensional stream of numbers"
+        try:
+            arr = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):  # text, or rows of different lengths
+            raise InputError(f"{what}; it holds values that are not numbers (or rows of different lengths). "
+                             "Convert them to numbers or drop them first.") from None
+        if arr.ndim != 1:
+            raise InputError(f"{what}; got shape {arr.shape}. Pass one stream at a time (e.g. values[:, j] for "
+                             "column j), or a list for a single value.")
+        for v in arr:
             self.update(v)
         return list(self.detected_at)
+
+    def _number(self, value: Any) -> float:
+        """``value`` as a float, or an :class:`InputError` naming what the stream takes."""
+        if not isinstance(value, (str, bytes)) and not (isinstance(value, np.ndarray) and value.ndim != 0):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                pass
+        raise InputError(f"{type(self).__name__}.update(value=...) must be a number; got {value!r}. Feed one number "
+                         "per call, or a whole stream to run(values).")
 
     @abstractmethod
     def _update(self, value: float) -> bool: ...

@@ -61,6 +61,26 @@ def _as_array(x: Any, name: str = "x") -> np.ndarray:
     return arr
 
 
+def _fit_shape(det: OODDetector, arr: np.ndarray, learned: bool = False) -> np.ndarray:
+    """Remember the per-sample shape ``det`` is fitted on (not for model features: the model
+    checks its own inputs, and may take several shapes)."""
+    det._sample_shape = None if learned else tuple(arr.shape[1:])
+    return arr
+
+
+def _same_shape(det: OODDetector, arr: np.ndarray, name: str = "x") -> np.ndarray:
+    """``arr`` if its samples have the shape ``det`` was fitted on, else an :class:`InputError`."""
+    want = getattr(det, "_sample_shape", None)
+    got = tuple(arr.shape[1:])
+    if want is not None and got != want:
+        if len(want) == len(got) == 1:
+            raise InputError(f"{name} has {got[0]} features but {type(det).__name__} was fitted on {want[0]}; "
+                             "pass the same columns it was fitted on.")
+        raise InputError(f"{name} has samples of shape {got} but {type(det).__name__} was fitted on samples of "
+                         f"shape {want}; pass data of the shape it was fitted on.")
+    return arr
+
+
 def _flat(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
 
@@ -329,7 +349,7 @@ class Mahalanobis(OODDetector):
         self.reg = float(check_positive(self, "reg", reg))
 
     def fit(self, x: Any, y: Any = None) -> Mahalanobis:
-        arr = _as_array(x)
+        arr = _fit_shape(self, _as_array(x), self.features.learned)
         f = self.features(arr)
         if y is None:
             self.classes_ = np.zeros(1)
@@ -355,7 +375,7 @@ class Mahalanobis(OODDetector):
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "means_")
-        z = self.features(_as_array(x)) @ self.whiten_
+        z = self.features(_same_shape(self, _as_array(x))) @ self.whiten_
         d2 = (z * z).sum(1)[:, None] - 2.0 * z @ self._zm.T + (self._zm * self._zm).sum(1)[None, :]
         return np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
 
@@ -399,7 +419,7 @@ class KNNDistance(OODDetector):
     def fit(self, x: Any, y: Any = None) -> KNNDistance:
         from sklearn.neighbors import NearestNeighbors
 
-        f = self.features(_as_array(x))
+        f = self.features(_fit_shape(self, _as_array(x), self.features.learned))
         if len(f) < self.k:
             raise InputError(f"KNNDistance(k={self.k}) needs at least k in-distribution samples; got {len(f)}.")
         self._mode = self.normalize if self.normalize != "auto" else (
@@ -412,7 +432,8 @@ class KNNDistance(OODDetector):
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "index_")
-        dist, _ = self.index_.kneighbors(self._norm(self.features(_as_array(x))), n_neighbors=self.k)
+        dist, _ = self.index_.kneighbors(self._norm(self.features(_same_shape(self, _as_array(x)))),
+                                         n_neighbors=self.k)
         return dist[:, -1]
 
 
@@ -438,12 +459,12 @@ class IsolationForestOOD(OODDetector):
         from sklearn.ensemble import IsolationForest
 
         self.forest_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed)
-        self.forest_.fit(_flat(_as_array(x)))
+        self.forest_.fit(_flat(_fit_shape(self, _as_array(x))))
         return self
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "forest_")
-        return -self.forest_.score_samples(_flat(_as_array(x)))
+        return -self.forest_.score_samples(_flat(_same_shape(self, _as_array(x))))
 
 
 def _fitted(det: OODDetector, attr: str) -> None:
