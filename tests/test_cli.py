@@ -186,6 +186,14 @@ def test_demo_writes_two_reports_with_both_charts(tmp_path):
         html = (tmp_path / name / "index.html").read_text()
         assert "Accuracy vs severity" in html and "Robust accuracy vs eps" in html
         assert name in result.output
+    # the models and their test data are saved beside the reports, so `stalwart scan` can repeat them
+    again = runner.invoke(app, ["scan", str(tmp_path / "breast_cancer" / "model.skops"),
+                                str(tmp_path / "breast_cancer" / "test.csv"), "--target", "label",
+                                "--out", str(tmp_path / "again")])
+    assert again.exit_code in (0, 1), again.output
+    assert _report(tmp_path / "again")["results"][0]["metrics"]["clean_accuracy"]["value"] == \
+        _report(tmp_path / "breast_cancer")["results"][0]["metrics"]["clean_accuracy"]["value"]
+    assert (tmp_path / "digits" / "model.pt").is_file() and (tmp_path / "digits" / "test.npz").is_file()
 
 
 def test_attack_saves_adversarial_examples_within_eps(files, tmp_path):
