@@ -41,9 +41,9 @@ def perturb_command(
              "`stalwart perturb --list`")
     if not 1 <= severity <= 5:
         fail(f"--severity must be an integer 1..5; got {severity}")
-    from stalwart.data.loaders import SUPPORTED_EXTENSIONS, _file_kind
+    from stalwart.data.loaders import SUPPORTED_EXTENSIONS, file_kind
 
-    kind_in = _file_kind(Path(data))
+    kind_in = file_kind(Path(data))
     same_kind = {ext: k for ext, k in SUPPORTED_EXTENSIONS.items() if k == kind_in} or SUPPORTED_EXTENSIONS
     check_out_file(out, same_kind, inputs=(data,))  # written in the input's own format
     with user_errors():

@@ -261,13 +261,14 @@ def _attack_text(model: Any, dataset: Any, name: str, max_change: float, seed: i
 
     import pandas as pd
 
+    from stalwart import attacks
     from stalwart._io import atomic_write
-    from stalwart.attacks import TEXT_ATTACKS
 
-    if name not in TEXT_ATTACKS:
-        fail(f"--attack {name!r} does not apply to text data; text attacks: {', '.join(TEXT_ATTACKS.names())}")
+    text_attacks = attacks.names(modalities="text")
+    if name not in text_attacks:
+        fail(f"--attack {name!r} does not apply to text data; text attacks: {', '.join(text_attacks)}")
     update(name, 0, 1)
-    res = TEXT_ATTACKS.get(name)(max_change=max_change, seed=seed).run(model, dataset.x, dataset.y)
+    res = attacks.get(name, max_change=max_change, seed=seed).run(model, dataset.x, dataset.y)
     update(name, 1, 1)
     table = pd.DataFrame({"text": res.original, "perturbed": res.perturbed, "label": res.y,
                           "pred_adv": res.pred_adv, "success": res.success, "words_changed": res.words_changed})

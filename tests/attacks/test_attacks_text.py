@@ -13,8 +13,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 
+from stalwart import attacks
 from stalwart.attacks.synonyms import LexiconSynonyms, WordNetSynonyms, default_synonyms
-from stalwart.attacks.text import STOP_WORDS, TEXT_ATTACKS, WordSubstitution, tokenize
+from stalwart.attacks.text import STOP_WORDS, WordSubstitution, tokenize
 from stalwart.datasets import load_split
 from stalwart.errors import ConfigError, InputError, ModelError
 from stalwart.models.function import FunctionModel
@@ -138,7 +139,9 @@ def test_result_summary_and_examples(attacked):
 
 
 def test_registered():
-    assert TEXT_ATTACKS.get("word_substitution") is WordSubstitution
+    assert attacks.ATTACKS.get("word_substitution") is WordSubstitution
+    assert attacks.names(modalities="text") == ["word_substitution"]
+    assert isinstance(attacks.get("word_substitution", max_change=0.3), WordSubstitution)
     assert "WordSubstitution(synonyms='LexiconSynonyms()', max_change=0.5" in repr(
         WordSubstitution(synonyms=LexiconSynonyms(), max_change=0.5))
 
@@ -181,9 +184,9 @@ def test_query_count_and_choice_on_toy_model():
 def test_query_budget_and_word_budget_limits():
     syn = _Table({"good": ["fine", "nice", "decent"]})
     text, label = ["a good movie"], ["pos"]
-    r = WordSubstitution(synonyms=syn, max_change=0.5, max_queries=3).run(_keyword_model(), text, label)
+    r = WordSubstitution(synonyms=syn, max_change=0.5, queries=3).run(_keyword_model(), text, label)
     assert r.queries.tolist() == [3] and r.perturbed == ["a decent movie"]  # one candidate tried
-    r = WordSubstitution(synonyms=syn, max_change=0.5, max_queries=2).run(_keyword_model(), text, label)
+    r = WordSubstitution(synonyms=syn, max_change=0.5, queries=2).run(_keyword_model(), text, label)
     assert r.queries.tolist() == [2] and not r.success[0] and r.perturbed == text
     # 3 words * 0.3 -> no word may change: the sample is not attacked at all
     r = WordSubstitution(synonyms=syn, max_change=0.3).run(_keyword_model(), text, label)
@@ -265,8 +268,8 @@ def test_bad_inputs(toy_attack, texts, y, match):
     ({"max_change": 1.5}, r"max_change=...\) must be a number in \(0, 1\]"),
     ({"importance": "drop"}, r"importance=...\) must be 'delete' or 'mask'; got 'drop'"),
     ({"max_candidates": 0}, r"max_candidates=...\) must be an integer >= 1"),
-    ({"max_queries": 2.5}, r"max_queries=...\) must be an integer >= 1"),
-    ({"synonyms": {"good": ["fine"]}}, r"synonyms=...\) must be a SynonymSource"),
+    ({"queries": 2.5}, r"queries=...\) must be an integer >= 1"),
+    ({"synonyms": ["good", "fine"]}, r"synonyms=...\) must be a SynonymSource"),
     ({"stop_words": "the"}, r"stop_words=...\) must be None or an iterable of strings"),
     ({"mask_token": ""}, r"mask_token=...\) must be a non-empty string"),
     ({"seed": -1}, r"seed=...\) must be an integer >= 0"),

@@ -115,8 +115,13 @@ def test_bad_parameters_name_themselves():
         AdversarialRobustness(eps=[0.1, -1])
     with pytest.raises(ConfigError, match=r"AdversarialRobustness\(norm=\.\.\.\) must be one of"):
         AdversarialRobustness(norm="l3")
-    with pytest.raises(ConfigError, match=r"AdversarialRobustness\(attack=\.\.\.\) must be one of"):
-        AdversarialRobustness(attack="cw")
+    with pytest.raises(ConfigError, match=r"AdversarialRobustness\(attack=\.\.\.\) names unknown attack\(s\) "
+                                          r"\['pgdd'\]; known \(modalities='tabular'\): \[.*'cw'.*'pgd'"):
+        AdversarialRobustness(attack="pgdd")
+    with pytest.raises(ConfigError, match=r"attack=\.\.\.\) must be 'evaluate' \(which runs the schema-aware"):
+        AdversarialRobustness(attack="tabular-search")
+    with pytest.raises(ConfigError, match=r"unknown attack\(s\) \['word_substitution'\]"):
+        AdversarialRobustness(attack="word_substitution")  # a text attack: text_adversarial_robustness runs it
     with pytest.raises(ConfigError, match=r"AdversarialRobustness\(level=\.\.\.\) must be one of"):
         AdversarialRobustness(level="slow")
     with pytest.raises(ConfigError, match=r"AdversarialRobustness\(norm=\.\.\.\) must be 'linf' or 'l2' with "

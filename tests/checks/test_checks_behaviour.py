@@ -91,7 +91,7 @@ def test_default_runs_every_text_perturbation(model, data):
 
 
 def test_bad_parameters():
-    with pytest.raises(ConfigError, match=r"names \['gaussian_noise'\], which are not text perturbations"):
+    with pytest.raises(ConfigError, match=r"names unknown perturbation\(s\) \['gaussian_noise'\]; known \(modality='text'\)"):
         BehaviouralTests(perturbations=["gaussian_noise"])
     with pytest.raises(ConfigError, match=r"directional=\.\.\.\)\[0\] needs 'phrase'"):
         BehaviouralTests(directional=[{"expect": "not_increase"}])

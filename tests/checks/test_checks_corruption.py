@@ -127,7 +127,7 @@ def test_figures_and_curve(digits):
 
 
 def test_bad_parameters():
-    with pytest.raises(ConfigError, match=r"names \['feature_noise'\], which are not image perturbations"):
+    with pytest.raises(ConfigError, match=r"names unknown perturbation\(s\) \['feature_noise'\]; known \(modality='image'\)"):
         CorruptionRobustness(perturbations=["feature_noise"])
     with pytest.raises(ConfigError, match=r"CorruptionRobustness\(baseline=\.\.\.\) must be a Model or the path"):
         CorruptionRobustness(baseline="no/such/model.skops")

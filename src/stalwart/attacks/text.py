@@ -23,19 +23,19 @@ import math
 import re
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from stalwart._registry import Registry
 from stalwart._validation import check_labels, check_lengths, check_param, labels_to_index, param_error
-from stalwart.attacks.base import RobustnessRates
-from stalwart.attacks.synonyms import SynonymSource, default_synonyms
-from stalwart.errors import InputError, ModelError
+from stalwart.attacks._common import classifier
+from stalwart.attacks.base import RobustnessRates, register
+from stalwart.attacks.synonyms import SynonymSource, as_synonym_source, default_synonyms
+from stalwart.errors import InputError
 
-__all__ = ["WordSubstitution", "TextAttackResult", "TEXT_ATTACKS", "STOP_WORDS", "tokenize"]
+__all__ = ["WordSubstitution", "TextAttackResult", "STOP_WORDS", "tokenize"]
 
 Importance = Literal["delete", "mask"]
 
@@ -162,17 +162,15 @@ class _Sample:
         return "".join(self.segs[:j]), "".join(self.segs[j + 1:])
 
 
-TEXT_ATTACKS: Registry[Any] = Registry("text attack", "stalwart.text_attacks")
-
-
-@TEXT_ATTACKS.register
+@register
 class WordSubstitution:
     """Greedy synonym substitution guided by word importance (TextFooler / PWWS), black-box.
 
     Parameters
     ----------
-    synonyms : SynonymSource, optional
-        Where substitutes come from; default :func:`~stalwart.attacks.synonyms.default_synonyms`
+    synonyms : SynonymSource or dict, optional
+        Where substitutes come from: anything with ``synonyms(word) -> list[str]``, or a dict
+        ``{word: [synonyms]}``; default :func:`~stalwart.attacks.synonyms.default_synonyms`
         (WordNet when installed, else the shipped lexicon). Only single-word synonyms are used.
     max_change : float, default 0.2
         Largest share of a text's words that may be replaced: ``floor(max_change * n_words)``
@@ -182,7 +180,7 @@ class WordSubstitution:
     max_candidates : int, default 20
         Synonyms tried per word; when a word has more, a subset is drawn with ``seed`` (the same
         subset for that word wherever it occurs).
-    max_queries : int, default 2000
+    queries : int, default 2000
         Model queries per sample (the clean prediction, importance and candidates together).
     mask_token : str, default "<unk>"
         Replacement used by ``importance="mask"``.
@@ -219,26 +217,23 @@ class WordSubstitution:
     """
 
     name: ClassVar[str] = "word_substitution"
-    modality: ClassVar[str] = "text"
+    modalities: ClassVar[tuple[str, ...]] = ("text",)
+    white_box: ClassVar[bool] = False
 
-    def __init__(self, *, synonyms: SynonymSource | None = None, max_change: float = 0.2,
-                 importance: Importance = "delete", max_candidates: int = 20, max_queries: int = 2000,
-                 mask_token: str = "<unk>", stop_words: Iterable[str] | None = None, seed: int = 0) -> None:
-        if synonyms is None:
-            synonyms = default_synonyms()
-        elif not callable(getattr(synonyms, "synonyms", None)):
-            raise param_error(self, "synonyms", "a SynonymSource (an object with a synonyms(word, pos) "
-                              "method), e.g. LexiconSynonyms() or WordNetSynonyms()", synonyms)
-        self.synonyms = synonyms
+    def __init__(self, *, synonyms: SynonymSource | Mapping[str, Sequence[str]] | None = None,
+                 max_change: float = 0.2, importance: Importance = "delete", max_candidates: int = 20,
+                 queries: int = 2000, mask_token: str = "<unk>", stop_words: Iterable[str] | None = None,
+                 seed: int = 0) -> None:
+        self.synonyms = default_synonyms() if synonyms is None else as_synonym_source(self, synonyms)
         ok = isinstance(max_change, (int, float, np.integer, np.floating)) and not isinstance(max_change, bool)
         self.max_change = float(check_param(self, "max_change", max_change,
                                             bool(ok and 0 < max_change <= 1), "a number in (0, 1]"))
         self.importance = check_param(self, "importance", importance, importance in ("delete", "mask"),
                                       "'delete' or 'mask'")
-        for pname, value in (("max_candidates", max_candidates), ("max_queries", max_queries)):
+        for pname, value in (("max_candidates", max_candidates), ("queries", queries)):
             check_param(self, pname, value, isinstance(value, (int, np.integer)) and not isinstance(value, bool)
                         and value >= 1, "an integer >= 1")
-        self.max_candidates, self.max_queries = int(max_candidates), int(max_queries)
+        self.max_candidates, self.queries = int(max_candidates), int(queries)
         self.mask_token = check_param(self, "mask_token", mask_token,
                                       isinstance(mask_token, str) and mask_token != "", "a non-empty string")
         if stop_words is None:
@@ -254,7 +249,7 @@ class WordSubstitution:
     def params(self) -> dict[str, Any]:
         """JSON-ready parameters (the synonym source as its repr)."""
         return {"synonyms": repr(self.synonyms), "max_change": self.max_change, "importance": self.importance,
-                "max_candidates": self.max_candidates, "max_queries": self.max_queries,
+                "max_candidates": self.max_candidates, "queries": self.queries,
                 "mask_token": self.mask_token, "custom_stop_words": self.stop_words is not STOP_WORDS,
                 "seed": int(self.seed)}
 
@@ -291,12 +286,8 @@ class WordSubstitution:
         y : array-like
             One label per text, among the model's classes.
         """
-        from stalwart.models import wrap
-
         texts = _check_texts(texts)
-        model = wrap(model)
-        if model.task != "classification":
-            raise ModelError(f"{self.name} attacks classifiers; {model.name} is a {model.task} model.")
+        model = classifier(self.name, model)
         ys = check_labels(y, model.classes, "y")
         check_lengths("texts", texts, "y", ys)
         y_idx = labels_to_index(ys, model.classes)
@@ -363,7 +354,7 @@ class WordSubstitution:
         word: list[int] = []
         for j, s in enumerate(samples):
             # the query budget caps how many words can be scored (the clean query is spent already)
-            for k in list(s.cands)[:max(self.max_queries - 1, 0)]:
+            for k in list(s.cands)[:max(self.queries - 1, 0)]:
                 before, after = s.around(k)
                 variants.append(before + after if self.importance == "delete" else before + self.mask_token + after)
                 owner.append(j)
@@ -391,7 +382,7 @@ class WordSubstitution:
             words: list[str] = []
             live: list[_Sample] = []
             for s in samples:
-                left = self.max_queries - int(queries[s.row])
+                left = self.queries - int(queries[s.row])
                 if s.done or t >= len(s.order) or s.changed >= s.budget or left <= 0:
                     continue
                 k = s.order[t]

@@ -1,34 +1,26 @@
 """Checks: scored, conditioned measurements of a model on a dataset.
 
 A check measures (metrics with confidence intervals, tables, curves); its conditions judge the
-metrics as PASS / WARN / FAIL. Register a new check with :func:`register` in its own module.
+metrics as PASS / WARN / FAIL. Write a new check as a :class:`Check` subclass in its own module
+and decorate it with :func:`register`; :func:`get` and :func:`names` find it, and suites, YAML and
+the command line use it by name. Members are imported on first use (tabular drift never loads
+torch).
 """
 
-from stalwart.checks.adversarial import AdversarialRobustness
-from stalwart.checks.base import (
-    CHECKS,
-    Check,
-    CheckResult,
-    Condition,
-    Measurement,
-    Metric,
-    SkipCheck,
-    Status,
-    build,
-    get,
-    names,
-    register,
-    worst_status,
-)
-from stalwart.checks.behaviour import BehaviouralTests
-from stalwart.checks.corruption import CorruptionRobustness
-from stalwart.checks.drift import DataDrift, MultivariateDrift
-from stalwart.checks.natural import NaturalRobustness
-from stalwart.checks.ood import OODDetection
-from stalwart.checks.performance import CleanPerformance
-from stalwart.checks.text_adversarial import TextAdversarialRobustness
+from stalwart._lazy import lazy_module
 
-__all__ = ["CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
-           "build", "get", "names", "register", "worst_status", "AdversarialRobustness", "NaturalRobustness",
-           "CorruptionRobustness", "BehaviouralTests", "CleanPerformance", "DataDrift", "MultivariateDrift", "OODDetection",
-           "TextAdversarialRobustness"]
+_EXPORTS = {
+    **dict.fromkeys(("CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
+                     "MIN_SAMPLES", "build", "get", "names", "register", "worst_status"), ".base"),
+    "AdversarialRobustness": ".adversarial",
+    "BehaviouralTests": ".behaviour",
+    "CleanPerformance": ".performance",
+    "CorruptionRobustness": ".corruption",
+    "DataDrift": ".drift",
+    "MultivariateDrift": ".drift",
+    "NaturalRobustness": ".natural",
+    "OODDetection": ".ood",
+    "TextAdversarialRobustness": ".text_adversarial",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

@@ -29,11 +29,21 @@ from stalwart._validation import (
     param_error,
 )
 from stalwart.attacks.base import EPS_UNITS
-from stalwart.checks.base import Check, CheckResult, Measurement, Metric, SkipCheck, Status, register
+from stalwart.checks.base import (
+    Check,
+    CheckResult,
+    Measurement,
+    Metric,
+    SkipCheck,
+    note_rows,
+    notes_first,
+    register,
+)
 from stalwart.checks.performance import chance_reason
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
 from stalwart.models.base import Model
+from stalwart.models.views import DecodedModel
 
 __all__ = ["AdversarialRobustness", "DEFAULT_EPS", "LEVELS", "TABULAR_QUERIES", "MINIMAL_SAMPLES"]
 
@@ -80,8 +90,10 @@ class AdversarialRobustness(Check):
       instead (integers stay whole, categories stay valid, ``search_queries`` queries per
       sample and budget). Failed sanity checks of the evaluation make the status at
       least WARN, one line each in the message.
-    - ``"pgd"`` / ``"fgsm"``: that one white-box attack at each budget (``steps`` PGD steps);
-      skipped for black-box models. Faster, weaker, and without sanity checks.
+    - any other registered attack name (``"pgd"``, ``"fgsm"``, ``"square"``, a plug-in's): that
+      one attack at each budget, on the samples still standing (``steps`` for attacks that take
+      it); a white-box attack is skipped on black-box models. Faster, weaker, and without sanity
+      checks.
 
     Robust accuracy at eps is the share of samples classified correctly clean and not fooled at
     any budget up to eps: an adversarial example found at a small budget lies inside every
@@ -111,7 +123,8 @@ class AdversarialRobustness(Check):
         ``"l1"`` only with ``attack="pgd"`` or ``"fgsm"`` (the ensemble covers linf and l2).
     eps : list of float, optional
         Budgets as fractions of the input range; default ``[0.01, 0.03, 0.05, 0.1, 0.2]``.
-    attack : {"evaluate", "pgd", "fgsm"}, default "evaluate"
+    attack : str, default "evaluate"
+        "evaluate" (the ensemble) or the name of one registered image/tabular attack.
     level : {"fast", "standard"}, default "standard"
         The ensemble's level (see :func:`stalwart.attacks.evaluate`); the quick preset uses "fast".
     steps : int, default 50
@@ -155,7 +168,14 @@ class AdversarialRobustness(Check):
                 raise param_error(self, "eps", "a non-empty list of numbers > 0 (fractions of the input range)", eps)
             eps = sorted({float(e) for e in eps})
         self.eps = eps
-        self.attack = check_choice(self, "attack", attack, ("evaluate", "pgd", "fgsm"))
+        from stalwart.attacks import ATTACKS
+
+        if attack == "tabular-search":  # it needs the data's schema: the ensemble runs it where it applies
+            raise param_error(self, "attack", "'evaluate' (which runs the schema-aware tabular search on black-box "
+                              "tabular models) or another attack", attack)
+        if attack != "evaluate":
+            ATTACKS.check_names(self, "attack", [attack], modalities="tabular")
+        self.attack = attack
         if self.attack == "evaluate" and self.norm == "l1":
             raise param_error(self, "norm", "'linf' or 'l2' with attack='evaluate' (for l1 use attack='pgd')", norm)
         self.level = check_choice(self, "level", level, LEVELS)
@@ -186,7 +206,7 @@ class AdversarialRobustness(Check):
     def run(self, model: Any, data: Any, seed: int = 0) -> CheckResult:
         """As :meth:`Check.run`; what the reader must know to trust the number (black-box
         attacks only, relaxed integer columns) opens the message."""
-        return _notes_first(super().run(model, data, seed=seed))
+        return notes_first(super().run(model, data, seed=seed))
 
     # -- measuring --------------------------------------------------------------------------------
     def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
@@ -198,7 +218,7 @@ class AdversarialRobustness(Check):
         if getattr(model, "task", "classification") != "classification":
             raise SkipCheck("adversarial robustness is measured for classifiers; the model is a regressor")
         white = bool(getattr(model, "differentiable", False))
-        if self.attack != "evaluate" and not white:
+        if self.attack != "evaluate" and not white and self._attack_class().white_box:
             raise SkipCheck(f"attack={self.attack!r} needs gradients and the model is black-box; use "
                             "attack='evaluate', which runs black-box attacks on it")
         sample = data.sample(self.max_samples, seed=rng)
@@ -281,7 +301,7 @@ class AdversarialRobustness(Check):
         m.tables["evaluation"] = [{"access": "white-box" if ev.white_box else "black-box", "level": self.level,
                                    "norm": self.norm, "reference_eps": ref, "eps_unit": threat.eps_unit_text,
                                    "n_samples": n, "seed": seed, "time_s": ev.time_s}]
-        m.tables["notes"] = _note_rows(notes, list(ev.notes) + extra)
+        m.tables["notes"] = note_rows(notes, list(ev.notes) + extra)
         warnings = tuple(f"sanity check {s.name} failed: {s.detail}" for s in ev.sanity if not s.passed)
         return Measurement(m.metrics, m.tables, m.curves, warnings, figures)
 
@@ -314,11 +334,23 @@ class AdversarialRobustness(Check):
             "x_label": f"{self.norm} distance ({threat.eps_unit_text})", "y_label": "samples",
             "series": [{"name": mp.method, "edges": edges.tolist(), "counts": counts.tolist()}]}
 
+    def _attack_class(self) -> Any:
+        from stalwart.attacks import ATTACKS
+
+        return ATTACKS.get(self.attack)
+
     def _single(self, model: Model, x: np.ndarray, y: np.ndarray, threat: Any, eps_list: list[float], seed: int,
                 notes: list[str]) -> Measurement:
-        """One white-box attack (PGD or FGSM) per budget, each on the samples still standing."""
-        from stalwart.attacks import FGSM, PGD
+        """One registered attack per budget, each on the samples still standing."""
+        import inspect
 
+        from stalwart.attacks import ATTACKS
+
+        cls = self._attack_class()
+        takes = inspect.signature(cls).parameters
+        extra = {"steps": self.steps} if "steps" in takes else {}
+        if "seed" in takes:
+            extra["seed"] = seed
         ref = float(threat.eps)
         y_idx = labels_to_index(y, model.classes)
         robust = np.asarray(model.predict_proba(x)).argmax(axis=1) == y_idx
@@ -328,8 +360,7 @@ class AdversarialRobustness(Check):
         for eps in eps_list:
             idx = np.flatnonzero(robust)
             if idx.size:
-                at = dataclasses.replace(threat, eps=eps)
-                atk = PGD(at, steps=self.steps, seed=seed) if self.attack == "pgd" else FGSM(at)
+                atk = ATTACKS.create(self.attack, dataclasses.replace(threat, eps=eps), **extra)
                 res = atk.run(model, x[idx], y[idx])
                 robust[idx[res.success]] = False
                 rows.append({"attack": self.attack, "eps": eps, "attacked": int(idx.size),
@@ -337,9 +368,9 @@ class AdversarialRobustness(Check):
                              "time_s": res.time_s})
             k = int(robust.sum())
             points.append((eps, k / n, *wilson_interval(k, n)))
-        m = self._curve_measurement(points, n, clean_k, ref, True, f"{self.attack.upper()} {self.norm}")
+        m = self._curve_measurement(points, n, clean_k, ref, bool(cls.white_box), f"{self.attack} {self.norm}")
         m.tables["attacks"] = rows
-        m.tables["notes"] = _note_rows(notes, [])
+        m.tables["notes"] = note_rows(notes, [])
         return m
 
     def _search(self, model: Model, sample: Any, y: np.ndarray, eps_list: list[float], ref: float, seed: int,
@@ -375,7 +406,7 @@ class AdversarialRobustness(Check):
         m.tables["evaluation"] = [{"access": "black-box", "level": self.level, "norm": "linf", "reference_eps": ref,
                                    "eps_unit": EPS_UNITS["range"], "n_samples": n, "seed": seed, "queries": queries,
                                    "time_s": time.perf_counter() - start}]
-        m.tables["notes"] = _note_rows(notes, ["the evaluation's sanity checks and the minimal-perturbation "
+        m.tables["notes"] = note_rows(notes, ["the evaluation's sanity checks and the minimal-perturbation "
                                                "distribution are not defined for the schema-aware search"])
         figures = {"broken_by_attack": {
             "kind": "bars", "title": f"Samples broken per attack at eps {ref:g}", "x_label": "samples broken",
@@ -409,19 +440,6 @@ class AdversarialRobustness(Check):
             "series": [{"name": series, "x": ex.tolist(), "y": ey.tolist(), "low": [p[2] for p in points],
                         "high": [p[3] for p in points]}]}}
         return Measurement(metrics, {"robust_accuracy": rows}, curve)
-
-
-def _note_rows(message_notes: list[str], other: list[str]) -> list[dict[str, Any]]:
-    return [{"note": t, "_in_message": True} for t in message_notes] + \
-           [{"note": t, "_in_message": False} for t in other]
-
-
-def _notes_first(result: CheckResult) -> CheckResult:
-    """The result with its ``notes`` table's message notes opening its message."""
-    lines = [r["note"] for r in result.tables.get("notes", []) if r.get("_in_message")]
-    if not lines or result.status in (Status.SKIP, Status.ERROR):
-        return result
-    return dataclasses.replace(result, message="; ".join([*lines, result.message]))
 
 
 def _numeric_categoricals(sample: Any) -> bool:
@@ -486,47 +504,4 @@ def _encoded(model: Model, sample: Any) -> tuple[np.ndarray, Schema, Model]:
     z = np.stack(values, axis=1).astype(np.float32)
     dtypes = None if frame is None else list(frame.dtypes)
     labels = None if frame is None else list(frame.columns)
-    return z, Schema("tabular", tuple(columns)), _DecodedModel(model, schema, cats, labels, dtypes)
-
-
-class _DecodedModel(Model):
-    """``model`` fed the rows that float codes stand for: categories back from their index,
-    integers and booleans in their own dtype, a DataFrame when the data was one."""
-
-    def __init__(self, model: Model, schema: Schema, cats: list[Any], labels: list[Any] | None,
-                 dtypes: list[Any] | None) -> None:
-        super().__init__()
-        self.base = model
-        self.task = model.task
-        self.classes = model.classes
-        self.output_kind = model.output_kind
-        self.batch_size = max(int(getattr(model, "batch_size", 1024)), 1)
-        self._kinds = [c.kind for c in schema.columns]
-        self._cats = cats
-        self._labels = labels
-        self._dtypes = dtypes
-
-    @property
-    def name(self) -> str:
-        return f"{self.base.name} (decoded)"
-
-    def _raw_predict(self, x: Any) -> np.ndarray:
-        z = np.asarray(x, dtype=np.float64)
-        cols = []
-        for j, kind in enumerate(self._kinds):
-            v = z[:, j]
-            if self._cats[j] is not None:
-                v = self._cats[j][np.rint(v).astype(np.int64)]
-            elif kind in ("integer", "boolean"):
-                v = np.rint(v)
-            cols.append(v)
-        if self._labels is None:  # an array: float unless the categories are not numbers
-            return self.base.predict_proba(np.stack(cols, axis=1))
-        data = {}
-        for label, v, dtype in zip(self._labels, cols, self._dtypes):
-            s = pd.Series(v)
-            data[label] = s if s.dtype == dtype else s.astype(dtype)
-        return self.base.predict_proba(pd.DataFrame(data))
-
-    def _fingerprint_bytes(self) -> bytes:
-        return self.base._fingerprint_bytes() + repr((self._kinds, self._labels)).encode()
+    return z, Schema("tabular", tuple(columns)), DecodedModel(model, schema, cats, labels, dtypes)

@@ -8,9 +8,9 @@ the suite; a check that does not apply (a black-box model for a white-box attack
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
-import inspect
 import math
 import re
 import time
@@ -27,7 +27,8 @@ from stalwart._validation import check_seed, param_error
 from stalwart.errors import ConfigError, InputError, StalwartError
 
 __all__ = ["Status", "Metric", "Condition", "CheckResult", "Check", "Measurement", "SkipCheck", "error_text",
-           "CHECKS", "register", "get", "names", "build", "worst_status", "MIN_SAMPLES"]
+           "CHECKS", "register", "get", "names", "build", "worst_status", "MIN_SAMPLES", "plain", "first_sentence",
+           "note_rows", "notes_first"]
 
 #: fewer samples than this and a check does not measure (status SKIP, the reason in its message):
 #: a 95% interval from a handful of rows is too wide to support any verdict
@@ -69,14 +70,14 @@ def _status(value: Any, name: str) -> Status:
                           f"{[s.value for s in Status]} (or Status.PASS, ...).") from None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Numpy scalars and tuples to plain Python, recursively (for dicts, JSON and YAML)."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
+        return [plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Enum):
@@ -324,10 +325,10 @@ class CheckResult:
         return {
             "check": self.check, "category": self.category, "status": self.status.value,
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
-            "conditions": _plain(self.conditions), "tables": _plain(self.tables),
-            "curves": _plain(self.curves), "figures": _plain(self.figures),
+            "conditions": plain(self.conditions), "tables": plain(self.tables),
+            "curves": plain(self.curves), "figures": plain(self.figures),
             "message": self.message, "time_s": float(self.time_s),
-            "params": _plain(self.params), "headline_metric": self.headline_metric,
+            "params": plain(self.params), "headline_metric": self.headline_metric,
             "headline": self.headline,
             # JSON is written with sorted keys; this keeps the order metrics, tables and columns
             # were produced in, so a page rendered from the JSON reads like one from the live result
@@ -393,6 +394,28 @@ class Measurement(NamedTuple):
     warnings: tuple[str, ...] = ()
     figures: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - NamedTuple default, never mutated
     not_meaningful: str = ""
+
+
+def first_sentence(message: str, limit: int = 120) -> str:
+    """The first sentence of a message, for one-line summaries (tables keep it whole),
+    shortened at a word boundary."""
+    head = message.split(". ")[0].rstrip(".")
+    return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def note_rows(message_notes: list[str], other: list[str]) -> list[dict[str, Any]]:
+    """A ``notes`` table: what the reader must know to trust the number (``message_notes``, which
+    :func:`notes_first` puts at the start of the message) and the rest."""
+    return [{"note": t, "_in_message": True} for t in message_notes] + \
+           [{"note": t, "_in_message": False} for t in other]
+
+
+def notes_first(result: CheckResult) -> CheckResult:
+    """The result with its ``notes`` table's message notes opening its message."""
+    lines = [r["note"] for r in result.tables.get("notes", []) if r.get("_in_message")]
+    if not lines or result.status in (Status.SKIP, Status.ERROR):
+        return result
+    return dataclasses.replace(result, message="; ".join([*lines, result.message]))
 
 
 def error_text(exc: BaseException) -> str:
@@ -480,7 +503,7 @@ class Check(ABC):
     # -- the fixed steps -----------------------------------------------------------------------
     def params(self) -> dict[str, Any]:
         """Constructor parameters other than ``conditions``, as plain values (YAML/JSON-safe)."""
-        return {k: _plain(v) for k, v in vars(self).items() if not k.startswith("_") and k != "conditions"}
+        return {k: plain(v) for k, v in vars(self).items() if not k.startswith("_") and k != "conditions"}
 
     def run(self, model: Any, data: Any, seed: int = 0) -> CheckResult:
         """Measure ``model`` on ``data`` and judge the result with the check's conditions.
@@ -490,13 +513,15 @@ class Check(ABC):
         ``model`` is anything :func:`stalwart.wrap` accepts (or None for data-only checks).
         """
         from stalwart.data.dataset import Dataset
-        from stalwart.models import wrap
 
         check_seed(f"{type(self).__name__}.run", seed)
         if data is not None and not isinstance(data, Dataset):
             raise InputError(f"{type(self).__name__}.run(data=...) must be a stalwart Dataset; got "
                              f"{type(data).__name__}. Build one with stalwart.Dataset.from_arrays(x, y).")
-        model = None if model is None else wrap(model)
+        if model is not None:  # imported here: a data-only check (drift) never loads torch
+            from stalwart.models import wrap
+
+            model = wrap(model)
         self.validate(model, data)
         if model is not None and data is not None:
             data = self.prepare(model, data)
@@ -548,40 +573,19 @@ class Check(ABC):
         return f"{type(self).__name__}({args})"
 
 
-CHECKS: Registry[Check] = Registry("check", "stalwart.checks")
+#: built-ins are the modules of :mod:`stalwart.checks`; third parties use the entry-point group
+CHECKS: Registry[Check] = Registry("check", "stalwart.checks", package="stalwart.checks")
 register = CHECKS.register
 
 
-def _load_builtins() -> None:
-    from stalwart.checks import (  # noqa: F401 - registers on import
-        adversarial,
-        behaviour,
-        corruption,
-        drift,
-        natural,
-        ood,
-        performance,
-        text_adversarial,
-    )
-
-
-def names() -> list[str]:
-    """Registered check names."""
-    _load_builtins()
-    return CHECKS.names()
+def names(**attrs: Any) -> list[str]:
+    """Registered check names, filtered by class attributes (``names(category="drift")``)."""
+    return CHECKS.names(**attrs)
 
 
 def get(name: str, **params: Any) -> Check:
     """An instance of the check registered as ``name``; unknown parameters raise ConfigError."""
-    _load_builtins()
-    cls = CHECKS.get(name)
-    sig = inspect.signature(cls.__init__)
-    valid = [p for p in sig.parameters if p != "self"]
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
-    unknown = sorted(set(params) - set(valid))
-    if unknown and not takes_any:
-        raise ConfigError(f"check {name!r} got unknown parameter(s) {unknown}; valid parameters: {valid}")
-    return cls(**params)
+    return CHECKS.create(name, **params)
 
 
 def build(spec: Mapping[str, Any]) -> Check:

@@ -83,15 +83,8 @@ class BehaviouralTests(Check):
                  max_samples: int = 500, conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if perturbations is not None:
-            if isinstance(perturbations, str) or not isinstance(perturbations, Sequence) \
-                    or not all(isinstance(p, str) for p in perturbations):
-                raise param_error(self, "perturbations", "a list of text perturbation names", perturbations)
-            known = perturb.names("text")
-            unknown = [p for p in perturbations if p not in known]
-            if unknown:
-                raise ConfigError(f"BehaviouralTests(perturbations=...) names {unknown}, which are not text "
-                                  f"perturbations; text perturbations: {known}")
-            perturbations = list(dict.fromkeys(perturbations))
+            perturbations = perturb.PERTURBATIONS.check_names(self, "perturbations", perturbations, allow_empty=True,
+                                                              modality="text")
         self.perturbations = perturbations
         if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
             raise param_error(self, "severity", "an integer in 1..5", severity)

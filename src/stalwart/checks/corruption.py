@@ -23,8 +23,17 @@ import numpy as np
 from stalwart import perturb
 from stalwart._stats import bootstrap_ci, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
-from stalwart.checks.base import Check, Condition, Measurement, Metric, SkipCheck, error_text, register
-from stalwart.checks.natural import _by_family, _first_sentence, family_of
+from stalwart.checks.base import (
+    Check,
+    Condition,
+    Measurement,
+    Metric,
+    SkipCheck,
+    error_text,
+    first_sentence,
+    register,
+)
+from stalwart.checks.natural import by_family, family_of
 from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.perturb.base import nested_rng
@@ -137,16 +146,7 @@ class CorruptionRobustness(Check):
                  baseline: Any = None, conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if perturbations is not None:
-            if isinstance(perturbations, str) or not isinstance(perturbations, Sequence) or not perturbations \
-                    or not all(isinstance(p, str) for p in perturbations):
-                raise param_error(self, "perturbations", "a non-empty list of image perturbation names",
-                                  perturbations)
-            known = perturb.names("image")
-            unknown = [p for p in perturbations if p not in known]
-            if unknown:
-                raise ConfigError(f"CorruptionRobustness(perturbations=...) names {unknown}, which are not "
-                                  f"image perturbations; image perturbations: {known}")
-            perturbations = list(dict.fromkeys(perturbations))
+            perturbations = perturb.PERTURBATIONS.check_names(self, "perturbations", perturbations, modality="image")
         self.perturbations = perturbations
         self.severities = check_severities(self, severities)
         check_positive(self, "max_samples", max_samples, integer=True)
@@ -307,7 +307,7 @@ class CorruptionRobustness(Check):
                                            *bootstrap_ci(flips_a.mean(axis=(0, 1)), seed=boot_seed), n)
 
         family = {c: family_of(c) for c in used}
-        fam_order = list(dict.fromkeys(family[c] for c in _by_family(used)))
+        fam_order = list(dict.fromkeys(family[c] for c in by_family(used)))
         fam_rows = []
         for fam in fam_order:
             idx = np.array([i for i, c in enumerate(used) if family[c] == fam])
@@ -331,7 +331,7 @@ class CorruptionRobustness(Check):
                 cell_rows.append({"corruption": c, "family": family[c], "severity": s, "error": float(err[i, j]),
                                   "low": float(lows[i, j]), "high": float(highs[i, j]),
                                   "baseline_error": float(b_err[i, j]), "flip_rate": float(f_rate[i, j])})
-        order = _by_family(used)
+        order = by_family(used)
         pos = {c: i for i, c in enumerate(used)}
         figures = {"heatmap": {
             "kind": "heatmap", "title": "Error by corruption and severity", "rows": order, "cols": list(sevs),
@@ -357,7 +357,7 @@ class CorruptionRobustness(Check):
         if errors:
             tables["not_scored"] = [{"corruption": k_, "error": v} for k_, v in errors.items()]
             warnings = (f"{len(errors)} corruption(s) could not be scored and are left out of the mCE: "
-                        + "; ".join(f"{k_} ({_first_sentence(v)})" for k_, v in errors.items()),)
+                        + "; ".join(f"{k_} ({first_sentence(v)})" for k_, v in errors.items()),)
         if baseline is not None and not defined.all():
             left = [c for c, d in zip(used, defined) if not d]
             warnings = (*warnings, f"the baseline's error does not rise under {left}; their relative CE is "

@@ -11,13 +11,13 @@ import pandas as pd
 from stalwart import perturb
 from stalwart._stats import bootstrap_ci, paired_difference_interval, wilson_interval
 from stalwart._validation import check_positive, check_severities, param_error
-from stalwart.checks.base import Check, Condition, Measurement, Metric, error_text, register
+from stalwart.checks.base import Check, Condition, Measurement, Metric, error_text, first_sentence, register
 from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError, InputError
 from stalwart.perturb.base import nested_rng
 from stalwart.perturb.sensitivity import column_sensitivity
 
-__all__ = ["NaturalRobustness", "FAMILIES", "family_of"]
+__all__ = ["NaturalRobustness", "FAMILIES", "family_of", "by_family"]
 
 #: the headline cut-off: "what a mildly to moderately corrupted input costs"
 REFERENCE_SEVERITY = 3
@@ -66,7 +66,7 @@ def family_of(name: str) -> str:
     return FAMILIES.get(getattr(cls, "modality", ""), {}).get(name, "other")
 
 
-def _by_family(names: Sequence[str]) -> list[str]:
+def by_family(names: Sequence[str]) -> list[str]:
     """``names`` grouped by family (families in first-seen order), order kept within a family."""
     fam = {n: family_of(n) for n in names}
     order = list(dict.fromkeys(fam.values()))
@@ -146,15 +146,7 @@ class NaturalRobustness(Check):
                  column_sensitivity: bool = True, conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if perturbations is not None:
-            if isinstance(perturbations, str) or not isinstance(perturbations, Sequence) or not perturbations \
-                    or not all(isinstance(p, str) for p in perturbations):
-                raise param_error(self, "perturbations", "a non-empty list of perturbation names", perturbations)
-            known = perturb.names()
-            unknown = [p for p in perturbations if p not in known]
-            if unknown:
-                raise ConfigError(f"NaturalRobustness(perturbations=...) names unknown perturbation(s) "
-                                  f"{unknown}; known: {known}")
-            perturbations = list(dict.fromkeys(perturbations))
+            perturbations = perturb.PERTURBATIONS.check_names(self, "perturbations", perturbations)
         self.perturbations = perturbations
         self.severities = check_severities(self, severities)
         check_positive(self, "max_samples", max_samples, integer=True)
@@ -268,7 +260,7 @@ class NaturalRobustness(Check):
         warnings = ()
         if errors:
             warnings = (f"the model could not handle {len(errors)} perturbation(s): "
-                        + "; ".join(f"{k} ({_first_sentence(v)})" for k, v in errors.items()),)
+                        + "; ".join(f"{k} ({first_sentence(v)})" for k, v in errors.items()),)
         family = {n: family_of(n) for n in names}
         for row in rows:
             row["family"] = family[row["perturbation"]]
@@ -306,7 +298,7 @@ class NaturalRobustness(Check):
 def _heatmap(rows, names, severities, regression) -> dict[str, Any]:
     key, label = ("rmse", "RMSE") if regression else ("accuracy", "accuracy")
     cell = {(r["perturbation"], r["severity"]): r[key] for r in rows}
-    order = _by_family(names)
+    order = by_family(names)
     values = [[cell.get((n, s)) for s in severities] for n in order]
     finite = [v for line in values for v in line if v is not None]
     return {"kind": "heatmap", "title": f"{label.capitalize()} by perturbation and severity",
@@ -326,7 +318,7 @@ def _family_curve(rows, names, severities, metrics) -> dict[str, Any]:
         if r.get("accuracy") is not None:
             by.setdefault(r["family"], {}).setdefault(r["severity"], []).append(r["accuracy"])
     series = []
-    for fam in dict.fromkeys(family_of(n) for n in _by_family(names)):
+    for fam in dict.fromkeys(family_of(n) for n in by_family(names)):
         per = by.get(fam, {})
         xs = [s for s in severities if s in per]
         series.append({"name": fam, "x": [0, *xs], "y": [clean, *[float(np.mean(per[s])) for s in xs]],
@@ -505,10 +497,3 @@ def _regression(y, clean_pred, cells, names, severities, seed):
     curve = {"rmse_vs_severity": {"title": "RMSE vs severity", "x_label": "severity", "y_label": "RMSE",
                                   "series": series}}
     return metrics, rows, curve
-
-
-def _first_sentence(message: str, limit: int = 120) -> str:
-    """The first sentence of an error message, for one-line summaries (tables keep it whole),
-    shortened at a word boundary."""
-    head = message.split(". ")[0].rstrip(".")
-    return head if len(head) <= limit else head[:limit].rsplit(" ", 1)[0] + " …"

@@ -25,16 +25,20 @@ from scipy import stats
 from stalwart._stats import wilson_interval
 from stalwart._validation import check_choice, check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, error_text, register
-from stalwart.checks.drift import _check_source, histogram_figure, load_like
+from stalwart.checks.drift import check_source, histogram_figure, load_like
 from stalwart.data.dataset import Dataset
 from stalwart.errors import ConfigError, InputError
 
-__all__ = ["OODDetection", "DETECTOR_NAMES", "auroc_interval"]
+__all__ = ["OODDetection", "auroc_interval"]
 
-DETECTOR_NAMES: tuple[str, ...] = ("max_softmax", "max_logit", "energy", "mahalanobis", "knn_distance",
-                                   "isolation_forest")
 _N_BOOT = 1000
-_FEATURE_DETECTORS = ("mahalanobis", "knn_distance")  # the detectors whose features `layer` chooses
+
+
+def _detectors() -> Any:
+    """The detector registry (imported on use: it loads the torch-based OOD detectors)."""
+    from stalwart.shift.base import DETECTORS
+
+    return DETECTORS
 
 
 def auroc_interval(s_in: np.ndarray, s_out: np.ndarray, seed: int = 0, n_boot: int = _N_BOOT,
@@ -105,25 +109,18 @@ class OODDetection(Check):
                  conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         if detectors is not None:
-            ok = not isinstance(detectors, str) and isinstance(detectors, Sequence) and len(detectors) > 0 \
-                and all(isinstance(d, str) for d in detectors)
-            if not ok:
-                raise param_error(self, "detectors", "a non-empty list of detector names", detectors)
-            unknown = [d for d in detectors if d not in DETECTOR_NAMES]
-            if unknown:
-                raise ConfigError(f"OODDetection(detectors=...) names unknown detector(s) {unknown}; known: "
-                                  f"{list(DETECTOR_NAMES)}")
-            detectors = list(dict.fromkeys(detectors))
+            detectors = _detectors().check_names(self, "detectors", detectors, kind="ood")
         self.detectors = detectors
         check_choice(self, "ood_kind", ood_kind, ("noise", "far", None))
         self.ood_kind = ood_kind
-        source = _check_source(self, "ood_data", ood_data, required=False)
+        source = check_source(self, "ood_data", ood_data, required=False)
         self.ood_data = source if source is None or isinstance(source, str) else f"<{type(source).__name__} in memory>"
         self._ood_data = source
         if layer is not None and not (isinstance(layer, str) and layer):
             raise param_error(self, "layer", "the name of a submodule (as in model.named_modules()) or None", layer)
-        if layer is not None and detectors is not None and not set(detectors) & set(_FEATURE_DETECTORS):
-            raise ConfigError(f"OODDetection(layer={layer!r}) sets the feature space of {list(_FEATURE_DETECTORS)}, "
+        featured = _detectors().names(kind="ood", uses_layer=True)
+        if layer is not None and detectors is not None and not set(detectors) & set(featured):
+            raise ConfigError(f"OODDetection(layer={layer!r}) sets the feature space of {featured}, "
                               f"but detectors={detectors} runs neither; add one of them or drop layer.")
         self.layer = layer
         check_positive(self, "max_samples", max_samples, integer=True)
@@ -133,65 +130,38 @@ class OODDetection(Check):
         self.max_samples = int(max_samples)
 
     # -- which detectors ------------------------------------------------------------------------
-    @staticmethod
-    def _is_torch(model: Any) -> bool:
-        from stalwart.models.torch import TorchModel
-
-        return isinstance(model, TorchModel)
-
     def _plan(self, model: Any, data: Dataset) -> list[tuple[str, str | None]]:
-        """(detector, reason it cannot run or None) for each detector to try."""
-        classifier = model is not None and getattr(model, "task", None) == "classification"
-        differentiable = classifier and bool(getattr(model, "differentiable", False))
-
-        def why_not(name: str) -> str | None:
-            if name in ("max_softmax", "max_logit", "energy") and not classifier:
-                return "needs a classifier" if model is not None else "needs a model"
-            if name == "energy" and not differentiable:
-                return "needs logits (a torch model or a scikit-learn model with a torch mirror)"
-            return None
-
+        """(detector, reason it cannot run or None) for each detector to try: the ones asked for,
+        else every registered OOD detector (plug-ins too) that suggests itself for this model and
+        data and can run on it."""
+        registry = _detectors()
         if self.detectors is not None:
-            return [(d, why_not(d)) for d in self.detectors]
-        names = ["max_softmax", "energy", "knn_distance"]
-        if data.modality == "image" or self._is_torch(model):
-            names.append("mahalanobis")
-        if data.modality == "tabular":
-            names.append("isolation_forest")
-        return [(d, None) for d in names if why_not(d) is None]
+            return [(d, registry.get(d).requirement(model)) for d in self.detectors]
+        return [(d, None) for d in registry.names(kind="ood")
+                if registry.get(d).suggested(model, data) and registry.get(d).requirement(model) is None]
 
     def _build(self, name: str, model: Any, seed: int) -> Any:
-        from stalwart.shift import ood
-
-        feature_model = model if self._is_torch(model) else None
-        if name == "max_softmax":
-            return ood.MaxSoftmax(model)
-        if name == "max_logit":
-            return ood.MaxLogit(model)
-        if name == "energy":
-            return ood.Energy(model)
-        if name == "mahalanobis":
-            return ood.Mahalanobis(feature_model, layer=self.layer)
-        if name == "knn_distance":
-            return ood.KNNDistance(k=5, model=feature_model, layer=self.layer)
-        return ood.IsolationForestOOD(seed=seed)
+        cls = _detectors().get(name)
+        return cls.build(model, layer=self.layer if cls.uses_layer else None, seed=seed)
 
     # -- the fixed steps ------------------------------------------------------------------------
     def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
         return ("best_auroc", "best_fpr95", "*_auroc", "*_aupr", "*_fpr95")
 
     def validate(self, model: Any, data: Any) -> None:
+        from stalwart.models.torch import is_torch_model
+
         super().validate(model, data)
         if self.layer is not None:
-            if not self._is_torch(model):
+            if not is_torch_model(model):
                 raise ConfigError(f"OODDetection(layer={self.layer!r}) picks a layer of a torch model; the model is "
                                   f"{'missing' if model is None else model.name}. Drop layer (the detectors then "
                                   "work on the inputs) or pass a torch model (eager or TorchScript).")
-            from stalwart.shift.ood import _Features
+            from stalwart.shift.ood import FeatureExtractor
 
             # now, not per detector: an unknown name (ConfigError) or a TorchScript layer with no
             # single output (ModelError) is the user's to fix, not a detector that "could not run"
-            _Features(model, self.layer, "OODDetection")
+            FeatureExtractor(model, self.layer, "OODDetection")
         if self._ood_data is not None:
             self._ood_for(data)
         if self.detectors is None and not self._plan(model, data):

@@ -10,8 +10,16 @@ import numpy as np
 
 from stalwart._stats import wilson_interval
 from stalwart._validation import check_labels, check_param, check_positive
-from stalwart.checks.adversarial import _note_rows, _notes_first
-from stalwart.checks.base import Check, CheckResult, Measurement, Metric, SkipCheck, register
+from stalwart.checks.base import (
+    Check,
+    CheckResult,
+    Measurement,
+    Metric,
+    SkipCheck,
+    note_rows,
+    notes_first,
+    register,
+)
 from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError
 
@@ -101,7 +109,7 @@ class TextAdversarialRobustness(Check):
 
     def run(self, model: Any, data: Any, seed: int = 0) -> CheckResult:
         """As :meth:`Check.run`; texts too short to attack are named first in the message."""
-        return _notes_first(super().run(model, data, seed=seed))
+        return notes_first(super().run(model, data, seed=seed))
 
     def _source(self) -> Any:
         from stalwart.attacks.synonyms import LexiconSynonyms, WordNetSynonyms, default_synonyms
@@ -128,7 +136,7 @@ class TextAdversarialRobustness(Check):
             return Measurement({"clean_accuracy": _rate("clean_accuracy", k, len(texts))}, {}, {},
                                not_meaningful=at_chance)
         attack = WordSubstitution(synonyms=self._source(), max_change=self.max_change,
-                                  max_candidates=self.max_candidates, max_queries=self.max_queries,
+                                  max_candidates=self.max_candidates, queries=self.max_queries,
                                   seed=int(rng.integers(2**31)))
         res = attack.run(model, texts, y)
         n = len(texts)
@@ -168,7 +176,7 @@ class TextAdversarialRobustness(Check):
                         "max_change": self.max_change, "max_candidates": self.max_candidates,
                         "max_queries": self.max_queries, "seed": summary["params"]["seed"], "n_samples": n,
                         "queries_mean": summary["queries_mean"], "time_s": summary["time_s"]}],
-            "notes": _note_rows(notes, []),
+            "notes": note_rows(notes, []),
         }
         figures = {}
         if rows:

@@ -22,7 +22,7 @@ from stalwart.data.dataset import Dataset, infer_modality
 from stalwart.data.schema import MODALITIES
 from stalwart.errors import ConfigError, InputError, require
 
-__all__ = ["load_csv", "load_parquet", "load_npz", "load_data", "SUPPORTED_EXTENSIONS"]
+__all__ = ["load_csv", "load_parquet", "load_npz", "load_data", "SUPPORTED_EXTENSIONS", "file_kind", "labels_from_column"]
 
 X_KEYS: tuple[str, ...] = ("x", "X", "images", "data")
 Y_KEYS: tuple[str, ...] = ("y", "labels", "target")
@@ -115,7 +115,7 @@ def _from_frame(df: pd.DataFrame, path: Path, *, target: str | None, modality: s
     y = None
     if target is not None:
         _require_column(target, columns, "target", where)
-        y = _labels(df[target], target, where)
+        y = labels_from_column(df[target], target, where)
         df = df.drop(columns=[target])
         if df.shape[1] == 0:
             raise InputError(f"{where} has only the target column {target!r}; there are no features.")
@@ -161,7 +161,8 @@ def _require_column(column: str, columns: list[str], arg: str, where: str) -> No
     )
 
 
-def _labels(s: pd.Series, column: str, where: str) -> np.ndarray:
+def labels_from_column(s: pd.Series, column: str, where: str) -> np.ndarray:
+    """The labels in column ``column`` of a table read from ``where``; a missing label is an error."""
     missing = np.flatnonzero(s.isna().to_numpy())
     if missing.size:
         raise InputError(
@@ -293,7 +294,7 @@ def load_data(path: str | Path, *, target: str | None = None, modality: str | No
         raise InputError(f"load_data(path=...) must be a file path (str or pathlib.Path); got {type(path).__name__}. "
                          "For arrays in memory, use Dataset.from_arrays(x, y).")
     p = Path(path)
-    kind = _file_kind(p)
+    kind = file_kind(p)
     if kind is None:
         raise InputError(
             f"cannot tell the format of {str(p)!r} from its extension {''.join(p.suffixes) or '(none)'!r}; "
@@ -309,7 +310,8 @@ def load_data(path: str | Path, *, target: str | None = None, modality: str | No
     return reader(p, target=target, modality=modality, **kw)
 
 
-def _file_kind(p: Path) -> str | None:
+def file_kind(p: Path) -> str | None:
+    """The format of ``p`` by its extension ("csv", "parquet", "npz"), None when unsupported."""
     name = p.name.lower()
     for ext, kind in sorted(SUPPORTED_EXTENSIONS.items(), key=lambda kv: -len(kv[0])):
         if name.endswith(ext) and len(name) > len(ext):

@@ -1,28 +1,18 @@
-"""Model adapters: ``wrap`` turns anything a team ships into a :class:`Model`."""
+"""Model adapters: ``wrap`` turns anything a team ships into a :class:`Model`.
 
-from stalwart.models.base import Model
-from stalwart.models.function import FunctionModel
-from stalwart.models.mirrors import torch_mirror
-from stalwart.models.sklearn import SklearnModel
-from stalwart.models.torch import TorchModel
-from stalwart.models.wrap import SUPPORTED_EXTENSIONS, load_model, wrap
+Members are imported on first use: data-only work (tabular drift) never loads torch.
+"""
 
-__all__ = [
-    "Model",
-    "wrap",
-    "load_model",
-    "SUPPORTED_EXTENSIONS",
-    "SklearnModel",
-    "TorchModel",
-    "FunctionModel",
-    "torch_mirror",
-]
+from stalwart._lazy import lazy_module
 
-
-def __getattr__(name: str):
-    # onnxruntime is an optional extra, so OnnxModel is imported only when asked for
-    if name == "OnnxModel":
-        from stalwart.models.onnx import OnnxModel
-
-        return OnnxModel
-    raise AttributeError(f"module 'stalwart.models' has no attribute {name!r}")
+_EXPORTS = {
+    "Model": ".base",
+    "FunctionModel": ".function",
+    "torch_mirror": ".mirrors",
+    "SklearnModel": ".sklearn",
+    "TorchModel": ".torch",
+    "OnnxModel": ".onnx",  # onnxruntime is imported only when this is used
+    **dict.fromkeys(("SUPPORTED_EXTENSIONS", "load_model", "wrap"), ".wrap"),
+}
+__all__ = sorted(set(_EXPORTS) - {"OnnxModel"})
+__getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

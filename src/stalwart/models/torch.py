@@ -12,7 +12,7 @@ from stalwart._validation import check_choice, check_positive
 from stalwart.errors import InputError, ModelError, StalwartError
 from stalwart.models.base import Model, check_finite_output, model_call_error, short_error
 
-__all__ = ["TorchModel", "looks_like_probabilities"]
+__all__ = ["TorchModel", "looks_like_probabilities", "is_torch_model"]
 
 TorchOutput = Literal["auto", "logits", "probabilities"]
 
@@ -68,6 +68,11 @@ def _first_layer(module: torch.nn.Module, t: torch.Tensor) -> tuple[str, bool] |
             ndim = 2 + len(rest.split(", "))
             return f"(n, {first.in_channels}, {rest})", t.ndim != ndim or int(t.shape[1]) != first.in_channels
     return None
+
+
+def is_torch_model(model: Any) -> bool:
+    """Whether ``model`` is a wrapped torch module (whose layers can give features)."""
+    return isinstance(model, TorchModel)
 
 
 class TorchModel(Model):

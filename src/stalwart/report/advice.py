@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from stalwart._validation import param_error
-from stalwart.checks.base import MIN_SAMPLES, Condition
+from stalwart.checks.base import MIN_SAMPLES, Condition, first_sentence
 from stalwart.errors import ConfigError
 from stalwart.report._text import require_check_name, require_report, shorten
 from stalwart.report.summaries import MAX_NAMED, metric_value
@@ -263,11 +263,6 @@ def _categories(ctx: Context) -> Advice:
                   "explicit 'other' value the model was trained with.")
 
 
-def _first_sentence(text: Any) -> str:
-    head = str(text or "").split(". ")[0].rstrip(".")
-    return shorten(head, 160)
-
-
 @register_advice("clean_performance")
 def _clean(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     n = next((m.get("n") for m in (r.get("metrics") or {}).values() if isinstance(m, Mapping) and m.get("n")), None)
@@ -319,7 +314,7 @@ def _natural(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
             items.append(fix)
     others = [p for p in errors if p not in _MISSING]
     if others:
-        why = "; ".join(f"{p}: {_first_sentence(errors[p])}" for p in others[:MAX_NAMED])
+        why = "; ".join(f"{p}: {first_sentence(str(errors[p] or ''), 160)}" for p in others[:MAX_NAMED])
         items.append(Advice(f"The model raised an error on {', '.join(others[:MAX_NAMED])} ({why}). Decide what "
                             "such inputs should do, and make the code before the model clean them or reject "
                             "them with a clear message."))

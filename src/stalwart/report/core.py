@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from stalwart._io import TMP_MARK, remove_stale, temp_prefix
-from stalwart.checks.base import CheckResult, Status, _plain, worst_status
+from stalwart.checks.base import CheckResult, Status, plain, worst_status
 from stalwart.errors import InputError
 from stalwart.report._text import report_problem
 from stalwart.report.compliance import compliance_map
@@ -44,14 +44,14 @@ def json_safe(value: Any) -> Any:
     Anything else (an object, a set, bytes) raises :class:`~stalwart.errors.InputError` naming
     where it sits: JSON cannot hold it, and a silent ``str()`` would not read back as the value.
     """
-    return _json_safe(_plain(value), "value")
+    return _json_safe(plain(value), "value")
 
 
 def _json_safe(value: Any, where: str) -> Any:
     if isinstance(value, dict):
-        return {k: _json_safe(_plain(v), f"{where}[{k!r}]") for k, v in value.items()}
+        return {k: _json_safe(plain(v), f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(_plain(v), f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_json_safe(plain(v), f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is None or isinstance(value, (str, int, float)):  # bool is an int
@@ -137,7 +137,7 @@ class Report:
         """A report for ``results`` of running ``suite`` on a wrapped model and a Dataset."""
         model_info = {
             "name": model.name, "family": model_family_of(model), "task": model.task,
-            "classes": None if model.classes is None else _plain(np.asarray(model.classes)),
+            "classes": None if model.classes is None else plain(np.asarray(model.classes)),
             "fingerprint": model.fingerprint(), "differentiable": bool(model.differentiable),
             "output_kind": model.output_kind,
         }

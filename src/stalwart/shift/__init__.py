@@ -1,34 +1,22 @@
-"""Distribution shift: drift tests, streaming detectors, OOD scores, label-free performance."""
+"""Distribution shift: drift tests, streaming detectors, OOD scores, label-free performance.
 
-from stalwart.shift.base import (
-    DETECTORS,
-    DriftDetector,
-    DriftResult,
-    FeatureDrift,
-    OODDetector,
-    StreamDetector,
-    register,
-)
-from stalwart.shift.drift import TabularDrift, detect_drift, detect_drift_parquet
-from stalwart.shift.multivariate import ClassifierDrift, MMDDrift, PCAReconstructionDrift
-from stalwart.shift.ood import (
-    Energy,
-    IsolationForestOOD,
-    KNNDistance,
-    Mahalanobis,
-    MaxLogit,
-    MaxSoftmax,
-    evaluate_ood,
-    make_ood,
-    ood_metrics,
-)
-from stalwart.shift.performance import ConfidenceEstimator, ImportanceWeightedEstimator
-from stalwart.shift.streaming import ADWIN, DDM, KSWIN, PageHinkley
+Every detector is registered by name with a ``kind`` ("drift", "stream" or "ood"):
+``shift.names(kind="ood")``, ``shift.get("mahalanobis", model)``; the ``ood_detection`` check
+and ``stalwart ood`` find plug-in detectors the same way. Members are imported on first use, so
+tabular drift does not load torch (the OOD detectors do).
+"""
 
-__all__ = [
-    "DETECTORS", "DriftDetector", "DriftResult", "FeatureDrift", "OODDetector", "StreamDetector", "register",
-    "detect_drift", "detect_drift_parquet", "TabularDrift", "MMDDrift", "ClassifierDrift", "PCAReconstructionDrift",
-    "ADWIN", "DDM", "KSWIN", "PageHinkley",
-    "MaxSoftmax", "MaxLogit", "Energy", "Mahalanobis", "KNNDistance", "IsolationForestOOD", "evaluate_ood",
-    "make_ood", "ood_metrics", "ConfidenceEstimator", "ImportanceWeightedEstimator",
-]
+from stalwart._lazy import lazy_module
+
+_EXPORTS = {
+    **dict.fromkeys(("DETECTORS", "DriftDetector", "DriftResult", "FeatureDrift", "OODDetector", "StreamDetector",
+                     "get", "names", "register"), ".base"),
+    **dict.fromkeys(("TabularDrift", "detect_drift", "detect_drift_parquet"), ".drift"),
+    **dict.fromkeys(("ClassifierDrift", "MMDDrift", "PCAReconstructionDrift"), ".multivariate"),
+    **dict.fromkeys(("Energy", "IsolationForestOOD", "KNNDistance", "Mahalanobis", "MaxLogit", "MaxSoftmax",
+                     "evaluate_ood", "make_ood", "ood_metrics"), ".ood"),
+    **dict.fromkeys(("ConfidenceEstimator", "ImportanceWeightedEstimator"), ".performance"),
+    **dict.fromkeys(("ADWIN", "DDM", "KSWIN", "PageHinkley"), ".streaming"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

@@ -79,6 +79,7 @@ class DriftDetector(ABC):
     """Batch drift detector: ``fit(reference)`` stores what it needs, ``test(current)`` judges."""
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "drift"
 
     @abstractmethod
     def fit(self, reference: Any) -> DriftDetector: ...
@@ -91,6 +92,7 @@ class StreamDetector(ABC):
     """Streaming change detector over a value stream (a metric, an error indicator, a feature)."""
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "stream"
 
     def __init__(self) -> None:
         self.n_seen = 0
@@ -134,10 +136,34 @@ class StreamDetector(ABC):
 
 
 class OODDetector(ABC):
-    """Out-of-distribution score: higher means more unusual."""
+    """Out-of-distribution score: higher means more unusual.
+
+    What the ``ood_detection`` check needs to use a detector, built-in or plug-in, is declared
+    here and nowhere else: :meth:`requirement` (why it cannot run on a model, or None),
+    :meth:`suggested` (whether it is among the defaults for a model and data), :meth:`build`
+    (an instance for a model) and ``uses_layer`` (whether a ``layer=`` chooses its features).
+    """
 
     name: ClassVar[str]
+    kind: ClassVar[str] = "ood"
+    #: whether the check's ``layer`` (a torch submodule) selects this detector's feature space
+    uses_layer: ClassVar[bool] = False
     threshold_: float | None = None
+
+    @classmethod
+    def requirement(cls, model: Any) -> str | None:
+        """Why the detector cannot run on ``model`` (None when it can, or needs no model)."""
+        return None
+
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        """Whether the check runs this detector by default on ``model`` and ``data``."""
+        return False
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> OODDetector:
+        """An instance for ``model`` (default: the detector's own defaults, no model)."""
+        return cls()
 
     @abstractmethod
     def fit(self, x: Any, y: Any = None) -> OODDetector: ...
@@ -159,5 +185,17 @@ class OODDetector(ABC):
         return self.score(x) > self.threshold_
 
 
-DETECTORS: Registry[Any] = Registry("detector", "stalwart.detectors")
+#: drift, stream and OOD detectors (class attribute ``kind``); built-ins are the modules of
+#: :mod:`stalwart.shift`, third parties use the entry-point group
+DETECTORS: Registry[Any] = Registry("detector", "stalwart.detectors", package="stalwart.shift")
 register = DETECTORS.register
+
+
+def names(**attrs: Any) -> list[str]:
+    """Registered detector names, filtered by class attributes (``names(kind="ood")``)."""
+    return DETECTORS.names(**attrs)
+
+
+def get(name: str, *args: Any, **params: Any) -> Any:
+    """An instance of the detector registered as ``name``; unknown parameters raise ConfigError."""
+    return DETECTORS.create(name, *args, **params)

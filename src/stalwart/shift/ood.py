@@ -34,31 +34,17 @@ import numpy as np
 
 from stalwart._validation import check_array, check_choice, check_lengths, check_param, check_positive
 from stalwart.errors import ConfigError, InputError, ModelError
-from stalwart.models.base import Model
+from stalwart.models.torch import is_torch_model
+from stalwart.shift._inputs import as_array, batched_logits, classifier, flat_rows
 from stalwart.shift.base import OODDetector, register
 
 __all__ = ["MaxSoftmax", "MaxLogit", "Energy", "Mahalanobis", "KNNDistance", "IsolationForestOOD",
-           "evaluate_ood", "ood_metrics", "make_ood", "OODSplit"]
+           "evaluate_ood", "ood_metrics", "make_ood", "OODSplit", "FeatureExtractor"]
 
 Normalize = Literal["auto", "l2", "standard"] | None
 
 
 # -- inputs, logits and features --------------------------------------------------------------------
-def _as_array(x: Any, name: str = "x") -> np.ndarray:
-    """Inputs as a float array with samples on axis 0 (Dataset, DataFrame, tensor or array)."""
-    from stalwart.data.dataset import Dataset
-
-    if isinstance(x, Dataset):
-        x = x.numeric_x()
-    elif hasattr(x, "to_numpy") and hasattr(x, "columns"):  # DataFrame
-        x = x.to_numpy(dtype=float)
-    elif hasattr(x, "detach") and hasattr(x, "cpu"):  # torch tensor
-        x = x.detach().cpu().numpy()
-    arr = check_array(x, name, dtype=None if np.asarray(x).dtype == np.float32 else np.float64)
-    if arr.ndim < 2:
-        raise InputError(f"{name} must have one row per sample (2-D or more); got shape {arr.shape}. "
-                         "Use x.reshape(-1, 1) for a single feature.")
-    return arr
 
 
 def _fit_shape(det: OODDetector, arr: np.ndarray, learned: bool = False) -> np.ndarray:
@@ -81,37 +67,18 @@ def _same_shape(det: OODDetector, arr: np.ndarray, name: str = "x") -> np.ndarra
     return arr
 
 
-def _flat(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-
-
-def _wrap(model: Any, owner: str) -> Model:
-    from stalwart.models import wrap
-
-    model = wrap(model)
-    if model.task != "classification":
-        raise ModelError(f"{owner} needs a classifier; {model.name} is a regression model.")
-    return model
-
-
-def _logits(model: Model, x: np.ndarray) -> np.ndarray:
-    """Logits from ``torch_logits`` in batches, without building a graph."""
-    import torch
-
-    parts = []
-    with torch.no_grad():
-        for start in range(0, len(x), model.batch_size):
-            out = model.torch_logits(x[start:start + model.batch_size])
-            parts.append(out.detach().to("cpu", torch.float64).numpy())
-    return np.concatenate(parts, axis=0)
-
-
 def _logsumexp(z: np.ndarray) -> np.ndarray:
     top = z.max(axis=1)
     return top + np.log(np.exp(z - top[:, None]).sum(axis=1))
 
 
-class _Features:
+def _needs_classifier(model: Any) -> str | None:
+    if model is None:
+        return "needs a model"
+    return None if getattr(model, "task", None) == "classification" else "needs a classifier"
+
+
+class FeatureExtractor:
     """Maps inputs to the feature space a distance-based detector works in.
 
     For a TorchModel: the input of ``layer`` when it is None (then the last linear layer: the
@@ -122,7 +89,7 @@ class _Features:
     """
 
     def __init__(self, model: Any, layer: Any, owner: str) -> None:
-        self.model = None if model is None else _wrap(model, owner)
+        self.model = None if model is None else classifier(model, owner)
         self.layer = layer
         self.module = None
         self.script = None
@@ -179,7 +146,7 @@ class _Features:
         if self.script is not None:
             return self._from_script(x)
         if self.module is None:
-            return _flat(x)
+            return flat_rows(x)
         captured: list[np.ndarray] = []
 
         def hook(_mod: Any, inputs: Any, output: Any) -> None:
@@ -249,15 +216,27 @@ class MaxSoftmax(OODDetector):
 
     name: ClassVar[str] = "max_softmax"
 
+    @classmethod
+    def requirement(cls, model: Any) -> str | None:
+        return _needs_classifier(model)
+
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        return True
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> MaxSoftmax:
+        return cls(model)
+
     def __init__(self, model: Any) -> None:
-        self.model = _wrap(model, "MaxSoftmax")
+        self.model = classifier(model, "MaxSoftmax")
 
     def fit(self, x: Any = None, y: Any = None) -> MaxSoftmax:
         """Nothing to learn: the score comes from the model alone."""
         return self
 
     def score(self, x: Any) -> np.ndarray:
-        return -self.model.predict_proba(_as_array(x)).max(axis=1)
+        return -self.model.predict_proba(as_array(x)).max(axis=1)
 
 
 @register
@@ -270,16 +249,24 @@ class MaxLogit(OODDetector):
 
     name: ClassVar[str] = "max_logit"
 
+    @classmethod
+    def requirement(cls, model: Any) -> str | None:
+        return _needs_classifier(model)
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> MaxLogit:
+        return cls(model)
+
     def __init__(self, model: Any) -> None:
-        self.model = _wrap(model, "MaxLogit")
+        self.model = classifier(model, "MaxLogit")
 
     def fit(self, x: Any = None, y: Any = None) -> MaxLogit:
         return self
 
     def score(self, x: Any) -> np.ndarray:
-        x = _as_array(x)
+        x = as_array(x)
         if self.model.differentiable:
-            return -_logits(self.model, x).max(axis=1)
+            return -batched_logits(self.model, x).max(axis=1)
         return -np.log(np.clip(self.model.predict_proba(x).max(axis=1), 1e-300, None))
 
 
@@ -299,8 +286,23 @@ class Energy(OODDetector):
 
     name: ClassVar[str] = "energy"
 
+    @classmethod
+    def requirement(cls, model: Any) -> str | None:
+        why = _needs_classifier(model)
+        if why is None and not getattr(model, "differentiable", False):
+            why = "needs logits (a torch model or a scikit-learn model with a torch mirror)"
+        return why
+
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        return True
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> Energy:
+        return cls(model)
+
     def __init__(self, model: Any, temperature: float = 1.0) -> None:
-        self.model = _wrap(model, "Energy")
+        self.model = classifier(model, "Energy")
         self.temperature = float(check_positive(self, "temperature", temperature))
         if not self.model.differentiable:
             raise ModelError(
@@ -313,7 +315,7 @@ class Energy(OODDetector):
         return self
 
     def score(self, x: Any) -> np.ndarray:
-        z = _logits(self.model, _as_array(x))
+        z = batched_logits(self.model, as_array(x))
         return -self.temperature * _logsumexp(z / self.temperature)
 
 
@@ -342,14 +344,23 @@ class Mahalanobis(OODDetector):
     """
 
     name: ClassVar[str] = "mahalanobis"
+    uses_layer: ClassVar[bool] = True
+
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        return getattr(data, "modality", None) == "image" or is_torch_model(model)
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> Mahalanobis:
+        return cls(model if is_torch_model(model) else None, layer=layer)
 
     def __init__(self, model: Any = None, layer: Any = None, *, reg: float = 1e-6) -> None:
-        self.features = _Features(model, layer, "Mahalanobis")
+        self.features = FeatureExtractor(model, layer, "Mahalanobis")
         self.model = self.features.model
         self.reg = float(check_positive(self, "reg", reg))
 
     def fit(self, x: Any, y: Any = None) -> Mahalanobis:
-        arr = _fit_shape(self, _as_array(x), self.features.learned)
+        arr = _fit_shape(self, as_array(x), self.features.learned)
         f = self.features(arr)
         if y is None:
             self.classes_ = np.zeros(1)
@@ -375,7 +386,7 @@ class Mahalanobis(OODDetector):
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "means_")
-        z = self.features(_same_shape(self, _as_array(x))) @ self.whiten_
+        z = self.features(_same_shape(self, as_array(x))) @ self.whiten_
         d2 = (z * z).sum(1)[:, None] - 2.0 * z @ self._zm.T + (self._zm * self._zm).sum(1)[None, :]
         return np.sqrt(np.clip(d2.min(axis=1), 0.0, None))
 
@@ -400,12 +411,21 @@ class KNNDistance(OODDetector):
     """
 
     name: ClassVar[str] = "knn_distance"
+    uses_layer: ClassVar[bool] = True
+
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        return True
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> KNNDistance:
+        return cls(k=5, model=model if is_torch_model(model) else None, layer=layer)
 
     def __init__(self, k: int = 5, model: Any = None, layer: Any = None, *,
                  normalize: Normalize = "auto") -> None:
         self.k = int(check_positive(self, "k", k, integer=True))
         check_choice(self, "normalize", normalize, ("auto", "l2", "standard", None))
-        self.features = _Features(model, layer, "KNNDistance")
+        self.features = FeatureExtractor(model, layer, "KNNDistance")
         self.model = self.features.model
         self.normalize = normalize
 
@@ -419,7 +439,7 @@ class KNNDistance(OODDetector):
     def fit(self, x: Any, y: Any = None) -> KNNDistance:
         from sklearn.neighbors import NearestNeighbors
 
-        f = self.features(_fit_shape(self, _as_array(x), self.features.learned))
+        f = self.features(_fit_shape(self, as_array(x), self.features.learned))
         if len(f) < self.k:
             raise InputError(f"KNNDistance(k={self.k}) needs at least k in-distribution samples; got {len(f)}.")
         self._mode = self.normalize if self.normalize != "auto" else (
@@ -432,7 +452,7 @@ class KNNDistance(OODDetector):
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "index_")
-        dist, _ = self.index_.kneighbors(self._norm(self.features(_same_shape(self, _as_array(x)))),
+        dist, _ = self.index_.kneighbors(self._norm(self.features(_same_shape(self, as_array(x)))),
                                          n_neighbors=self.k)
         return dist[:, -1]
 
@@ -449,6 +469,14 @@ class IsolationForestOOD(OODDetector):
 
     name: ClassVar[str] = "isolation_forest"
 
+    @classmethod
+    def suggested(cls, model: Any, data: Any) -> bool:
+        return getattr(data, "modality", None) == "tabular"
+
+    @classmethod
+    def build(cls, model: Any, *, layer: Any = None, seed: int = 0) -> IsolationForestOOD:
+        return cls(seed=seed)
+
     def __init__(self, n_estimators: int = 100, seed: int = 0) -> None:
         self.n_estimators = int(check_positive(self, "n_estimators", n_estimators, integer=True))
         check_param(self, "seed", seed, isinstance(seed, (int, np.integer)) and not isinstance(seed, bool),
@@ -459,12 +487,12 @@ class IsolationForestOOD(OODDetector):
         from sklearn.ensemble import IsolationForest
 
         self.forest_ = IsolationForest(n_estimators=self.n_estimators, random_state=self.seed)
-        self.forest_.fit(_flat(_fit_shape(self, _as_array(x))))
+        self.forest_.fit(flat_rows(_fit_shape(self, as_array(x))))
         return self
 
     def score(self, x: Any) -> np.ndarray:
         _fitted(self, "forest_")
-        return -self.forest_.score_samples(_flat(_same_shape(self, _as_array(x))))
+        return -self.forest_.score_samples(flat_rows(_same_shape(self, as_array(x))))
 
 
 def _fitted(det: OODDetector, attr: str) -> None:
@@ -582,7 +610,7 @@ def make_ood(data: Any, kind: str = "noise", seed: int | np.random.Generator = 0
         x_raw, labels, value_range = data.x, data.y, data.schema.value_range
     else:
         x_raw, labels = data, None if y is None else np.asarray(y)
-    x = _as_array(x_raw, "data")
+    x = as_array(x_raw, "data")
     if labels is not None:
         check_lengths("data", x, "y", labels)
 
@@ -606,7 +634,7 @@ def make_ood(data: Any, kind: str = "noise", seed: int | np.random.Generator = 0
 
     n_out = len(x) if n is None else int(check_positive("make_ood", "n", n, integer=True))
     rng = np.random.default_rng(seed)
-    flat = _flat(x)
+    flat = flat_rows(x)
     if kind == "noise":
         if x.ndim > 2:  # images share one value range
             lo, hi = value_range if value_range is not None else (float(flat.min()), float(flat.max()))

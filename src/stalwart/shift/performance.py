@@ -34,7 +34,7 @@ from stalwart._validation import (
     labels_to_index,
 )
 from stalwart.errors import ConfigError, InputError
-from stalwart.shift.ood import _as_array, _flat, _logits, _wrap
+from stalwart.shift._inputs import as_array, batched_logits, classifier, flat_rows
 
 __all__ = ["ConfidenceEstimator", "ImportanceWeightedEstimator", "expected_calibration_error",
            "fit_temperature"]
@@ -113,7 +113,7 @@ def _ks_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _check_reference(model: Any, x_ref: Any, y_ref: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = _as_array(x_ref, "x_ref")
+    x = as_array(x_ref, "x_ref")
     y = check_labels(y_ref, model.classes, "y_ref")
     check_lengths("x_ref", x, "y_ref", y)
     return x, labels_to_index(y, model.classes)
@@ -135,7 +135,7 @@ class _Calibrator:
     def outputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(logits or log-probabilities, predicted class index)."""
         if self.method == "temperature":
-            z = _logits(self.model, x) if self.model.differentiable else \
+            z = batched_logits(self.model, x) if self.model.differentiable else \
                 np.log(np.clip(self.model.predict_proba(x), 1e-300, None))
         else:
             z = np.log(np.clip(self.model.predict_proba(x), 1e-300, None))
@@ -201,7 +201,7 @@ class ConfidenceEstimator:
     def __init__(self, model: Any, calibration: Calibration = "auto", *,
                  method: Literal["confidence", "atc"] = "confidence", n_boot: int = 1000, seed: int = 0,
                  max_ece: float = 0.05, max_ks: float = 0.5) -> None:
-        self.model = _wrap(model, "ConfidenceEstimator")
+        self.model = classifier(model, "ConfidenceEstimator")
         check_choice(self, "calibration", calibration, ("auto", "temperature", "isotonic", None))
         self.calibration = calibration
         self.method = check_choice(self, "method", method, ("confidence", "atc"))
@@ -265,7 +265,7 @@ class ConfidenceEstimator:
         """
         if not hasattr(self, "_cal"):
             raise ConfigError("ConfidenceEstimator is not fitted; call fit(x_ref, y_ref) first.")
-        x = _as_array(x_current, "x_current")
+        x = as_array(x_current, "x_current")
         z, _ = self._cal.outputs(x)
         conf, score = self._cal.confidence(z)
         atc = (score > self.threshold_) + self.tie_ * (score == self.threshold_)
@@ -317,7 +317,7 @@ class ImportanceWeightedEstimator:
 
     def __init__(self, model: Any, domain_classifier: Any = "logistic", *, clip: float = 20.0,
                  n_splits: int = 5, n_boot: int = 1000, seed: int = 0) -> None:
-        self.model = _wrap(model, "ImportanceWeightedEstimator")
+        self.model = classifier(model, "ImportanceWeightedEstimator")
         if isinstance(domain_classifier, str) or domain_classifier is None:
             check_choice(self, "domain_classifier", domain_classifier, ("logistic", "hgb", None))
         elif not hasattr(domain_classifier, "fit") or not hasattr(domain_classifier, "predict_proba"):
@@ -351,7 +351,7 @@ class ImportanceWeightedEstimator:
         """Store the labelled reference inputs and whether the model gets each one right."""
         x, idx = _check_reference(self.model, x_ref, y_ref)
         pred = np.argmax(self.model.predict_proba(x), axis=1)
-        self.x_ref_ = _flat(x)
+        self.x_ref_ = flat_rows(x)
         self.correct_ = (pred == idx).astype(np.float64)
         self.reference_accuracy_ = float(self.correct_.mean())
         return self
@@ -372,7 +372,7 @@ class ImportanceWeightedEstimator:
 
         if not hasattr(self, "x_ref_"):
             raise ConfigError("ImportanceWeightedEstimator is not fitted; call fit(x_ref, y_ref) first.")
-        cur = _flat(_as_array(x_current, "x_current"))
+        cur = flat_rows(as_array(x_current, "x_current"))
         if cur.shape[1] != self.x_ref_.shape[1]:
             raise InputError(f"x_current has {cur.shape[1]} features but x_ref had {self.x_ref_.shape[1]}; "
                              "pass the same columns.")
