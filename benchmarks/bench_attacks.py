@@ -1,17 +1,23 @@
-"""Attack strength and speed: stalwart vs torchattacks, ART and Foolbox on the same torch models.
+"""Attack strength and speed: stalwart vs torchattacks, ART and Foolbox across a zoo of models.
 
-An MLP and a small CNN are trained here on scikit-learn's digits (8x8, scaled to [0, 1]); the
-first 500 test samples are attacked by every tool with the same eps, steps and step size. Also
-timed: the same number of plain forward+backward passes on the whole batch (the floor no
-gradient attack can beat without early stopping), and stalwart's ``evaluate`` against
-torchattacks' AutoAttack (standard, linf, eps 0.1).
+Every model of the zoo (``benchmarks/zoo.py``: MLPs of widths 32 to 1024 on 64 features, two
+CNNs on 1 x 8 x 8 and 3 x 32 x 32 images, an MLP on 3 x 32 x 32) is attacked by every tool with
+the same eps, steps and step size, at 1 and at 2 torch threads. Also timed: the same number of
+plain forward+backward passes on the whole batch (the floor no gradient attack can beat without
+early stopping), and stalwart's full default ``evaluate`` (the AutoAttack-style ensemble at
+reference strength, with its eps curve and sanity checks) against torchattacks' AutoAttack
+(standard, linf).
 
-    python benchmarks/bench_attacks.py          # writes the "Adversarial attacks" section
+    python benchmarks/bench_attacks.py                      # writes the "Adversarial attacks" section
+    python benchmarks/bench_attacks.py --models mlp256 cnn-s --threads 1 --no-write   # a quick look
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -21,31 +27,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, markdown_table, timed, write_section  # noqa: E402
+from zoo import ZOO_NAMES, ZooModel, build_zoo  # noqa: E402
 
 import stalwart  # noqa: E402
 from stalwart import attacks  # noqa: E402
 
 warnings.filterwarnings("ignore")
-N = 500
-
-
-def train(net: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int = 40) -> nn.Module:
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
-            opt.step()
-    return net.eval()
-
-
-def models(train_x: torch.Tensor, train_y: torch.Tensor) -> dict[str, nn.Module]:
-    from stalwart.demo import DigitsCNN
-
-    torch.manual_seed(0)
-    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
-    return {"MLP": train(mlp, train_x, train_y), "CNN": train(DigitsCNN(), train_x, train_y)}
+REPEATS = 3  # fast settings: best of this many interleaved runs per tool
 
 
 def floor_time(net: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) -> float:
@@ -57,159 +45,180 @@ def floor_time(net: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int) ->
             (g,) = torch.autograd.grad(loss, xa)
             xa = (xa.detach() + 1e-3 * g.sign()).clamp(0, 1)
         return xa
-    return timed(run)[1]
+    return min(timed(run)[1] for _ in range(REPEATS))
 
 
-def robust_acc(net: nn.Module, x_adv: torch.Tensor, y: torch.Tensor) -> float:
+def robust_acc(net: nn.Module, x_adv, y: torch.Tensor) -> float:
     with torch.no_grad():
-        return float((net(torch.as_tensor(x_adv, dtype=torch.float32)).argmax(1) == y).float().mean())
+        x_adv = torch.as_tensor(np.asarray(x_adv), dtype=torch.float32)
+        return float((net(x_adv).argmax(1) == y).float().mean())
 
 
-# -- each tool's run of one setting ---------------------------------------------------------------
-def run_stalwart(net, x, y, kind, norm, eps, steps):
+# -- each tool's run of one setting: returns a callable that runs it and gives its adversarial x ----
+def tool_stalwart(m: ZooModel, kind: str, norm: str, eps: float, steps: int):
     threat = attacks.ThreatModel(norm, eps, (0.0, 1.0))
-    model = stalwart.wrap(net)
+    model = stalwart.wrap(m.net)
     atk = attacks.FGSM(threat) if kind == "fgsm" else attacks.PGD(threat, steps=steps, step_size=2.5 * eps / steps)
-    res, t = timed(lambda: atk.run(model, x.numpy(), y.numpy()))
-    return res.robust_accuracy, t
+    x, y = m.x.numpy(), m.y.numpy()
+    return lambda: atk.run(model, x, y).x_adv
 
 
-def run_torchattacks(net, x, y, kind, norm, eps, steps):
+def tool_torchattacks(m: ZooModel, kind: str, norm: str, eps: float, steps: int):
     import torchattacks
 
     if kind == "fgsm":
-        atk = torchattacks.FGSM(net, eps=eps)
+        atk = torchattacks.FGSM(m.net, eps=eps)
     elif norm == "linf":
-        atk = torchattacks.PGD(net, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)
+        atk = torchattacks.PGD(m.net, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)
     else:
-        atk = torchattacks.PGDL2(net, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)
-    x_adv, t = timed(lambda: atk(x, y))
-    return robust_acc(net, x_adv, y), t
+        atk = torchattacks.PGDL2(m.net, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)
+    x = m.x_images  # torchattacks takes image batches only
+    return lambda: atk(x, m.y)
 
 
-def run_art(net, x, y, kind, norm, eps, steps):
+def tool_art(m: ZooModel, kind: str, norm: str, eps: float, steps: int):
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
     from art.estimators.classification import PyTorchClassifier
 
-    clf = PyTorchClassifier(net, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]), nb_classes=10,
+    clf = PyTorchClassifier(m.net, loss=nn.CrossEntropyLoss(), input_shape=tuple(m.x.shape[1:]), nb_classes=10,
                             clip_values=(0.0, 1.0))
     order = np.inf if norm == "linf" else 2
+    n = len(m.x)
     if kind == "fgsm":
-        atk = FastGradientMethod(clf, norm=order, eps=eps, batch_size=N)
+        atk = FastGradientMethod(clf, norm=order, eps=eps, batch_size=n)
     else:
         atk = ProjectedGradientDescent(clf, norm=order, eps=eps, eps_step=2.5 * eps / steps, max_iter=steps,
-                                       num_random_init=1, batch_size=N, verbose=False)
-    x_adv, t = timed(lambda: atk.generate(x.numpy()))
-    return robust_acc(net, x_adv, y), t
+                                       num_random_init=1, batch_size=n, verbose=False)
+    x, y = m.x.numpy(), m.y.numpy()
+    return lambda: atk.generate(x, y=y)
 
 
-def run_foolbox(net, x, y, kind, norm, eps, steps):
+def tool_foolbox(m: ZooModel, kind: str, norm: str, eps: float, steps: int):
     import foolbox as fb
 
-    fmodel = fb.PyTorchModel(net, bounds=(0.0, 1.0))
+    fmodel = fb.PyTorchModel(m.net, bounds=(0.0, 1.0))
     if kind == "fgsm":
         atk = fb.attacks.FGSM() if norm == "linf" else fb.attacks.FGM()
     elif norm == "linf":
         atk = fb.attacks.LinfPGD(abs_stepsize=2.5 * eps / steps, steps=steps, random_start=True)
     else:
         atk = fb.attacks.L2PGD(abs_stepsize=2.5 * eps / steps, steps=steps, random_start=True)
-    (_, clipped, _), t = timed(lambda: atk(fmodel, x, y, epsilons=eps))
-    return robust_acc(net, clipped, y), t
+    return lambda: atk(fmodel, m.x, m.y, epsilons=eps)[1]
 
 
-TOOLS = {"stalwart": run_stalwart, "torchattacks": run_torchattacks, "ART": run_art, "Foolbox": run_foolbox}
-SETTINGS = [("fgsm", "linf", 0.1, 1), ("pgd", "linf", 0.1, 20), ("pgd", "linf", 0.1, 50),
-            ("pgd", "linf", 0.2, 20), ("pgd", "linf", 0.2, 50), ("pgd", "l2", 1.0, 50)]
+TOOLS = {"stalwart": tool_stalwart, "torchattacks": tool_torchattacks, "ART": tool_art, "Foolbox": tool_foolbox}
+PEERS = [t for t in TOOLS if t != "stalwart"]
+
+
+def settings(m: ZooModel) -> list[tuple[str, str, float, int]]:
+    l2 = 1.0 if m.x[0].numel() <= 64 else 0.5
+    return [("fgsm", "linf", m.eps, 1), ("pgd", "linf", m.eps, 20), ("pgd", "l2", l2, 50)]
+
+
+def attack_rows(m: ZooModel, threads: int) -> list[list]:
+    rows = []
+    for kind, norm, eps, steps in settings(m):
+        setting = f"{kind.upper()}-{norm} eps={eps:.3g}" + (f" {steps} steps" if kind == "pgd" else "")
+        floor = floor_time(m.net, m.x, m.y, steps)
+        runs, times, accs = {}, {t: [] for t in TOOLS}, {}
+        for tool, make in TOOLS.items():
+            try:
+                runs[tool] = make(m, kind, norm, eps, steps)
+                runs[tool]()  # warm-up (also settles lazy initialisation)
+            except Exception as exc:  # noqa: BLE001 - a peer failing is a result too
+                print(f"{tool} failed on {m.name} {setting}: {exc}", file=sys.stderr)
+        for _ in range(REPEATS):  # interleaved: a busy moment hits every tool alike
+            for tool, fn in runs.items():
+                torch.manual_seed(0)
+                start = time.perf_counter()
+                out = fn()
+                times[tool].append(time.perf_counter() - start)
+                accs[tool] = robust_acc(m.net, out, m.y)
+        best = {t: min(v) for t, v in times.items() if v}
+        peers = [t for t in PEERS if t in best]
+        fastest = min(best[t] for t in peers)
+        lowest = min(accs[t] for t in peers)
+        cells = [f"{1000 * best[t]:.1f}" if t in best else "fails" for t in TOOLS]
+        rows.append([m.name, setting, threads, f"{accs['stalwart']:.3f}", f"{accs['stalwart'] - lowest:+.3f}",
+                     *cells, f"{best['stalwart'] / fastest:.2f}", f"{best['stalwart'] / floor:.2f}"])
+        print(rows[-1], flush=True)
+    return rows
+
+
+def ensemble_row(m: ZooModel, threads: int) -> list:
+    import torchattacks
+
+    threat = attacks.ThreatModel("linf", m.eps, (0.0, 1.0))
+    x, y = m.x.numpy(), m.y.numpy()
+    ev, t_s = timed(lambda: attacks.evaluate(stalwart.wrap(m.net), x, y, threat))  # the full default
+    aa = torchattacks.AutoAttack(m.net, norm="Linf", eps=m.eps, version="standard", n_classes=10, seed=0)
+    x_aa, t_aa = timed(lambda: aa(m.x_images, m.y))
+    ra_aa = robust_acc(m.net, x_aa, m.y)
+    row = [m.name, f"{m.eps:.3g}", threads, f"{ev.robust_accuracy:.3f}", f"{ra_aa:.3f}",
+           f"{ev.robust_accuracy - ra_aa:+.3f}", f"{t_s:.2f}", f"{ev.curve_time_s:.2f}", f"{t_aa:.2f}",
+           f"{t_s / t_aa:.2f}", "yes" if all(s.passed for s in ev.sanity) else "no"]
+    print(row, flush=True)
+    return row
 
 
 def main() -> None:
-    import torchattacks
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(ZOO_NAMES), choices=ZOO_NAMES)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--skip-ensemble", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    args = parser.parse_args()
+    import torchattacks  # noqa: F401 - fail early when the peers are missing
 
-    train_ds, test_ds = stalwart.datasets.load_split("digits", seed=0)
-    tx = torch.as_tensor(train_ds.x, dtype=torch.float32)
-    ty = torch.as_tensor(np.asarray(train_ds.y), dtype=torch.long)
-    x = torch.as_tensor(test_ds.x[:N], dtype=torch.float32)
-    y = torch.as_tensor(np.asarray(test_ds.y)[:N], dtype=torch.long)
-    nets = models(tx, ty)
+    load_start = os.getloadavg()[0]
+    zoo = build_zoo(args.models)
+    rows, ensemble = [], []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for m in zoo:
+            rows += attack_rows(m, threads)
+    if not args.skip_ensemble:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for m in zoo:
+                ensemble.append(ensemble_row(m, threads))
+    load_end = os.getloadavg()[0]
 
-    rows, ratio_rows = [], []
-    for mname, net in nets.items():
-        for p in net.parameters():
-            p.requires_grad_(False)
-        for kind, norm, eps, steps in SETTINGS:
-            setting = f"{kind.upper()}-{norm} eps={eps:g}" + (f" {steps} steps" if kind == "pgd" else "")
-            floor = floor_time(net, x, y, steps)
-            results = {}
-            for tool, fn in TOOLS.items():
-                try:
-                    results[tool] = fn(net, x, y, kind, norm, eps, steps)
-                except Exception as exc:  # noqa: BLE001 - a peer failing is a result too
-                    results[tool] = (float("nan"), float("nan"))
-                    print(f"{tool} failed on {mname} {setting}: {exc}", file=sys.stderr)
-            ra_s, t_s = results["stalwart"]
-            peers = {k: v for k, v in results.items() if k != "stalwart" and np.isfinite(v[0])}
-            best_ra = min(v[0] for v in peers.values())
-            fastest = min(v[1] for v in peers.values())
-            for tool, (ra, t) in results.items():
-                rows.append([mname, setting, tool, f"{ra:.3f}", f"{t:.3f}", f"{t / floor:.2f}"])
-            ratio_rows.append([mname, setting, f"{ra_s - best_ra:+.3f}", f"{t_s / fastest:.2f}", f"{t_s / floor:.2f}"])
-            print(mname, setting, {k: (round(v[0], 3), round(v[1], 3)) for k, v in results.items()},
-                  f"floor {floor:.3f}s", flush=True)
-
-    ensemble_rows = []
-    threat = attacks.ThreatModel("linf", 0.1, (0.0, 1.0))
-    for mname, net in nets.items():
-        # best of two runs each, interleaved: these take seconds and a shared 2-core machine jitters
-        runs_s, runs_aa = [], []
-        for _ in range(2):
-            runs_s.append(timed(lambda net=net: attacks.evaluate(stalwart.wrap(net), x.numpy(), y.numpy(), threat,
-                                                                 level="standard", sanity=False, eps_curve=[0.1])))
-            aa = torchattacks.AutoAttack(net, norm="Linf", eps=0.1, version="standard", n_classes=10, seed=0)
-            runs_aa.append(timed(lambda aa=aa: aa(x, y)))
-        ev, t_s = runs_s[0][0], min(t for _, t in runs_s)
-        x_aa, t_aa = runs_aa[0][0], min(t for _, t in runs_aa)
-        ra_aa = robust_acc(net, x_aa, y)
-        ensemble_rows.append([mname, f"{ev.robust_accuracy:.3f}", f"{t_s:.2f}", f"{ra_aa:.3f}", f"{t_aa:.2f}",
-                              f"{ev.robust_accuracy - ra_aa:+.3f}", f"{t_s / t_aa:.2f}"])
-        print(mname, "evaluate", ev.robust_accuracy, t_s, "AutoAttack", ra_aa, t_aa, flush=True)
-
-    # one run per tool is noisy at a large eps, where a handful of samples decide; five seeds each
-    seed_rows = []
-    for mname, net in nets.items():
-        for norm, eps in (("linf", 0.2), ("l2", 1.0)):
-            ours, theirs = [], []
-            for seed in range(5):
-                threat_s = attacks.ThreatModel(norm, eps, (0.0, 1.0))
-                pgd = attacks.PGD(threat_s, steps=50, step_size=2.5 * eps / 50, seed=seed)
-                ours.append(pgd.run(stalwart.wrap(net), x.numpy(), y.numpy()).robust_accuracy)
-                torch.manual_seed(seed)
-                cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
-                theirs.append(robust_acc(net, cls(net, eps=eps, alpha=2.5 * eps / 50, steps=50,
-                                                  random_start=True)(x, y), y))
-            seed_rows.append([mname, f"PGD-{norm} eps={eps:g} 50 steps", f"{np.mean(ours):.4f} ± {np.std(ours):.4f}",
-                              f"{np.mean(theirs):.4f} ± {np.std(theirs):.4f}", f"{np.mean(ours) - np.mean(theirs):+.4f}"])
-            print(seed_rows[-1], flush=True)
-
+    zoo_table = markdown_table(["model", "description", "test samples", "clean acc", "eps (linf)"],
+                               [[m.name, m.description, len(m.x), f"{m.clean_accuracy:.3f}", f"{m.eps:.3g}"]
+                                for m in zoo])
     body = "\n\n".join([
-        f"Command: `make bench BENCHMARKS=attacks` (machine: {machine()}, CPU, torch "
-        f"{torch.__version__}). Models trained on digits in the benchmark; first {N} test samples; bounds "
-        "[0, 1]; step size 2.5·eps/steps for every tool; random start where the tool has one.",
-        "### Robust accuracy and time per tool\n\n`floor×` is the time over the time of the same number "
-        "of plain forward+backward passes on the whole batch.\n\n"
-        + markdown_table(["model", "setting", "tool", "robust acc", "time (s)", "floor×"], rows),
-        "### stalwart against the best peer\n\n`Δ robust acc` is stalwart's minus the lowest peer's "
-        "(negative = stalwart stronger); `time ratio` is stalwart's time over the fastest peer's.\n\n"
-        + markdown_table(["model", "setting", "Δ robust acc", "time ratio", "floor×"], ratio_rows),
-        "### PGD over five seeds (mean ± std of robust accuracy), stalwart vs torchattacks\n\n"
-        + markdown_table(["model", "setting", "stalwart", "torchattacks", "Δ"], seed_rows),
-        "### Ensemble: `stalwart.attacks.evaluate` vs torchattacks AutoAttack (standard, linf, eps 0.1)\n\n"
-        "`evaluate` runs APGD-CE, APGD-T (9 targets) and Square with 1,000 queries, escalated to 5,000 "
-        "on signs of gradient masking (none here); AutoAttack runs APGD-CE, APGD-T, FAB-T and Square "
-        "with 5,000 queries. Sanity checks off for the timing; times are the best of two interleaved runs.\n\n"
-        + markdown_table(["model", "evaluate robust acc", "evaluate s", "AutoAttack robust acc", "AutoAttack s",
-                          "Δ robust acc", "time ratio"], ensemble_rows),
+        f"Command: `make bench BENCHMARKS=attacks` (= `.venv-bench/bin/python benchmarks/bench_attacks.py`; "
+        f"machine: {machine()}, CPU, torch {torch.__version__}; torch threads {' and '.join(map(str, args.threads))}; "
+        f"load average {load_start:.1f} at the start and {load_end:.1f} at the end). Ratios are from this one run.",
+        "### The zoo\n\nTrained in the benchmark with seed 0 (`benchmarks/zoo.py`); bounds [0, 1]; eps in the data's "
+        "[0, 1] unit. torchattacks takes image batches only, so it gets the digits MLPs' 64 features as 1 x 8 x 8 "
+        "images (the networks flatten them; the same values).\n\n" + zoo_table,
+        "### FGSM and PGD: stalwart against the peers\n\nStep size 2.5·eps/steps for every tool, random start where "
+        "the tool has one. Times are the best of "
+        f"{REPEATS} interleaved runs per tool, in ms. `Δ robust acc` is stalwart's minus the lowest peer's "
+        "(negative = stalwart stronger); `ratio` is stalwart's time over the fastest peer's; `floor×` is stalwart's "
+        "time over that of the same number of plain forward+backward passes on the whole batch. stalwart's time "
+        "includes recomputing success from the model's own predictions on the returned inputs (one more forward "
+        "pass); torchattacks and ART return inputs without checking them.\n\n"
+        + markdown_table(["model", "setting", "threads", "robust acc", "Δ robust acc", "stalwart ms",
+                          "torchattacks ms", "ART ms", "Foolbox ms", "ratio", "floor×"], rows),
     ])
-    write_section("Adversarial attacks", body)
+    if ensemble:
+        body += "\n\n" + (
+            "### Ensemble: `stalwart.attacks.evaluate` vs torchattacks AutoAttack (standard, linf)\n\n"
+            "`evaluate` as a user calls it, with every default: APGD-CE (100 steps), APGD-T (9 targets, 100 steps), "
+            "Square (1,000 queries, escalated to 5,000 on signs of gradient masking), the eps curve at 0.25, 0.5 "
+            "and 2 x eps, and the sanity checks. torchattacks' AutoAttack runs APGD-CE, APGD-T and FAB-T with its "
+            "default 10 steps each, then Square with 5,000 queries. One run each; `curve s` is the part of "
+            "`evaluate s` spent on the eps curve (`EvaluationResult.curve_time_s`).\n\n"
+            + markdown_table(["model", "eps", "threads", "evaluate robust acc", "AutoAttack robust acc",
+                              "Δ robust acc", "evaluate s", "curve s", "AutoAttack s", "time ratio", "sanity passed"],
+                             ensemble))
+    if args.no_write:
+        print(body)
+    else:
+        write_section("Adversarial attacks", body)
 
 
 if __name__ == "__main__":

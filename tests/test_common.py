@@ -26,13 +26,14 @@ ATTACK_CASES = {
     "cw": ("l2", 1.0, {"steps": 20, "binary_steps": 3}),
     "deepfool": ("l2", 1.0, {"steps": 10}),
     "square": ("linf", 0.1, {"queries": 100}),
-    "hopskipjump": ("l2", 2.0, {"max_queries": 200, "steps": 5}),
+    "hopskipjump": ("l2", 2.0, {"queries": 200, "steps": 5}),
     "tabular-search": ("linf", 0.1, {"queries": 50}),
 }
 
 
 def test_every_registered_attack_has_a_case():
-    assert set(attacks.ATTACKS.names()) == set(ATTACK_CASES)
+    # the numeric attacks (text attacks have their own contract, in tests/attacks/test_attacks_text.py)
+    assert set(attacks.ATTACKS.names()) - set(attacks.names(modalities="text")) == set(ATTACK_CASES)
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,99 @@ def test_linear_closed_form_check_catches_a_weak_attack():
     weak = attacks.PGD(threat, steps=1, step_size=eps / 10, random_start=False)
     with pytest.raises(AssertionError, match="missed .* samples within reach of eps"):
         check_linear_closed_form(weak, net, x, y, w, b)
+
+
+# -- attack objects are stateless: same object, two models, two threads; pickled; unchanged ------
+def _second_net(net: nn.Module) -> nn.Module:
+    """Another model of the same shape: ``net`` with its weights shuffled by a fixed noise."""
+    import copy
+
+    other = copy.deepcopy(net)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.3 * p.std() * torch.randn(p.shape, generator=gen))
+    return other.eval()
+
+
+def _keyword_model(weights: dict[str, float]):
+    """A text classifier: positive iff the weights of its words sum above zero."""
+    from stalwart.models.function import FunctionModel
+
+    def predict_proba(texts):
+        z = np.array([sum(weights.get(w, 0.0) for w in t.lower().split()) for t in texts])
+        p = 1 / (1 + np.exp(-3 * z))
+        return np.stack([1 - p, p], axis=1)
+
+    return FunctionModel(predict_proba, classes=[0, 1])
+
+
+def _text_case():
+    from stalwart.attacks.synonyms import LexiconSynonyms
+
+    texts = ["a good movie", "a great film", "a fine story", "a bad movie", "an awful film", "a poor story"]
+    labels = [1, 1, 1, 0, 0, 0]
+    base = {"good": 1.0, "great": 1.0, "fine": 1.0, "bad": -1.0, "awful": -1.0, "poor": -1.0}
+    one = _keyword_model(base)
+    two = _keyword_model({**base, "decent": 0.8, "nice": 0.8, "terrible": -0.9, "lousy": -0.9, "film": 0.2})
+    attack = attacks.get("word_substitution", synonyms=LexiconSynonyms(), max_change=0.5)
+    return attack, (one, two), texts, labels
+
+
+def _stateless_cases(image_model, tabular_model):
+    """(name, attack, (model one, model two), x, y) for every registered attack."""
+    net, x, y = image_model
+    pipe, data = tabular_model
+    text_names = set(attacks.names(modalities="text"))
+    for name in attacks.ATTACKS.names():
+        if name in text_names:
+            yield (name, *_text_case())
+            continue
+        norm, eps, params = ATTACK_CASES[name]
+        if name == "tabular-search":
+            threat = attacks.ThreatModel.from_schema(data.schema, norm, eps)
+            tx = data.numeric_x().astype(np.float32)
+            other = make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000)).fit(tx, data.y)
+            yield name, attacks.get(name, threat, schema=data.schema, seed=3, **params), (pipe, other), tx, data.y
+            continue
+        threat = attacks.ThreatModel(norm, eps, (0.0, 1.0))
+        yield name, attacks.get(name, threat, seed=3, **params), (net, _second_net(net)), x, y
+
+
+def _same_result(a, b) -> bool:
+    if hasattr(a, "x_adv"):
+        return (np.array_equal(a.x_adv, b.x_adv) and np.array_equal(a.success, b.success)
+                and np.array_equal(a.queries, b.queries))
+    return a.perturbed == b.perturbed and np.array_equal(a.success, b.success) and np.array_equal(a.queries, b.queries)
+
+
+def test_one_attack_object_runs_on_two_models_from_two_threads(image_model, tabular_model):
+    """Per-call state lives in each call: two threads running one object on two models get
+    exactly the sequential results (adversarial examples, success, per-sample queries)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen = set()
+    for name, attack, models, x, y in _stateless_cases(image_model, tabular_model):
+        sequential = [attack.run(m, x, y) for m in models]
+        assert not _same_result(*sequential), f"{name}: the two models must differ for the test to mean anything"
+        for _ in range(2):
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = [pool.submit(attack.run, m, x, y) for m in models]
+                together = [f.result() for f in futures]
+            for seq, par in zip(sequential, together):
+                assert _same_result(seq, par), f"{name}: a concurrent run differs from the sequential one"
+        seen.add(name)
+    assert seen == set(attacks.ATTACKS.names())
+
+
+def test_attack_objects_are_unchanged_by_run_and_survive_pickle(image_model, tabular_model):
+    import pickle
+
+    for name, attack, models, x, y in _stateless_cases(image_model, tabular_model):
+        before = {k: pickle.dumps(v) for k, v in vars(attack).items()}
+        first = attack.run(models[0], x, y)
+        after = {k: pickle.dumps(v) for k, v in vars(attack).items()}
+        assert after == before, f"{name}: run changed the attack object ({set(after) ^ set(before) or 'values'})"
+        shipped = pickle.loads(pickle.dumps(attack))
+        assert type(shipped) is type(attack) and repr(shipped) == repr(attack)
+        assert _same_result(shipped.run(models[0], x, y), first), f"{name}: the unpickled attack differs"

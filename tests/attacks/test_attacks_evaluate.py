@@ -168,3 +168,70 @@ def test_square_escalates_to_the_full_budget_only_on_signs_of_masking(mlp_digits
     full = evaluate(_Quantised(net).eval(), x[:40], y[:40], masked_threat, level="standard", sanity=False,
                     eps_curve=[0.1], escalate_square=False)
     assert masked.robust.sum() <= full.robust.sum() + 1  # escalation loses nothing against 5,000 always
+
+
+# -- the eps curve: reuses what the ensemble found, never over-reports --------------------------
+def test_the_curve_is_never_above_a_direct_evaluation_at_its_eps(mlp_digits):
+    """Every point of the curve (fast plan, reusing the perturbations found) is at most the
+    robust accuracy of a direct evaluation at that eps on the same samples."""
+    net, x, y = mlp_digits
+    eps_values = [0.02, 0.05, 0.1, 0.2]
+    ev = evaluate(net, x, y, ThreatModel("linf", 0.1, (0.0, 1.0)), level="fast", eps_curve=eps_values,
+                  sanity=False)
+    for eps, point in zip(ev.curve["eps"], ev.curve["robust_accuracy"]):
+        if eps == 0:
+            assert point == pytest.approx(ev.clean_accuracy)
+            continue
+        direct = evaluate(net, x, y, ThreatModel("linf", eps, (0.0, 1.0)), level="fast", eps_curve=[],
+                          sanity=False)
+        assert point <= direct.robust_accuracy, f"the curve over-reports at eps={eps}"
+
+
+@pytest.mark.parametrize("norm, dual", [("linf", 1), ("l2", 2)])
+def test_the_curve_matches_the_closed_form_on_a_linear_model(norm, dual):
+    net, x, y, margin, w = _linear_problem(seed=1)
+    dist = margin / np.linalg.norm(w, ord=dual)
+    eps = float(np.median(dist))
+    factors = [0.25, 0.5, 1.0, 2.0]
+    ev = evaluate(net, x, y, ThreatModel(norm, eps, None), level="fast", sanity=False,
+                  eps_curve=[eps * f for f in factors])
+    for e, point in zip(ev.curve["eps"][1:], ev.curve["robust_accuracy"][1:]):
+        clear = (dist < e / 1.05) | (dist > e * 1.05)
+        robust_clear = (dist > e * 1.05).sum() / len(y)
+        unclear = (~clear).sum() / len(y)
+        assert robust_clear <= point <= robust_clear + unclear, f"eps={e}"
+
+
+def test_the_curve_attacks_only_where_a_point_can_change(mlp_digits, monkeypatch):
+    """Above eps only the samples still standing are attacked; below it only those broken at
+    the next larger eps whose perturbation, projected onto the smaller ball, no longer fools."""
+    import importlib
+
+    evaluate_module = importlib.import_module("stalwart.attacks.evaluate")  # the module, not the function
+    net, x, y = mlp_digits
+    calls: list[tuple[float, np.ndarray]] = []
+    original = evaluate_module._run_plan
+
+    def recording(model, xs, ys, threat, plan, seed, todo, x_adv, broken_by, record, step=None):
+        calls.append((float(threat.eps), np.flatnonzero(todo & (broken_by == ""))))
+        return original(model, xs, ys, threat, plan, seed, todo, x_adv, broken_by, record, step)
+
+    monkeypatch.setattr(evaluate_module, "_run_plan", recording)
+    threat = ThreatModel("linf", 0.1, (0.0, 1.0))
+    ev = evaluate(net, x, y, threat, level="fast", eps_curve=[0.025, 0.05, 0.2], sanity=False)
+    main_calls = [c for c in calls if c[0] == 0.1]
+    assert len(main_calls) == 1 and main_calls[0][1].size == ev.clean_correct.sum()
+    standing = set(np.flatnonzero(ev.robust).tolist())
+    broken = set(np.flatnonzero(~ev.robust & ev.clean_correct).tolist())
+    above = [c for c in calls if c[0] == 0.2]
+    assert len(above) == 1 and set(above[0][1].tolist()) <= standing
+    half = [c for c in calls if c[0] == 0.05]
+    assert len(half) <= 1 and (not half or set(half[0][1].tolist()) < broken)  # some fell to the projection
+    quarter = [c for c in calls if c[0] == 0.025]
+    broken_half = ev.curve["robust_accuracy"][ev.curve["eps"].index(0.05)]
+    assert not quarter or quarter[0][1].size < (1 - broken_half) * len(y)
+    # and without a curve nothing runs but the ensemble
+    calls.clear()
+    plain = evaluate(net, x, y, threat, level="fast", eps_curve=[], sanity=False)
+    assert {c[0] for c in calls} == {0.1} and plain.curve["eps"] == [0.0, 0.1]
+    assert plain.robust_accuracy == ev.robust_accuracy

@@ -51,7 +51,7 @@ def test_hsj_finds_the_closed_form_distance_to_a_linear_boundary(norm: str, tol:
     model, x, y, w, b = linear_problem(6, labels_only=True)  # decision-based: labels only
     closed = np.abs(x @ w + b) / (np.linalg.norm(w) if norm == "l2" else np.abs(w).sum())
     # an eps covering everything and wide bounds: a minimal-perturbation run
-    res = HopSkipJump(ThreatModel(norm, eps=100.0, bounds=(-10.0, 10.0)), max_queries=1500).run(model, x, y)
+    res = HopSkipJump(ThreatModel(norm, eps=100.0, bounds=(-10.0, 10.0)), queries=1500).run(model, x, y)
     assert res.success.all()
     ratio = res.distance / closed
     assert (ratio >= 1 - 1e-3).all()  # no adversarial point can be closer than the boundary
@@ -62,7 +62,7 @@ def test_hsj_counts_only_points_within_eps_as_successes() -> None:
     model, x, y, w, b = linear_problem(6)
     closed = np.abs(x @ w + b) / np.linalg.norm(w)
     eps = float(np.median(closed))
-    res = HopSkipJump(ThreatModel("l2", eps=eps, bounds=(-10.0, 10.0)), max_queries=600).run(model, x, y)
+    res = HopSkipJump(ThreatModel("l2", eps=eps, bounds=(-10.0, 10.0)), queries=600).run(model, x, y)
     assert not res.success[closed > eps].any()
     np.testing.assert_array_equal(res.x_adv[~res.success], x[~res.success])  # failures keep x
     assert (res.distance <= eps * (1 + 1e-5)).all()
@@ -75,7 +75,7 @@ def test_hsj_breaks_a_tree_ensemble_within_the_threat_model(norm: str, eps: floa
     mutable = np.ones(30, dtype=bool)
     mutable[-4:] = False
     threat = ThreatModel(norm, eps=eps, bounds=(0.0, 1.0), mutable=mutable)
-    res = HopSkipJump(threat, max_queries=400, starting_points=pool).run(gbm, x, y)
+    res = HopSkipJump(threat, queries=400, starting_points=pool).run(gbm, x, y)
     assert res.clean_accuracy >= 0.95
     assert res.robust_accuracy <= 0.10
     np.testing.assert_array_equal(res.success, gbm.predict(res.x_adv) != y)
@@ -88,7 +88,7 @@ def test_hsj_breaks_a_tree_ensemble_within_the_threat_model(norm: str, eps: floa
 
 def test_hsj_random_start_without_starting_points() -> None:
     gbm, _, x, y = breast_cancer_gbm()
-    res = HopSkipJump(ThreatModel("l2", eps=1.5), max_queries=300).run(gbm, x, y)
+    res = HopSkipJump(ThreatModel("l2", eps=1.5), queries=300).run(gbm, x, y)
     assert res.robust_accuracy <= 0.10
 
 
@@ -96,12 +96,12 @@ def test_hsj_random_start_without_starting_points() -> None:
 def test_hsj_respects_the_query_budget_and_reports_exact_counts() -> None:
     gbm, pool, x, y = breast_cancer_gbm()
     model = wrap(gbm)
-    res = HopSkipJump(ThreatModel("l2", eps=0.3), max_queries=150).run(model, x, y)
+    res = HopSkipJump(ThreatModel("l2", eps=0.3), queries=150).run(model, x, y)
     assert res.queries.max() <= 151  # + the clean prediction
     assert res.queries.sum() + len(x) == model.n_queries
     # with a pool, its one prediction pass is shared by the attacked samples
     model.reset_queries()
-    res = HopSkipJump(ThreatModel("l2", eps=0.3), max_queries=150, starting_points=pool[:50]).run(model, x, y)
+    res = HopSkipJump(ThreatModel("l2", eps=0.3), queries=150, starting_points=pool[:50]).run(model, x, y)
     assert res.queries.max() <= 151
     assert np.isclose(res.queries.sum() + len(x), model.n_queries)
 
@@ -109,8 +109,8 @@ def test_hsj_respects_the_query_budget_and_reports_exact_counts() -> None:
 def test_hsj_stop_within_eps_saves_queries() -> None:
     model, x, y, _, _ = linear_problem(6)
     threat = ThreatModel("l2", eps=5.0, bounds=(-10.0, 10.0))
-    full = HopSkipJump(threat, max_queries=600).run(model, x, y)
-    quick = HopSkipJump(threat, max_queries=600, stop_within_eps=True).run(model, x, y)
+    full = HopSkipJump(threat, queries=600).run(model, x, y)
+    quick = HopSkipJump(threat, queries=600, stop_within_eps=True).run(model, x, y)
     assert full.success.all() and quick.success.all()
     assert quick.queries.mean() < 0.5 * full.queries.mean()
     assert (quick.distance >= full.distance).all()
@@ -119,9 +119,9 @@ def test_hsj_stop_within_eps_saves_queries() -> None:
 def test_hsj_same_seed_same_result() -> None:
     gbm, _, x, y = breast_cancer_gbm()
     threat = ThreatModel("linf", eps=0.2)
-    a = HopSkipJump(threat, max_queries=120, seed=1).run(gbm, x[:10], y[:10])
-    b = HopSkipJump(threat, max_queries=120, seed=1).run(gbm, x[:10], y[:10])
-    c = HopSkipJump(threat, max_queries=120, seed=2).run(gbm, x[:10], y[:10])
+    a = HopSkipJump(threat, queries=120, seed=1).run(gbm, x[:10], y[:10])
+    b = HopSkipJump(threat, queries=120, seed=1).run(gbm, x[:10], y[:10])
+    c = HopSkipJump(threat, queries=120, seed=2).run(gbm, x[:10], y[:10])
     np.testing.assert_array_equal(a.x_adv, b.x_adv)
     np.testing.assert_array_equal(a.queries, b.queries)
     assert not np.array_equal(a.x_adv, c.x_adv)
@@ -130,7 +130,7 @@ def test_hsj_same_seed_same_result() -> None:
 def test_hsj_targeted() -> None:
     gbm, pool, x, y = breast_cancer_gbm()
     target = 1 - y
-    res = HopSkipJump(ThreatModel("l2", eps=2.0), max_queries=200, starting_points=pool).run(
+    res = HopSkipJump(ThreatModel("l2", eps=2.0), queries=200, starting_points=pool).run(
         gbm, x, y, targeted=target)
     assert res.success.mean() >= 0.9
 
@@ -141,11 +141,11 @@ def test_hsj_is_registered_as_black_box_and_keeps_the_pool_out_of_params() -> No
     attack = HopSkipJump(ThreatModel("l2", 1.0), starting_points=np.zeros((3, 2)))
     assert not HopSkipJump.white_box
     assert "starting_points" not in attack.params()
-    assert attack.params()["max_queries"] == 5000
+    assert attack.params()["queries"] == 5000
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"max_queries": 0}, r"HopSkipJump\(max_queries=...\) must be an integer > 0; got 0"),
+    ({"queries": 0}, r"HopSkipJump\(queries=...\) must be an integer > 0; got 0"),
     ({"init_evals": 1}, r"HopSkipJump\(init_evals=...\) must be an integer >= 2"),
     ({"max_evals": 50}, r"HopSkipJump\(max_evals=...\) must be at least init_evals=100; got 50"),
     ({"gamma": -1.0}, r"HopSkipJump\(gamma=...\) must be a number > 0; got -1.0"),

@@ -11,15 +11,8 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 
 from stalwart.attacks import ATTACKS, PGD, ThreatModel
-from stalwart.attacks.square import (
-    Square,
-    _Constraints,
-    _margin_loss_t,
-    _meta_pattern,
-    _TensorConstraints,
-    margin_loss,
-    p_schedule,
-)
+from stalwart.attacks._common import Feasible
+from stalwart.attacks.square import Square, _margin_loss_t, _meta_pattern, _subsets, margin_loss, p_schedule
 from stalwart.errors import ConfigError
 from stalwart.models import wrap
 from stalwart.models.function import FunctionModel
@@ -229,7 +222,7 @@ def test_linf_square_proposals_move_one_masked_square_to_the_other_vertex(p: flo
     mask = np.ones((c, h, w), dtype=bool)
     mask[:, 0, :] = False  # the top row is frozen
     threat = ThreatModel("linf", eps, bounds=(0.0, 1.0), mutable=mask)
-    cons = _TensorConstraints(_Constraints(threat, (c, h, w), (c, h * w)), h * w, (h, w), x.device)
+    cons = Feasible(threat, (c, h, w), x.device, layout=(c, h * w))
     attack = Square(threat)
     gen = torch.Generator().manual_seed(0)
     with torch.inference_mode():
@@ -302,3 +295,51 @@ def test_square_rejects_bad_parameters(kwargs: dict, match: str) -> None:
 def test_square_rejects_other_norms() -> None:
     with pytest.raises(ConfigError, match=r"Square\(threat=...\) must be a ThreatModel with norm 'linf' or 'l2'"):
         Square(ThreatModel("l1", 1.0))
+
+
+@pytest.mark.parametrize("k,n", [(1, 7), (2, 6), (3, 9), (4, 6)])
+def test_random_subsets_are_uniform_and_distinct(k: int, n: int) -> None:
+    """Both ways of drawing (few indices with redraws, or the k largest of n keys) give every
+    k-subset of range(n) with the same probability."""
+    from itertools import combinations
+
+    gen = torch.Generator().manual_seed(0)
+    rows = 30000
+    sub = _subsets(rows, k, n, gen, torch.device("cpu")).numpy()
+    assert sub.shape == (rows, k) and sub.min() >= 0 and sub.max() < n
+    srt = np.sort(sub, axis=1)
+    assert (np.diff(srt, axis=1) > 0).all()  # distinct within a row
+    keys = {c: i for i, c in enumerate(combinations(range(n), k))}
+    counts = np.bincount([keys[tuple(r)] for r in srt.tolist()], minlength=len(keys))
+    expected = rows / len(keys)
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < len(keys) + 6 * np.sqrt(2 * len(keys))  # far inside the chi-square tail
+
+
+@pytest.mark.parametrize("p", [0.8, 0.05, 1 / 64])
+def test_flat_linf_proposals_move_k_mutable_features_to_a_vertex(p: float) -> None:
+    """Flat inputs: a proposal changes at most k = round(p * n_mutable) mutable features, each to
+    one of its two vertices; frozen features never move; unchanged proposals are rare."""
+    m, size, eps = 2000, 64, 0.1
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.uniform(0, 1, (m, 1, size)), dtype=torch.float32)
+    x[:, :, :4] = 0.0  # on the lower bound: the -eps vertex equals x
+    mask = np.ones(size, dtype=bool)
+    mask[40:48] = False
+    threat = ThreatModel("linf", eps, bounds=(0.0, 1.0), mutable=mask)
+    cons = Feasible(threat, (size,), x.device, layout=(1, size))
+    mutable = torch.as_tensor(np.flatnonzero(mask))
+    attack = Square(threat)
+    gen = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        cur = attack._init(x, cons, gen, None)
+        vert = attack._vertices(x, cons)
+        prop = attack._propose_flat_linf(cur, vert, p, mutable, gen)
+    k = min(max(round(p * mask.sum()), 1), int(mask.sum()))
+    moved = (prop != cur)[:, 0].numpy()
+    assert not moved[:, ~mask].any()
+    assert moved.sum(axis=1).max() <= k
+    on_vertex = (prop == vert[0]) | (prop == vert[1])
+    assert on_vertex[:, 0, mask].all()
+    # one feature, one sign: a single draw changes nothing half the time; eleven draws 1/2048
+    assert moved.any(axis=1).mean() >= 0.99

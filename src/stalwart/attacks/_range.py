@@ -17,72 +17,9 @@ import numpy as np
 
 from stalwart.errors import ConfigError
 from stalwart.models.base import Model
+from stalwart.models.views import RangeScaledModel
 
-__all__ = ["RangeScaledModel", "RangeSpace", "range_space"]
-
-
-class RangeScaledModel(Model):
-    """``model`` seen through ``x = lower + z * width``: attacks run on ``z`` in [0, 1]^d.
-
-    Exposes ``torch_logits`` (differentiable through the affine map) and the scores of the
-    original model; queries are counted here and on the original model.
-    """
-
-    def __init__(self, model: Model, lower: np.ndarray, width: np.ndarray) -> None:
-        super().__init__()
-        self.base = model
-        self.task = model.task
-        self.classes = model.classes
-        self.output_kind = model.output_kind
-        self.batch_size = max(int(getattr(model, "batch_size", 1024)), 1)
-        self.input_bounds = (0.0, 1.0)
-        self._lower = np.asarray(lower, dtype=np.float64)
-        self._width = np.asarray(width, dtype=np.float64)
-
-    @property
-    def device(self) -> Any:
-        import torch
-
-        return getattr(self.base, "device", torch.device("cpu"))
-
-    @property
-    def differentiable(self) -> bool:
-        return self.base.differentiable
-
-    @property
-    def logits_from_probabilities(self) -> bool:
-        return self.base.logits_from_probabilities
-
-    @property
-    def name(self) -> str:
-        return f"{self.base.name} (range-scaled)"
-
-    def _raw(self, z: Any) -> Any:
-        import torch
-
-        if isinstance(z, torch.Tensor):
-            lo = torch.as_tensor(self._lower, dtype=z.dtype, device=z.device)
-            w = torch.as_tensor(self._width, dtype=z.dtype, device=z.device)
-            return lo + z * w
-        return self._lower + np.asarray(z, dtype=np.float64) * self._width
-
-    def _raw_predict(self, x: Any) -> np.ndarray:
-        return self.base.predict_proba(self._raw(x))
-
-    def scores_tensor(self, x: Any) -> Any:
-        self.n_queries += int(x.shape[0])
-        return self.base.scores_tensor(self._raw(x))
-
-    def torch_logits(self, x: Any) -> Any:
-        import torch
-
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        self.n_queries += int(x.shape[0])
-        return self.base.torch_logits(self._raw(x))
-
-    def _fingerprint_bytes(self) -> bytes:
-        return self.base._fingerprint_bytes() + self._lower.tobytes() + self._width.tobytes()
+__all__ = ["RangeSpace", "range_space"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
+from stalwart.attacks._common import Feasible, is_fooled, per_sample
 from stalwart.attacks.base import Attack, ThreatModel, register
-from stalwart.attacks.gradient import _Feasible, _fooled, _per_sample
 from stalwart.attacks.losses import cross_entropy, dlr, margin, targeted_dlr
 
 __all__ = ["APGD", "APGDCE", "APGDDLR", "APGDT", "apgd_checkpoints"]
@@ -154,21 +154,21 @@ class APGD(Attack):
             loss = self._objective(logits, y, tgt)
             # sum, not mean: each sample's gradient must not depend on the batch size
             grad = torch.autograd.grad(loss.sum(), xa)[0].detach() if need_grad else None
-        return loss.detach(), grad, _fooled(logits.detach(), y, goal)
+        return loss.detach(), grad, is_fooled(logits.detach(), y, goal)
 
-    def _random_start(self, x: torch.Tensor, feas: _Feasible, gen: torch.Generator) -> torch.Tensor:
+    def _random_start(self, x: torch.Tensor, feas: Feasible, gen: torch.Generator) -> torch.Tensor:
         """Uniform in the linf cube, or on the l2 sphere of radius eps (as in the paper's code)."""
         if feas.norm == "linf":
             u = torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype)
             return feas.masked((2 * u - 1) * feas.eps)
         v = feas.masked(torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype))
-        return feas.eps * v / _per_sample(v.reshape(len(v), -1).norm(dim=1).clamp_min(1e-12), v)
+        return feas.eps * v / per_sample(v.reshape(len(v), -1).norm(dim=1).clamp_min(1e-12), v)
 
-    def _direction(self, grad: torch.Tensor, feas: _Feasible) -> torch.Tensor:
+    def _direction(self, grad: torch.Tensor, feas: Feasible) -> torch.Tensor:
         grad = feas.masked(grad)
         if feas.norm == "linf":
             return grad.sign()
-        return grad / _per_sample(grad.reshape(len(grad), -1).norm(dim=1).clamp_min(1e-12), grad)
+        return grad / per_sample(grad.reshape(len(grad), -1).norm(dim=1).clamp_min(1e-12), grad)
 
     def _targets(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                  target: torch.Tensor | None) -> list[torch.Tensor | None]:
@@ -186,7 +186,7 @@ class APGD(Attack):
     # -- main loop ------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        feas = _Feasible(self.threat, x)
+        feas = self.threat.constraints(x)
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         best = x.clone()
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -201,7 +201,7 @@ class APGD(Attack):
         return best
 
     def _run(self, model: Any, x: torch.Tensor, y: torch.Tensor, tgt: torch.Tensor | None,
-             goal: torch.Tensor | None, idx: torch.Tensor, start: torch.Tensor, feas: _Feasible,
+             goal: torch.Tensor | None, idx: torch.Tensor, start: torch.Tensor, feas: Feasible,
              best: torch.Tensor, done: torch.Tensor) -> None:
         """One APGD run on the samples ``idx``; writes fooled samples' first adversarial iterate
         (and, for the rest, their highest-loss point) into ``best`` and marks ``done``."""
@@ -223,7 +223,7 @@ class APGD(Attack):
             if s is None:
                 return
             xa, x0 = s["xa"], s["x0"]
-            z = feas.project(xa + _per_sample(s["eta"], xa) * self._direction(s["grad"], feas), x0)
+            z = feas.project(xa + per_sample(s["eta"], xa) * self._direction(s["grad"], feas), x0)
             if i > 1:
                 z = feas.project(xa + _ALPHA * (z - xa) + (1 - _ALPHA) * (xa - s["x_prev"]), x0)
             loss, grad, fooled = self._evaluate(model, z, s["y"], s["tgt"], s["goal"],
@@ -231,10 +231,10 @@ class APGD(Attack):
             up = loss > s["loss"]
             better = loss > s["loss_best"]
             s.update(x_prev=xa, xa=z, grad=grad, loss=loss, n_up=s["n_up"] + up.to(xa.dtype),
-                     x_best=torch.where(_per_sample(better, z), z, s["x_best"]),
+                     x_best=torch.where(per_sample(better, z), z, s["x_best"]),
                      loss_best=torch.where(better, loss, s["loss_best"]))
             if grad is not None:
-                s["g_best"] = torch.where(_per_sample(better, grad), grad, s["g_best"])
+                s["g_best"] = torch.where(per_sample(better, grad), grad, s["g_best"])
             s = self._retire(s, fooled, best, done)
             if s is not None and i in windows and i < self.steps:
                 self._checkpoint(s, windows[i])
@@ -246,7 +246,7 @@ class APGD(Attack):
         oscillating = s["n_up"] < self.rho * window
         stalled = ~s["halved_last"] & (s["loss_best"] <= s["best_at_check"])
         halve = oscillating | stalled
-        h = _per_sample(halve, s["xa"])
+        h = per_sample(halve, s["xa"])
         s.update(eta=torch.where(halve, s["eta"] / 2, s["eta"]),
                  xa=torch.where(h, s["x_best"], s["xa"]),
                  grad=torch.where(h, s["g_best"], s["grad"]),

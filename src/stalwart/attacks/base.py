@@ -4,6 +4,10 @@ The base class owns the fixed steps of every attack: validate inputs, move them 
 device, call the subclass's one method, project the result back into the threat model and
 **recompute success from the model's own predictions** (an attack's claim is never trusted).
 Samples the model already misclassifies count as not robust and are not attacked.
+
+A configured attack is immutable: ``run`` writes nothing to it, so one object may run on several
+models at once (threads) or be shipped to another process. What a run measures travels back in
+its return value (:class:`Candidates`), never through ``self``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,6 @@ import torch
 
 from stalwart._registry import Registry
 from stalwart._validation import (
-    check_array,
-    check_choice,
-    check_image_layout,
     check_labels,
     check_lengths,
     check_param,
@@ -29,10 +30,22 @@ from stalwart._validation import (
     labels_to_index,
     param_error,
 )
-from stalwart.errors import ConfigError, InputError, ModelError
+from stalwart.attacks._common import (
+    NORMS,
+    Feasible,
+    check_threat_shape,
+    class_index,
+    classifier,
+    norm_of,
+    numeric_batch,
+    project_ball,
+)
+from stalwart.errors import ConfigError, InputError
+
+__all__ = ["ThreatModel", "Attack", "AttackResult", "Candidates", "RobustnessRates", "norm_of", "project_ball",
+           "check_threat_shape", "EPS_UNITS", "NORMS", "ATTACKS", "register"]
 
 Norm = Literal["linf", "l2", "l1", "l0"]
-NORMS: tuple[str, ...] = ("linf", "l2", "l1", "l0")
 #: what a threat model's eps is measured in, and how reports say it
 EPS_UNITS: dict[str, str] = {"raw": "input units", "range": "fraction of each feature's range"}
 
@@ -133,34 +146,21 @@ class ThreatModel:
         """What eps is measured in, for people."""
         return EPS_UNITS[self.unit]
 
-    # -- torch helpers used by every attack ---------------------------------------------------
-    def _tensor(self, value: Any, like: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value, dtype=np.float32), device=like.device)
-
-    def mask_tensor(self, like: torch.Tensor) -> torch.Tensor | None:
-        if self.mutable is None:
-            return None
-        return torch.as_tensor(np.asarray(self.mutable), device=like.device).to(like.dtype)
+    # -- the constraints as tensors (one implementation: attacks._common.Feasible) -------------
+    def constraints(self, like: torch.Tensor, layout: tuple[int, ...] | None = None) -> Feasible:
+        """Mask, bounds and eps-ball as tensors on ``like``'s device, for samples shaped like
+        ``like[0]`` (optionally reshaped to an attack's internal ``layout``)."""
+        return Feasible(self, tuple(like.shape[1:]), like.device, layout=layout)
 
     def clip_bounds(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bounds is None:
-            return x
-        lo, hi = (self._tensor(b, x) for b in self.bounds)
-        return torch.maximum(torch.minimum(x, hi), lo)
+        """``x`` clipped to the bounds."""
+        return self.constraints(x).clip(x)
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Nearest point (per sample) of the threat model's feasible set, applied as:
-        restrict to mutable features, project onto the eps-ball, clip to bounds.
-
-        Clipping to bounds after the ball projection never increases the norm, because every
-        coordinate moves towards ``x``, which lies within bounds.
-        """
-        delta = x_adv - x
-        mask = self.mask_tensor(x)
-        if mask is not None:
-            delta = delta * mask
-        delta = project_ball(delta, self.norm, float(self.eps))
-        return self.clip_bounds(x + delta)
+        restrict to mutable features, project onto the eps-ball, clip to bounds
+        (see :meth:`~stalwart.attacks._common.Feasible.project`)."""
+        return self.constraints(x).project(x_adv, x)
 
     def distance(self, x_adv: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Per-sample perturbation size in the unit of eps (with ``unit="range"``: each feature's
@@ -190,60 +190,6 @@ def _check_broadcast(owner: ThreatModel, name: str, shapes: list[tuple[str, tupl
         described = ", ".join(f"{what} of shape {shape}" for what, shape in shapes)
         raise param_error(owner, name, f"per-feature arrays of one length (one entry per feature, or scalars); "
                           f"they have {described}", value) from None
-
-
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1)
-
-
-def norm_of(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-sample norm of a batch of perturbations."""
-    check_choice("norm_of", "norm", norm, NORMS)
-    f = _flat(delta)
-    if norm == "linf":
-        return f.abs().amax(dim=1)
-    if norm == "l2":
-        return f.norm(p=2, dim=1)
-    if norm == "l1":
-        return f.abs().sum(dim=1)
-    return (f != 0).sum(dim=1).to(delta.dtype)
-
-
-def project_ball(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    """Euclidean projection of each sample's ``delta`` onto the ``norm`` ball of radius eps."""
-    check_choice("project_ball", "norm", norm, NORMS)
-    if norm == "linf":
-        return delta.clamp(-eps, eps)
-    f = _flat(delta)
-    if norm == "l2":
-        n = f.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12)
-        return (f * torch.clamp(eps / n, max=1.0)).reshape(delta.shape)
-    if norm == "l1":
-        return _project_l1(f, eps).reshape(delta.shape)
-    k = int(eps)
-    if k >= f.shape[1]:
-        return delta
-    if k <= 0:
-        return torch.zeros_like(delta)
-    keep = f.abs().topk(k, dim=1).indices
-    out = torch.zeros_like(f).scatter(1, keep, f.gather(1, keep))
-    return out.reshape(delta.shape)
-
-
-def _project_l1(f: torch.Tensor, eps: float) -> torch.Tensor:
-    """Projection onto the L1 ball (Duchi et al., 2008), vectorised over samples."""
-    a = f.abs()
-    inside = a.sum(dim=1) <= eps
-    if bool(inside.all()):
-        return f
-    mu, _ = a.sort(dim=1, descending=True)
-    cssv = mu.cumsum(dim=1) - eps
-    ind = torch.arange(1, f.shape[1] + 1, device=f.device, dtype=f.dtype)
-    cond = (mu - cssv / ind) > 0
-    rho = (cond.sum(dim=1, keepdim=True) - 1).clamp_min(0)  # cond holds on a prefix
-    theta = cssv.gather(1, rho) / (rho + 1).to(f.dtype)
-    proj = f.sign() * (a - theta).clamp_min(0)
-    return torch.where(inside[:, None], f, proj)
 
 
 class RobustnessRates:
@@ -302,19 +248,41 @@ class AttackResult(RobustnessRates):
         }
 
 
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """What ``_attack`` may return instead of a bare tensor: the candidates and what the run
+    measured about them. Per-call results travel back here, never through the attack object.
+
+    ``queries``: exact model queries per attacked sample (aligned with the rows of ``x``);
+    ``run`` reports them instead of an even split of the queries the run made.
+    """
+
+    x: torch.Tensor
+    queries: np.ndarray | None = None
+
+
 class Attack(ABC):
     """Base of every attack. Subclasses set ``name`` and ``white_box`` and write ``_attack``.
 
     ``_attack(model, x, y, target)`` gets float tensors on the model's device for the samples
-    still correctly classified and returns candidate adversarial inputs of the same shape; the
-    base projects them into the threat model and recomputes success.
+    still correctly classified and returns candidate adversarial inputs of the same shape (a
+    tensor, or :class:`Candidates` with per-sample query counts); the base projects them into the
+    threat model and recomputes success.
+
+    Attacks are immutable once built: ``_attack`` keeps its working state in locals (or a
+    per-call object it creates), never on ``self``, and draws randomness from its own generator
+    seeded with ``self.seed`` (``run`` leaves torch's global generator alone).
     """
 
     name: ClassVar[str]
     white_box: ClassVar[bool] = True
-    #: optional hook: ``_attack`` may set this to its exact query count per attacked sample
-    #: (aligned with its ``x``); ``run`` then reports it instead of an even split of the total.
-    _queries_per_sample: np.ndarray | None = None
+    #: the data an attack perturbs (``attacks.names(modalities="text")`` finds the text attacks)
+    modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
+    #: attacks whose first step is a gradient at the clean input (FGSM) set this: ``run`` then
+    #: makes that forward pass itself, with gradients, reads the clean prediction off its logits
+    #: and calls :meth:`_attack_at_clean` instead of ``_attack`` (one forward and one backward
+    #: pass in all, plus the recheck of the candidates)
+    reuses_clean_pass: ClassVar[bool] = False
 
     def __init__(self, threat: ThreatModel, *, seed: int = 0) -> None:
         if not isinstance(threat, ThreatModel):
@@ -331,8 +299,15 @@ class Attack(ABC):
 
     @abstractmethod
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+                target: torch.Tensor | None) -> torch.Tensor | Candidates:
         """Candidate adversarial examples for ``x`` (labels ``y`` as class indices)."""
+
+    def _attack_at_clean(self, model: Any, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+                         target: torch.Tensor | None) -> torch.Tensor | Candidates:
+        """``_attack`` given the clean forward pass (``reuses_clean_pass``): ``logits`` are
+        ``model.torch_logits(x)`` with ``x`` requiring gradients, for every sample; return
+        candidates for every row (``run`` keeps those of the samples it attacks)."""
+        raise NotImplementedError(f"{type(self).__name__} sets reuses_clean_pass but has no _attack_at_clean")
 
     def run(self, model: Any, x: Any, y: Any, *, targeted: Any = None) -> AttackResult:
         """Attack ``x`` (labels ``y``) and return an :class:`AttackResult`.
@@ -340,63 +315,57 @@ class Attack(ABC):
         ``targeted``: optional target labels (one per sample); success then means the model
         predicts the target.
         """
-        from stalwart.models import wrap
-
-        model = wrap(model)
-        if model.task != "classification":
-            raise ModelError(f"{self.name} attacks classifiers; {model.name} is a {model.task} model. Wrap a "
-                             "classifier (a model with class scores) instead, or use stalwart.checks.NaturalRobustness to "
-                             "measure a regression model.")
+        model = classifier(self.name, model)
         if self.white_box and not model.differentiable:
             model.torch_logits(None)  # raises ModelError with the explanation
-        xs = check_array(x, "x", dtype=np.float32)
-        if getattr(model, "input_shape", None) != tuple(xs.shape[1:]):  # unless the model declares that shape
-            check_image_layout(xs.shape)
-        if self.threat.needs_rescaling:
-            return self._run_in_range_units(model, xs, y, targeted)
-        ys = check_labels(y, model.known_classes(xs), "y")
-        check_lengths("x", xs, "y", ys)
+        xs, ys = numeric_batch(model, x, y, self.threat)
         self._check_bounds(xs)
-        y_idx = labels_to_index(ys, model.classes)
-        tgt = None
-        if targeted is not None:
-            tgt_labels = check_labels(targeted, model.classes, "targeted")
-            check_lengths("x", xs, "targeted", tgt_labels)
-            tgt = labels_to_index(tgt_labels, model.classes)
-            same = np.flatnonzero(tgt == y_idx)
-            if same.size:  # reaching the true class is no attack; it would count as a success
-                raise InputError(
-                    f"targeted equals y for {same.size} sample(s) (first: {same[:5].tolist()}); "
-                    "pick target labels that differ from the true labels.")
+        if self.threat.needs_rescaling:
+            return self._run_in_range_units(model, xs, ys, targeted)
+        y_idx = class_index(ys, model.classes)
+        tgt = self._target_index(model, xs, y_idx, targeted)
 
-        torch.manual_seed(self.seed)
         start = time.perf_counter()
+        device = getattr(model, "device", torch.device("cpu"))
         q0 = model.n_queries
-        pred_clean = model.predict_proba(xs).argmax(axis=1)
+        clean_pass = self.reuses_clean_pass and model.differentiable
+        if clean_pass:  # the gradient step's forward pass is the clean prediction
+            x_all = torch.as_tensor(xs, device=device).requires_grad_(True)
+            with torch.enable_grad():
+                logits = model.torch_logits(x_all)
+            if not bool(torch.isfinite(logits).all()):
+                model.predict_proba(xs)  # raises the adapter's error naming the rows
+            pred_clean = logits.detach().argmax(dim=1).cpu().numpy()
+        else:
+            pred_clean = model.predict_proba(xs).argmax(axis=1)
         queries = np.full(len(xs), (model.n_queries - q0) / len(xs), dtype=float)
         todo = pred_clean == y_idx if tgt is None else (pred_clean == y_idx) & (pred_clean != tgt)
         x_adv = xs.copy()
         if todo.any():
-            device = getattr(model, "device", torch.device("cpu"))
-            xt = torch.as_tensor(xs[todo], device=device)
-            yt = torch.as_tensor(y_idx[todo], device=device)
-            tt = None if tgt is None else torch.as_tensor(tgt[todo], device=device)
+            rows = np.flatnonzero(todo)
+            rows_t = torch.as_tensor(rows, device=device)
             q1 = model.n_queries
-            self._queries_per_sample = None
-            cand = self._attack(model, xt, yt, tt).detach()
-            cand = self.threat.project(cand, xt)
-            x_adv[todo] = cand.cpu().numpy()
-            per_sample, self._queries_per_sample = self._queries_per_sample, None
-            if per_sample is None:
-                queries[todo] += (model.n_queries - q1) / int(todo.sum())
+            if clean_pass:
+                out = self._attack_at_clean(model, x_all, logits, torch.as_tensor(y_idx, device=device),
+                                            None if tgt is None else torch.as_tensor(tgt, device=device))
+                xt = x_all.detach()
+                if rows.size < len(xs):
+                    xt = xt[rows_t]
+                    out = out[rows_t] if isinstance(out, torch.Tensor) else replace(out, x=out.x[rows_t])
             else:
-                queries[todo] += per_sample
-        pred_adv = model.predict_proba(x_adv).argmax(axis=1)
+                xt = torch.as_tensor(xs[rows], device=device)
+                out = self._attack(model, xt, torch.as_tensor(y_idx[rows], device=device),
+                                   None if tgt is None else torch.as_tensor(tgt[rows], device=device))
+            cand, per_sample = (out.x, out.queries) if isinstance(out, Candidates) else (out, None)
+            cand = self.threat.project(cand.detach(), xt)
+            x_adv[rows] = cand.cpu().numpy()
+            if per_sample is None:
+                queries[rows] += (model.n_queries - q1) / rows.size
+            else:
+                queries[rows] += np.asarray(per_sample, dtype=float)
+        pred_adv = model.predict_proba(x_adv).argmax(axis=1)  # the model's own verdict on what is returned
         elapsed = time.perf_counter() - start
-        if tgt is None:
-            success = pred_adv != y_idx
-        else:
-            success = pred_adv == tgt
+        success = pred_adv != y_idx if tgt is None else pred_adv == tgt
         success = success | (pred_clean != y_idx)
         # keep the clean input where the attack failed: the result must not claim a change
         x_adv[~success] = xs[~success]
@@ -407,49 +376,44 @@ class Attack(ABC):
             distance=self.threat.distance(x_adv, xs), queries=queries, time_s=elapsed,
             targeted=tgt is not None, params=self.params())
 
+    @staticmethod
+    def _target_index(model: Any, xs: np.ndarray, y_idx: np.ndarray, targeted: Any) -> np.ndarray | None:
+        if targeted is None:
+            return None
+        tgt_labels = check_labels(targeted, model.classes, "targeted")
+        check_lengths("x", xs, "targeted", tgt_labels)
+        tgt = labels_to_index(tgt_labels, model.classes)
+        same = np.flatnonzero(tgt == y_idx)
+        if same.size:  # reaching the true class is no attack; it would count as a success
+            raise InputError(
+                f"targeted equals y for {same.size} sample(s) (first: {same[:5].tolist()}); "
+                "pick target labels that differ from the true labels.")
+        return tgt
+
     def _run_in_range_units(self, model: Any, xs: np.ndarray, y: Any, targeted: Any) -> AttackResult:
         """Run on the range-normalised inputs (eps a fraction of each range); results in raw units."""
-        self._check_bounds(xs)
         space = self.threat.range_space(xs)
-        inner = copy.copy(self)
+        inner = copy.copy(self)  # a copy that works in the inner space; this object stays as it is
         inner.threat = space.threat
         res = inner.run(space.wrap(model), space.z, y, targeted=targeted)
         return replace(res, threat=self.threat, x_adv=space.to_raw(res.x_adv, xs))
 
     def _check_bounds(self, xs: np.ndarray) -> None:
-        check_threat_shape(self.threat, xs.shape[1:])
         if self.threat.bounds is None:
             return
         lo, hi = (np.asarray(b, dtype=np.float32) for b in self.threat.bounds)
-        if np.any(xs < lo - 1e-5) or np.any(xs > hi + 1e-5):
+        if lo.ndim == 0 and hi.ndim == 0:  # one range for every feature: two reductions suffice
+            outside = xs.size and (xs.min() < lo - 1e-5 or xs.max() > hi + 1e-5)
+        else:
+            outside = np.any(xs < lo - 1e-5) or np.any(xs > hi + 1e-5)
+        if outside:
             raise InputError(
                 f"x lies outside the threat model's bounds (x spans [{xs.min():.4g}, {xs.max():.4g}]); "
                 "declare the data's real range in ThreatModel(bounds=...) or rescale x."
             )
 
 
-def check_threat_shape(threat: ThreatModel, sample: tuple[int, ...]) -> None:
-    """Per-feature bounds and masks of ``threat`` must fit one sample of shape ``sample``.
-
-    They may broadcast *to* the sample (a scalar, or one value per channel as (C, 1, 1)), never
-    the sample to them: 3 bounds for 4 features is refused with a :class:`ConfigError` that
-    names the expected length, instead of a numpy broadcasting error (or a silent broadcast).
-    """
-    parts = [] if threat.bounds is None else [("bounds", b) for b in threat.bounds]
-    if threat.mutable is not None:
-        parts.append(("mutable", threat.mutable))
-    for name, value in parts:
-        arr = np.asarray(value)
-        try:
-            np.broadcast_to(arr, sample)
-        except ValueError:
-            what = f"{sample[0]} features" if len(sample) == 1 else f"samples of shape {sample}"
-            expected = f"{sample[0]} values (one per feature)" if len(sample) == 1 else \
-                f"an array broadcastable to {sample}"
-            raise ConfigError(
-                f"ThreatModel({name}=...) has shape {arr.shape} but x has {what}; give {expected} or a scalar."
-            ) from None
-
-
-ATTACKS: Registry[Attack] = Registry("attack", "stalwart.attacks")
+#: every attack: the numeric ones (``Attack`` subclasses, on images and tables) and those on text
+#: (``modalities=("text",)``); built-ins are the modules of :mod:`stalwart.attacks`
+ATTACKS: Registry[Any] = Registry("attack", "stalwart.attacks", package="stalwart.attacks")
 register = ATTACKS.register

@@ -33,8 +33,8 @@ from typing import Any, ClassVar
 import torch
 
 from stalwart._validation import check_positive, check_seed, param_error
+from stalwart.attacks._common import per_sample
 from stalwart.attacks.base import Attack, ThreatModel, register
-from stalwart.attacks.gradient import _Feasible, _per_sample
 from stalwart.attacks.losses import margin
 
 __all__ = ["CW"]
@@ -103,7 +103,7 @@ class CW(Attack):
 
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        feas = _Feasible(self.threat, x)
+        feas = self.threat.constraints(x)
         n, dev, dt = len(x), x.device, x.dtype
         if feas.lo is None:
             def to_x(w: torch.Tensor) -> torch.Tensor:
@@ -150,7 +150,7 @@ class CW(Attack):
                     l2 = l2sq.detach().sqrt()
                     better = ok & (l2 < best_l2)
                     best_l2 = torch.where(better, l2, best_l2)
-                    best_x = torch.where(_per_sample(better, xa), xa, best_x)
+                    best_x = torch.where(per_sample(better, xa), xa, best_x)
                     found |= ok
                     last = xa
                 opt.step()
@@ -164,4 +164,4 @@ class CW(Attack):
             lower = torch.where(found, lower, torch.maximum(lower, c))
             c = torch.where(upper < _UPPER0 / 10, (lower + upper) / 2, c * 10)
         # samples never fooled: the last iterate (the base recomputes success honestly)
-        return torch.where(_per_sample(torch.isfinite(best_l2), x), best_x, last)
+        return torch.where(per_sample(torch.isfinite(best_l2), x), best_x, last)

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 import torch
 
 from stalwart._validation import check_positive, check_seed, param_error
+from stalwart.attacks._common import Feasible, is_fooled, per_sample
 from stalwart.attacks.base import Attack, ThreatModel, register
-from stalwart.attacks.gradient import _Feasible, _fooled, _per_sample
 
 __all__ = ["DeepFool"]
 
@@ -90,7 +90,7 @@ class DeepFool(Attack):
 
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        feas = _Feasible(self.threat, x)
+        feas = self.threat.constraints(x)
         out = x.clone()
         idx = torch.arange(len(x), device=x.device)
         cand = None
@@ -105,7 +105,7 @@ class DeepFool(Attack):
             xg = xa.detach().requires_grad_(it < self.steps)
             with torch.set_grad_enabled(it < self.steps):
                 logits = model.torch_logits(xg)
-                fooled = _fooled(logits.detach(), y0, t0)
+                fooled = is_fooled(logits.detach(), y0, t0)
                 rows = None  # rows of xg's graph still active, when some were just fooled
                 if bool(fooled.any()):  # one host sync per step; it shrinks the batch
                     out[idx[fooled]] = xa[fooled].to(out.dtype)  # a float64 module computes steps in float64
@@ -131,7 +131,7 @@ class DeepFool(Attack):
 
     def _closest_step(self, logits: torch.Tensor, ref: torch.Tensor, others: torch.Tensor,
                       xa: torch.Tensor, xg: torch.Tensor, rows: torch.Tensor | None,
-                      feas: _Feasible) -> torch.Tensor:
+                      feas: Feasible) -> torch.Tensor:
         """Minimal step (attack norm) to the nearest linearised boundary ``z_k = z_ref``.
 
         ``logits`` holds the ``rows`` (all if None) of the graph rooted at ``xg``; gradients are
@@ -159,10 +159,10 @@ class DeepFool(Attack):
                 closer = dist < best_dist
                 best_dist = torch.where(closer, dist, best_dist)
                 best_f = torch.where(closer, f, best_f)
-                best_w = torch.where(_per_sample(closer, w), w, best_w)
+                best_w = torch.where(per_sample(closer, w), w, best_w)
         flat = best_w.reshape(n_active, -1)
         if feas.norm == "l2":
             scale = (best_f + _SLACK) / (flat.pow(2).sum(dim=1) + _TINY)
-            return _per_sample(scale, best_w) * best_w
+            return per_sample(scale, best_w) * best_w
         scale = (best_f + _SLACK) / (flat.abs().sum(dim=1) + _TINY)
-        return _per_sample(scale, best_w) * best_w.sign()
+        return per_sample(scale, best_w) * best_w.sign()

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
-from stalwart.attacks.base import Attack, ThreatModel, project_ball, register
+from stalwart.attacks._common import Feasible, is_fooled, per_sample
+from stalwart.attacks.base import Attack, Candidates, ThreatModel, register
 from stalwart.attacks.losses import margin as _margin
 
 __all__ = ["FGSM", "PGD"]
@@ -50,54 +51,6 @@ def _objective(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | Non
     return _margin(logits, target)
 
 
-def _fooled(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    pred = logits.argmax(dim=1)
-    return pred != y if target is None else pred == target
-
-
-def _per_sample(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape a (n,) tensor to broadcast against a batch shaped like ``like``."""
-    return v.reshape(-1, *([1] * (like.ndim - 1)))
-
-
-class _Feasible:
-    """The threat model's constraints as tensors on the attack's device, built once per run.
-
-    ``ThreatModel.project`` rebuilds its tensors from numpy on each call; inside a PGD loop that
-    would be a host-to-device copy per step, so the loop uses this cached form instead.
-    """
-
-    def __init__(self, threat: ThreatModel, x: torch.Tensor) -> None:
-        self.norm, self.eps = threat.norm, float(threat.eps)
-        self.mask = threat.mask_tensor(x)
-        if threat.bounds is None:
-            self.lo = self.hi = None
-        else:
-            self.lo, self.hi = (threat._tensor(b, x) for b in threat.bounds)
-        sample = torch.ones(x.shape[1:], dtype=x.dtype, device=x.device)
-        self.n_mutable = int((sample if self.mask is None else sample * self.mask).sum().item())
-
-    def masked(self, g: torch.Tensor) -> torch.Tensor:
-        return g if self.mask is None else g * self.mask
-
-    def clip(self, x: torch.Tensor) -> torch.Tensor:
-        if self.lo is None:
-            return x
-        return torch.maximum(torch.minimum(x, self.hi), self.lo)
-
-    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        delta = project_ball(self.masked(x_adv - x), self.norm, self.eps)
-        return self.clip(x + delta)
-
-    def headroom(self, x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """How far each coordinate may move in the sign of ``direction`` before a bound."""
-        if self.lo is None:
-            room = torch.full_like(x, float("inf"))
-        else:
-            room = torch.where(direction > 0, self.hi - x, x - self.lo)
-        return torch.where(direction != 0, room.clamp_min(0), torch.zeros_like(x))
-
-
 def _check_norm(attack: Attack) -> None:
     if attack.threat.norm not in _NORMS:
         raise param_error(attack, "threat", f"a ThreatModel with norm in {list(_NORMS)} (for l0 use a "
@@ -114,10 +67,17 @@ def _input_grad(model: Any, x: torch.Tensor, y: torch.Tensor, target: torch.Tens
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model.torch_logits(x)
+    return is_fooled(logits.detach(), y, target), _grad_at(x, logits, y, target, loss)
+
+
+def _grad_at(x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
+             loss: str) -> torch.Tensor:
+    """Gradient of the objective w.r.t. ``x``, given ``logits = model.torch_logits(x)``."""
+    with torch.enable_grad():
         obj = _objective(logits, y, target, loss)
         # sum, not mean: each sample's gradient must not depend on the batch size
         (grad,) = torch.autograd.grad(obj.sum(), x)
-    return _fooled(logits.detach(), y, target), grad.detach()
+    return grad.detach()
 
 
 # -- FGSM ---------------------------------------------------------------------------------------
@@ -152,6 +112,8 @@ class FGSM(Attack):
     """
 
     name: ClassVar[str] = "fgsm"
+    #: one forward and one backward pass on the clean input, which also give the clean prediction
+    reuses_clean_pass: ClassVar[bool] = True
 
     def __init__(self, threat: ThreatModel, *, loss: Loss = "ce", seed: int = 0) -> None:
         super().__init__(threat, seed=seed)
@@ -161,19 +123,27 @@ class FGSM(Attack):
         self.loss = loss
 
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
-        feas = _Feasible(self.threat, x)
-        _, grad = _input_grad(model, x, y, target, self.loss)
+                target: torch.Tensor | None) -> torch.Tensor | Candidates:
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model.torch_logits(x)
+        return self._attack_at_clean(model, x, logits, y, target)
+
+    def _attack_at_clean(self, model: Any, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
+                         target: torch.Tensor | None) -> torch.Tensor:
+        grad = _grad_at(x, logits, y, target, self.loss)
+        x = x.detach()
+        feas = self.threat.constraints(x)
         grad = feas.masked(grad)
         eps = feas.eps
         if feas.norm == "linf":
             step = eps * grad.sign()
         elif feas.norm == "l2":
             norms = grad.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12)
-            step = eps * grad / _per_sample(norms, grad)
+            step = eps * grad / per_sample(norms, grad)
         else:
             step = _l1_knapsack(grad, feas.headroom(x, grad), eps)
-        return feas.project(x + step, x)
+        return x + step  # run() projects it into the threat model
 
 
 def _l1_knapsack(grad: torch.Tensor, room: torch.Tensor, eps: float) -> torch.Tensor:
@@ -267,7 +237,7 @@ class PGD(Attack):
         self.l1_sparsity = float(l1_sparsity)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _random_delta(self, x: torch.Tensor, feas: _Feasible, gen: torch.Generator) -> torch.Tensor:
+    def _random_delta(self, x: torch.Tensor, feas: Feasible, gen: torch.Generator) -> torch.Tensor:
         """A uniform random point of the eps-ball (restricted to the mutable features)."""
         n, eps = x.shape[0], feas.eps
         if feas.norm == "linf":
@@ -277,16 +247,16 @@ class PGD(Attack):
         if feas.norm == "l2":
             # isotropic direction, radius eps * U^(1/d): uniform in the d-ball
             v = feas.masked(torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype))
-            v = v / _per_sample(v.reshape(n, -1).norm(dim=1).clamp_min(1e-12), v)
-            return v * _per_sample(eps * u ** (1.0 / d), v)
+            v = v / per_sample(v.reshape(n, -1).norm(dim=1).clamp_min(1e-12), v)
+            return v * per_sample(eps * u ** (1.0 / d), v)
         # l1: |coordinates| ~ Exp(1) normalised to the unit simplex, random signs, radius eps * U^(1/d)
         e = -torch.rand(x.shape, generator=gen, device=x.device, dtype=x.dtype).clamp_min(1e-12).log()
         e = feas.masked(e)
-        e = e / _per_sample(e.reshape(n, -1).sum(dim=1).clamp_min(1e-12), e)
+        e = e / per_sample(e.reshape(n, -1).sum(dim=1).clamp_min(1e-12), e)
         signs = torch.randint(0, 2, x.shape, generator=gen, device=x.device).to(x.dtype) * 2 - 1
-        return e * signs * _per_sample(eps * u ** (1.0 / d), e)
+        return e * signs * per_sample(eps * u ** (1.0 / d), e)
 
-    def _step(self, xa: torch.Tensor, grad: torch.Tensor, feas: _Feasible, step_size: float) -> torch.Tensor:
+    def _step(self, xa: torch.Tensor, grad: torch.Tensor, feas: Feasible, step_size: float) -> torch.Tensor:
         """Steepest-ascent step of length ``step_size`` in the threat model's norm."""
         n = xa.shape[0]
         grad = feas.masked(grad)
@@ -294,7 +264,7 @@ class PGD(Attack):
             return xa + step_size * grad.sign()
         if feas.norm == "l2":
             norms = grad.reshape(n, -1).norm(dim=1).clamp_min(1e-12)
-            return xa + step_size * grad / _per_sample(norms, grad)
+            return xa + step_size * grad / per_sample(norms, grad)
         # l1: coordinates pinned at a bound in the gradient's direction cannot move; skip them
         g = torch.where(feas.headroom(xa, grad) > 0, grad, torch.zeros_like(grad)).reshape(n, -1)
         k = max(1, math.ceil(self.l1_sparsity * max(feas.n_mutable, 1)))
@@ -306,7 +276,7 @@ class PGD(Attack):
     # -- main loop ------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
-        feas = _Feasible(self.threat, x)
+        feas = self.threat.constraints(x)
         step_size = self.step_size if self.step_size is not None else 2.5 * feas.eps / self.steps
         gen = torch.Generator(device=x.device).manual_seed(self.seed)
         best = x.clone()
@@ -326,7 +296,7 @@ class PGD(Attack):
                     fooled, grad = _input_grad(model, xa, y0, t0, self.loss)
                 else:  # the last iterate only needs checking
                     with torch.no_grad():
-                        fooled = _fooled(model.torch_logits(xa), y0, t0)
+                        fooled = is_fooled(model.torch_logits(xa), y0, t0)
                 if bool(fooled.any()):  # the one host sync per step; shrinks the batch
                     hit = idx[fooled]
                     best[hit] = xa[fooled]

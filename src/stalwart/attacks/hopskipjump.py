@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from stalwart._validation import check_array, check_param, check_positive, check_seed, param_error
-from stalwart.attacks.base import Attack, ThreatModel, register
-from stalwart.attacks.square import _Constraints
+from stalwart.attacks._common import Feasible
+from stalwart.attacks.base import Attack, Candidates, ThreatModel, register
 from stalwart.errors import InputError
 
 __all__ = ["HopSkipJump"]
@@ -50,7 +50,7 @@ class HopSkipJump(Attack):
     ----------
     threat : ThreatModel
         Norm ``l2`` or ``linf``; eps; bounds; mutable mask (immutable features never move).
-    max_queries : int, default 5000
+    queries : int, default 5000
         Query budget per sample (starting point, binary searches, gradient estimates and step
         searches together). A sample stops once too few queries remain for a full iteration.
     steps : int, default 40
@@ -87,7 +87,7 @@ class HopSkipJump(Attack):
     >>> from stalwart.models.function import FunctionModel
     >>> model = FunctionModel(lambda x: (np.asarray(x).sum(axis=1) > 1.0).astype(int), classes=[0, 1])
     >>> x = np.array([[0.2, 0.3]], dtype=np.float32)  # l2 distance to the boundary: 0.5 / sqrt(2)
-    >>> res = HopSkipJump(ThreatModel("l2", eps=2.0), max_queries=800).run(model, x, [0])
+    >>> res = HopSkipJump(ThreatModel("l2", eps=2.0), queries=800).run(model, x, [0])
     >>> bool(res.success[0]), round(float(res.distance[0]), 2)
     (True, 0.35)
     """
@@ -95,14 +95,14 @@ class HopSkipJump(Attack):
     name: ClassVar[str] = "hopskipjump"
     white_box: ClassVar[bool] = False
 
-    def __init__(self, threat: ThreatModel, *, max_queries: int = 5000, steps: int = 40,
+    def __init__(self, threat: ThreatModel, *, queries: int = 5000, steps: int = 40,
                  init_evals: int = 100, max_evals: int = 10000, gamma: float = 1.0,
                  init_tries: int = 100, starting_points: Any = None, stop_within_eps: bool = False,
                  seed: int = 0) -> None:
         super().__init__(threat, seed=seed)
         if threat.norm not in ("l2", "linf"):
             raise param_error(self, "threat", "a ThreatModel with norm 'l2' or 'linf'", threat)
-        for name, value in (("max_queries", max_queries), ("steps", steps), ("init_evals", init_evals),
+        for name, value in (("queries", queries), ("steps", steps), ("init_evals", init_evals),
                             ("max_evals", max_evals), ("init_tries", init_tries)):
             check_positive(self, name, value, integer=True)
         check_param(self, "init_evals", init_evals, init_evals >= 2,
@@ -111,7 +111,7 @@ class HopSkipJump(Attack):
         check_positive(self, "gamma", gamma)
         check_param(self, "stop_within_eps", stop_within_eps, isinstance(stop_within_eps, bool), "True or False")
         check_seed(self, seed)
-        self.max_queries = int(max_queries)
+        self.queries = int(queries)
         self.steps = int(steps)
         self.init_evals = int(init_evals)
         self.max_evals = int(max_evals)
@@ -124,23 +124,18 @@ class HopSkipJump(Attack):
 
     # -- main loop ------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+                target: torch.Tensor | None) -> Candidates:
         xs = x.detach().cpu().numpy().astype(np.float32)
         n, shape = len(xs), xs.shape
         x0 = xs.reshape(n, -1)
-        dim = x0.shape[1]
-        cons = _Constraints(self.threat, shape[1:], (dim,))
-        self._run_state(model, y.cpu().numpy(), None if target is None else target.cpu().numpy(), shape)
-        try:
-            best = self._search(x0, cons)
-        finally:  # drop the references to the model and labels
-            self._queries_per_sample = self._q
-            self._model = self._y = self._t = None
-        return torch.as_tensor(best.reshape(shape), device=x.device)
+        cons = Feasible(self.threat, shape[1:], "cpu", layout=(x0.shape[1],))
+        oracle = _Oracle(model, y.cpu().numpy(), None if target is None else target.cpu().numpy(), shape,
+                         self.queries)
+        best = self._search(x0, cons, oracle)
+        return Candidates(torch.as_tensor(best.reshape(shape), device=x.device), oracle.q)
 
-    def _search(self, x0: np.ndarray, cons: _Constraints) -> np.ndarray:
-        dim = x0.shape[1]
-        d = max(int(dim if cons.mask is None else cons.mask.sum()), 1)
+    def _search(self, x0: np.ndarray, cons: Feasible, oracle: _Oracle) -> np.ndarray:
+        d = max(cons.n_mutable, 1)
         l2 = self.threat.norm == "l2"
         theta = self.gamma / (d ** 1.5 if l2 else d ** 2)
         # the paper's theta is loose in low dimensions (0.35 for d = 2); tabular inputs need better
@@ -148,15 +143,15 @@ class HopSkipJump(Attack):
         bisect_steps = max(math.ceil(math.log2(1.0 / tol)), 1)
         rng = np.random.default_rng(self.seed)
 
-        adv, found = self._start(x0, cons, rng)
+        adv, found = self._start(x0, cons, rng, oracle)
         cur = x0.copy()
         i = np.flatnonzero(found)
-        cur[i] = self._bisect(i, x0[i], adv[i], tol)
+        cur[i] = self._bisect(oracle, i, x0[i], adv[i], tol)
         best, dist = cur.copy(), np.where(found, self._dist(cur, x0), np.inf)
         eps = float(self.threat.eps)
         for t in range(1, self.steps + 1):
             evals = min(int(self.init_evals * math.sqrt(t)), self.max_evals)
-            left = self.max_queries - self._q
+            left = self.queries - oracle.q
             n_evals = np.minimum(evals, left - bisect_steps - 1).astype(np.int64)
             live = found & (n_evals >= 2)
             if self.stop_within_eps:
@@ -166,64 +161,56 @@ class HopSkipJump(Attack):
                 break
             xt, xo, dt = cur[i], x0[i], self._dist(cur[i], x0[i])
             probe = (math.sqrt(d) if l2 else d) * theta * dt
-            v = self._direction(i, xt, probe, n_evals[i], cons, rng)
+            v = self._direction(oracle, i, xt, probe, n_evals[i], cons, rng)
             step = v if l2 else np.sign(v)
-            moved, ok = self._step_search(i, xt, step, dt / math.sqrt(t), cons)
+            moved, ok = self._step_search(oracle, i, xt, step, dt / math.sqrt(t), cons)
             j = np.flatnonzero(ok)
             if j.size:
-                new = self._bisect(i[j], xo[j], moved[j], tol)
+                new = self._bisect(oracle, i[j], xo[j], moved[j], tol)
                 cur[i[j]] = new
                 nd = self._dist(new, xo[j])
                 closer = nd < dist[i[j]]
                 best[i[j][closer]], dist[i[j][closer]] = new[closer], nd[closer]
         return best
 
-    # -- the decision oracle with per-sample query counts --------------------------------------
-    def _run_state(self, model: Any, y: np.ndarray, target: np.ndarray | None, shape: tuple[int, ...]) -> None:
-        self._model, self._y, self._t, self._shape = model, y, target, shape
-        self._q = np.zeros(len(y), dtype=float)
-
-    def _adversarial(self, owners: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """Whether each point fools the model for the sample that owns it (one query each)."""
-        pred = self._model.predict_proba(pts.reshape(len(pts), *self._shape[1:])).argmax(axis=1)
-        self._q += np.bincount(owners, minlength=len(self._q))
-        return pred != self._y[owners] if self._t is None else pred == self._t[owners]
-
     def _dist(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         diff = a.astype(np.float64) - b
         return np.abs(diff).max(axis=1) if self.threat.norm == "linf" else np.linalg.norm(diff, axis=1)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _start(self, x0: np.ndarray, cons: _Constraints, rng: np.random.Generator
+    def _start(self, x0: np.ndarray, cons: Feasible, rng: np.random.Generator, oracle: _Oracle
                ) -> tuple[np.ndarray, np.ndarray]:
         """An adversarial starting point per sample (where one was found) and which were found."""
         n, dim = x0.shape
         adv, found = x0.copy(), np.zeros(n, dtype=bool)
         if self._starting_points is not None:
-            self._from_pool(x0, cons, adv, found)
+            self._from_pool(x0, cons, adv, found, oracle)
         lo, hi = self._noise_range(x0, cons)
+        mask = None if cons.mask is None else cons.mask.numpy()
         for _ in range(self.init_tries):
-            i = np.flatnonzero(~found & (self._q + 1 <= self.max_queries))
+            i = np.flatnonzero(~found & oracle.can_query())
             if i.size == 0:
                 break
             noise = rng.uniform(lo, hi, size=(i.size, dim))
-            noise = np.where(cons.mask, noise, x0[i]) if cons.mask is not None else noise
+            noise = np.where(mask, noise, x0[i]) if mask is not None else noise
             noise = noise.astype(np.float32)
-            ok = self._adversarial(i, noise)
+            ok = oracle.adversarial(i, noise)
             adv[i[ok]], found[i[ok]] = noise[ok], True
         return adv, found
 
-    def _from_pool(self, x0: np.ndarray, cons: _Constraints, adv: np.ndarray, found: np.ndarray) -> None:
+    def _from_pool(self, x0: np.ndarray, cons: Feasible, adv: np.ndarray, found: np.ndarray,
+                   oracle: _Oracle) -> None:
         pool = self._starting_points
-        if pool.shape[1:] != self._shape[1:]:
-            raise InputError(f"starting_points has samples shaped {pool.shape[1:]} but x has {self._shape[1:]}; "
+        sample = oracle.shape[1:]
+        if pool.shape[1:] != sample:
+            raise InputError(f"starting_points has samples shaped {pool.shape[1:]} but x has {sample}; "
                              "give starting points shaped like the inputs.")
         pool = pool.reshape(len(pool), -1)
-        labels = self._model.predict_proba(pool.reshape(len(pool), *self._shape[1:])).argmax(axis=1)
-        self._q += len(pool) / len(x0)
-        cls = self._y if self._t is None else self._t
-        usable = labels[None, :] != cls[:, None] if self._t is None else labels[None, :] == cls[:, None]
-        mask = np.ones(x0.shape[1], dtype=bool) if cons.mask is None else cons.mask
+        labels = oracle.model.predict_proba(pool.reshape(len(pool), *sample)).argmax(axis=1)
+        oracle.q += len(pool) / len(x0)
+        cls = oracle.y if oracle.t is None else oracle.t
+        usable = labels[None, :] != cls[:, None] if oracle.t is None else labels[None, :] == cls[:, None]
+        mask = np.ones(x0.shape[1], dtype=bool) if cons.mask is None else cons.mask.numpy()
         pick = np.full(len(x0), -1)
         rows = max(1, _CHUNK_ELEMENTS // max(pool.size, 1))
         for s in range(0, len(x0), rows):  # nearest usable pool point, chunked over samples
@@ -231,23 +218,23 @@ class HopSkipJump(Attack):
             dist = np.abs(diff).max(axis=2) if self.threat.norm == "linf" else np.linalg.norm(diff, axis=2)
             dist = np.where(usable[s:s + rows], dist, np.inf)
             pick[s:s + rows] = np.where(np.isfinite(dist).any(axis=1), dist.argmin(axis=1), -1)
-        i = np.flatnonzero((pick >= 0) & (self._q + 1 <= self.max_queries))
+        i = np.flatnonzero((pick >= 0) & oracle.can_query())
         if i.size == 0:
             return
-        cand = cons.clip(np.where(mask, pool[pick[i]], x0[i])).astype(np.float32)
-        ok = self._adversarial(i, cand)  # immutables and clipping may have changed the label
+        cand = _clip(cons, np.where(mask, pool[pick[i]], x0[i])).astype(np.float32)
+        ok = oracle.adversarial(i, cand)  # immutables and clipping may have changed the label
         adv[i[ok]], found[i[ok]] = cand[ok], True
 
     @staticmethod
-    def _noise_range(x0: np.ndarray, cons: _Constraints) -> tuple[np.ndarray, np.ndarray]:
+    def _noise_range(x0: np.ndarray, cons: Feasible) -> tuple[np.ndarray, np.ndarray]:
         lo_d, hi_d = x0.min(axis=0).astype(np.float64), x0.max(axis=0).astype(np.float64)
         span = hi_d - lo_d
         span = np.where(span > 0, span, np.maximum(np.abs(hi_d), 1.0))
         lo_d, hi_d = lo_d - span, hi_d + span
         if cons.lo is None:
             return lo_d, hi_d
-        return (np.where(np.isfinite(cons.lo), cons.lo, lo_d),
-                np.where(np.isfinite(cons.hi), cons.hi, hi_d))
+        lo, hi = cons.lo.numpy(), cons.hi.numpy()
+        return np.where(np.isfinite(lo), lo, lo_d), np.where(np.isfinite(hi), hi, hi_d)
 
     def _blend(self, xo: np.ndarray, xa: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """The point at fraction ``alpha`` of the way from ``xo`` to ``xa`` in the attack's norm."""
@@ -257,23 +244,23 @@ class HopSkipJump(Attack):
         r = np.abs(xa.astype(np.float64) - xo).max(axis=1, keepdims=True)
         return np.clip(xa, xo - a * r, xo + a * r).astype(np.float32)
 
-    def _bisect(self, idx: np.ndarray, xo: np.ndarray, xa: np.ndarray, tol: float) -> np.ndarray:
+    def _bisect(self, oracle: _Oracle, idx: np.ndarray, xo: np.ndarray, xa: np.ndarray, tol: float) -> np.ndarray:
         """Binary search from the adversarial ``xa`` towards ``xo`` to the boundary, to a tolerance
         ``tol`` in the blending fraction; returns the closest point verified adversarial."""
         lo, hi = np.zeros(len(idx)), np.ones(len(idx))
         out = xa.copy()
         while True:
-            live = np.flatnonzero((hi - lo > tol) & (self._q[idx] + 1 <= self.max_queries))
+            live = np.flatnonzero((hi - lo > tol) & oracle.can_query(idx))
             if live.size == 0:
                 return out
             mid = (lo[live] + hi[live]) / 2
             pts = self._blend(xo[live], xa[live], mid)
-            ok = self._adversarial(idx[live], pts)
+            ok = oracle.adversarial(idx[live], pts)
             hi[live[ok]], out[live[ok]] = mid[ok], pts[ok]
             lo[live[~ok]] = mid[~ok]
 
-    def _direction(self, idx: np.ndarray, xt: np.ndarray, probe: np.ndarray, n_evals: np.ndarray,
-                   cons: _Constraints, rng: np.random.Generator) -> np.ndarray:
+    def _direction(self, oracle: _Oracle, idx: np.ndarray, xt: np.ndarray, probe: np.ndarray,
+                   n_evals: np.ndarray, cons: Feasible, rng: np.random.Generator) -> np.ndarray:
         """Monte Carlo estimate of the boundary's normal at ``xt`` (unit l2 norm)."""
         m, dim = xt.shape
         b = int(n_evals.max())
@@ -283,15 +270,15 @@ class HopSkipJump(Attack):
             sl = slice(s, s + rows)
             k = len(xt[sl])
             u = rng.standard_normal((k, b, dim)) if self.threat.norm == "l2" else rng.uniform(-1, 1, (k, b, dim))
-            u = cons.masked(u)
+            u = cons.masked(torch.from_numpy(u)).numpy()
             u /= np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-12)
             pr = probe[sl, None, None]
-            pts = cons.clip(xt[sl, None, :] + pr * u).astype(np.float32)
+            pts = _clip(cons, xt[sl, None, :] + pr * u).astype(np.float32)
             u = (pts - xt[sl, None, :].astype(np.float64)) / pr  # the probe actually made, after clipping
             valid = np.arange(b)[None, :] < n_evals[sl, None]
             owners = np.broadcast_to(idx[sl, None], (k, b))[valid]
             sign = np.zeros((k, b))
-            sign[valid] = np.where(self._adversarial(owners, pts[valid]), 1.0, -1.0)
+            sign[valid] = np.where(oracle.adversarial(owners, pts[valid]), 1.0, -1.0)
             count = n_evals[sl].astype(np.float64)
             mean = sign.sum(axis=1) / count
             # baseline: subtract the mean label, unless every probe agreed (then it would be zero)
@@ -299,17 +286,45 @@ class HopSkipJump(Attack):
             v[sl] = np.einsum("kb,kbd->kd", w, u) / count[:, None]
         return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
-    def _step_search(self, idx: np.ndarray, xt: np.ndarray, step: np.ndarray, xi: np.ndarray,
-                     cons: _Constraints) -> tuple[np.ndarray, np.ndarray]:
+    def _step_search(self, oracle: _Oracle, idx: np.ndarray, xt: np.ndarray, step: np.ndarray, xi: np.ndarray,
+                     cons: Feasible) -> tuple[np.ndarray, np.ndarray]:
         """Geometric search: halve ``xi`` until ``xt + xi * step`` is adversarial."""
         moved, ok = xt.copy(), np.zeros(len(idx), dtype=bool)
         xi = xi.copy()
         for _ in range(_MAX_HALVINGS):
-            live = np.flatnonzero(~ok & (self._q[idx] + 1 <= self.max_queries))
+            live = np.flatnonzero(~ok & oracle.can_query(idx))
             if live.size == 0:
                 break
-            pts = cons.clip(xt[live] + xi[live, None] * step[live]).astype(np.float32)
-            hit = self._adversarial(idx[live], pts)
+            pts = _clip(cons, xt[live] + xi[live, None] * step[live]).astype(np.float32)
+            hit = oracle.adversarial(idx[live], pts)
             moved[live[hit]], ok[live[hit]] = pts[hit], True
             xi[live[~hit]] /= 2
         return moved, ok
+
+
+def _clip(cons: Feasible, z: np.ndarray) -> np.ndarray:
+    """``z`` (numpy) clipped to the threat model's bounds."""
+    return cons.clip(torch.from_numpy(z)).numpy()
+
+
+class _Oracle:
+    """One run's decision oracle: the model, the labels and the per-sample query counts.
+
+    Created by each call of ``_attack`` and dropped at its end, so the attack object holds no
+    model and no counts between (or during) runs.
+    """
+
+    def __init__(self, model: Any, y: np.ndarray, target: np.ndarray | None, shape: tuple[int, ...],
+                 budget: int) -> None:
+        self.model, self.y, self.t, self.shape, self.budget = model, y, target, shape, budget
+        self.q = np.zeros(len(y), dtype=float)
+
+    def can_query(self, idx: np.ndarray | None = None) -> np.ndarray:
+        """Whether each sample (all, or ``idx``) has a query left."""
+        return (self.q if idx is None else self.q[idx]) + 1 <= self.budget
+
+    def adversarial(self, owners: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Whether each point fools the model for the sample that owns it (one query each)."""
+        pred = self.model.predict_proba(pts.reshape(len(pts), *self.shape[1:])).argmax(axis=1)
+        self.q += np.bincount(owners, minlength=len(self.q))
+        return pred != self.y[owners] if self.t is None else pred == self.t[owners]

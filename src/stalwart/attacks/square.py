@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from stalwart._validation import check_choice, check_param, check_positive, check_seed, param_error
-from stalwart.attacks.base import Attack, ThreatModel, register
-from stalwart.errors import InputError
+from stalwart.attacks._common import Feasible
+from stalwart.attacks.base import Attack, Candidates, ThreatModel, register
 
 __all__ = ["Square", "margin_loss", "p_schedule"]
 
@@ -103,53 +103,32 @@ def _signs(shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -
     return torch.randint(0, 2, shape, generator=gen, device=device, dtype=torch.float32).mul_(2).sub_(1)
 
 
-class _Constraints:
-    """The threat model's mask and bounds as numpy arrays in an attack's internal layout."""
-
-    def __init__(self, threat: ThreatModel, sample_shape: tuple[int, ...], layout: tuple[int, ...]) -> None:
-        def fit(value: Any, name: str, dtype: Any) -> np.ndarray:
-            try:
-                return np.broadcast_to(np.asarray(value, dtype=dtype), sample_shape).reshape(layout)
-            except ValueError:
-                raise InputError(
-                    f"the threat model's {name} has shape {np.shape(value)}, which does not broadcast "
-                    f"to one sample of x (shape {sample_shape}); give one value per feature.") from None
-
-        self.mask = None if threat.mutable is None else fit(threat.mutable, "mutable mask", bool)
-        if threat.bounds is None:
-            self.lo = self.hi = None
-        else:
-            self.lo, self.hi = (fit(b, "bounds", np.float32) for b in threat.bounds)
-
-    def masked(self, d: np.ndarray) -> np.ndarray:
-        return d if self.mask is None else np.where(self.mask, d, 0)
-
-    def clip(self, z: np.ndarray) -> np.ndarray:
-        return z if self.lo is None else np.clip(z, self.lo, self.hi)
+@lru_cache(maxsize=64)
+def _grid_index(h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column indices of an ``h x w`` image, shaped (1, h) and (1, w)."""
+    return torch.arange(h, device=device)[None, :], torch.arange(w, device=device)[None, :]
 
 
-class _TensorConstraints:
-    """:class:`_Constraints` as tensors on the attack's device, plus the image grid's indices."""
+def _subsets(rows: int, k: int, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``rows`` independent uniform random ``k``-subsets of ``range(n)``, shape (rows, k).
 
-    def __init__(self, cons: _Constraints, size: int, hw: tuple[int, int] | None, device: torch.device) -> None:
-        def tensor(a: np.ndarray | None) -> torch.Tensor | None:
-            return None if a is None else torch.as_tensor(np.array(a), device=device)
-
-        self.device = device
-        self.mask, self.lo, self.hi = tensor(cons.mask), tensor(cons.lo), tensor(cons.hi)
-        self.n_mutable = max(int(cons.mask.sum()), 1) if cons.mask is not None else size  # flat windows
-        if hw is not None:
-            self.rows = torch.arange(hw[0], device=device)[None, :]
-            self.cols = torch.arange(hw[1], device=device)[None, :]
-
-    def masked(self, d: torch.Tensor) -> torch.Tensor:
-        return d if self.mask is None else torch.where(self.mask, d, 0.0)
-
-    def mutable_in(self, win: torch.Tensor) -> torch.Tensor:
-        return win if self.mask is None else win & self.mask
-
-    def clip(self, z: torch.Tensor) -> torch.Tensor:
-        return z if self.lo is None else torch.minimum(torch.maximum(z, self.lo), self.hi)
+    Few of many (``k * k <= n``): ``k`` uniform draws per row, rows that drew a duplicate drawn
+    again (a uniform ordered tuple of distinct values is a uniform subset); otherwise the ``k``
+    largest of ``n`` uniform keys. Either way ``rows * k`` (or ``rows * n``) random numbers in a
+    few kernel calls, instead of a full key vector and a selection per proposal.
+    """
+    if k * k > n:
+        return torch.rand((rows, n), generator=gen, device=device).topk(k, dim=1).indices
+    out = torch.randint(0, n, (rows, k), generator=gen, device=device)
+    if k == 1:
+        return out
+    redo = torch.arange(rows, device=device)
+    while True:
+        srt = out[redo].sort(dim=1).values
+        redo = redo[(srt[:, 1:] == srt[:, :-1]).any(dim=1)]
+        if redo.numel() == 0:  # one host sync per round; a duplicate is rare (k * k <= n)
+            return out
+        out[redo] = torch.randint(0, n, (redo.numel(), k), generator=gen, device=device)
 
 
 def _rectangle(h: int, w: int) -> np.ndarray:
@@ -271,17 +250,20 @@ class Square(Attack):
 
     # -- main loop ------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+                target: torch.Tensor | None) -> Candidates:
         with torch.inference_mode():  # scores only: no autograd bookkeeping in the hot loop
             return self._search(model, x.float(), y, target)
 
     def _search(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+                target: torch.Tensor | None) -> Candidates:
         n, shape, dev = x.shape[0], tuple(x.shape), x.device
         image = x.ndim == 4 and min(shape[2], shape[3]) >= 2
         layout = (shape[1], shape[2] * shape[3]) if image else (1, math.prod(shape[1:]))
         hw = (shape[2], shape[3]) if image else None
-        cons = _TensorConstraints(_Constraints(self.threat, shape[1:], layout), layout[1], hw, dev)
+        cons = Feasible(self.threat, shape[1:], dev, layout=layout)
+        # flat inputs: the features a window may pick (all mutable ones)
+        mutable = None if hw is not None else (
+            torch.arange(layout[1], device=dev) if cons.mask is None else cons.mask.reshape(-1).nonzero().squeeze(1))
         gen = torch.Generator(device=dev)
         gen.manual_seed(int(self.seed))
         x0 = x.reshape(n, *layout)
@@ -311,14 +293,18 @@ class Square(Attack):
             pos_np = pos.cpu().numpy()
             xa, ca, la, ya = xr[keep], cur[keep], cur_loss[keep], yr[keep]
             ta = None if tr is None else tr[keep]
-            # linf on images: the two vertices clip(x -+ eps) every pixel takes, kept per sample
-            va = self._vertices(xa, cons) if hw is not None and self.threat.norm == "linf" else None
+            # linf: the two vertices clip(x -+ eps) every mutable feature takes, kept per sample
+            va = self._vertices(xa, cons) if self.threat.norm == "linf" else None
             for it in range(1, budget):
                 if pos_np.size == 0:
                     break
                 p = p_schedule(self.p_init, it, budget - 1)
-                prop = self._propose(xa, ca, p, cons, gen, hw) if va is None else \
-                    self._propose_squares_linf(ca, va, p, cons, gen, hw)
+                if va is None:
+                    prop = self._propose(xa, ca, p, cons, gen, hw)
+                elif hw is None:
+                    prop = self._propose_flat_linf(ca, va, p, mutable, gen)
+                else:
+                    prop = self._propose_squares_linf(ca, va, p, cons, gen, hw)
                 loss, hit = evaluate(prop, ya, ta)
                 better = hit | (loss < la)  # a fooling point is kept whatever its loss
                 ca = torch.where(better[:, None, None], prop, ca)
@@ -336,11 +322,10 @@ class Square(Attack):
             take = cur_fooled | (cur_loss < best_loss[idx_t])
             best[idx_t[take]], best_loss[idx_t[take]] = cur[take], cur_loss[take]
             fooled[idx] |= cur_fooled.cpu().numpy()
-        self._queries_per_sample = queries
-        return best.reshape(shape)
+        return Candidates(best.reshape(shape), queries)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _init(self, x: torch.Tensor, cons: _TensorConstraints, gen: torch.Generator,
+    def _init(self, x: torch.Tensor, cons: Feasible, gen: torch.Generator,
               hw: tuple[int, int] | None) -> torch.Tensor:
         m, c, size = x.shape
         eps = float(self.threat.eps)
@@ -367,13 +352,54 @@ class Square(Attack):
         delta = delta * (eps / delta.square().sum(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12))
         return cons.clip(x + delta)
 
-    def _vertices(self, x: torch.Tensor, cons: _TensorConstraints) -> torch.Tensor:
+    def _vertices(self, x: torch.Tensor, cons: Feasible) -> torch.Tensor:
         """``(clip(x - eps), clip(x + eps))`` stacked, shape (2, m, c, size)."""
         eps = float(self.threat.eps)
         return torch.stack([cons.clip(x - eps), cons.clip(x + eps)])
 
+    def _propose_flat_linf(self, cur: torch.Tensor, vert: torch.Tensor, p: float, mutable: torch.Tensor,
+                           gen: torch.Generator) -> torch.Tensor:
+        """linf on flat inputs: ``k = round(p * n_mutable)`` random mutable features (at least
+        one), each set to a random vertex.
+
+        The same distribution as :meth:`_propose` (a uniform ``k``-subset of the mutable
+        features, a uniform sign each, redrawn up to ``_RESAMPLES`` times while it would leave
+        the point unchanged), drawn as ``k`` indices and signs per candidate instead of a key and
+        a sign for every feature: when few features move (the late iterations, most of a run)
+        all ``1 + _RESAMPLES`` candidates are drawn at once and the first that changes the point
+        is applied, without building the rejected ones; when many move, a candidate that changes
+        nothing is rare (every sign must match), so one is drawn and only those rows are redrawn.
+        """
+        n = mutable.numel()
+        if n == 0:
+            return cur.clone()
+        k = min(max(round(p * n), 1), n)
+        few = k * k <= n
+        prop, changed = self._flat_candidates(cur, vert, k, mutable, gen, 1 + _RESAMPLES if few else 1)
+        if not few:
+            rows = (~changed).nonzero().squeeze(1)
+            if rows.numel():
+                prop[rows], _ = self._flat_candidates(cur[rows], vert[:, rows], k, mutable, gen, _RESAMPLES)
+        return prop
+
+    @staticmethod
+    def _flat_candidates(cur: torch.Tensor, vert: torch.Tensor, k: int, mutable: torch.Tensor,
+                         gen: torch.Generator, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first of ``count`` candidates per sample that changes ``cur`` (the first candidate
+        if none does), and whether one did."""
+        m, dev = cur.shape[0], cur.device
+        pos = mutable[_subsets(m * count, k, mutable.numel(), gen, dev)].view(m, count * k)
+        up = torch.randint(0, 2, (m, count * k), generator=gen, device=dev).bool()
+        c0 = cur.view(m, -1)
+        new = torch.where(up, vert[1].view(m, -1).gather(1, pos), vert[0].view(m, -1).gather(1, pos))
+        changes = (new != c0.gather(1, pos)).view(m, count, k).any(dim=2)
+        first = changes.to(torch.uint8).argmax(dim=1)  # first changing candidate (0 if none changes)
+        pick = (first[:, None] * k + torch.arange(k, device=dev)[None, :])
+        prop = c0.scatter(1, pos.gather(1, pick), new.gather(1, pick))
+        return prop.view(cur.shape), changes.any(dim=1)
+
     def _propose_squares_linf(self, cur: torch.Tensor, vert: torch.Tensor, p: float,
-                              cons: _TensorConstraints, gen: torch.Generator,
+                              cons: Feasible, gen: torch.Generator,
                               hw: tuple[int, int]) -> torch.Tensor:
         """linf on images: :meth:`_propose` without building rejected proposals.
 
@@ -403,7 +429,8 @@ class Square(Attack):
         if wins is not None:
             win = wins[pos].view(m, 1, size)
         else:
-            rh, rw = cons.rows - rows[pos, None], cons.cols - cols[pos, None]
+            grid_r, grid_c = _grid_index(h, w, dev)
+            rh, rw = grid_r - rows[pos, None], grid_c - cols[pos, None]
             win = (((rh >= 0) & (rh < s))[:, :, None] & ((rw >= 0) & (rw < s))[:, None, :]).view(m, 1, size)
         return torch.where(cons.mutable_in(win), torch.where(sign.bool(), vert[1], vert[0]), cur)
 
@@ -413,12 +440,12 @@ class Square(Attack):
         h, w = hw
         return max(min(max(round(math.sqrt(p * h * w)), min_side), min(h, w) - 1), 1)
 
-    def _windows(self, m: int, size: int, p: float, cons: _TensorConstraints, gen: torch.Generator,
-                 hw: tuple[int, int] | None, min_side: int = 1) -> tuple[torch.Tensor, Any]:
+    def _windows(self, m: int, size: int, p: float, cons: Feasible, gen: torch.Generator,
+                 hw: tuple[int, int] | None, dev: torch.device, min_side: int = 1) -> tuple[torch.Tensor, Any]:
         """Per-sample update regions, bool of shape (m, 1, size), and the squares' geometry (images)."""
-        dev = cons.device
         if hw is None:
-            k = min(max(round(p * cons.n_mutable), 1), cons.n_mutable)
+            n_mutable = max(cons.n_mutable, 1)
+            k = min(max(round(p * n_mutable), 1), n_mutable)
             u = torch.rand((m, size), generator=gen, device=dev)
             if cons.mask is not None:
                 u = u.masked_fill(~cons.mask.reshape(1, -1), 2.0)  # never chosen
@@ -426,12 +453,13 @@ class Square(Attack):
             return (u <= kth)[:, None, :], None
         h, w = hw
         s = self._side(p, hw, min_side)
-        rh = cons.rows - torch.randint(0, h - s + 1, (m, 1), generator=gen, device=dev)
-        rw = cons.cols - torch.randint(0, w - s + 1, (m, 1), generator=gen, device=dev)
+        grid_r, grid_c = _grid_index(h, w, dev)
+        rh = grid_r - torch.randint(0, h - s + 1, (m, 1), generator=gen, device=dev)
+        rw = grid_c - torch.randint(0, w - s + 1, (m, 1), generator=gen, device=dev)
         inside = ((rh >= 0) & (rh < s))[:, :, None] & ((rw >= 0) & (rw < s))[:, None, :]
         return inside.reshape(m, 1, size), (rh, rw, s, inside)
 
-    def _propose(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: _TensorConstraints,
+    def _propose(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: Feasible,
                  gen: torch.Generator, hw: tuple[int, int] | None) -> torch.Tensor:
         """One proposal per sample, redrawn (up to ``_RESAMPLES`` times) where it would leave the
         point unchanged and waste a query. The redraws of all such samples are drawn as one batch
@@ -451,20 +479,20 @@ class Square(Attack):
             rows, left = rows[~differ.any(dim=1)], left - k
         return prop
 
-    def _draw(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: _TensorConstraints,
+    def _draw(self, x: torch.Tensor, cur: torch.Tensor, p: float, cons: Feasible,
               gen: torch.Generator, hw: tuple[int, int] | None) -> torch.Tensor:
         m, c, size = x.shape
         eps = float(self.threat.eps)
         if self.threat.norm == "linf":
-            win, _ = self._windows(m, size, p, cons, gen, hw)
+            win, _ = self._windows(m, size, p, cons, gen, hw, x.device)
             # images: one sign per channel over the square; flat features: one sign each
             signs = eps * _signs((m, c, 1) if hw is not None else (m, c, size), gen, x.device)
             # outside the window (and on frozen features) the point is kept bit for bit
             return torch.where(cons.mutable_in(win), cons.clip(x + signs), cur)
 
         delta = cur - x
-        win1, geo = self._windows(m, size, p, cons, gen, hw, min_side=3)
-        win2, _ = self._windows(m, size, p, cons, gen, hw, min_side=3)
+        win1, geo = self._windows(m, size, p, cons, gen, hw, x.device, min_side=3)
+        win2, _ = self._windows(m, size, p, cons, gen, hw, x.device, min_side=3)
         if hw is None:
             eta = _signs((m, 1, size), gen, x.device) * win1
         else:

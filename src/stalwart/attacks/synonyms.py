@@ -1,7 +1,9 @@
 """Where the word-substitution attack gets its synonyms.
 
-A synonym source is anything with ``synonyms(word, pos=None) -> list[str]`` (the
-:class:`SynonymSource` protocol). Two ship with stalwart:
+A synonym source is anything with ``synonyms(word) -> list[str]``: the :class:`SynonymSource`
+protocol, the one both the word-substitution attack and the ``synonym_swap`` perturbation take
+(a plain dict ``{word: [synonyms]}`` becomes one through :class:`MappingSynonyms`). Two sources
+ship with stalwart, and both also take a part of speech, ``synonyms(word, pos=None)``:
 
 - :class:`LexiconSynonyms` reads the small hand-written English lexicon shipped with the package
   (``stalwart/data/resources/synonyms.tsv``: a few hundred everyday and sentiment words). It is
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -29,8 +31,8 @@ from typing import Any, Protocol, runtime_checkable
 from stalwart._validation import param_error
 from stalwart.errors import InputError
 
-__all__ = ["SynonymSource", "LexiconSynonyms", "WordNetSynonyms", "default_synonyms", "POS",
-           "WORDNET_ROOTS"]
+__all__ = ["SynonymSource", "MappingSynonyms", "LexiconSynonyms", "WordNetSynonyms", "default_synonyms",
+           "as_synonym_source", "POS", "WORDNET_ROOTS"]
 
 #: part-of-speech names the sources accept, with the WordNet letters as aliases
 POS: dict[str, str] = {
@@ -48,11 +50,42 @@ WORDNET_ROOTS: tuple[str, ...] = ("/usr/share/wordnet", "/usr/local/share/wordne
 
 @runtime_checkable
 class SynonymSource(Protocol):
-    """Gives the synonyms of a word; the word-substitution attack needs nothing else."""
+    """Gives the synonyms of a word: all the word-substitution attack and the ``synonym_swap``
+    perturbation need. (The shipped sources also take ``pos``, a part of speech.)"""
+
+    def synonyms(self, word: str) -> list[str]:
+        """Synonyms of ``word`` (any case); empty when it has none."""
+        ...  # pragma: no cover
+
+
+class MappingSynonyms:
+    """A dict ``{word: [synonyms]}`` as a :class:`SynonymSource` (words compared in lower case).
+
+    >>> MappingSynonyms({"Film": ["movie", "picture"]}).synonyms("film")
+    ['movie', 'picture']
+    """
+
+    def __init__(self, table: Mapping[str, Sequence[str]]) -> None:
+        if not isinstance(table, Mapping):
+            raise param_error(self, "table", "a dict {word: [synonyms, ...]}", table)
+        self.table = {str(k).lower(): [str(s) for s in v] for k, v in table.items()}
 
     def synonyms(self, word: str, pos: str | None = None) -> list[str]:
-        """Synonyms of ``word`` (any case), restricted to part of speech ``pos`` if given."""
-        ...  # pragma: no cover
+        return list(self.table.get(_word("MappingSynonyms.synonyms", word).lower(), []))
+
+    def __repr__(self) -> str:
+        return f"MappingSynonyms({len(self.table)} words)"
+
+
+def as_synonym_source(owner: object | str, value: Any) -> SynonymSource:
+    """``value`` as a :class:`SynonymSource`: a source as it is, a dict through
+    :class:`MappingSynonyms`; anything else is refused naming ``owner``'s ``synonyms`` parameter."""
+    if isinstance(value, Mapping):
+        return MappingSynonyms(value)
+    if not callable(getattr(value, "synonyms", None)):
+        raise param_error(owner, "synonyms", "a SynonymSource (an object with a synonyms(word) method, e.g. "
+                          "LexiconSynonyms() or WordNetSynonyms()) or a dict {word: [synonyms, ...]}", value)
+    return value
 
 
 def _norm_pos(owner: str, pos: str | None) -> tuple[str, ...]:
@@ -220,6 +253,15 @@ class WordNetSynonyms:
         self.senses = senses
         self._index: dict[str, dict[str, str]] = {}
         # per-instance cache (a method-level lru_cache would keep every instance alive)
+        self._cached = lru_cache(maxsize=65536)(self._lookup)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the caches are rebuilt on use: ship (or pickle) only the configuration
+        return {"root": self.root, "multiword": self.multiword, "senses": self.senses}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index = {}
         self._cached = lru_cache(maxsize=65536)(self._lookup)
 
     def _index_for(self, pos: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from stalwart._validation import check_array, check_param, check_positive, check_seed, param_error
-from stalwart.attacks.base import Attack, AttackResult, ThreatModel, register
+from stalwart.attacks.base import Attack, AttackResult, Candidates, ThreatModel, register
 from stalwart.attacks.square import margin_loss, p_schedule
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
@@ -229,6 +229,7 @@ class TabularSearch(Attack):
 
     name: ClassVar[str] = "tabular-search"
     white_box: ClassVar[bool] = False
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
 
     def __init__(self, threat: ThreatModel, *, schema: Schema, queries: int = 1000,
                  max_discrete_changes: int = 0, p_init: float = 0.3, seed: int = 0) -> None:
@@ -285,7 +286,7 @@ class TabularSearch(Attack):
 
     # -- search ---------------------------------------------------------------------------------
     def _attack(self, model: Any, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+                target: torch.Tensor | None) -> Candidates:
         th = self.threat
         xs = x.detach().cpu().numpy().astype(np.float32)
         n = len(xs)
@@ -341,8 +342,7 @@ class TabularSearch(Attack):
             keep = hit | (loss <= cur_loss[a])
             k_idx = a[keep]
             cur[k_idx], cur_loss[k_idx], fooled[k_idx] = prop[keep], loss[keep], hit[keep]
-        self._queries_per_sample = queries
-        return torch.as_tensor(cur, device=x.device)
+        return Candidates(torch.as_tensor(cur, device=x.device), queries)
 
     def _discrete_move(self, rows: np.ndarray, x: np.ndarray, disc: np.ndarray,
                        rng: np.random.Generator) -> np.ndarray:
