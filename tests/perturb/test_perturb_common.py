@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -231,3 +234,32 @@ def test_bad_input_is_an_input_error(name):
     for bad, message in BAD_INPUTS[modality_of(name)]:
         with pytest.raises(InputError, match=message):
             perturb.get(name).apply(bad, 3, rng=0)
+
+
+# -- configured objects are immutable: apply keeps no state on them -----------------------------------------
+def _state(p) -> bytes:
+    return pickle.dumps(vars(p))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_apply_leaves_the_object_as_configured_and_it_pickles(name):
+    x, schema = DATA[modality_of(name)]()
+    p = perturb.get(name)
+    before, keys = _state(p), {k: id(v) for k, v in vars(p).items()}
+    out = p.apply(x, 3, rng=5, schema=schema)
+    p.apply(x, 5, rng=6, schema=schema)
+    assert {k: id(v) for k, v in vars(p).items()} == keys and _state(p) == before, "apply wrote to the object"
+    clone = pickle.loads(pickle.dumps(p))
+    assert repr(clone) == repr(p) and clone.params() == p.params()
+    assert equal(clone.apply(x, 3, rng=5, schema=schema), out)  # a worker process gets the same object
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_object_in_two_threads_gives_the_sequential_results(name):
+    x, schema = DATA[modality_of(name)]()
+    p = perturb.get(name)
+    jobs = [(severity, seed) for severity in (2, 5) for seed in range(4)]
+    sequential = [p.apply(x, s, rng=seed, schema=schema) for s, seed in jobs]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        threaded = list(pool.map(lambda job: p.apply(x, job[0], rng=job[1], schema=schema), jobs))
+    assert all(equal(a, b) for a, b in zip(sequential, threaded))

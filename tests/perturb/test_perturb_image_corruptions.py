@@ -384,3 +384,79 @@ def test_scale_changes_a_ramp_slope_by_the_factor():
     ratio = np.diff(out[:, 0, 4, 28:36], axis=1).mean(axis=1) / (0.5 / 63)
     assert np.all(np.isclose(ratio, 1.2, rtol=1e-3) | np.isclose(ratio, 1 / 1.2, rtol=1e-3))
     assert 10 < np.isclose(ratio, 1.2, rtol=1e-3).sum() < 30
+
+
+# -- any memory layout ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(perturb.names("image")))
+def test_strided_views_and_read_only_arrays_give_the_contiguous_result(name):
+    nhwc = np.ascontiguousarray(natural((3, 3, 20, 28)).transpose(0, 2, 3, 1)) * 255.0
+    x = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+    byte = Schema("image", value_range=(0.0, 255.0))
+    p = perturb.get(name)
+    for severity in (1, 5):
+        expected = p.apply(x, severity, rng=7, schema=byte)
+        view = torch.from_numpy(nhwc).permute(0, 3, 1, 2)  # the usual numpy-to-torch path: N x H x W x C memory
+        assert not view.is_contiguous()
+        out = p.apply(view, severity, rng=7, schema=byte)
+        assert isinstance(out, torch.Tensor) and out.is_contiguous() and out.shape == view.shape
+        np.testing.assert_allclose(out.numpy(), expected, atol=1e-3)
+        np.testing.assert_allclose(p.apply(nhwc.transpose(0, 3, 1, 2), severity, rng=7, schema=byte), expected,
+                                   atol=1e-3)  # a strided array
+        flipped = x[:, :, ::-1]  # negative strides, which torch.from_numpy refuses
+        np.testing.assert_allclose(p.apply(flipped, severity, rng=7, schema=byte),
+                                   p.apply(flipped.copy(), severity, rng=7, schema=byte), atol=1e-3)
+        frozen = x.copy()
+        frozen.flags.writeable = False  # torch warns on read-only memory; warnings are errors here
+        np.testing.assert_array_equal(p.apply(frozen, severity, rng=7, schema=byte), expected)
+    np.testing.assert_array_equal(view.numpy(), x)  # nothing written into the caller's memory
+
+
+# -- constants: size-scaled or one published table ------------------------------------------------------------
+SIZED = ["gaussian_blur", "pixelation", "defocus_blur", "motion_blur", "zoom_blur", "glass_blur", "fog",
+         "jpeg_compression"]
+
+
+def test_exactly_the_size_dependent_corruptions_take_constants():
+    import inspect
+    takes = {n for n in perturb.names("image")
+             if "constants" in inspect.signature(perturb.PERTURBATIONS.get(n)).parameters}
+    assert takes == set(SIZED)
+
+
+@pytest.mark.parametrize("name", SIZED)
+def test_imagenet_constants_at_any_size_are_the_224_px_table(name):
+    auto, imagenet, cifar = (perturb.get(name, constants=c) for c in ("auto", "imagenet", "cifar"))
+    assert perturb.get(name).params() == {"constants": "auto"}
+    assert repr(imagenet) == f"{type(imagenet).__name__}(constants='imagenet')"
+    assert type(imagenet)(**imagenet.params()).params() == imagenet.params()  # YAML round trip
+    table = {  # a size-dependent quantity of each class, at a given severity and image side
+        "gaussian_blur": lambda p, s, n: p.sigma(s, n),
+        "pixelation": lambda p, s, n: p.factor(s, n),
+        "defocus_blur": lambda p, s, n: p.kernel(s, n).tobytes(),
+        "motion_blur": lambda p, s, n: p.taps(s, n).tobytes(),
+        "zoom_blur": lambda p, s, n: p.zooms(s, n).tobytes(),
+        "glass_blur": lambda p, s, n: p.params_at(s, n),
+        "fog": lambda p, s, n: p.params_at(s, n),
+        "jpeg_compression": lambda p, s, n: p.quality(s, n),
+    }[name]
+    for severity in (1, 3, 5):
+        for size in (8, 32, 64, 500):
+            assert table(imagenet, severity, size) == table(auto, severity, 224)
+            assert table(cifar, severity, size) == table(auto, severity, 32)
+
+
+def test_imagenet_constants_change_small_images_as_much_as_the_peer_tables_say():
+    x = natural((4, 3, 32, 32))
+    for name in ("defocus_blur", "jpeg_compression", "pixelation", "zoom_blur"):
+        auto = change(x, perturb.get(name).apply(x, 3, rng=0, schema=UNIT))
+        imagenet = change(x, perturb.get(name, constants="imagenet").apply(x, 3, rng=0, schema=UNIT))
+        assert imagenet > auto  # ImageNet-C's pixel constants are for 224 px: stronger on 32 px images
+    assert JpegCompression(constants="imagenet").quality(3, 32) == 15
+
+
+def test_constants_are_validated():
+    with pytest.raises(ConfigError, match=r"DefocusBlur\(constants=\.\.\.\) must be one of \['auto', 'imagenet', "
+                                          r"'cifar'\]; got 'ImageNet'"):
+        perturb.get("defocus_blur", constants="ImageNet")
+    with pytest.raises(ConfigError, match="constants"):
+        perturb.get("gaussian_noise", constants="imagenet")  # pixel-wise: ImageNet-C's at every size already

@@ -11,13 +11,15 @@ import torch.nn.functional as F
 
 from stalwart.errors import InputError
 from stalwart.perturb._image_base import (
+    SMALL_WORK,
+    ImagePerturbation,
+    SizedImagePerturbation,
     Tensor,
-    _blur_matrix,
-    _by_size,
-    _Image,
-    _pixel_grid,
-    _separable,
-    _uniform,
+    blur_matrix,
+    on_device_of,
+    pixel_grid,
+    separable_filter,
+    uniform_noise,
 )
 from stalwart.perturb.base import register
 
@@ -25,7 +27,7 @@ __all__ = ["Saturate", "ElasticTransform", "JpegCompression", "jpeg_tables"]
 
 
 @register
-class Saturate(_Image):
+class Saturate(ImagePerturbation):
     """HSV saturation scaled and shifted: ``s' = clip(s * a + b, 0, 1)``, hue and value kept.
 
     With ``V = max`` and ``S = (max - min) / max`` over the channels, every channel is
@@ -45,11 +47,9 @@ class Saturate(_Image):
     name = "saturate"
     description = "HSV saturation change (ImageNet-C); RGB images only"
     levels: tuple[tuple[float, float], ...] = ((0.3, 0.0), (0.1, 0.0), (2.0, 0.0), (5.0, 0.1), (20.0, 0.2))
+    _draws = False
 
-    def __init__(self) -> None:
-        pass
-
-    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator | None) -> Tensor:
         if x.shape[1] != 3:
             raise InputError(
                 f"saturate needs 3-channel images (RGB); got {x.shape[1]} channel(s). "
@@ -64,7 +64,7 @@ class Saturate(_Image):
 
 
 @register
-class ElasticTransform(_Image):
+class ElasticTransform(ImagePerturbation):
     """Elastic distortion: every pixel moves by a smooth random displacement field.
 
     Per image and axis, uniform noise in ``[-m, m]`` (``m = 0.005 H`` pixels) is blurred by a
@@ -84,16 +84,14 @@ class ElasticTransform(_Image):
     name = "elastic_transform"
     description = "Smooth random displacement field (ImageNet-C / imagecorruptions)"
     levels: tuple[float, ...] = (12.5, 16.25, 21.25, 25.0, 30.0)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n, _, h, w = x.shape
         reach = 0.005 * h * self.levels[severity - 1]
-        field = _separable(_uniform(rng, (n, 2, h, w), x, -1.0, 1.0),
-                           _blur_matrix(h, 0.01 * h), _blur_matrix(w, 0.01 * w)) * reach  # pixels
-        ys, xs = _pixel_grid(n, h, w, x)
+        field = separable_filter(uniform_noise(rng, (n, 2, h, w), x, -1.0, 1.0),
+                           blur_matrix(h, 0.01 * h), blur_matrix(w, 0.01 * w)) * reach  # pixels
+        ys, xs = pixel_grid(n, h, w, x)
         grid = torch.stack([xs + field[:, 1] * (2.0 / w), ys + field[:, 0] * (2.0 / h)], dim=-1)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -108,7 +106,9 @@ _CHROMA = np.array([
     47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32).reshape(8, 8)
 
 
-_RGB_TO_YCC = ((0.299, 0.587, 0.114), (-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))  # JFIF
+# JFIF colour conversion: (Y, Cb - 128, Cr - 128) = RGB_TO_YCC @ RGB and back
+_COLOUR = (torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]),
+           torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]]))
 
 
 def jpeg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,35 +141,113 @@ def _block_codec(table_bytes: bytes) -> tuple[Tensor, Tensor, Tensor]:
     return tuple(torch.from_numpy(a.astype(np.float32)) for a in (fwd, shift, inv))  # type: ignore[return-value]
 
 
-def _quantise(planes: Tensor, table: np.ndarray) -> Tensor:
+@functools.lru_cache(maxsize=32)
+def _codecs(quality: int) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]:
+    """:func:`_block_codec` of the luma and chroma tables at ``quality``."""
+    return tuple(_block_codec(np.ascontiguousarray(t, np.int64).tobytes()) for t in jpeg_tables(quality))  # type: ignore[return-value]
+
+
+_LEVEL = torch.full((1,), 128.0)
+
+
+def _quantise(planes: Tensor, table: np.ndarray | tuple[Tensor, Tensor, Tensor], *, centred: bool = False) -> Tensor:
     """Level shift, 8 x 8 DCT, quantise and dequantise, inverse DCT of planes B x H x W (H, W % 8 == 0).
 
-    Returns a B x H/8 x 8 x W/8 x 8 view of the coded planes in block order (no copy back: callers
-    that write it into a B x H x W buffer view that the same way).
+    ``table``: a quantisation table, or its :func:`_block_codec`. ``centred``: the planes are already
+    level-shifted (samples minus 128) and come back so. Returns a B x H/8 x 8 x W/8 x 8 view of the
+    coded planes in block order (no copy back: callers that write it into a B x H x W buffer view
+    that the same way).
     """
     b, h, w = planes.shape
-    fwd, shift, inv = (t.to(planes.device) for t in _block_codec(np.ascontiguousarray(table, np.int64).tobytes()))
+    codec = table if isinstance(table, tuple) else _block_codec(np.ascontiguousarray(table, np.int64).tobytes())
+    fwd, shift, inv = (on_device_of(t, planes) for t in codec)
     blocks = planes.reshape(b, h // 8, 8, w // 8, 8).transpose(2, 3).reshape(-1, 64)
-    coef = torch.round_(torch.addmm(shift, blocks, fwd, alpha=1.0, beta=-1.0))
-    out = torch.addmm(torch.full((1,), 128.0, device=planes.device), coef, inv)
+    if centred:
+        out = torch.mm(torch.mm(blocks, fwd).round_(), inv)
+    else:
+        coef = torch.round_(torch.addmm(shift, blocks, fwd, alpha=1.0, beta=-1.0))
+        out = torch.addmm(on_device_of(_LEVEL, planes), coef, inv)
     return out.view(b, h // 8, w // 8, 8, 8).transpose(2, 3)
 
 
-def _upsample2(c: Tensor) -> Tensor:
+def _upsample2(c: Tensor, out: Tensor | None = None) -> Tensor:
     """libjpeg's "fancy" 2x upsampling of the last two axes: 3/4 of the nearest sample, 1/4 of the
     next nearest, edges repeated (``F.interpolate(bilinear, align_corners=False)``, without its
-    slow CPU kernel)."""
+    slow CPU kernel). Written into ``out`` (... x 2H x 2W, any strides but the last two axes') when given."""
     for dim in (-1, -2):
         n = c.shape[dim]
-        out = c.new_empty(*c.shape[:dim], n, 2, *c.shape[dim:][1:])  # sample i -> rows 2i, 2i + 1
-        even, odd = out.select(dim, 0), out.select(dim, 1)
+        last = dim == -2 and out is not None
+        buf = out.view(*c.shape[:-2], n, 2, c.shape[-1]) if last else \
+            c.new_empty(*c.shape[:dim], n, 2, *c.shape[dim:][1:])  # sample i -> rows 2i, 2i + 1
+        even, odd = buf.select(dim, 0), buf.select(dim, 1)
         c3 = c * 0.75
         torch.add(c3.narrow(dim, 1, n - 1), c.narrow(dim, 0, n - 1), alpha=0.25, out=even.narrow(dim, 1, n - 1))
         torch.add(c3.narrow(dim, 0, n - 1), c.narrow(dim, 1, n - 1), alpha=0.25, out=odd.narrow(dim, 0, n - 1))
         even.narrow(dim, 0, 1).copy_(c.narrow(dim, 0, 1))
         odd.narrow(dim, n - 1, 1).copy_(c.narrow(dim, n - 1, 1))
-        c = out.flatten(dim - 1, dim) if dim == -1 else out.flatten(-3, -2)
+        c = buf.flatten(dim - 1, dim) if dim == -1 else buf.flatten(-3, -2)
     return c
+
+
+# -- the same codec in numpy, for small batches (one image per call): a few dozen operations of a
+# microsecond or two instead of torch's dispatch per operation. On planes this small the 8 x 8 DCT of
+# every block is two products with block-diagonal matrices, which needs no reshuffling into blocks.
+@functools.lru_cache(maxsize=64)
+def _plane_maps(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an axis of ``size`` (a multiple of 16): the blockwise DCT (``size x size``), the 2 x 2 mean of
+    4:2:0 (``size/2 x size``) and libjpeg's triangular upsampling back (``size x size/2``)."""
+    dct = np.kron(np.eye(size // 8), _dct_matrix())
+    half = size // 2
+    down = np.kron(np.eye(half), [[0.5, 0.5]])
+    up = np.zeros((size, half))
+    i = np.arange(half)
+    up[2 * i, i] = up[2 * i + 1, i] = 0.75
+    up[2 * i[1:], i[1:] - 1] = 0.25
+    up[2 * i[:-1] + 1, i[:-1] + 1] = 0.25
+    up[0, 0] = up[size - 1, half - 1] = 1.0  # edges repeated
+    return tuple(a.astype(np.float32) for a in (dct, down, up))  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=64)
+def _plane_steps(quality: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The luma and chroma quantisation steps tiled over ``h x w`` and ``h/2 x w/2`` planes."""
+    luma, chroma = jpeg_tables(quality)
+    return (np.tile(luma, (h // 8, w // 8)).astype(np.float32),
+            np.tile(chroma, (h // 16, w // 16)).astype(np.float32))
+
+
+def _code_planes(planes: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Blockwise DCT, quantise, dequantise and inverse DCT of level-shifted planes ... x H x W."""
+    coef = np.matmul(np.matmul(rows, planes), cols.T)
+    coef /= steps
+    np.rint(coef, out=coef)
+    coef *= steps
+    return np.matmul(np.matmul(rows.T, coef), cols)
+
+
+def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
+    """:meth:`JpegCompression._corrupt` on a numpy array (``rint`` rounds half to even like ``torch.round``)."""
+    n, c, h, w = x.shape
+    v = np.rint(x.clip(0.0, 255.0))
+    hh, ww = -(-h // 16) * 16, -(-w // 16) * 16  # whole 4:2:0 blocks (greyscale could stop at 8)
+    if (hh, ww) != (h, w):  # edges repeated up to whole blocks
+        v = v[:, :, np.minimum(np.arange(hh), h - 1)][..., np.minimum(np.arange(ww), w - 1)]
+    (dh, downh, uph), (dw, downw, upw) = _plane_maps(hh), _plane_maps(ww)
+    luma_steps, chroma_steps = _plane_steps(quality, hh, ww)
+    if c != 3:
+        v -= np.float32(128.0)
+        out = _code_planes(v, luma_steps, dh, dw)
+        out += np.float32(128.0)
+        return np.rint(out, out=out)[..., :h, :w]
+    ycc = np.matmul(_COLOUR[0].numpy(), v.reshape(n, 3, hh * ww))
+    planes = np.rint(ycc, out=ycc).reshape(n, 3, hh, ww)  # chroma centred on 0 (see _corrupt)
+    chroma = np.rint(np.matmul(np.matmul(downh, planes[:, 1:]), downw.T))
+    luma = planes[:, 0] - np.float32(128.0)
+    planes[:, 0] = _code_planes(luma, luma_steps, dh, dw) + np.float32(128.0)
+    chroma = _code_planes(chroma, chroma_steps, _plane_maps(hh // 2)[0], _plane_maps(ww // 2)[0])
+    planes[:, 1:] = np.matmul(np.matmul(uph, chroma), upw.T)
+    rgb = np.matmul(_COLOUR[1].numpy(), ycc)
+    return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
 
 
 def _pad_to(x: Tensor, multiple: int) -> Tensor:
@@ -181,7 +259,7 @@ def _pad_to(x: Tensor, multiple: int) -> Tensor:
 
 
 @register
-class JpegCompression(_Image):
+class JpegCompression(SizedImagePerturbation):
     """Baseline JPEG at a severity-graded quality, in torch: the encoder's lossy steps exactly.
 
     8-bit rounding, RGB to YCbCr (JFIF), 4:2:0 chroma subsampling (2 x 2 means), 8 x 8 DCT,
@@ -198,47 +276,59 @@ class JpegCompression(_Image):
     quality at 32 px       80     65     58     50     40
     quality at 224 px      25     18     15     10     7
     ====================  =====  =====  =====  =====  =====
+
+    Parameters
+    ----------
+    constants : {"auto", "imagenet", "cifar"}, default "auto"
+        ``"auto"``: the table above, scaled to the image size. ``"imagenet"``: the 224 px row at every
+        size (the published ImageNet-C constants, as imagecorruptions applies them), for numbers
+        comparable with ImageNet-C results; ``"cifar"``: the 32 px row at every size.
     """
 
     name = "jpeg_compression"
     description = "JPEG compression artefacts at a graded quality (ImageNet-C)"
     small: tuple[float, ...] = (80, 65, 58, 50, 40)
     large: tuple[float, ...] = (25, 18, 15, 10, 7)
-
-    def __init__(self) -> None:
-        pass
+    scale = 255.0  # works on 8-bit levels
+    arrays = True
+    _draws = False
 
     def quality(self, severity: int, size: int) -> int:
         """JPEG quality at ``severity`` for images whose shorter side is ``size``."""
-        return int(round(float(_by_size(self.small, self.large, size, lengths=False)[severity - 1])))
+        return int(round(float(self._table(self.small, self.large, size, lengths=False)[severity - 1])))
 
-    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
-        n, c, h, w = x.shape
-        luma_q, chroma_q = jpeg_tables(self.quality(severity, min(h, w)))
-        v = _pad_to(torch.round_(x.clamp(0.0, 1.0).mul_(255.0)), 8 if c != 3 else 16)
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator | None) -> Tensor:
+        n, c, h, w = x.shape  # on the 8-bit scale (class attribute ``scale``)
+        luma_q, chroma_q = _codecs(self.quality(severity, min(h, w)))
+        if isinstance(x, np.ndarray):
+            return _jpeg_array(x, self.quality(severity, min(h, w)))
+        v = _pad_to(x.clamp(0.0, 255.0).round_(), 8 if c != 3 else 16)  # 8-bit samples, a new tensor
         hh, ww = v.shape[-2:]
         blocked = (hh // 8, 8, ww // 8, 8)  # H x W split into 8 x 8 blocks, a view of any plane
         if c != 3:  # greyscale: each channel coded on its own as luma
-            coded = _quantise(v.reshape(n * c, hh, ww), luma_q)
-            v.view(n * c, *blocked).copy_(coded)
+            v.view(n * c, *blocked).copy_(_quantise(v.view(n * c, hh, ww), luma_q))
+            return v[..., :h, :w].round_()
+        # colour conversions are 3 x 3 matrices over the channels: one product each way. Chroma stays
+        # centred on 0 throughout (its +128 and the level shift before the DCT cancel; rounding is the
+        # same with or without an even offset)
+        ycc = torch.matmul(on_device_of(_COLOUR[0], v), v.view(n, 3, hh * ww)).round_()
+        planes = ycc.view(n, 3, hh, ww)
+        small = v.numel() < SMALL_WORK  # one call of a torch kernel beats several strided operations
+        # 4:2:0: means of 2 x 2 blocks, rounded like libjpeg's integer downsampling; on large batches
+        # strided adds beat sum() and avg_pool2d many times on CPU
+        if small:
+            chroma = F.avg_pool2d(planes[:, 1:], 2).round_()
         else:
-            # in-place into one buffer: fresh full-size tensors cost more than the arithmetic here
-            ycc = torch.empty_like(v)
-            r, g, b = v.unbind(1)
-            for out, (kr, kg, kb), shift in zip(ycc.unbind(1), _RGB_TO_YCC, (0.0, 128.0, 128.0)):
-                torch.mul(r, kr, out=out).add_(g, alpha=kg).add_(b, alpha=kb).add_(shift).round_()
-            # 4:2:0: means of 2 x 2 blocks, rounded like libjpeg's integer downsampling; strided adds
-            # beat sum() and avg_pool2d many times on CPU
-            pairs = ycc[:, 1:].reshape(n, 2, hh // 2, 2, ww)
-            rows = pairs[:, :, :, 0] + pairs[:, :, :, 1]
-            rows = rows.view(n, 2, hh // 2, ww // 2, 2)
-            chroma = torch.round_(rows[..., 0].add(rows[..., 1]).mul_(0.25))
-            y = _quantise(ycc[:, 0], luma_q).reshape(n, hh, ww)  # one copy back: strided maths is slow
-            chroma = _quantise(chroma.view(n * 2, hh // 2, ww // 2), chroma_q)
-            chroma = _upsample2(chroma.reshape(n * 2, hh // 2, ww // 2).sub_(128.0))
-            cb, cr = chroma.view(n, 2, hh, ww).unbind(1)
-            vr, vg, vb = v.unbind(1)  # v is no longer needed: reuse it for RGB
-            torch.add(y, cr, alpha=1.402, out=vr)
-            torch.add(y, cb, alpha=-0.344136, out=vg).add_(cr, alpha=-0.714136)
-            torch.add(y, cb, alpha=1.772, out=vb)
-        return v[..., :h, :w].clamp_(0.0, 255.0).round_().div_(255.0)
+            pairs = planes[:, 1:].view(n, 2, hh // 2, 2, ww)
+            rows = (pairs[:, :, :, 0] + pairs[:, :, :, 1]).view(n, 2, hh // 2, ww // 2, 2)
+            chroma = torch.add(rows[..., 0], rows[..., 1]).mul_(0.25).round_()
+        luma = _quantise(planes[:, 0], luma_q)
+        chroma = _quantise(chroma.reshape(n * 2, hh // 2, ww // 2), chroma_q, centred=True)
+        planes[:, 0].view(n, *blocked).copy_(luma)  # the decoded planes replace the coded ones in place
+        chroma = chroma.reshape(n, 2, hh // 2, ww // 2)
+        if small:
+            planes[:, 1:] = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
+        else:
+            _upsample2(chroma, out=planes[:, 1:])
+        rgb = torch.matmul(on_device_of(_COLOUR[1], v), ycc).round_()  # clipped to 0..255 by the caller
+        return rgb.view(n, 3, hh, ww)[..., :h, :w]

@@ -8,14 +8,14 @@ import numpy as np
 import torch
 
 from stalwart._validation import check_param
-from stalwart.perturb._image_base import Tensor, _Image, _warp
+from stalwart.perturb._image_base import ImagePerturbation, Tensor, affine_warp
 from stalwart.perturb.base import register
 
 __all__ = ["Scale", "Flip", "Crop", "Occlusion"]
 
 
 @register
-class Scale(_Image):
+class Scale(ImagePerturbation):
     """Magnification about the centre by ``1 + c`` or reduction by ``1 / (1 + c)``, at random per image.
 
     Bilinear; pixels uncovered when shrinking take the nearest edge value. The direction per image
@@ -31,20 +31,18 @@ class Scale(_Image):
     name = "scale"
     description = "Zoom in or out about the centre by a severity-graded factor"
     levels: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n = x.shape[0]
         factor = np.where(rng.random(n) < 0.5, 1.0 + self.levels[severity - 1], 1.0 / (1.0 + self.levels[severity - 1]))
         theta = np.zeros((n, 2, 3))
         theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor  # output -> input
-        return _warp(x, theta)
+        return affine_warp(x, theta)
 
 
 @register
-class Flip(_Image):
+class Flip(ImagePerturbation):
     """Horizontal (left-right) mirror of a severity-graded fraction of the images.
 
     Each image draws one uniform number; it is flipped when that number is below ``p``, so the
@@ -60,9 +58,7 @@ class Flip(_Image):
     name = "flip"
     description = "Horizontal mirror of a severity-graded fraction of images"
     levels: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         chosen = torch.from_numpy(rng.random(x.shape[0]) < self.levels[severity - 1]).to(x.device)
@@ -70,7 +66,7 @@ class Flip(_Image):
 
 
 @register
-class Crop(_Image):
+class Crop(ImagePerturbation):
     """A random crop of ``k`` times the height and width, resized back to the full size (bilinear).
 
     The crop's position is uniform over the places it fits, drawn once per image as a fraction of
@@ -86,9 +82,7 @@ class Crop(_Image):
     name = "crop"
     description = "Random crop resized back to the full size"
     levels: tuple[float, ...] = (0.95, 0.9, 0.85, 0.8, 0.7)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n = x.shape[0]
@@ -98,11 +92,11 @@ class Crop(_Image):
         theta[:, 0, 0] = theta[:, 1, 1] = k
         # normalised output [-1, 1] maps to the input window [-1 + 2 u (1 - k), ... + 2 k]
         theta[:, :, 2] = -1.0 + 2.0 * where * (1.0 - k) + k
-        return _warp(x, theta)
+        return affine_warp(x, theta)
 
 
 @register
-class Occlusion(_Image):
+class Occlusion(ImagePerturbation):
     """Cutout: a rectangle covering a fraction ``a`` of the image is filled with a constant.
 
     The rectangle has the image's aspect ratio, sides ``round(sqrt(a) * H)`` by ``round(sqrt(a) * W)``

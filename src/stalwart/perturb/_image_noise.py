@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from stalwart.perturb._image_base import Tensor, _Image, _normal
+from stalwart.perturb._image_base import ImagePerturbation, Tensor, normal_noise
 from stalwart.perturb.base import register
 
 __all__ = ["ImpulseNoise", "SpeckleNoise", "poisson_counts"]
@@ -57,8 +57,9 @@ def _poisson_tables(lam: float) -> tuple[np.ndarray, np.ndarray]:
     return guide.ravel(), cdf.ravel()
 
 
-def poisson_counts(x: Tensor, lam: float, rng: np.random.Generator) -> Tensor:
-    """Exact ``Poisson(lam * x)`` samples for ``x`` in [0, 1] (clamped), as float32 on ``x``'s device.
+def poisson_counts(x: Tensor | np.ndarray, lam: float, rng: np.random.Generator) -> Tensor | np.ndarray:
+    """Exact ``Poisson(lam * x)`` samples for ``x`` in [0, 1] (clamped), as float32 on ``x``'s device
+    (an array for an array).
 
     Inverse-CDF sampling from tables (:func:`_poisson_tables`): ``x`` is split into a grid value
     ``j / 255`` and a rest ``r >= 0``, and ``Poisson(lam * x) = Poisson(lam * j / 255) +
@@ -69,7 +70,10 @@ def poisson_counts(x: Tensor, lam: float, rng: np.random.Generator) -> Tensor:
     depend on ``lam``.
     Several times faster than numpy's and torch's samplers on CPU.
     """
-    v = x.detach().clamp(0.0, 1.0).to("cpu", torch.float32).numpy().reshape(-1)
+    if isinstance(x, np.ndarray):
+        v = np.clip(x, 0.0, 1.0, dtype=np.float32).reshape(-1)
+    else:
+        v = x.detach().clamp(0.0, 1.0).to("cpu", torch.float32).numpy().reshape(-1)
     grid = np.rint(v * np.float32(_GRID))
     rest = v - grid / np.float32(_GRID)  # exactly 0 for 8-bit images (v = fl(j / 255))
     j = grid.astype(np.intp)
@@ -109,11 +113,12 @@ def poisson_counts(x: Tensor, lam: float, rng: np.random.Generator) -> Tensor:
             extra[active] += 1.0
             active = active[u[active] >= c[active]]
         counts[off] += extra.astype(np.float32)
-    return torch.from_numpy(counts.reshape(tuple(x.shape))).to(x.device)
+    counts = counts.reshape(tuple(x.shape))
+    return counts if isinstance(x, np.ndarray) else torch.from_numpy(counts).to(x.device)
 
 
 @register
-class ImpulseNoise(_Image):
+class ImpulseNoise(ImagePerturbation):
     """Salt-and-pepper noise: a fraction ``amount`` of values (per pixel and channel) is set to the
     range's minimum or maximum with equal chance.
 
@@ -131,16 +136,14 @@ class ImpulseNoise(_Image):
     name = "impulse_noise"
     description = "Salt-and-pepper noise on a fraction of values (ImageNet-C)"
     levels: tuple[float, ...] = (0.03, 0.06, 0.09, 0.17, 0.27)
-
-    def __init__(self) -> None:
-        pass
+    arrays = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         amount = self.levels[severity - 1]
         # one uniform u per value, hit when u < amount (salt when u < amount / 2): its first byte
         # settles that except in the two bytes that hold a threshold (2 / 256 of the values), which
         # draw 32 more bits; probabilities are exact to 2**-40 and bytes are shared by all severities
-        words = _words(rng, x.numel(), np.uint8).reshape(tuple(x.shape))
+        words = _words(rng, int(np.prod(x.shape)), np.uint8).reshape(tuple(x.shape))
         salt_at, hit_at = int(amount / 2 * 256), int(amount * 256)
         keep, salt = words > hit_at, words < salt_at
         ties = np.flatnonzero((words == salt_at) | (words == hit_at))
@@ -148,15 +151,15 @@ class ImpulseNoise(_Image):
             u = (words.reshape(-1)[ties] + _words(rng, ties.size) / float(_TWO32)) / 256.0
             keep.reshape(-1)[ties] = u >= amount
             salt.reshape(-1)[ties] = u < amount / 2
-        if x.device.type == "cpu":  # numpy's mixed bool-float arithmetic beats torch's 3x on one thread
-            out = np.multiply(x.detach().numpy(), keep, dtype=np.float32)
+        if isinstance(x, np.ndarray) or x.device.type == "cpu":  # numpy's bool-float arithmetic beats torch's
+            out = np.multiply(x if isinstance(x, np.ndarray) else x.detach().numpy(), keep, dtype=np.float32)
             out += salt
-            return torch.from_numpy(out)
+            return out if isinstance(x, np.ndarray) else torch.from_numpy(out)
         return x * torch.from_numpy(keep).to(x.device) + torch.from_numpy(salt).to(x.device)
 
 
 @register
-class SpeckleNoise(_Image):
+class SpeckleNoise(ImagePerturbation):
     """Multiplicative Gaussian noise: ``x + x * N(0, c)`` with ``x`` scaled to [0, 1].
 
     Brighter pixels get more noise; black stays black. ImageNet-C constants at every size. The
@@ -172,9 +175,11 @@ class SpeckleNoise(_Image):
     name = "speckle_noise"
     description = "Multiplicative Gaussian (speckle) noise (ImageNet-C)"
     levels: tuple[float, ...] = (0.15, 0.2, 0.35, 0.45, 0.6)
-
-    def __init__(self) -> None:
-        pass
+    arrays = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
-        return x + x * (self.levels[severity - 1] * _normal(rng, tuple(x.shape), x))
+        noise = normal_noise(rng, tuple(x.shape), x)
+        noise *= self.levels[severity - 1]
+        noise *= x
+        noise += x
+        return noise

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stalwart.perturb._image_base import Tensor, _by_size, _Image, _tensor
+from stalwart.perturb._image_base import SizedImagePerturbation, Tensor, tensor_like
 from stalwart.perturb.base import register
 
 __all__ = ["Fog", "plasma_fractal"]
@@ -42,7 +42,7 @@ def plasma_fractal(n: int, size: int, decay: float, rng: np.random.Generator) ->
 
 
 @register
-class Fog(_Image):
+class Fog(SizedImagePerturbation):
     """Fog: a plasma-fractal haze added to the image, then rescaled to keep its maximum.
 
     ``out = (x + c * haze) * m / (m + c)`` with ``m`` the image's maximum and ``haze`` a
@@ -58,6 +58,13 @@ class Fog(_Image):
     c at 224 px            1.5    2      2.5    2.5    3
     decay at 224 px        2      2      1.7    1.5    1.4
     ====================  =====  =====  =====  =====  =====
+
+    Parameters
+    ----------
+    constants : {"auto", "imagenet", "cifar"}, default "auto"
+        ``"auto"``: the table above, scaled to the image size. ``"imagenet"``: the 224 px row at every
+        size (the published ImageNet-C constants, as imagecorruptions applies them), for numbers
+        comparable with ImageNet-C results; ``"cifar"``: the 32 px row at every size.
     """
 
     name = "fog"
@@ -65,12 +72,9 @@ class Fog(_Image):
     small: tuple[tuple[float, float], ...] = ((0.2, 3.0), (0.5, 3.0), (0.75, 2.5), (1.0, 2.0), (1.5, 1.75))
     large: tuple[tuple[float, float], ...] = ((1.5, 2.0), (2.0, 2.0), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4))
 
-    def __init__(self) -> None:
-        pass
-
     def params_at(self, severity: int, size: int) -> tuple[float, float]:
         """``(c, decay)`` at ``severity`` for images of side ``size``."""
-        c, decay = (float(_by_size(tuple(col), tuple(big), size, lengths=False)[severity - 1])
+        c, decay = (float(self._table(tuple(col), tuple(big), size, lengths=False)[severity - 1])
                     for col, big in zip(zip(*self.small), zip(*self.large)))
         return c, decay
 
@@ -78,6 +82,6 @@ class Fog(_Image):
         n, _, h, w = x.shape
         c, decay = self.params_at(severity, min(h, w))
         side = max(2, 1 << (max(h, w) - 1).bit_length())
-        haze = _tensor(plasma_fractal(n, side, decay, rng)[:, None, :h, :w], x)
+        haze = tensor_like(plasma_fractal(n, side, decay, rng)[:, None, :h, :w], x)
         top = x.amax(dim=(1, 2, 3), keepdim=True)
         return (x + c * haze) * top / (top + c)

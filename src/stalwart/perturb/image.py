@@ -10,8 +10,10 @@ Severities follow ImageNet-C (Hendrycks & Dietterich, "Benchmarking Neural Netwo
 Common Corruptions and Perturbations", ICLR 2019). Pixel-wise corruptions (noise, brightness,
 contrast, saturation) use its constants as they are. Corruptions measured in pixels depend on the
 image size: they interpolate between the CIFAR-10-C constants at 32 px and the ImageNet-C ones at
-224 px, log-linearly in ``min(H, W)`` (see :func:`_by_size`). Each class's docstring gives its table
-and says which source it follows; docs/corruptions.md collects them. Rotation, translation, scale,
+224 px, log-linearly in ``min(H, W)`` (see :func:`_by_size`); ``constants="imagenet"`` (or
+``"cifar"``) fixes one published table at every size, for numbers comparable with ImageNet-C results.
+Each class's docstring gives its table and says which source it follows; docs/corruptions.md
+collects them. Rotation, translation, scale,
 flip, crop and occlusion are not in ImageNet-C; their tables are given in each class.
 
 Families: noise (``gaussian_noise``, ``shot_noise``, ``impulse_noise``, ``speckle_noise``), blur
@@ -26,19 +28,21 @@ scaled), the same directions, positions and masks at every severity, so the chan
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from stalwart._validation import check_choice
 from stalwart.perturb._image_base import (
+    ImagePerturbation,
+    SizedImagePerturbation,
     Tensor,
-    _by_size,
-    _gaussian,
-    _Image,
-    _normal,
-    _separable,
-    _tensor,
-    _warp,
+    affine_warp,
+    gaussian_filter,
+    normal_noise,
+    on_device_of,
+    tensor_like,
 )
 from stalwart.perturb.base import register
 
@@ -53,7 +57,7 @@ __all__ = [
 
 # -- pixel-wise ---------------------------------------------------------------------------------------
 @register
-class GaussianNoise(_Image):
+class GaussianNoise(ImagePerturbation):
     """Additive Gaussian noise, independent per pixel and channel: ``x + N(0, sigma)``.
 
     ``sigma`` is a fraction of the value range (ImageNet-C constants).
@@ -77,16 +81,17 @@ class GaussianNoise(_Image):
     name = "gaussian_noise"
     description = "Additive Gaussian pixel noise (ImageNet-C)"
     levels: tuple[float, ...] = (0.08, 0.12, 0.18, 0.26, 0.38)
-
-    def __init__(self) -> None:
-        pass
+    arrays = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
-        return x + self.levels[severity - 1] * _normal(rng, tuple(x.shape), x)
+        noise = normal_noise(rng, tuple(x.shape), x)
+        noise *= self.levels[severity - 1]
+        noise += x
+        return noise
 
 
 @register
-class ShotNoise(_Image):
+class ShotNoise(ImagePerturbation):
     """Photon (Poisson) noise: ``Poisson(lam * x) / lam`` with ``x`` scaled to [0, 1].
 
     ``lam`` is the number of photons a full-scale pixel collects; fewer photons, more noise (the
@@ -102,17 +107,17 @@ class ShotNoise(_Image):
     name = "shot_noise"
     description = "Poisson photon noise (ImageNet-C)"
     levels: tuple[float, ...] = (60.0, 25.0, 12.0, 5.0, 3.0)
-
-    def __init__(self) -> None:
-        pass
+    arrays = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         lam = self.levels[severity - 1]
-        return poisson_counts(x, lam, rng) / lam  # exact table sampler, ~10x numpy's (_image_noise)
+        counts = poisson_counts(x, lam, rng)  # exact table sampler, ~10x numpy's (_image_noise)
+        counts /= lam
+        return counts
 
 
 @register
-class Brightness(_Image):
+class Brightness(ImagePerturbation):
     """A constant shift of every pixel by ``c`` times the value range (then clipped).
 
     ImageNet-C shifts the HSV value channel by the same constants; a plain shift keeps the
@@ -133,19 +138,25 @@ class Brightness(_Image):
     name = "brightness"
     description = "Brightness shift by a fraction of the value range (ImageNet-C)"
     levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+    arrays = True
 
     def __init__(self, *, direction: str = "up") -> None:
         self.direction = check_choice(self, "direction", direction, ("up", "down", "random"))
 
+    @property
+    def _draws(self) -> bool:  # type: ignore[override]
+        return self.direction == "random"
+
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
+        c = self.levels[severity - 1]
         if self.direction == "random":
-            sign = _tensor(np.where(rng.random(x.shape[0]) < 0.5, -1.0, 1.0), x)[:, None, None, None]
-            return x + sign * self.levels[severity - 1]
-        return x + (1.0 if self.direction == "up" else -1.0) * self.levels[severity - 1]
+            shift = np.where(rng.random(x.shape[0]) < 0.5, -c, c).astype(np.float32)[:, None, None, None]
+            return x + (shift if isinstance(x, np.ndarray) else tensor_like(shift, x))
+        return x + (c if self.direction == "up" else -c)
 
 
 @register
-class Contrast(_Image):
+class Contrast(ImagePerturbation):
     """Contrast reduced around each image's mean: ``(x - mean) * c + mean``.
 
     The mean is taken over all channels and pixels of the image (ImageNet-C constants).
@@ -160,18 +171,24 @@ class Contrast(_Image):
     name = "contrast"
     description = "Contrast reduced towards the image mean (ImageNet-C)"
     levels: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1, 0.05)
+    affine = True
+    arrays = True
+    _draws = False
 
-    def __init__(self) -> None:
-        pass
-
-    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
-        mean = x.to(torch.float64).mean(dim=(1, 2, 3), keepdim=True).to(torch.float32)
-        return (x - mean) * self.levels[severity - 1] + mean
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator | None) -> Tensor:
+        c = self.levels[severity - 1]
+        # (x - mean) c + mean in one pass over the images, the mean accumulated in float64
+        if isinstance(x, np.ndarray):
+            out = x * np.float32(c)
+            out += (x.mean(axis=(1, 2, 3), keepdims=True, dtype=np.float64) * (1.0 - c)).astype(np.float32)
+            return out
+        mean = x.mean(dim=(1, 2, 3), keepdim=True, dtype=torch.float64)
+        return x.mul(c).add_((mean * (1.0 - c)).to(torch.float32))
 
 
 # -- filters and resampling -------------------------------------------------------------------------
 @register
-class GaussianBlur(_Image):
+class GaussianBlur(SizedImagePerturbation):
     """Gaussian blur with standard deviation ``sigma`` pixels (separable, reflect padding, torch).
 
     ``sigma`` depends on the image side ``min(H, W)``: the CIFAR-10-C constants at 32 px, the
@@ -183,28 +200,34 @@ class GaussianBlur(_Image):
     sigma at 32 px         0.4    0.6    0.7    0.8    1.0
     sigma at 224 px        1      2      3      4      6
     ====================  =====  =====  =====  =====  =====
+
+    Parameters
+    ----------
+    constants : {"auto", "imagenet", "cifar"}, default "auto"
+        ``"auto"``: the table above, scaled to the image size. ``"imagenet"``: the 224 px row at every
+        size (the published ImageNet-C constants, as imagecorruptions applies them), for numbers
+        comparable with ImageNet-C results; ``"cifar"``: the 32 px row at every size.
     """
 
     name = "gaussian_blur"
     description = "Gaussian blur, sigma scaled to the image size (ImageNet-C)"
     small: tuple[float, ...] = (0.4, 0.6, 0.7, 0.8, 1.0)
     large: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 6.0)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
+    _draws = False
 
     def sigma(self, severity: int, size: int) -> float:
         """Blur sigma in pixels at ``severity`` for images whose shorter side is ``size``."""
-        return float(_by_size(self.small, self.large, size, lengths=True)[severity - 1])
+        return float(self._table(self.small, self.large, size, lengths=True)[severity - 1])
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         _, _, h, w = x.shape
         sigma = self.sigma(severity, min(h, w))
-        return _gaussian(x, sigma)
+        return gaussian_filter(x, sigma)
 
 
 @register
-class Rotation(_Image):
+class Rotation(ImagePerturbation):
     """Rotation about the image centre by a fixed angle, clockwise or not at random per image.
 
     Bilinear interpolation; corners uncovered by the rotated image take the nearest edge value.
@@ -221,9 +244,7 @@ class Rotation(_Image):
     name = "rotation"
     description = "Rotation by a severity-graded angle with a random sign"
     levels: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 30.0)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n, _, h, w = x.shape
@@ -234,11 +255,11 @@ class Rotation(_Image):
         theta = np.zeros((n, 2, 3))
         theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
         theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
-        return _warp(x, theta)
+        return affine_warp(x, theta)
 
 
 @register
-class Translation(_Image):
+class Translation(ImagePerturbation):
     """A shift by a fraction of the image size in a random direction per image.
 
     The shift is ``c * W`` horizontally times ``cos(phi)`` and ``c * H`` vertically times
@@ -255,9 +276,7 @@ class Translation(_Image):
     name = "translation"
     description = "Shift by a fraction of the image size in a random direction"
     levels: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
         n = x.shape[0]
@@ -268,11 +287,11 @@ class Translation(_Image):
         # output(p) = input(p - shift); a shift of c * W pixels is 2c in normalised units
         theta[:, 0, 2] = -2.0 * c * np.cos(phi)
         theta[:, 1, 2] = -2.0 * c * np.sin(phi)
-        return _warp(x, theta)
+        return affine_warp(x, theta)
 
 
 @register
-class Pixelation(_Image):
+class Pixelation(SizedImagePerturbation):
     """Downsampling by exact area averaging to ``factor`` times the size, then nearest upsampling.
 
     The factor depends on the image side ``min(H, W)``: the CIFAR-10-C constants at 32 px and
@@ -289,19 +308,26 @@ class Pixelation(_Image):
     at 32 px and above and keeps small images coarsening with every severity. The *amount* of
     change is not strictly monotone on very small images: at non-integer ratios the cell grid
     aligns better with some sizes than others (8 px images change less at 5 cells than at 6).
+
+    Parameters
+    ----------
+    constants : {"auto", "imagenet", "cifar"}, default "auto"
+        ``"auto"``: the table above, scaled to the image size. ``"imagenet"``: the 224 px row at every
+        size (the published ImageNet-C constants, as imagecorruptions applies them), for numbers
+        comparable with ImageNet-C results; ``"cifar"``: the 32 px row at every size.
     """
 
     name = "pixelation"
     description = "Area downsampling then nearest upsampling (ImageNet-C)"
     small: tuple[float, ...] = (0.95, 0.9, 0.85, 0.75, 0.65)
     large: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.25)
-
-    def __init__(self) -> None:
-        pass
+    affine = True
+    arrays = True
+    _draws = False
 
     def factor(self, severity: int, size: int) -> float:
         """Resize factor at ``severity`` for images whose shorter side is ``size``."""
-        return float(_by_size(self.small, self.large, size, lengths=False)[severity - 1])
+        return float(self._table(self.small, self.large, size, lengths=False)[severity - 1])
 
     def cells(self, severity: int, size: int) -> int:
         """Cells along an axis of ``size`` pixels: ``round(size * factor)``, and at most
@@ -309,28 +335,51 @@ class Pixelation(_Image):
         before (on 8 px images rounding alone gives 8, 7, 7, 6, 5: severity 1 would change nothing)."""
         return max(1, min(round(size * self.factor(severity, size)), size - severity))
 
-    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator) -> Tensor:
-        _, _, h, w = x.shape
+    def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator | None) -> Tensor:
+        n, c, h, w = x.shape
         side = min(h, w)
         f = self.cells(severity, side) / side
-        return _separable(x, _pixelate_matrix(h, max(1, min(round(h * f), h - severity))),
-                          _pixelate_matrix(w, max(1, min(round(w * f), w - severity))))
+        rows = _pixelate_maps(h, max(1, min(round(h * f), h - severity)))
+        cols = _pixelate_maps(w, max(1, min(round(w * f), w - severity)))
+        if isinstance(x, np.ndarray):  # small batches: two products with the whole maps
+            return np.matmul(np.matmul(rows[5], x), cols[5].T)
+        # cell means along H: each cell is a weighted sum of a few whole rows (copies of contiguous rows,
+        # cheaper than a product with the mostly empty area matrix); along W one small matrix product
+        index, weight = rows[1], rows[2]
+        y = x.index_select(2, on_device_of(index[0], x)).mul_(on_device_of(weight[0], x))
+        for k in range(1, len(index)):
+            y.addcmul_(x.index_select(2, on_device_of(index[k], x)), on_device_of(weight[k], x))
+        z = torch.matmul(y.reshape(-1, w), on_device_of(cols[0], x).T).reshape(n, c, -1, cols[0].shape[0])
+        if x.device.type == "cpu":  # numpy repeats runs along the last axis many times faster than torch
+            return torch.from_numpy(np.repeat(np.repeat(z.numpy(), cols[4], axis=3), rows[4], axis=2))
+        return z.index_select(3, on_device_of(cols[3], x)).index_select(2, on_device_of(rows[3], x))
 
 
-def _pixelate_matrix(size: int, cells: int) -> np.ndarray:
-    """The linear map of one axis: exact box (area) downsampling to ``cells``, then nearest upsampling.
+@functools.lru_cache(maxsize=64)
+def _pixelate_maps(size: int, cells: int) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...], Tensor,
+                                                   np.ndarray, np.ndarray]:
+    """One axis of pixelation: exact box (area) downsampling to ``cells``, then nearest upsampling.
 
     Cell ``k`` covers ``[k, k + 1) * size / cells``; each input pixel contributes its overlap with
-    the cell (PIL's BOX filter; torch's ``area`` mode uses whole pixels instead, which shifts
-    content when the factor is not an integer). Each output pixel takes the cell its centre lies in.
+    the cell (torch's ``area`` mode uses whole pixels instead, which shifts content when the factor
+    is not an integer). Each output pixel takes the cell its centre lies in. Returns the
+    ``cells x size`` downsampling matrix; the same as taps (for tap ``t``, each cell's pixel and weight
+    ``1 x 1``: ``down[k, index[t][k]] == weight[t][k, 0]``); each pixel's cell; how many pixels
+    each cell covers; and the whole map, down then up (``size x size``).
     """
     width = size / cells
     edges = np.arange(cells + 1) * width
     pixel = np.arange(size)
     overlap = np.minimum(edges[1:, None], pixel[None] + 1.0) - np.maximum(edges[:-1, None], pixel[None])
     down = np.clip(overlap, 0.0, None) / width  # cells x size, rows sum to 1
-    cell_of = np.minimum(((pixel + 0.5) / width).astype(np.int64), cells - 1)
-    return down[cell_of].astype(np.float32)  # size x size
+    first = np.floor(edges[:-1]).astype(np.int64)
+    taps = int(np.count_nonzero(down, axis=1).max())
+    index = np.minimum(first[None, :] + np.arange(taps)[:, None], size - 1)  # taps x cells
+    weight = np.where(first[None, :] + np.arange(taps)[:, None] < size, down[np.arange(cells)[None, :], index], 0.0)
+    cell_of = np.minimum(((pixel + 0.5) / width).astype(np.int64), cells - 1)  # non-decreasing: runs
+    return (torch.from_numpy(down.astype(np.float32)), tuple(torch.from_numpy(i) for i in index),
+            tuple(torch.from_numpy(wt.astype(np.float32)[:, None]) for wt in weight), torch.from_numpy(cell_of),
+            np.bincount(cell_of, minlength=cells), down[cell_of].astype(np.float32))
 
 
 # the other ImageNet-C families and the geometric set live in helper modules; importing them registers them

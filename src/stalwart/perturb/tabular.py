@@ -178,9 +178,6 @@ class MissingValues(_Tabular):
     description = "Cells of mutable columns set to NaN completely at random"
     levels: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
 
-    def __init__(self) -> None:
-        pass
-
     def _apply(self, x: pd.DataFrame, severity: int, rng: np.random.Generator, schema: Schema) -> pd.DataFrame:
         cols = [c.name for c in schema.columns if c.mutable]
         u = rng.random((len(x), len(cols)))
@@ -210,9 +207,6 @@ class CategorySwap(_Tabular):
     name = "category_swap"
     description = "Categorical cells replaced by another category of the column"
     levels: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
-
-    def __init__(self) -> None:
-        pass
 
     def _apply(self, x: pd.DataFrame, severity: int, rng: np.random.Generator, schema: Schema) -> pd.DataFrame:
         cols = [c for c in schema.columns if c.mutable and c.kind in ("categorical", "boolean")]
@@ -339,9 +333,6 @@ class Rounding(_Tabular):
     name = "rounding"
     description = "Numeric columns rounded to a step proportional to their spread"
     levels: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0)
-
-    def __init__(self) -> None:
-        pass
 
     def _apply(self, x: pd.DataFrame, severity: int, rng: np.random.Generator, schema: Schema) -> pd.DataFrame:
         block = _NumericBlock(x, schema)

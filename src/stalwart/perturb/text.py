@@ -240,9 +240,6 @@ class PunctuationRemoval(Perturbation):
     description = "Punctuation marks removed"
     levels: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)
 
-    def __init__(self) -> None:
-        pass
-
     def _apply(self, x: list[str], severity: int, rng: np.random.Generator, schema: Schema) -> list[str]:
         marks = [(i, m.start()) for i, text in enumerate(x) for m in _MARK.finditer(text)
                  if _is_punctuation(m.group())]
@@ -293,27 +290,36 @@ def _swap_in(options: tuple[str, ...], current: str, v: float) -> str:
 
 
 class _SpanEdit(Perturbation):
-    """Rewrites each eligible span (from :meth:`_spans`) with probability ``levels[severity - 1]``."""
+    """Rewrites each eligible span (from :meth:`_spans`) with probability ``levels[severity - 1]``.
+
+    State a call needs (a look-up table built from the batch) comes from :meth:`_context` and is
+    passed along, never kept on the object: one object may run in several threads at once.
+    """
 
     modality = "text"
     levels: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
 
+    def _context(self, x: list[str]) -> Any:
+        """Per-call state for :meth:`_spans` and :meth:`_rewrite`, built from the whole batch (default none)."""
+        return None
+
     @abstractmethod
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         """Character ranges ``(start, end)`` of the spans this perturbation may rewrite."""
 
     @abstractmethod
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         """New text for one span, using the uniform numbers ``v`` (shape (2,)) for every choice."""
 
     def _apply(self, x: list[str], severity: int, rng: np.random.Generator, schema: Schema) -> list[str]:
-        spans = [(i, start, end) for i, text in enumerate(x) for start, end in self._spans(text)]
+        context = self._context(x)
+        spans = [(i, start, end) for i, text in enumerate(x) for start, end in self._spans(text, context)]
         u = rng.random(len(spans))
         v = rng.random((len(spans), 2))
         edits: dict[int, list[tuple[int, int, str]]] = {}
         for k in np.flatnonzero(u < self.levels[severity - 1]):
             i, start, end = spans[k]
-            edits.setdefault(i, []).append((start, end, self._rewrite(x[i][start:end], v[k])))
+            edits.setdefault(i, []).append((start, end, self._rewrite(x[i][start:end], v[k], context)))
         return _splice(x, edits)
 
 
@@ -343,13 +349,10 @@ class Contract(_SpanEdit):
     name = "contract"
     description = "Expanded forms contracted (do not -> don't)"
 
-    def __init__(self) -> None:
-        pass
-
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return (m.span() for m in _EXPANDED_RE.finditer(text))
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         return _match_case(span, _CONTRACT[span.lower()])
 
 
@@ -365,13 +368,10 @@ class ExpandContractions(_SpanEdit):
     name = "expand_contractions"
     description = "Contractions written out in full (don't -> do not)"
 
-    def __init__(self) -> None:
-        pass
-
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return (m.span() for m in _CONTRACTED_RE.finditer(text))
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         return _match_case(span, _EXPAND[span.lower().replace("\u2019", "'")])
 
 
@@ -405,10 +405,10 @@ class NameSwap(_SpanEdit):
         self._options = self.names or res.FIRST_NAMES
         self._pattern = re.compile(r"\b(?:" + _alternation(self._options) + r")\b")
 
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return (m.span() for m in self._pattern.finditer(text))
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         return _swap_in(self._options, span, v[0])
 
 
@@ -435,10 +435,10 @@ class LocationSwap(_SpanEdit):
         self._countries = self.countries or res.COUNTRIES
         self._pattern = re.compile(r"\b(?:" + _alternation(self._cities + self._countries) + r")\b")
 
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return (m.span() for m in self._pattern.finditer(text))
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         return _swap_in(self._cities if span in self._cities else self._countries, span, v[0])
 
 
@@ -479,7 +479,7 @@ class NumberSwap(_SpanEdit):
         whole, _, frac = span.replace(",", "").partition(".")
         return int(whole + frac), len(frac)
 
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         for m in _NUMBER.finditer(text):
             whole = m.group(1)
             if len(whole) > 1 and whole[0] == "0":
@@ -488,7 +488,7 @@ class NumberSwap(_SpanEdit):
             if units * self.max_change >= 1 - 1e-9:
                 yield m.span()
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         units, decimals = self._units(span)
         d = (2.0 * v[0] - 1.0) * self.max_change
         step = max(1, int(np.floor(abs(d) * units)))
@@ -513,13 +513,10 @@ class Whitespace(_SpanEdit):
     description = "Extra spaces, tabs or line breaks between words"
     additions: tuple[str, ...] = (" ", "  ", "\t", "\n")
 
-    def __init__(self) -> None:
-        pass
-
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return (m.span() for m in _GAP.finditer(text))
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         return span + self.additions[int(v[0] * len(self.additions))]
 
 
@@ -570,45 +567,39 @@ class SynonymSwap(_SpanEdit):
             self, "min_length", min_length,
             isinstance(min_length, (int, np.integer)) and not isinstance(min_length, bool) and min_length >= 1,
             "an integer >= 1")
-        self._source: Any = None
+        # a dict is wrapped once here; the default source is shared by the process (_default_source)
+        self._source = _MappingSynonyms(synonyms) if isinstance(synonyms, Mapping) else synonyms
 
-    def _resolve(self) -> Any:
-        if self._source is None:
-            if self.synonyms is None:
-                try:
-                    from stalwart.attacks.synonyms import default_synonyms
-                except ImportError as exc:
-                    raise ConfigError(
-                        "SynonymSwap(synonyms=None) uses stalwart.attacks.synonyms.default_synonyms(), which "
-                        f"could not be imported ({exc}); pass synonyms={{word: [synonyms, ...]}} instead"
-                    ) from None
-                self._source = default_synonyms()
-            elif isinstance(self.synonyms, Mapping):
-                self._source = _MappingSynonyms(self.synonyms)
-            else:
-                self._source = self.synonyms
-        return self._source
-
-    def _apply(self, x: list[str], severity: int, rng: np.random.Generator, schema: Schema) -> list[str]:
-        source = self._resolve()
+    def _context(self, x: list[str]) -> dict[str, list[str]]:
+        """The batch's look-up table ``{word: [synonyms]}``: one query per distinct eligible word."""
+        source = _default_source() if self._source is None else self._source
         words = {m.group() for text in x for m in _WORD.finditer(text) if len(m.group()) >= self.min_length}
-        # one look-up per distinct word of the batch
-        self._table = {}
+        table = {}
         for w in words:
             options = [s for s in dict.fromkeys(source.synonyms(w.lower())) if s and s.lower() != w.lower()]
             if options:
-                self._table[w] = options
-        try:
-            return super()._apply(x, severity, rng, schema)
-        finally:
-            del self._table
+                table[w] = options
+        return table
 
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
-        return (m.span() for m in _WORD.finditer(text) if m.group() in self._table)
+    def _spans(self, text: str, context: dict[str, list[str]]) -> Iterable[tuple[int, int]]:
+        return (m.span() for m in _WORD.finditer(text) if m.group() in context)
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
-        options = self._table[span]
+    def _rewrite(self, span: str, v: np.ndarray, context: dict[str, list[str]]) -> str:
+        options = context[span]
         return _match_case(span, options[int(v[0] * len(options))])
+
+
+@lru_cache(maxsize=1)
+def _default_source() -> SynonymSource:
+    """:func:`stalwart.attacks.synonyms.default_synonyms`, made once per process (it reads WordNet)."""
+    try:
+        from stalwart.attacks.synonyms import default_synonyms
+    except ImportError as exc:
+        raise ConfigError(
+            "SynonymSwap(synonyms=None) uses stalwart.attacks.synonyms.default_synonyms(), which "
+            f"could not be imported ({exc}); pass synonyms={{word: [synonyms, ...]}} instead"
+        ) from None
+    return default_synonyms()
 
 
 @register
@@ -634,10 +625,10 @@ class AddIrrelevant(_SpanEdit):
         self.clauses = _word_list(self, "clauses", clauses)
         self._clauses = self.clauses or res.IRRELEVANT_CLAUSES
 
-    def _spans(self, text: str) -> Iterable[tuple[int, int]]:
+    def _spans(self, text: str, context: Any) -> Iterable[tuple[int, int]]:
         return ((0, len(text)),)
 
-    def _rewrite(self, span: str, v: np.ndarray) -> str:
+    def _rewrite(self, span: str, v: np.ndarray, context: Any) -> str:
         clause = self._clauses[int(v[0] * len(self._clauses))]
         if not span.strip():
             return clause
