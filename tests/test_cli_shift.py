@@ -234,3 +234,72 @@ def test_drift_names_a_column_whose_type_changed(files, tmp_path):
         assert (row["test"], row["kind"], row["current_kind"]) == ("type_change", "numeric", "categorical")
         text = " ".join(res.output.split())
         assert "drifted: c; column 'c' changed type: numeric in the reference, categorical in the current data" in text
+
+
+# -- streaming: from STREAM_ROWS rows on, with the in-memory results --------------------------------
+def _drift_result(out):
+    rep = json.loads((out / "report.json").read_text())
+    return rep["data"], {k: v for k, v in rep["results"][0].items() if k != "time_s"}
+
+
+@pytest.mark.parametrize("extra", [[], ["--columns", "a,b,d"]])
+def test_a_file_of_exactly_stream_rows_streams_with_the_in_memory_results(files, tmp_path, monkeypatch, extra):
+    """The threshold applies at >= STREAM_ROWS (lowered here to the fixture's 600 rows rather than
+    writing a million-row file), and the streamed report equals the in-memory one: the column
+    table, the label drift and the figures, to the last bit."""
+    import stalwart._cli_shift as cli_shift
+
+    args = ["drift", files / "ref.parquet", files / "cur.parquet", "--target", "label", *extra]
+    monkeypatch.setattr(cli_shift, "STREAM_ROWS", 601)  # 600 rows: below the threshold, in memory
+    res = _invoke(*args, "--out", tmp_path / "memory")
+    assert res.exit_code == 1, res.output
+    data, in_memory = _drift_result(tmp_path / "memory")
+    assert "streamed" not in data
+    monkeypatch.setattr(cli_shift, "STREAM_ROWS", 600)  # exactly the threshold: streamed
+    res = _invoke(*args, "--out", tmp_path / "streamed")
+    assert res.exit_code == 1, res.output
+    data, streamed = _drift_result(tmp_path / "streamed")
+    assert data["streamed"] and data["n_samples"] == 600
+    assert streamed == in_memory
+    assert {"label_drift_p_value", "label_drift_js"} <= set(streamed["metrics"])
+    assert set(streamed["figures"]) == {"drift_b", "drift_d"}
+
+
+def test_stream_and_anderson_on_a_large_column_names_the_way_out(files, tmp_path, monkeypatch):
+    import stalwart.shift._chunked as chunked
+
+    monkeypatch.setattr(chunked, "WINDOW", 1000)  # 600 + 600 rows: more than a window
+    res = _invoke("drift", files / "ref.parquet", files / "cur.parquet", "--target", "label", "--stream",
+                  "--method", "anderson", "--out", tmp_path / "rep")
+    assert res.exit_code == 2 and "needs every value at once" in " ".join(res.output.split()), res.output
+    res = _invoke("drift", files / "ref.parquet", files / "cur.parquet", "--target", "label", "--stream",
+                  "--out", tmp_path / "rep")
+    assert res.exit_code == 1 and _flagged(tmp_path / "rep")[0] == SHIFTED
+
+
+def _python(code):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_tabular_drift_imports_no_torch():
+    """What `stalwart drift` imports for tables -- the CLI, the drift check, the tests, the report
+    renderers -- leaves torch and the attack and model packages unloaded."""
+    code = ("import sys, stalwart.cli, stalwart._cli_shift, stalwart.checks.drift, stalwart.shift.drift, "
+            "stalwart.shift._chunked, stalwart.shift.univariate, stalwart.shift.multivariate, stalwart.report.html, "
+            "stalwart.report.markdown, stalwart.report.junit\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch' "
+            "or m.startswith(('stalwart.attacks', 'stalwart.models'))))")
+    assert _python(code) == "[]"
+
+
+def test_a_streamed_drift_run_imports_no_torch(files, tmp_path):
+    code = ("import sys\nfrom stalwart.cli import main\n"
+            f"sys.argv = ['stalwart', 'drift', {str(files / 'ref.parquet')!r}, {str(files / 'cur.parquet')!r}, "
+            f"'--target', 'label', '--stream', '--out', {str(tmp_path / 'rep')!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    assert _python(code) == "[]"

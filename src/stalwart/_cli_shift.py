@@ -33,7 +33,8 @@ from stalwart._cli_support import (
 )
 from stalwart.cli import SEED_HELP, STRICT_HELP, app
 
-#: above this many rows in either Parquet file, `stalwart drift` streams them in batches
+#: from this many rows in either Parquet file, `stalwart drift` streams them column by column
+#: (the results are those of the in-memory test; only the memory differs)
 STREAM_ROWS = 1_000_000
 _NO_MODEL = {"name": "no model (data only)", "task": "none", "classes": None, "fingerprint": "none",
              "differentiable": False, "output_kind": None}
@@ -41,9 +42,12 @@ _NO_MODEL = {"name": "no model (data only)", "task": "none", "classes": None, "f
 
 def _parquet_rows(path: str) -> int | None:
     """Row count of a Parquet file from its footer, or None for other files."""
-    from stalwart.data.loaders import _file_kind
+    from stalwart.data.loaders import SUPPORTED_EXTENSIONS
 
-    if _file_kind(Path(path)) != "parquet" or not Path(path).is_file():
+    name = Path(path).name.lower()
+    parquet = any(name.endswith(ext) and len(name) > len(ext) for ext, kind in SUPPORTED_EXTENSIONS.items()
+                  if kind == "parquet")
+    if not parquet or not Path(path).is_file():
         return None
     from stalwart.errors import InputError, require
 
@@ -57,8 +61,9 @@ def _parquet_rows(path: str) -> int | None:
 def _report(results: list, *, model: Any, data: Any, data_info: dict[str, Any], suite: str, seed: int,
             total_s: float):
     """A Report for results of checks run outside a Suite (with or without a model)."""
+    from stalwart import __version__
     from stalwart.report import Report
-    from stalwart.report.core import _stalwart_version, json_safe, package_versions
+    from stalwart.report.core import json_safe, package_versions
 
     suite_d = {"name": suite, "checks": [{"check": r.check, "params": r.params} for r in results]}
     if model is not None and data is not None:
@@ -71,7 +76,7 @@ def _report(results: list, *, model: Any, data: Any, data_info: dict[str, Any], 
                   suite=json_safe(suite_d), seed=seed, versions=package_versions(),
                   timings={"total_s": float(total_s)},
                   created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  stalwart_version=_stalwart_version())
+                  stalwart_version=__version__)
 
 
 def _columns_option(columns: str | None) -> list[str] | None:
@@ -97,8 +102,9 @@ def drift(
     model: Annotated[str | None, typer.Option(help="Model file: also compare its predictions (and accuracy, "
                                               "with --target).")] = None,
     out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md, junit.xml.")] = Path("drift-report"),
-    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Stream Parquet files in batches "
-                                                f"(default: when a file has more than {STREAM_ROWS:,} rows).")] = None,
+    stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Read Parquet files column by column "
+                                                "in bounded memory, with the same results (default: when a file has "
+                                                f"{STREAM_ROWS:,} rows or more).")] = None,
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib models (runs code in them).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP + " Here: any drifted column exits 1.")] = False,
@@ -126,7 +132,7 @@ def drift(
         if stream and model is not None:
             fail("--model needs the data in memory to predict on it; drop --stream (or --model)")
         use_stream = stream if stream is not None else (both_parquet and model is None
-                                                        and max(rows) > STREAM_ROWS)
+                                                        and max(rows) >= STREAM_ROWS)
         loaded_model = data = None
         if use_stream:
             result, data_info = _drift_streamed(reference, current, target, cols, method, corr, alpha, seed)
@@ -156,9 +162,11 @@ def drift(
 
 def _drift_streamed(reference: str, current: str, target: str | None, cols: list[str] | None, method: str,
                     correction: str | None, alpha: float, seed: int) -> tuple[Any, dict[str, Any]]:
-    from stalwart.checks.drift import result_from_drift
+    """The data_drift result of two Parquet files read column by column: the column tests, label
+    drift with ``target``, and the figures of the most drifted columns, as in memory."""
+    from stalwart.checks.drift import parquet_figures, result_from_drift
     from stalwart.errors import InputError, require
-    from stalwart.shift.drift import detect_drift_parquet
+    from stalwart.shift.drift import compare_labels_parquet, detect_drift_parquet
 
     pq = require("pyarrow.parquet", "parquet")
     names = pq.ParquetFile(reference).schema_arrow.names
@@ -167,8 +175,9 @@ def _drift_streamed(reference: str, current: str, target: str | None, cols: list
     tested = cols if cols is not None else [c for c in names if c != target]
     res = detect_drift_parquet(reference, current, columns=tested, method=method, correction=correction,
                                alpha=alpha, seed=seed)
+    labels = compare_labels_parquet(reference, current, target) if target is not None else None
     check_result = result_from_drift(res, reference=reference, method=method, correction=correction, alpha=alpha,
-                                     columns=cols)
+                                     columns=cols, labels=labels, figures=parquet_figures(res, reference, current))
     info = {"name": Path(current).name, "modality": "tabular", "n_samples": int(res.details["n_current"]),
             "fingerprint": "streamed", "streamed": True,
             "reference": {"name": Path(reference).name, "n_samples": int(res.details["n_reference"]),

@@ -40,8 +40,9 @@ from stalwart.errors import ConfigError, InputError
 from stalwart.shift import univariate as uv
 from stalwart.shift.base import DriftResult
 
-__all__ = ["DataDrift", "MultivariateDrift", "load_like", "drift_measurement", "drift_notes", "name_drifted",
-           "histogram_figure", "bars_figure", "result_from_drift", "MAX_FIGURES"]
+__all__ = ["DataDrift", "MultivariateDrift", "load_like", "check_source", "drift_measurement", "drift_notes", "name_drifted",
+           "histogram_figure", "bars_figure", "bars_figure_from_counts", "parquet_figures", "result_from_drift",
+           "MAX_FIGURES"]
 
 #: drifted columns that get a reference-vs-current figure (the most drifted first)
 MAX_FIGURES = 6
@@ -51,7 +52,7 @@ _CORRECTIONS = ("bonferroni", "bh", None)
 
 
 # -- loading the reference (or OOD) sample -------------------------------------------------------
-def _check_source(owner: object, name: str, value: Any, required: bool = True) -> Any:
+def check_source(owner: object, name: str, value: Any, required: bool = True) -> Any:
     """Store a data source as given: a Dataset/DataFrame/array, or a path as a plain string."""
     if value is None and not required:
         return None
@@ -69,7 +70,7 @@ def load_like(source: Any, like: Dataset, what: str) -> Dataset:
     A table that holds ``like``'s label column gets it as labels (and loses it as a feature), so
     a reference file written like the current one is read the same way.
     """
-    from stalwart.data.loaders import _labels, load_data
+    from stalwart.data.loaders import labels_from_column, load_data
 
     if isinstance(source, Dataset):
         ds = source
@@ -77,7 +78,7 @@ def load_like(source: Any, like: Dataset, what: str) -> Dataset:
         df = source.reset_index(drop=True)
         y = None
         if like.target is not None and like.target in df.columns:
-            y = _labels(df[like.target], like.target, what)
+            y = labels_from_column(df[like.target], like.target, what)
             df = df.drop(columns=[like.target])
         ds = Dataset.from_arrays(df, y, modality="tabular", name=what, target=like.target)
     elif isinstance(source, np.ndarray):
@@ -85,7 +86,7 @@ def load_like(source: Any, like: Dataset, what: str) -> Dataset:
     else:
         ds = load_data(source, modality=None if like.modality == "image" else like.modality)
         if ds.modality == "tabular" and like.target is not None and like.target in ds.x.columns:
-            y = _labels(ds.x[like.target], like.target, f"{what} {source!r}")
+            y = labels_from_column(ds.x[like.target], like.target, f"{what} {source!r}")
             x = ds.x.drop(columns=[like.target])
             ds = Dataset(x, y, "tabular", Schema.infer(x), ds.name, like.target, dict(ds.meta))
     if ds.modality != like.modality:
@@ -124,7 +125,11 @@ def histogram_figure(ref: np.ndarray, cur: np.ndarray, title: str, x_label: str,
 
 def bars_figure(ref: pd.Series, cur: pd.Series, title: str, x_label: str) -> dict[str, Any]:
     """Category shares in both samples, side by side (``"a · ref"``, ``"a · cur"``), Wilson intervals."""
-    rc, cc = ref.value_counts(dropna=True), cur.value_counts(dropna=True)
+    return bars_figure_from_counts(ref.value_counts(dropna=True), cur.value_counts(dropna=True), title, x_label)
+
+
+def bars_figure_from_counts(rc: pd.Series, cc: pd.Series, title: str, x_label: str) -> dict[str, Any]:
+    """:func:`bars_figure` from the two samples' value counts (index: categories)."""
     both = rc.add(cc, fill_value=0).sort_values(ascending=False, kind="stable").index[:_MAX_BARS]
     n_ref, n_cur = int(rc.sum()), int(cc.sum())
     labels, values, low, high = [], [], [], []
@@ -139,6 +144,35 @@ def bars_figure(ref: pd.Series, cur: pd.Series, title: str, x_label: str) -> dic
     return {"kind": "bars", "title": title, "x_label": "share of rows", "y_label": x_label, "labels": labels,
             "values": values,
             "low": low, "high": high}
+
+
+def _figure_columns(result: DriftResult) -> list[tuple[Any, str]]:
+    """The drifted columns that get a figure (the most drifted first), with their titles; a
+    type-changed column has no common scale to draw both samples on."""
+    drifted = sorted((f for f in result.features if f.drifted and f.test != "type_change"), key=_excess,
+                     reverse=True)
+    return [(f, f"{f.feature}: reference vs current ({f.test} = {f.statistic:.3g})") for f in drifted[:MAX_FIGURES]]
+
+
+def parquet_figures(result: DriftResult, reference: str, current: str, *,
+                    max_values: int = 1_000_000) -> dict[str, dict[str, Any]]:
+    """The figures :class:`DataDrift` draws, for a result of
+    :func:`~stalwart.shift.drift.detect_drift_parquet`: each drawn column is read again from the
+    two files on its own -- category counts, or the values (an even subsample of at most
+    ``max_values`` per file for larger files, so memory stays bounded)."""
+    from stalwart.shift.drift import read_parquet_column
+
+    categorical = set(result.details.get("categorical", ()))
+    figures: dict[str, dict[str, Any]] = {}
+    for f, title in _figure_columns(result):
+        if f.feature in categorical:
+            rc, cc = (read_parquet_column(p, f.feature, counts=True).sort_values(ascending=False, kind="stable")
+                      for p in (reference, current))
+            figures[f"drift_{f.feature}"] = bars_figure_from_counts(rc, cc, title, f.feature)
+        else:
+            r, c = (read_parquet_column(p, f.feature, limit=max_values) for p in (reference, current))
+            figures[f"drift_{f.feature}"] = histogram_figure(r, c, title, f.feature)
+    return figures
 
 
 def _excess(f: Any) -> float:
@@ -214,18 +248,24 @@ def _rmse_ci(sq: np.ndarray) -> tuple[float, float, float]:
 def _labels_compare(ref: np.ndarray, cur: np.ndarray, prefix: str, categorical: bool) -> dict[str, Metric]:
     """Drift between two label (or prediction) samples: chi2 + JS for classes, KS + W1 for values."""
     if categorical:
-        rc = pd.Series(ref).value_counts()
-        cc = pd.Series(cur).value_counts()
-        union = rc.index.union(cc.index)
-        p = rc.reindex(union, fill_value=0).to_numpy(float)
-        q = cc.reindex(union, fill_value=0).to_numpy(float)
-        chi = uv.chi2_from_counts(p, q)
-        return {f"{prefix}_p_value": Metric(f"{prefix}_p_value", chi.p_value, n=cur.size),
-                f"{prefix}_js": Metric(f"{prefix}_js", uv.js_from_counts(p, q), n=cur.size)}
+        return _class_drift(pd.Series(ref).value_counts(), pd.Series(cur).value_counts(), prefix, cur.size)
     r, c = np.asarray(ref, float), np.asarray(cur, float)
-    ks = uv.ks_test(r, c)
-    return {f"{prefix}_p_value": Metric(f"{prefix}_p_value", ks.p_value, n=c.size),
-            f"{prefix}_wasserstein": Metric(f"{prefix}_wasserstein", uv.wasserstein(r, c).statistic, n=c.size)}
+    return _value_drift(uv.ks_test(r, c).p_value, uv.wasserstein(r, c).statistic, prefix, c.size)
+
+
+def _class_drift(rc: pd.Series, cc: pd.Series, prefix: str, n: int) -> dict[str, Metric]:
+    """Chi-square p-value and Jensen-Shannon distance of two samples' class counts."""
+    union = rc.index.union(cc.index)
+    p = rc.reindex(union, fill_value=0).to_numpy(float)
+    q = cc.reindex(union, fill_value=0).to_numpy(float)
+    chi = uv.chi2_from_counts(p, q)
+    return {f"{prefix}_p_value": Metric(f"{prefix}_p_value", chi.p_value, n=n),
+            f"{prefix}_js": Metric(f"{prefix}_js", uv.js_from_counts(p, q), n=n)}
+
+
+def _value_drift(p_value: float, wasserstein: float, prefix: str, n: int) -> dict[str, Metric]:
+    return {f"{prefix}_p_value": Metric(f"{prefix}_p_value", p_value, n=n),
+            f"{prefix}_wasserstein": Metric(f"{prefix}_wasserstein", wasserstein, n=n)}
 
 
 def _is_classification(model: Any, y: np.ndarray) -> bool:
@@ -307,7 +347,7 @@ class DataDrift(Check):
         super().__init__(conditions=conditions)
         from stalwart.shift.drift import TabularDrift
 
-        source = _check_source(self, "reference", reference)
+        source = check_source(self, "reference", reference)
         # a path stays in the parameters (YAML round trip); in-memory data is kept out of them
         self.reference = source if isinstance(source, str) else f"<{type(source).__name__} in memory>"
         self._reference = source
@@ -366,11 +406,7 @@ class DataDrift(Check):
             metrics.update(_labels_compare(ref.y, data.y, "label_drift", _is_classification(model, data.y)))
 
         figures: dict[str, dict[str, Any]] = {}
-        # a type-changed column has no common scale to draw both samples on
-        drifted = sorted((f for f in result.features if f.drifted and f.test != "type_change"), key=_excess,
-                         reverse=True)
-        for f in drifted[:MAX_FIGURES]:
-            title = f"{f.feature}: reference vs current ({f.test} = {f.statistic:.3g})"
+        for f, title in _figure_columns(result):
             if categorical[f.feature]:
                 figures[f"drift_{f.feature}"] = bars_figure(ref.x[f.feature], data.x[f.feature], title, f.feature)
             else:
@@ -456,17 +492,26 @@ class _Computed(DataDrift):
 
 
 def result_from_drift(result: DriftResult, *, reference: str, conditions: Sequence[Any] | None = None,
+                      labels: dict[str, Any] | None = None, figures: dict[str, dict[str, Any]] | None = None,
                       **params: Any) -> CheckResult:
     """The ``data_drift`` CheckResult of a :class:`DriftResult` computed elsewhere.
 
     Used for :func:`~stalwart.shift.drift.detect_drift_parquet`, which streams files too large to
     load: the per-column table and ``share_drifted`` are judged by the same conditions as
-    :class:`DataDrift`; there are no figures (the raw values were never held).
+    :class:`DataDrift`. ``labels`` (from :func:`~stalwart.shift.drift.compare_labels_parquet`)
+    adds the label-drift metrics, ``figures`` (from :func:`parquet_figures`) the figures.
     """
     metrics, tables = drift_measurement(result)
+    if labels is not None:
+        if labels["classification"]:
+            cc = labels["current_counts"]
+            metrics.update(_class_drift(labels["reference_counts"], cc, "label_drift", int(cc.sum())))
+        else:
+            metrics.update(_value_drift(labels["p_value"], labels["wasserstein"], "label_drift",
+                                        int(labels["n_current"])))
     sizes = (int(result.details.get("n_reference", 0)), int(result.details.get("n_current", 0)))
-    return _Computed(Measurement(metrics, tables, {}, drift_notes(result)), sizes, reference=reference,
-                     conditions=conditions, **params).run(None, None)
+    return _Computed(Measurement(metrics, tables, {}, drift_notes(result), dict(figures or {})), sizes,
+                     reference=reference, conditions=conditions, **params).run(None, None)
 
 
 # -- multivariate ----------------------------------------------------------------------------------
@@ -522,7 +567,7 @@ class MultivariateDrift(Check):
                  n_permutations: int = 100, classifier: str | None = "hgb", alpha: float = 0.05,
                  conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
-        source = _check_source(self, "reference", reference)
+        source = check_source(self, "reference", reference)
         self.reference = source if isinstance(source, str) else f"<{type(source).__name__} in memory>"
         self._reference = source
         self._drift = DataDrift(reference=source, columns=columns)  # loads and checks columns

@@ -49,8 +49,10 @@ from stalwart.errors import ConfigError, InputError
 from stalwart.shift import univariate as uv
 from stalwart.shift.base import DriftDetector, DriftResult, FeatureDrift, register
 
-__all__ = ["TabularDrift", "detect_drift", "detect_drift_parquet", "choose_test", "multiple_testing", "AUTO_SIZE",
-           "AUTO_MAX_UNIQUE", "MIN_TEST_SAMPLES"]
+__all__ = ["TabularDrift", "ColumnFit", "TypeChange", "detect_drift", "detect_drift_parquet", "compare_labels_parquet",
+           "read_parquet_column", "choose_test",
+           "multiple_testing", "held_kind", "reference_numbers", "numeric_change", "category_change",
+           "VALUE_FAMILY", "CDF_TESTS", "HISTOGRAM_TESTS", "AUTO_SIZE", "AUTO_MAX_UNIQUE", "MIN_TEST_SAMPLES"]
 
 AUTO_SIZE = 1000  # reference size up to which auto uses p-value tests (Evidently's rule)
 AUTO_MAX_UNIQUE = 5  # numeric columns with at most this many distinct values count as categorical
@@ -112,7 +114,15 @@ def _adjusted_min(p: np.ndarray, correction: str | None) -> float:
 
 # -- what fit() keeps per column -----------------------------------------------------------------
 @dataclass
-class _Col:
+class ColumnFit:
+    """What :meth:`TabularDrift.fit` keeps of one reference column, and the test chosen for it.
+
+    Made by :meth:`TabularDrift.fit_numeric` (sorted values) or :meth:`TabularDrift.fit_counts`
+    (category counts), or, for columns too large to hold, from the streamed summaries of
+    :func:`detect_drift_parquet` (then ``sorted`` is None and ``std``, ``edges``, ``counts`` come
+    from the stream).
+    """
+
     name: str
     kind: str  # schema kind
     test: str
@@ -129,10 +139,15 @@ class _Col:
 
 
 #: kinds of values that can be compared with each other (integers with floats, not with text)
-_FAMILY = {"boolean": "boolean", "integer": "number", "numeric": "number", "categorical": "text"}
+VALUE_FAMILY = {"boolean": "boolean", "integer": "number", "numeric": "number", "categorical": "text"}
+
+#: numeric columns: the tests computed from the merged CDFs of the two sorted samples
+CDF_TESTS = ("ks", "wasserstein")
+#: numeric columns: the tests on reference-quantile bins
+HISTOGRAM_TESTS = ("psi", "jensen_shannon", "hellinger")
 
 
-def _held_kind(s: pd.Series, uniques: Any = None) -> str:
+def held_kind(s: pd.Series, uniques: Any = None) -> str:
     """What a column's values are, whatever the schema says: boolean, integer, numeric or
     categorical (text and other objects). Object columns are judged by their distinct values."""
     if pd.api.types.is_bool_dtype(s):
@@ -161,7 +176,7 @@ def _value_family(v: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Change:
+class TypeChange:
     """A column whose current values are of another kind than the reference's."""
 
     kind: str  # the current values' kind
@@ -169,7 +184,8 @@ class _Change:
     example: Any
 
 
-def _as_float(s: pd.Series, name: str) -> np.ndarray:
+def reference_numbers(s: pd.Series, name: Any) -> np.ndarray:
+    """A numeric reference column's values as floats, NaN where missing; InputError for text."""
     if pd.api.types.is_bool_dtype(s):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     values = pd.to_numeric(s, errors="coerce")
@@ -212,6 +228,15 @@ class TabularDrift(DriftDetector):
         Non-missing values a column needs in each sample to be tested; fewer gives a
         ``too_few_samples`` row (not drifted), and when every column has fewer, ``fit`` or
         ``test`` raises InputError. ``min_samples=1`` tests whatever there is.
+
+    Notes
+    -----
+    ``fit`` and ``test`` work column by column through a small public API that the streamed
+    test (:func:`detect_drift_parquet`) shares, so both compute every statistic the same way:
+    :meth:`plan_column` (the test and threshold of a column), :meth:`fit_numeric` /
+    :meth:`fit_counts` (a :class:`ColumnFit` from sorted values or category counts),
+    :meth:`numeric_statistic` / :meth:`counts_statistic` / :meth:`cdf_statistic` (one column's
+    statistic and p-value) and :meth:`judge` (the correction and the table).
 
     Examples
     --------
@@ -274,10 +299,27 @@ class TabularDrift(DriftDetector):
             raise InputError(f"{what} is empty (shape {df.shape}); pass at least one row and column.")
         return df
 
-    def _column_test(self, name: str) -> str:
+    def check_columns(self, available: list[Any]) -> list[Any]:
+        """The columns to test, checked against the reference's ``available`` columns (and
+        against ``method`` when it names columns)."""
+        names = list(available) if self.columns is None else self.columns
+        if not names:
+            raise InputError("columns is empty; name at least one column to test.")
+        unknown = [c for c in names if c not in available]
+        if unknown:
+            raise InputError(f"columns {unknown} are not in the reference; it has columns {list(available)}")
+        if isinstance(self.method, dict):
+            extra = [c for c in self.method if c not in names]
+            if extra:
+                raise InputError(f"method names columns {extra} that are not tested; tested columns: {names}")
+        return names
+
+    def column_test(self, name: Any) -> str:
+        """The test asked for column ``name`` (``"auto"`` unless ``method`` names one)."""
         return self.method.get(name, "auto") if isinstance(self.method, dict) else self.method
 
-    def _threshold(self, name: str, test: str) -> float:
+    def threshold_for(self, name: Any, test: str) -> float:
+        """The drift threshold of ``test`` on column ``name``: ``alpha`` for p-value tests."""
         if uv.TESTS[test].uses_p_value:
             return self.alpha
         if isinstance(self.threshold, dict):
@@ -288,71 +330,75 @@ class TabularDrift(DriftDetector):
         """Store, per column, what the tests need: sorted values, bin edges or category counts."""
         ref = self._frame(reference, "reference")
         schema = self.schema if self.schema is not None else Schema.infer(ref)
-        names = list(ref.columns) if self.columns is None else self.columns
-        if not names:
-            raise InputError("columns is empty; name at least one column to test.")
-        unknown = [c for c in names if c not in ref.columns]
-        if unknown:
-            raise InputError(f"columns {unknown} are not in the reference; it has columns {list(ref.columns)}")
-        if isinstance(self.method, dict):
-            extra = [c for c in self.method if c not in names]
-            if extra:
-                raise InputError(f"method names columns {extra} that are not tested; tested columns: {names}")
-        self.columns_: list[_Col] = []
+        names = self.check_columns(list(ref.columns))
+        self.columns_: list[ColumnFit] = []
         for name in names:
             kind = schema.column(str(name)).kind if str(name) in schema.names else "categorical"
             self.columns_.append(self._fit_column(ref[name], name, kind))
         self.n_reference_ = len(ref)
-        if all(c.n < self.min_samples for c in self.columns_):
-            raise InputError(f"the reference is too small to test for drift: no column has min_samples="
-                             f"{self.min_samples} non-missing values (most: {max(c.n for c in self.columns_)}). "
-                             "Pass a larger reference (or min_samples=... to accept fewer).")
+        self.check_reference(self.columns_)
         return self
 
-    def _fit_column(self, s: pd.Series, name: Any, kind: str) -> _Col:
-        numeric = kind in ("numeric", "integer")
-        requested = self._column_test(name)
+    def check_reference(self, columns: list[ColumnFit]) -> None:
+        """InputError when no column of the reference has ``min_samples`` values."""
+        if all(c.n < self.min_samples for c in columns):
+            raise InputError(f"the reference is too small to test for drift: no column has min_samples="
+                             f"{self.min_samples} non-missing values (most: {max(c.n for c in columns)}). "
+                             "Pass a larger reference (or min_samples=... to accept fewer).")
+
+    def _fit_column(self, s: pd.Series, name: Any, kind: str) -> ColumnFit:
         # the missing share comes from the values already in hand: isna() on a million strings
         # costs as much as counting them
-        if numeric:
-            x = _as_float(s, name)
-            x = np.sort(x[~np.isnan(x)])
-            n = x.size
-        else:
-            vc = _value_counts(s)
-            n = int(vc.sum())
-        missing = (len(s) - n) / len(s)
+        if kind in ("numeric", "integer"):
+            x = reference_numbers(s, name)
+            held = "boolean" if pd.api.types.is_bool_dtype(s) else (
+                "integer" if pd.api.types.is_integer_dtype(s) else "numeric")
+            return self.fit_numeric(name, kind, held, np.sort(x[~np.isnan(x)]), len(s))
+        vc = _value_counts(s)
+        return self.fit_counts(name, kind, held_kind(s, vc.index), vc, len(s))
+
+    def plan_column(self, name: Any, kind: str, n: int, n_unique: int, n_rows: int, held: str) -> ColumnFit:
+        """The :class:`ColumnFit` of a column before its values are stored: the test (``auto``
+        decides from the reference size ``n`` and its distinct values), its threshold, and whether
+        the column is compared as categories. ConfigError for a numeric test on a categorical column."""
+        numeric = kind in ("numeric", "integer")
         if n == 0:
             raise InputError(f"column {name!r} of the reference has only missing values; drop it or "
                              "pass columns=[...] without it.")
-        n_unique = int(np.count_nonzero(x[1:] != x[:-1]) + 1) if numeric else int((vc > 0).sum())
+        requested = self.column_test(name)
         if requested == "auto":
             test, categorical = choose_test(kind, n, n_unique)
         else:
             test = requested
-            spec = uv.TESTS[test]
-            if not numeric and not spec.categorical:
+            if not numeric and not uv.TESTS[test].categorical:
                 raise ConfigError(f"method {test!r} needs a numeric column but {name!r} is {kind}; use "
                                   "chi2, psi, jensen_shannon or hellinger for categorical columns.")
             categorical = not numeric or test == "chi2"
-        col = _Col(str(name), kind, test, categorical, self._threshold(name, test), n, missing)
-        if numeric:
-            col.held = "boolean" if pd.api.types.is_bool_dtype(s) else (
-                "integer" if pd.api.types.is_integer_dtype(s) else "numeric")
-        else:
-            col.held = _held_kind(s, vc.index)
-        if numeric and not categorical:
+        return ColumnFit(str(name), kind, test, categorical, self.threshold_for(name, test), n,
+                         (n_rows - n) / n_rows, held=held)
+
+    def fit_numeric(self, name: Any, kind: str, held: str, x_sorted: np.ndarray, n_rows: int) -> ColumnFit:
+        """A numeric column's :class:`ColumnFit` from its sorted non-missing values (of ``n_rows`` rows)."""
+        x = x_sorted
+        n_unique = int(np.count_nonzero(x[1:] != x[:-1]) + 1) if x.size else 0
+        col = self.plan_column(name, kind, x.size, n_unique, n_rows, held)
+        if not col.categorical:
             col.sorted = x
             col.std = float(x.std())
-            if test in ("psi", "jensen_shannon", "hellinger"):
+            if col.test in HISTOGRAM_TESTS:
                 col.edges = uv.quantile_edges(x, self.n_bins)
-                col.counts = uv._sorted_counts(x, col.edges)
-        elif numeric:
+                col.counts = uv.sorted_counts(x, col.edges)
+        else:
             vals, counts = np.unique(x, return_counts=True)
             col.categories, col.counts = pd.Index(vals), counts.astype(float)
-        else:
-            vc = vc[vc > 0]
-            col.categories, col.counts = vc.index, vc.to_numpy(dtype=float)
+        return col
+
+    def fit_counts(self, name: Any, kind: str, held: str, counts: pd.Series, n_rows: int) -> ColumnFit:
+        """A categorical column's :class:`ColumnFit` from its value counts (index: categories)."""
+        n = int(counts.sum())
+        col = self.plan_column(name, kind, n, int((counts > 0).sum()), n_rows, held)
+        counts = counts[counts > 0]
+        col.categories, col.counts = counts.index, counts.to_numpy(dtype=float)
         return col
 
     # -- test ------------------------------------------------------------------------------------
@@ -367,18 +413,18 @@ class TabularDrift(DriftDetector):
                              f"columns {list(cur.columns)}")
         stats: dict[str, tuple[float, float | None]] = {}
         cur_missing: dict[str, float] = {}
-        changed: dict[str, _Change] = {}
+        changed: dict[str, TypeChange] = {}
         too_few: dict[str, int] = {}
-        merged: list[tuple[_Col, np.ndarray]] = []
+        merged: list[tuple[ColumnFit, np.ndarray]] = []
         for col in self.columns_:
             s = cur[col.name]
             if col.kind in ("numeric", "integer"):
-                change, x = _current_numbers(col, s)
+                change, x = numeric_change(col, s)
                 n = int(s.notna().sum()) if change is not None else x.size
             else:
                 vc = _value_counts(s)
                 n = int(vc.sum())
-                change = _category_change(col, s, vc)
+                change = category_change(col, held_kind(s, vc.index), vc)
             cur_missing[col.name] = (len(s) - n) / len(s)
             if n == 0:
                 raise InputError(f"column {col.name!r} of current has only missing values; nothing to compare.")
@@ -389,21 +435,22 @@ class TabularDrift(DriftDetector):
                 too_few[col.name] = n
                 continue
             if col.kind not in ("numeric", "integer"):
-                stats[col.name] = self._categorical(col, vc)
-            elif col.test in ("ks", "wasserstein"):
+                stats[col.name] = self.counts_statistic(col, vc)
+            elif col.test in CDF_TESTS:
                 if col.n + x.size >= _BLOCK:  # a block of its own: test now instead of holding the values
                     stats.update(self._merged_tests([(col, x)]))
                 else:
                     merged.append((col, x))
             else:
-                stats[col.name] = self._numeric_other(col, x)
+                stats[col.name] = self.numeric_statistic(col, x)
         stats.update(self._merged_tests(merged))
-        return self._judge(stats, cur_missing, len(cur), changed, too_few)
+        return self.judge(self.columns_, stats, n_reference=self.n_reference_, n_current=len(cur),
+                          missing=cur_missing, changed=changed, too_few=too_few)
 
-    def _merged_tests(self, items: list[tuple[_Col, np.ndarray]]) -> dict[str, tuple[float, float | None]]:
+    def _merged_tests(self, items: list[tuple[ColumnFit, np.ndarray]]) -> dict[str, tuple[float, float | None]]:
         """KS / Wasserstein for many columns at once: columns with equal sizes share one 2-D pass."""
         out: dict[str, tuple[float, float | None]] = {}
-        groups: dict[tuple[int, int], list[tuple[_Col, np.ndarray]]] = {}
+        groups: dict[tuple[int, int], list[tuple[ColumnFit, np.ndarray]]] = {}
         for col, x in items:
             groups.setdefault((col.n, x.size), []).append((col, x))
         for (n1, n2), members in groups.items():
@@ -413,25 +460,35 @@ class TabularDrift(DriftDetector):
                 ref = np.stack([c.sorted for c, _ in part])
                 cur = np.stack([x for _, x in part])
                 cur.sort(axis=1)
-                d, w = uv._ks_and_wasserstein(ref, cur)
+                d, w = uv.ks_and_wasserstein(ref, cur)
                 for (col, _), di, wi in zip(part, d, w):
-                    if col.test == "ks":
-                        out[col.name] = (float(di), uv.ks_pvalue(float(di), n1, n2, self.ks_method))
-                    else:
-                        out[col.name] = (float(wi / col.std) if col.std > 0 else float(wi), None)
+                    out[col.name] = self.cdf_statistic(col, float(di), float(wi), n2)
         return out
 
-    def _numeric_other(self, col: _Col, x: np.ndarray) -> tuple[float, float | None]:
+    def cdf_statistic(self, col: ColumnFit, d: float, w: float, n_current: int) -> tuple[float, float | None]:
+        """``(statistic, p-value)`` of a ``ks`` or ``wasserstein`` column from the KS statistic
+        ``d`` and the unnormalised Wasserstein distance ``w`` of its merged CDFs."""
+        if col.test == "ks":
+            return d, uv.ks_pvalue(d, col.n, n_current, self.ks_method)
+        return (w / col.std if col.std > 0 else w), None
+
+    def numeric_statistic(self, col: ColumnFit, x: np.ndarray) -> tuple[float, float | None]:
+        """``(statistic, p-value)`` of a numeric column from its current non-missing values ``x``."""
+        if col.test in CDF_TESTS and not col.categorical:
+            d, w = uv.ks_and_wasserstein(col.sorted[None, :], np.sort(x)[None, :])
+            return self.cdf_statistic(col, float(d[0]), float(w[0]), x.size)
         if col.test == "anderson":
             r = uv.anderson_test(col.sorted, x)
             return r.statistic, r.p_value
         if col.categorical:  # chi2 / histogram measures on the distinct values of a numeric column
             vals, counts = np.unique(x, return_counts=True)
-            return self._categorical(col, pd.Series(counts.astype(float), index=pd.Index(vals)))
+            return self.counts_statistic(col, pd.Series(counts.astype(float), index=pd.Index(vals)))
         counts = np.bincount(np.searchsorted(col.edges, x, side="right"), minlength=col.edges.size + 1)
-        return _from_counts(col.test, col.counts, counts), None
+        return uv.from_counts(col.test, col.counts, counts), None
 
-    def _categorical(self, col: _Col, cur_counts: pd.Series) -> tuple[float, float | None]:
+    def counts_statistic(self, col: ColumnFit, cur_counts: pd.Series) -> tuple[float, float | None]:
+        """``(statistic, p-value)`` of a column compared as categories, from the current counts
+        (index: categories; those the reference lacks join the table with a reference count of 0)."""
         cur_counts = cur_counts[cur_counts > 0]
         union = col.categories.append(cur_counts.index.difference(col.categories, sort=False))
         p = np.zeros(len(union))
@@ -440,12 +497,19 @@ class TabularDrift(DriftDetector):
         if col.test == "chi2":
             r = uv.chi2_from_counts(p, q)
             return r.statistic, r.p_value
-        return _from_counts(col.test, p, q), None
+        return uv.from_counts(col.test, p, q), None
 
-    def _judge(self, stats: dict[str, tuple[float, float | None]], cur_missing: dict[str, float],
-               n_current: int, changed: dict[str, _Change] | None = None,
-               too_few: dict[str, int] | None = None) -> DriftResult:
-        cols = self.columns_
+    def judge(self, columns: list[ColumnFit], stats: dict[str, tuple[float, float | None]], *, n_reference: int,
+              n_current: int, missing: dict[str, float], changed: dict[str, TypeChange] | None = None,
+              too_few: dict[str, int] | None = None) -> DriftResult:
+        """The :class:`DriftResult` of per-column statistics: the multiple-testing correction over
+        the p-value tests, each distance against its threshold, and the table.
+
+        ``stats`` maps each tested column to ``(statistic, p-value or None)``; ``missing`` each
+        column to the current data's missing share; ``changed`` and ``too_few`` name the columns
+        that changed type or have fewer than ``min_samples`` current values (with that count).
+        """
+        cols = columns
         changed, too_few = changed or {}, too_few or {}
         if len(too_few) == len(cols):
             sizes = ", ".join(f"{c.name!r}: {c.n} reference / {too_few[c.name]} current" for c in cols[:5])
@@ -485,56 +549,48 @@ class TabularDrift(DriftDetector):
                                 if c.name in too_few},
             "min_samples": self.min_samples,
             "alpha": self.alpha, "correction": self.correction, "p_value_cutoff": cutoff,
-            "n_reference": self.n_reference_, "n_current": n_current,
-            "missing_share": {c.name: {"reference": c.missing, "current": cur_missing[c.name]} for c in cols},
+            "n_reference": n_reference, "n_current": n_current,
+            "missing_share": {c.name: {"reference": c.missing, "current": missing[c.name]} for c in cols},
             "psi_warning": [f.feature for f in features if f.test == "psi" and 0.1 <= f.statistic < f.threshold],
         }
         return DriftResult("tabular", share, _adjusted_min(p_vals, self.correction) if p_vals.size else None,
                            self.alpha, n_drifted > 0, tuple(features), details)
 
 
-def _current_numbers(col: _Col, s: pd.Series) -> tuple[_Change | None, np.ndarray]:
+def numeric_change(col: ColumnFit, s: pd.Series) -> tuple[TypeChange | None, np.ndarray]:
     """A numeric column's non-missing current values, or the type change that stops a comparison."""
     if pd.api.types.is_numeric_dtype(s):  # bool too
-        held = _held_kind(s)
-        if _FAMILY[held] != _FAMILY[col.held]:
-            return _Change(held, 1.0, s.dropna().iloc[0] if s.notna().any() else None), np.zeros(0)
+        held = held_kind(s)
+        if VALUE_FAMILY[held] != VALUE_FAMILY[col.held]:
+            return TypeChange(held, 1.0, s.dropna().iloc[0] if s.notna().any() else None), np.zeros(0)
         x = s.to_numpy(dtype=np.float64, na_value=np.nan)
         return None, x[~np.isnan(x)]
     if col.held != "boolean" and pd.api.types.infer_dtype(s, skipna=True) == "boolean":
-        return _Change("boolean", 1.0, s.dropna().iloc[0]), np.zeros(0)
+        return TypeChange("boolean", 1.0, s.dropna().iloc[0]), np.zeros(0)
     values = pd.to_numeric(s, errors="coerce")  # numbers stored as text ("1.5") still compare as numbers
     bad = values.isna() & s.notna()
     if bad.any():
-        return _Change("categorical", float(bad.sum() / s.notna().sum()), s[bad].iloc[0]), np.zeros(0)
+        return TypeChange("categorical", float(bad.sum() / s.notna().sum()), s[bad].iloc[0]), np.zeros(0)
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
     return None, x[~np.isnan(x)]
 
 
-def _category_change(col: _Col, s: pd.Series, counts: pd.Series) -> _Change | None:
-    """The type change of a categorical (or boolean) column, from its current distinct values."""
-    held = _held_kind(s, counts.index)
-    if _FAMILY[held] == _FAMILY[col.held] or counts.sum() == 0:
+def category_change(col: ColumnFit, held: str, counts: pd.Series) -> TypeChange | None:
+    """The type change of a categorical (or boolean) column whose current values are ``held``
+    (see :func:`held_kind`), from its current value counts."""
+    if VALUE_FAMILY[held] == VALUE_FAMILY[col.held] or counts.sum() == 0:
         return None
-    family = _FAMILY[col.held]
+    family = VALUE_FAMILY[col.held]
     other = np.array([_value_family(v) != family for v in counts.index])
     if not other.any():
         return None
     share = float(counts.to_numpy()[other].sum() / counts.sum())
-    return _Change(held, share, counts.index[other][0])
+    return TypeChange(held, share, counts.index[other][0])
 
 
 def _plain_repr(value: Any) -> str:
     value = value.item() if isinstance(value, np.generic) else value
     return f"{value:.6g}" if isinstance(value, float) else repr(value)[:60]
-
-
-def _from_counts(test: str, p: np.ndarray, q: np.ndarray) -> float:
-    if test == "psi":
-        return uv.psi_from_counts(p, q)
-    if test == "jensen_shannon":
-        return uv.js_from_counts(p, q)
-    return uv.hellinger_from_counts(p, q)
 
 
 def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = None,
@@ -574,12 +630,30 @@ def detect_drift(reference: Any, current: Any, *, columns: list[str] | None = No
                         schema=schema, n_bins=n_bins, min_samples=min_samples).fit(reference).test(current)
 
 
+# -- Parquet files, read column by column (stalwart.shift._chunked, imported on use: it needs pyarrow) --
 def detect_drift_parquet(reference_path: Any, current_path: Any, **kwargs: Any) -> DriftResult:
-    """:func:`detect_drift` on Parquet files streamed in batches, with bounded memory.
+    """:func:`detect_drift` on two Parquet files, streamed column by column with bounded memory.
 
-    See :func:`stalwart.shift._chunked.detect_drift_parquet` for the parameters and the
-    accuracy of the binned numeric tests.
+    The results are those :func:`detect_drift` gives on the same tables read whole. See
+    :func:`stalwart.shift._chunked.detect_drift_parquet` for the parameters.
     """
     from stalwart.shift._chunked import detect_drift_parquet as run
 
     return run(reference_path, current_path, **kwargs)
+
+
+def compare_labels_parquet(reference_path: Any, current_path: Any, target: str, **kwargs: Any) -> dict[str, Any]:
+    """The label column of two Parquet files, summarised for label drift (class counts, or the
+    exact KS p-value and normalised Wasserstein distance of float labels); see
+    :func:`stalwart.shift._chunked.compare_labels_parquet`."""
+    from stalwart.shift._chunked import compare_labels_parquet as run
+
+    return run(reference_path, current_path, target, **kwargs)
+
+
+def read_parquet_column(path: Any, column: str, **kwargs: Any) -> Any:
+    """One column of a Parquet file in bounded memory (value counts, or finite values, evenly
+    subsampled beyond ``limit``); see :func:`stalwart.shift._chunked.read_column`."""
+    from stalwart.shift._chunked import read_column
+
+    return read_column(path, column, **kwargs)

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from scipy import stats
+from scipy import special
 
 from stalwart._validation import check_array, check_choice, check_param
 from stalwart.data.schema import Schema
@@ -57,10 +56,19 @@ def _fitted(obj: Any, attr: str) -> None:
 # -- MMD -----------------------------------------------------------------------------------------
 def _sq_dists(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise squared Euclidean distances (torch: multi-threaded, shares memory with numpy)."""
+    import torch  # imported here: tabular drift, which imports this package, never needs it
+
     ta, tb = torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(np.ascontiguousarray(b))
     d2 = torch.addmm((tb * tb).sum(1)[None, :], ta, tb.T, alpha=-2.0)
     d2.add_((ta * ta).sum(1)[:, None]).clamp_(min=0.0)
     return d2.numpy()
+
+
+def _rbf_in_place(d2: np.ndarray, sigma: float) -> np.ndarray:
+    """``exp(-d2 / (2 sigma^2))``, written over ``d2`` (an n x n matrix is the largest array here)."""
+    import torch
+
+    return torch.from_numpy(d2).mul_(-1.0 / (2.0 * sigma * sigma)).exp_().numpy()
 
 
 def median_bandwidth(sq_dists: np.ndarray) -> float:
@@ -91,7 +99,7 @@ def mmd2_unbiased(x: Any, y: Any, *, sigma: float | None = None) -> tuple[float,
     z = np.vstack([xa, ya])
     d2 = _sq_dists(z, z)
     sigma = median_bandwidth(d2) if sigma is None else float(sigma)
-    k = torch.from_numpy(d2).mul_(-1.0 / (2.0 * sigma * sigma)).exp_().numpy()
+    k = _rbf_in_place(d2, sigma)
     a = np.zeros((1, z.shape[0]))
     a[0, : xa.shape[0]] = 1.0
     return float(_mmd2_from_assignments(k, a, xa.shape[0])[0]), sigma
@@ -105,6 +113,8 @@ def _mmd2_from_assignments(k: np.ndarray, a: np.ndarray, m: int) -> np.ndarray:
         S_xx = a'Ka - m,  S_yy = 1'K1 - 2 a'K1 + a'Ka - n_y,  S_xy = a'K1 - a'Ka
     (the RBF diagonal is 1, and the unbiased estimator leaves it out).
     """
+    import torch
+
     n = k.shape[0]
     ny = n - m
     tk, ta = torch.from_numpy(k), torch.from_numpy(a)
@@ -192,7 +202,7 @@ class MMDDrift(DriftDetector):
         z = np.vstack([x, y])
         d2 = _sq_dists(z, z)
         sigma = median_bandwidth(d2) if self.sigma is None else float(self.sigma)
-        k = torch.from_numpy(d2).mul_(-1.0 / (2.0 * sigma * sigma)).exp_().numpy()  # in place
+        k = _rbf_in_place(d2, sigma)
         a = np.zeros((self.n_permutations + 1, n))
         a[:, :m] = 1.0
         a[1:] = rng.permuted(a[1:], axis=1)
@@ -225,7 +235,7 @@ class MMDDrift(DriftDetector):
         stat = float(h.mean())
         sd = float(h.std(ddof=1))
         z = stat / (sd / np.sqrt(half)) if sd > 0 else (np.inf if stat > 0 else 0.0)
-        p = float(stats.norm.sf(z))
+        p = float(special.ndtr(-z))  # the normal upper tail, as scipy.stats.norm.sf
         return DriftResult("mmd", stat, p, self.alpha, p <= self.alpha, details={
             "sigma": sigma, "linear_time": True, "z": float(z), "n_pairs": half,
             "n_reference": x.shape[0], "n_current": y.shape[0]})
@@ -382,6 +392,8 @@ class ClassifierDrift(DriftDetector):
                 drops[j] += base - roc_auc_score(yv, clf.predict_proba(shuffled)[:, 1])
         drops /= self.n_folds
         auc = float(roc_auc_score(y, oof))
+        from scipy import stats
+
         p = float(stats.mannwhitneyu(oof[y == 1], oof[y == 0], alternative="greater",
                                      method="asymptotic").pvalue)
         order = np.argsort(-drops, kind="stable")

@@ -24,6 +24,12 @@ name                      judged by     what it matches
 ``hellinger``             distance      ``sqrt(1 - sum(sqrt(p * q)))`` on binned counts, in [0, 1]
 ========================  ============  ========================================================
 
+Pieces shared by the in-memory and the streamed tests: :func:`ks_and_wasserstein` (both
+statistics from one merge of sorted samples), :func:`sorted_counts` (bin counts of a sorted
+sample) and :func:`from_counts` (the histogram measure named by a test, from aligned counts).
+``scipy.stats`` is imported only by the tests that need it (KS p-values), so the distance tests
+load quickly.
+
 Binning for the histogram measures (``psi``, ``jensen_shannon``, ``hellinger``) on numeric data:
 ``n_bins`` bins (default 10) whose inner edges are the reference's quantiles at ``k / n_bins``
 (duplicates merged), a value ``x`` falls into bin ``#{edges <= x}``. Categorical data use one bin
@@ -39,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from stalwart.errors import ConfigError, InputError
 
@@ -47,7 +53,7 @@ __all__ = [
     "UnivariateResult", "MethodSpec", "TESTS",
     "ks_test", "anderson_test", "chi2_test", "psi", "wasserstein", "jensen_shannon", "hellinger",
     "chi2_from_counts", "psi_from_counts", "js_from_counts", "hellinger_from_counts",
-    "ks_pvalue", "quantile_edges",
+    "ks_pvalue", "quantile_edges", "sorted_counts", "ks_and_wasserstein", "from_counts", "COUNT_MEASURES",
 ]
 
 PSI_EPS = 1e-4
@@ -140,8 +146,9 @@ def _merged(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray,
     return values, diff
 
 
-def _ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """KS statistic and (unnormalised) Wasserstein-1 distance per row, from one merge."""
+def ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """KS statistic and (unnormalised) Wasserstein-1 distance per row of two (C, n) sorted arrays,
+    from one merge."""
     values, diff = _merged(ref_sorted, cur_sorted)
     np.abs(diff, out=diff)
     # the CDFs are only compared after the last of a run of tied values
@@ -246,6 +253,8 @@ def ks_pvalue(d: float, n1: int, n2: int, method: str = "auto") -> float:
             m, n = sorted((n1, n2))
             p = _ks_exact_unequal(m, n, h * g)
         return float(np.clip(p, 0.0, 1.0))
+    from scipy import stats  # slow to import; only KS p-values need it
+
     m, n = float(max(n1, n2)), float(min(n1, n2))
     en = m * n / (m + n)
     return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
@@ -273,7 +282,7 @@ def ks_test(reference: Any, current: Any, *, method: str = "auto") -> Univariate
     (0.5, 0.6571)
     """
     ref, cur, one = _pair(reference, current)
-    d, _ = _ks_and_wasserstein(np.sort(ref, axis=1), np.sort(cur, axis=1))
+    d, _ = ks_and_wasserstein(np.sort(ref, axis=1), np.sort(cur, axis=1))
     p = np.array([ks_pvalue(float(v), ref.shape[1], cur.shape[1], method) for v in d])
     return _out(d, p, one)
 
@@ -369,7 +378,7 @@ def chi2_from_counts(ref_counts: Any, cur_counts: Any) -> UnivariateResult:
     table = np.stack([p, q])
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
     stat = float(np.sum((table - expected) ** 2 / expected))
-    return UnivariateResult(stat, float(stats.chi2.sf(stat, p.size - 1)))
+    return UnivariateResult(stat, float(special.chdtrc(p.size - 1, stat)))  # = scipy.stats.chi2.sf
 
 
 def _probs(counts: np.ndarray) -> np.ndarray:
@@ -403,6 +412,25 @@ def hellinger_from_counts(ref_counts: Any, cur_counts: Any) -> float:
     return math.sqrt(max(1.0 - bc, 0.0))
 
 
+#: the histogram measures by test name, each from aligned (reference, current) counts
+COUNT_MEASURES = {"psi": psi_from_counts, "jensen_shannon": js_from_counts, "hellinger": hellinger_from_counts}
+
+
+def from_counts(test: str, ref_counts: Any, cur_counts: Any) -> float:
+    """The histogram measure ``test`` (``psi``, ``jensen_shannon`` or ``hellinger``) of aligned counts.
+
+    Examples
+    --------
+    >>> round(from_counts("hellinger", [1, 1], [1, 3]), 4)
+    0.1846
+    """
+    try:
+        fn = COUNT_MEASURES[test]
+    except KeyError:
+        raise ConfigError(f"from_counts(test=...) must be one of {sorted(COUNT_MEASURES)}; got {test!r}") from None
+    return fn(ref_counts, cur_counts)
+
+
 # -- binning ------------------------------------------------------------------------------------
 def quantile_edges(ref_sorted: np.ndarray, n_bins: int) -> np.ndarray:
     """Inner bin edges: the sorted reference's quantiles at ``k / n_bins``, duplicates merged."""
@@ -412,7 +440,7 @@ def quantile_edges(ref_sorted: np.ndarray, n_bins: int) -> np.ndarray:
     return np.unique(np.quantile(ref_sorted, levels, method="linear"))
 
 
-def _sorted_counts(x_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def sorted_counts(x_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Counts per bin (bin = #{edges <= x}) of an already sorted sample."""
     cuts = np.searchsorted(x_sorted, edges, side="right")
     return np.diff(np.concatenate([[0], cuts, [x_sorted.size]]))
@@ -447,7 +475,7 @@ def _binned(reference: Any, current: Any, n_bins: int, categorical: bool | None
     out = []
     for r, c in zip(ref, cur):
         edges = quantile_edges(r, n_bins)
-        out.append((_sorted_counts(r, edges), _sorted_counts(c, edges)))
+        out.append((sorted_counts(r, edges), sorted_counts(c, edges)))
     return out
 
 
@@ -503,7 +531,7 @@ def wasserstein(reference: Any, current: Any, *, normalize: bool = True) -> Univ
     (std 0) is not normalised.
     """
     ref, cur, one = _pair(reference, current)
-    _, w = _ks_and_wasserstein(np.sort(ref, axis=1), np.sort(cur, axis=1))
+    _, w = ks_and_wasserstein(np.sort(ref, axis=1), np.sort(cur, axis=1))
     if normalize:
         std = ref.std(axis=1)
         w = np.where(std > 0, w / np.where(std > 0, std, 1.0), w)
