@@ -363,7 +363,7 @@ class Attack(ABC):
                 queries[rows] += (model.n_queries - q1) / rows.size
             else:
                 queries[rows] += np.asarray(per_sample, dtype=float)
-        pred_adv = model.predict_proba(x_adv).argmax(axis=1)  # the model's own verdict on what is returned
+        pred_adv = self._verdict(model, x_adv, device)
         elapsed = time.perf_counter() - start
         success = pred_adv != y_idx if tgt is None else pred_adv == tgt
         success = success | (pred_clean != y_idx)
@@ -375,6 +375,19 @@ class Attack(ABC):
             pred_clean=classes[pred_clean], pred_adv=classes[pred_adv], success=success,
             distance=self.threat.distance(x_adv, xs), queries=queries, time_s=elapsed,
             targeted=tgt is not None, params=self.params())
+
+    @staticmethod
+    def _verdict(model: Any, x_adv: np.ndarray, device: Any) -> np.ndarray:
+        """The model's own predicted class index for each returned input (one forward pass; on a
+        differentiable model without leaving torch). A non-finite output raises the adapter's error."""
+        if not model.differentiable:
+            return model.predict_proba(x_adv).argmax(axis=1)
+        with torch.no_grad():
+            logits = torch.cat([model.torch_logits(b) for b in torch.as_tensor(x_adv, device=device)
+                                .split(model.batch_size)])
+        if not bool(torch.isfinite(logits).all()):
+            model.predict_proba(x_adv)  # raises ModelError naming the rows
+        return logits.argmax(dim=1).cpu().numpy()
 
     @staticmethod
     def _target_index(model: Any, xs: np.ndarray, y_idx: np.ndarray, targeted: Any) -> np.ndarray | None:
