@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from stalwart._cli_app import SEED_HELP, app
 from stalwart._cli_support import check_out_file, escape, fail, out_console, user_errors
-from stalwart.cli import SEED_HELP, app
 
 _MODALITIES = ("tabular", "image", "text")
 _CSV_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zip": "zip", ".xz": "xz", ".zst": "zstd"}

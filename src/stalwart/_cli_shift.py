@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from stalwart._cli_app import SEED_HELP, STRICT_HELP, app
 from stalwart._cli_support import (
     STATUS_STYLE,
     check_out_dir,
@@ -31,7 +32,6 @@ from stalwart._cli_support import (
     progress,
     user_errors,
 )
-from stalwart.cli import SEED_HELP, STRICT_HELP, app
 
 #: from this many rows in either Parquet file, `stalwart drift` streams them column by column
 #: (the results are those of the in-memory test; only the memory differs)

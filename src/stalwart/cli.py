@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from stalwart import __version__
+from stalwart._cli_app import SEED_HELP, STRICT_HELP, app, report_app
 from stalwart._cli_support import (
     STATUS_STYLE,
     check_out_dir,
@@ -29,18 +30,7 @@ from stalwart._cli_support import (
     user_errors,
 )
 
-app = typer.Typer(
-    name="stalwart", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Measure the robustness of ML models: natural perturbations, adversarial attacks, drift, OOD, reports. "
-         "Exit codes: 0 passed (warnings pass unless --strict), 1 a check failed, 2 bad input (nothing written), "
-         "3 internal error, 130 interrupted.",
-)
-report_app = typer.Typer(no_args_is_help=True, help="Work with saved reports.")
-app.add_typer(report_app, name="report")
-
 MODALITIES = ("tabular", "image", "text")
-SEED_HELP = "Seed for every random choice (an integer >= 0); the same seed gives the same report."
-STRICT_HELP = "Exit 1 on a warning too (default: only a failed check exits 1)."
 #: output formats of `stalwart attack`, by extension, and the modalities each can hold
 ATTACK_FORMATS = {".npz": "npz", ".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _ATTACK_FORMATS_FOR = {"image": ("npz",), "tabular": ("npz", "csv", "parquet"), "text": ("csv", "parquet")}
@@ -318,7 +308,7 @@ def report_render(
     out_console.print(f"report written to {escape(str(target / 'index.html'))}", highlight=False)
 
 
-# commands kept in their own modules register on `app` when imported
+# commands kept in their own modules register on `app` (stalwart._cli_app) when imported
 from stalwart import _cli_perturb, _cli_shift  # noqa: E402, F401
 
 

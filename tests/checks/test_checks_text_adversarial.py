@@ -100,7 +100,7 @@ def test_params_round_trip_and_bad_parameters():
     check = TextAdversarialRobustness(max_change=0.3, max_samples=50, synonyms="lexicon", conditions=[])
     params = yaml.safe_load(yaml.safe_dump(check.params()))
     assert params == {"max_change": 0.3, "max_samples": 50, "synonyms": "lexicon", "max_candidates": 20,
-                      "max_queries": 2000}
+                      "queries": 2000}
     assert get("text_adversarial_robustness", **params).params() == check.params()
     with pytest.raises(ConfigError, match=r"TextAdversarialRobustness\(max_change=\.\.\.\) must be a number in"):
         TextAdversarialRobustness(max_change=0)

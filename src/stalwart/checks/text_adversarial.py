@@ -66,7 +66,7 @@ class TextAdversarialRobustness(Check):
         (``word<TAB>pos<TAB>synonym, ...`` lines). The source used is recorded in table ``attack``.
     max_candidates : int, default 20
         Synonyms tried per word.
-    max_queries : int, default 2000
+    queries : int, default 2000
         Model queries per text.
     conditions : list, optional
         Default ``robust_accuracy_ratio >= 0.5``.
@@ -84,7 +84,7 @@ class TextAdversarialRobustness(Check):
     headline_metric: ClassVar[str | None] = "robust_accuracy_ratio"
 
     def __init__(self, *, max_change: float = 0.2, max_samples: int = 200, synonyms: str = "auto",
-                 max_candidates: int = 20, max_queries: int = 2000, conditions: Sequence[Any] | None = None) -> None:
+                 max_candidates: int = 20, queries: int = 2000, conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         ok = isinstance(max_change, (int, float, np.integer, np.floating)) and not isinstance(max_change, bool) \
             and 0 < max_change <= 1
@@ -95,8 +95,8 @@ class TextAdversarialRobustness(Check):
                                     f"one of {list(_SOURCES)} or the path of a lexicon file")
         check_positive(self, "max_candidates", max_candidates, integer=True)
         self.max_candidates = int(max_candidates)
-        check_positive(self, "max_queries", max_queries, integer=True)
-        self.max_queries = int(max_queries)
+        check_positive(self, "queries", queries, integer=True)
+        self.queries = int(queries)
 
     def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
         return ("clean_accuracy", "robust_accuracy", "attack_success_rate", "robust_accuracy_ratio",
@@ -136,7 +136,7 @@ class TextAdversarialRobustness(Check):
             return Measurement({"clean_accuracy": _rate("clean_accuracy", k, len(texts))}, {}, {},
                                not_meaningful=at_chance)
         attack = WordSubstitution(synonyms=self._source(), max_change=self.max_change,
-                                  max_candidates=self.max_candidates, queries=self.max_queries,
+                                  max_candidates=self.max_candidates, queries=self.queries,
                                   seed=int(rng.integers(2**31)))
         res = attack.run(model, texts, y)
         n = len(texts)
@@ -174,7 +174,7 @@ class TextAdversarialRobustness(Check):
             "examples": rows,
             "attack": [{"attack": summary["attack"], "synonyms": summary["params"]["synonyms"],
                         "max_change": self.max_change, "max_candidates": self.max_candidates,
-                        "max_queries": self.max_queries, "seed": summary["params"]["seed"], "n_samples": n,
+                        "queries": self.queries, "seed": summary["params"]["seed"], "n_samples": n,
                         "queries_mean": summary["queries_mean"], "time_s": summary["time_s"]}],
             "notes": note_rows(notes, []),
         }
