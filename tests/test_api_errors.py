@@ -31,12 +31,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 import stalwart
-from stalwart import attacks, checks, data, datasets, defend, models, perturb, report, shift, suite, testing
+from stalwart import attacks, certify, checks, data, datasets, defend, models, perturb, report, shift, suite, testing
 from stalwart.errors import ConfigError, InputError, MissingDependencyError, ModelError, StalwartError
 
 PUBLIC_MODULES = ("stalwart", "stalwart.attacks", "stalwart.perturb", "stalwart.shift", "stalwart.checks",
                   "stalwart.data", "stalwart.datasets", "stalwart.models", "stalwart.defend", "stalwart.report",
-                  "stalwart.suite", "stalwart.testing")
+                  "stalwart.suite", "stalwart.testing", "stalwart.certify")
 
 #: names that are constants, not callables; each says which case shows it in use or why none can
 CONSTANTS = {
@@ -46,6 +46,7 @@ CONSTANTS = {
     "stalwart.perturb.SEVERITIES": "the tuple 1..5: covered by the severity cases",
     "stalwart.shift.DETECTORS": "registry: covered by its .get case",
     "stalwart.checks.CHECKS": "registry: covered by its .get case",
+    "stalwart.certify.CERTIFIERS": "registry: covered by its .get case",
     "stalwart.checks.MIN_SAMPLES": "the number 30: covered by the tiny-sample cases of the checks",
     "stalwart.attacks.EPS_UNITS": "a dict of unit descriptions: covered by the ThreatModel(unit=...) case",
     "stalwart.models.SUPPORTED_EXTENSIONS": "a dict: covered by load_model's unknown-extension case",
@@ -751,6 +752,29 @@ CASES: list[Case] = [
          r"unknown parameter\(s\) \['kk'\]; pass only these parameters: \['k', 'model', 'layer'"),
     case("stalwart.shift.register", lambda e: shift.register(type("NoName", (), {})), ConfigError,
          r"class attribute 'name'"),
+
+    # stalwart.certify
+    case(("stalwart.certify.get", "stalwart.certify.names", "stalwart.certify.register", "stalwart.certify.Certifier"),
+         lambda e: certify.get("smoothin"), ConfigError, r"unknown certifier 'smoothin'.*Did you mean 'smoothing'"),
+    case("stalwart.certify.RandomizedSmoothing", lambda e: certify.RandomizedSmoothing(sigma=0), ConfigError,
+         r"sigma.*> 0"),
+    case("stalwart.certify.RandomizedSmoothing", lambda e: certify.RandomizedSmoothing(n0=100, n=10), ConfigError,
+         r"at least n0"),
+    case("stalwart.certify.RandomizedSmoothing", lambda e: certify.RandomizedSmoothing(alpha=1.5), ConfigError,
+         r"alpha"),
+    case("stalwart.certify.RandomizedSmoothing",
+         lambda e: certify.RandomizedSmoothing(n0=5, n=10).certify(e.reg, e.x, e.y), ModelError, r"regression"),
+    case("stalwart.certify.RandomizedSmoothing",
+         lambda e: certify.RandomizedSmoothing(n0=5, n=10).certify(e.net, e.x.astype(np.float32), e.y + 5),
+         InputError, r"label"),
+    case("stalwart.certify.RandomizedSmoothing",
+         lambda e: certify.RandomizedSmoothing(n0=5, n=10).predict(e.net, e.imgs), (InputError, ModelError),
+         r"shape|features|takes"),
+    case(("stalwart.certify.CertificationResult", "stalwart.certify.clopper_pearson_lower"),
+         lambda e: certify.RandomizedSmoothing(n0=5, n=10).certify(e.net, e.x.astype(np.float32), e.y)
+         .certified_accuracy(-1.0), ConfigError, r"radius"),
+    case("stalwart.certify.feature_scale", lambda e: certify.feature_scale(np.ones((5, 2))), InputError,
+         r"do not vary"),
 
     # stalwart.checks
     case(("stalwart.checks.get", "stalwart.checks.CHECKS", "stalwart.checks.names"),

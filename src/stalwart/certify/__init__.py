@@ -1,0 +1,15 @@
+"""Certified robustness: per-sample radii within which a prediction provably cannot change.
+
+Certifiers register like every plug-in kind (``certify.names()``, ``certify.get("smoothing",
+sigma=0.25)``); the first is randomized smoothing (:class:`RandomizedSmoothing`), which needs
+only the model's predictions. Members are imported on first use.
+"""
+
+from stalwart._lazy import lazy_module
+
+_EXPORTS = {
+    **dict.fromkeys(("CERTIFIERS", "CertificationResult", "Certifier", "get", "names", "register"), ".base"),
+    **dict.fromkeys(("RandomizedSmoothing", "clopper_pearson_lower", "feature_scale"), ".smoothing"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())
