@@ -773,6 +773,15 @@ CASES: list[Case] = [
     case(("stalwart.certify.CertificationResult", "stalwart.certify.clopper_pearson_lower"),
          lambda e: certify.RandomizedSmoothing(n0=5, n=10).certify(e.net, e.x.astype(np.float32), e.y)
          .certified_accuracy(-1.0), ConfigError, r"radius"),
+    case(("stalwart.certify.CROWN", "stalwart.certify.network_layers"),
+         lambda e: certify.CROWN().certify(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()), e.x, e.y),
+         ModelError, r"Tanh.*smoothing"),
+    case("stalwart.certify.CROWN", lambda e: certify.CROWN(norm="l1"), ConfigError, r"norm"),
+    case("stalwart.certify.IBP", lambda e: certify.IBP(unit="range"), ConfigError, r"finite bounds"),
+    case("stalwart.certify.IBP", lambda e: certify.IBP().certify(e.black, e.x, e.y), ModelError,
+         r"RandomizedSmoothing"),
+    case(("stalwart.certify.bracket", "stalwart.certify.BracketResult", "stalwart.certify.margin_bounds"),
+         lambda e: certify.bracket(e.net, e.x, e.y, attacks.ThreatModel("l0", 1, None)), ConfigError, r"linf or l2"),
     case("stalwart.certify.feature_scale", lambda e: certify.feature_scale(np.ones((5, 2))), InputError,
          r"do not vary"),
 

@@ -124,3 +124,23 @@ def test_no_private_name_is_imported_from_another_module():
             if private:
                 wrong.append(f"{name} imports {private} from {module}")
     assert wrong == []
+
+
+def test_no_lazily_exported_name_is_also_a_submodule():
+    """``from pkg import name`` must give the function, never the module of the same name: a
+    package that loads its members on first use cannot tell them apart once the module is
+    imported (``stalwart.models.wrap`` once became the module that way)."""
+    import importlib
+    import pkgutil
+
+    clashes = []
+    for name, path in MODULES.items():
+        if path.name != "__init__.py" or "lazy_module" not in path.read_text(encoding="utf-8"):
+            continue
+        package = importlib.import_module(name)
+        subs = {m.name for m in pkgutil.iter_modules(package.__path__)}
+        for export in sorted(set(package.__all__) & subs):
+            module = importlib.import_module(f"{name}.{export}")  # first, as a user's import might
+            if getattr(package, export) is module:
+                clashes.append(f"{name}.{export}")
+    assert clashes == []

@@ -5,6 +5,10 @@ Members are imported on first use: data-only work (tabular drift) never loads to
 
 from stalwart._lazy import lazy_module
 
+# bound now, not lazily: the function ``wrap`` shares its name with its module, and importing
+# the module later would otherwise leave ``stalwart.models.wrap`` pointing at the module
+from stalwart.models.wrap import SUPPORTED_EXTENSIONS, load_model, wrap  # noqa: E402
+
 _EXPORTS = {
     "Model": ".base",
     "FunctionModel": ".function",
@@ -12,7 +16,6 @@ _EXPORTS = {
     "SklearnModel": ".sklearn",
     "TorchModel": ".torch",
     "OnnxModel": ".onnx",  # onnxruntime is imported only when this is used
-    **dict.fromkeys(("SUPPORTED_EXTENSIONS", "load_model", "wrap"), ".wrap"),
 }
-__all__ = sorted(set(_EXPORTS) - {"OnnxModel"})
+__all__ = sorted({*_EXPORTS, "SUPPORTED_EXTENSIONS", "load_model", "wrap"} - {"OnnxModel"})
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

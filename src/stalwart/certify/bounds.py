@@ -1,0 +1,505 @@
+"""Bound propagation: certified radii for ReLU networks, by interval (IBP) and linear (CROWN) bounds.
+
+Both bound the logit margins ``z_y - z_j`` (true class against every other) over every input in
+the threat model's ball around ``x``; when every lower bound is positive, no input in the ball
+changes the prediction. A certified radius is the largest eps at which that holds (bisection).
+
+- **IBP** (Gowal et al., 2018): intervals pushed through each layer; the last layer is folded
+  into the margins ("elision"), which makes it exact on linear models.
+- **CROWN** (Zhang et al., 2018): linear bounds propagated backwards from the margins, with the
+  triangle relaxation's upper line and the adaptive lower slope (1 where ``u > -l``, else 0) for
+  every unstable ReLU; pre-activation bounds of each layer come from CROWN itself (and are never
+  looser than the interval through the layer). The margin bound is the larger of CROWN's and
+  IBP's, so CROWN never certifies less than IBP; on trained networks it certifies much more.
+
+On a linear model both are exact: the certified radius is ``min_j margin_j / ||w_y - w_j||_*``
+(the dual norm: L1 for L-infinity balls, L2 for L2 balls).
+
+Networks: ``torch.nn.Sequential`` (nested) of ``Linear``, ``Conv2d``, ``AvgPool2d``, ``Flatten``,
+``BatchNorm1d/2d`` (eval mode), ``ReLU``, ``Identity`` and ``Dropout`` (eval), an optional final
+``Softmax``/``LogSoftmax`` (it does not change which class wins); and the exact torch mirrors of
+scikit-learn linear models and ReLU/identity MLPs (:func:`stalwart.models.torch_mirror`). Every
+affine part is turned into a matrix once per call (in float64), so very wide convolutions are
+refused with a pointer to randomized smoothing, which needs no access to the layers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from stalwart._validation import (
+    check_array,
+    check_choice,
+    check_labels,
+    check_lengths,
+    check_positive,
+    labels_to_index,
+    param_error,
+)
+from stalwart.certify.base import CertificationResult, Certifier, register
+from stalwart.errors import ConfigError, InputError, ModelError
+
+__all__ = ["IBP", "CROWN", "network_layers", "margin_bounds"]
+
+#: the largest dense matrix (entries) built for one affine layer
+MAX_DENSE = 50_000_000
+#: a margin counts as certified only above this (the model itself computes in float32)
+TOLERANCE = 1e-6
+
+Layers = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+# -- the network as affine maps with ReLUs between them -------------------------------------------
+def network_layers(model: Any, sample_shape: tuple[int, ...]) -> Layers:
+    """``[(W1, b1), ..., (WL, bL)]`` (float64) with ``f(x) = WL relu(... relu(W1 x + b1) ...) + bL``
+    on flattened inputs, the logits' argmax equal to the model's; :class:`ModelError` for a
+    model whose layers cannot be bounded."""
+    module = _module_of(model)
+    ops: list[Any] = []
+    shape = _walk(module, tuple(sample_shape), ops)
+    if "final" in ops:
+        if ops.index("final") != len(ops) - 1:
+            raise ModelError("a Softmax, LogSoftmax or Sigmoid inside the network cannot be bounded (only as its "
+                             "last layer); certify it with randomized smoothing (stalwart.certify."
+                             "RandomizedSmoothing).")
+        ops.pop()
+    if int(np.prod(shape)) == 1 and ops and ops[-1] != "relu":  # one logit z: classes [0, z]
+        w, b = ops[-1]
+        ops[-1] = (torch.cat([torch.zeros_like(w), w]), torch.cat([torch.zeros_like(b), b]))
+    return _merge(ops, int(np.prod(sample_shape)))
+
+
+def _module_of(model: Any) -> torch.nn.Module:
+    from stalwart.models.sklearn import SklearnModel
+    from stalwart.models.torch import TorchModel
+
+    if isinstance(model, torch.nn.Module):
+        return model
+    if isinstance(model, TorchModel):
+        return model.module
+    if isinstance(model, SklearnModel):
+        if model.mirror is None:
+            raise ModelError(f"{model.name} has no exact torch mirror (supported: linear classifiers and ReLU or "
+                             "identity MLPs), so its layers cannot be bounded; certify it with randomized smoothing "
+                             "(stalwart.certify.RandomizedSmoothing), which needs only predictions.")
+        return model.mirror
+    name = getattr(model, "name", type(model).__name__)
+    raise ModelError(f"bound propagation needs the network's layers; {name} gives only predictions. Certify it "
+                     "with randomized smoothing (stalwart.certify.RandomizedSmoothing), which works on any model.")
+
+
+def _dense(fn: Any, shape: tuple[int, ...], what: str) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Matrix and offset of the affine map ``fn`` on samples of ``shape`` (from the unit vectors)."""
+    n_in = int(np.prod(shape))
+    with torch.no_grad():
+        try:
+            zero = fn(torch.zeros((1, *shape), dtype=torch.float64))
+        except (RuntimeError, ValueError) as exc:
+            raise InputError(f"{what} cannot take samples of shape {shape} ({' '.join(str(exc).split())[:200]}); "
+                             "pass x in the shape the model takes.") from None
+        out_shape = tuple(zero.shape[1:])
+        if n_in * int(np.prod(out_shape)) > MAX_DENSE:
+            raise ModelError(f"{what} maps {n_in} values to {int(np.prod(out_shape))}: too large for dense bound "
+                             "propagation here; certify this model with randomized smoothing "
+                             "(stalwart.certify.RandomizedSmoothing) instead.")
+        basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *shape)
+        cols = torch.cat([fn(chunk) for chunk in basis.split(512)]) - zero
+    return cols.reshape(n_in, -1).T.contiguous(), zero.reshape(-1), out_shape
+
+
+def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tuple[int, ...]:
+    """Append ``module``'s affine maps (W, b) and "relu" markers to ``ops``; the output shape."""
+    from stalwart.models import mirrors
+
+    nn = torch.nn
+    if isinstance(module, nn.Sequential):
+        for child in module:
+            shape = _walk(child, shape, ops)
+        return shape
+    if isinstance(module, (nn.Identity, nn.Dropout)):
+        return shape
+    if isinstance(module, nn.ReLU):
+        ops.append("relu")
+        return shape
+    if isinstance(module, (nn.Softmax, nn.LogSoftmax, nn.Sigmoid)):
+        ops.append("final")  # monotone: the same class wins (allowed only last, see network_layers)
+        return shape
+    if isinstance(module, nn.Flatten):
+        if module.start_dim not in (1, -len(shape) - 1) or module.end_dim != -1:
+            raise ModelError(f"{module} flattens only part of a sample; bound propagation supports Flatten() "
+                             "over the whole sample. Use Flatten() or certify with randomized smoothing.")
+        return (int(np.prod(shape)),)
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.training:
+        raise ModelError(f"{module} is in training mode; call model.eval() before certifying.")
+    if isinstance(module, nn.Linear) and len(shape) != 1:
+        raise ModelError(f"{module} is applied to samples of shape {shape}; bound propagation needs flat inputs "
+                         "to Linear layers (add nn.Flatten() before it).")
+    if isinstance(module, mirrors._MLP):
+        if module.activation not in ("relu", "identity"):
+            raise ModelError(f"an MLP with {module.activation!r} activations cannot be bounded here (ReLU and "
+                             "identity only); certify it with randomized smoothing (stalwart.certify."
+                             "RandomizedSmoothing).")
+        for i in range(module.n_layers):
+            w, b = getattr(module, f"w{i}").double(), getattr(module, f"b{i}").double()
+            ops.append((w.T.contiguous(), b))
+            if i < module.n_layers - 1 and module.activation == "relu":
+                ops.append("relu")
+        return (int(ops[-1][0].shape[0]),)
+    if isinstance(module, mirrors._Linear):
+        ops.append((module.weight.double(), module.bias.double()))  # "ovr" logits: log sigmoid, monotone
+        return (int(module.weight.shape[0]),)
+    if isinstance(module, mirrors._Affine) and module.clamp is not None:
+        raise ModelError("a MinMaxScaler(clip=True) step cannot be bounded; certify with randomized smoothing "
+                         "(stalwart.certify.RandomizedSmoothing).")
+    if not isinstance(module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, mirrors._Affine)):
+        raise ModelError(f"bound propagation does not support the layer {type(module).__name__} ({module}); "
+                         "supported: Linear, Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
+                         "Certify this model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
+    w, b, out_shape = _dense(lambda t: _as64(module, t), shape, type(module).__name__)
+    ops.append((w, b))
+    return out_shape
+
+
+def _as64(module: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """``module(t)`` in float64 without changing the module (parameters cast on the fly)."""
+    from torch.func import functional_call
+
+    params = {k: v.double() for k, v in module.named_parameters()}
+    buffers = {k: (v.double() if v.is_floating_point() else v) for k, v in module.named_buffers()}
+    return functional_call(module, {**params, **buffers}, (t,))
+
+
+def _merge(ops: list[Any], n_in: int) -> Layers:
+    """Consecutive affine maps composed, ReLUs between them (an identity map where a ReLU comes
+    first or last; a ReLU right after a ReLU changes nothing)."""
+    layers: Layers = []
+    current: tuple[torch.Tensor, torch.Tensor] | None = None
+    width = n_in
+
+    def identity() -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.eye(width, dtype=torch.float64), torch.zeros(width, dtype=torch.float64)
+
+    for op in ops:
+        if op == "relu":
+            if current is None and layers:
+                continue
+            layers.append(current if current is not None else identity())
+            current = None
+            continue
+        w, b = op
+        current = (w, b) if current is None else (w @ current[0], w @ current[1] + b)
+        width = int(w.shape[0])
+    layers.append(current if current is not None else identity())
+    return layers
+
+
+# -- the bounds -------------------------------------------------------------------------------------
+class _InputSet:
+    """The ball ``{x : ||(x - x0) / s||_p <= eps} ∩ [lo, hi]`` (s = 0 fixes a feature)."""
+
+    def __init__(self, x0: torch.Tensor, eps: torch.Tensor, norm: str, scale: torch.Tensor,
+                 lo: torch.Tensor | None, hi: torch.Tensor | None) -> None:
+        self.x0, self.eps, self.norm, self.scale = x0, eps.reshape(-1, 1), norm, scale
+        if norm == "linf":
+            reach = self.eps * scale
+            self.xl, self.xu = x0 - reach, x0 + reach
+            if lo is not None:
+                self.xl, self.xu = torch.maximum(self.xl, lo), torch.minimum(self.xu, hi)
+
+    def lower(self, a: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+        """min over the set of ``a @ x + const`` (a: B x S x n)."""
+        if self.norm == "linf":
+            return const + (a.clamp(min=0) @ self.xl.unsqueeze(-1)).squeeze(-1) \
+                + (a.clamp(max=0) @ self.xu.unsqueeze(-1)).squeeze(-1)
+        centre = (a @ self.x0.unsqueeze(-1)).squeeze(-1)
+        return const + centre - self.eps * (a * self.scale).norm(dim=-1)
+
+    def interval(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A box holding the set (for IBP)."""
+        if self.norm == "linf":
+            return self.xl, self.xu
+        reach = self.eps * self.scale
+        return self.x0 - reach, self.x0 + reach
+
+
+def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(lower slope, upper slope, upper intercept) of ReLU between ``lo`` and ``up``."""
+    active, inactive = lo >= 0, up <= 0
+    unstable = ~(active | inactive)
+    width = (up - lo).clamp_min(1e-30)
+    up_slope = torch.where(active, torch.ones_like(lo), torch.where(unstable, up / width, torch.zeros_like(lo)))
+    up_int = torch.where(unstable, -up * lo / width, torch.zeros_like(lo))
+    low_slope = torch.where(active | (unstable & (up > -lo)), torch.ones_like(lo), torch.zeros_like(lo))
+    return low_slope, up_slope, up_int
+
+
+def _crown_lower(spec: torch.Tensor, layers: Layers, k: int, pre: list[tuple[torch.Tensor, torch.Tensor]],
+                 box: _InputSet) -> torch.Tensor:
+    """Lower bound of ``spec @ z_k`` (spec: B x S x n_k) over the input set, backwards to x."""
+    a = spec
+    const = torch.zeros(spec.shape[:2], dtype=spec.dtype)
+    for i in range(k, -1, -1):
+        w, b = layers[i]
+        const = const + a @ b
+        a = a @ w
+        if i > 0:
+            low_slope, up_slope, up_int = _relaxation(*pre[i - 1])
+            pos, neg = a.clamp(min=0), a.clamp(max=0)
+            const = const + (neg * up_int.unsqueeze(1)).sum(-1)
+            a = pos * low_slope.unsqueeze(1) + neg * up_slope.unsqueeze(1)
+    return box.lower(a, const)
+
+
+def _crown(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
+    pre: list[tuple[torch.Tensor, torch.Tensor]] = []
+    n = box.x0.shape[0]
+    for k in range(len(layers) - 1):
+        width = layers[k][0].shape[0]
+        eye = torch.eye(width, dtype=torch.float64).expand(n, width, width)
+        both = _crown_lower(torch.cat([eye, -eye], dim=1), layers, k, pre, box)
+        lo, up = both[:, :width], -both[:, width:]
+        if pre:  # never looser than the interval through this layer
+            ilo, iup = _interval_step(layers[k], pre[-1])
+            lo, up = torch.maximum(lo, ilo), torch.minimum(up, iup)
+        pre.append((lo, up))
+    return _crown_lower(spec, layers, len(layers) - 1, pre, box)
+
+
+def _interval_step(layer: tuple[torch.Tensor, torch.Tensor], prev: tuple[torch.Tensor, torch.Tensor]
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    w, b = layer
+    lo, up = prev[0].clamp(min=0), prev[1].clamp(min=0)
+    mid, rad = (up + lo) / 2, (up - lo) / 2
+    centre, reach = mid @ w.T + b, rad @ w.abs().T
+    return centre - reach, centre + reach
+
+
+def _ibp(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
+    w1, b1 = layers[0]
+    if len(layers) == 1:  # linear: the margins' exact bound
+        return box.lower(spec @ w1, spec @ b1)
+    eye = torch.eye(w1.shape[0], dtype=torch.float64).expand(box.x0.shape[0], -1, -1)
+    bounds = (box.lower(eye @ w1, eye @ b1), -box.lower(-eye @ w1, -eye @ b1))
+    for layer in layers[1:-1]:
+        bounds = _interval_step(layer, bounds)
+    w, b = layers[-1]
+    a, const = spec @ w, spec @ b  # the last layer folded into the margins
+    lo, up = bounds[0].clamp(min=0), bounds[1].clamp(min=0)
+    return const + (a.clamp(min=0) @ lo.unsqueeze(-1)).squeeze(-1) + (a.clamp(max=0) @ up.unsqueeze(-1)).squeeze(-1)
+
+
+def margin_bounds(layers: Layers, x: torch.Tensor, labels: torch.Tensor, eps: torch.Tensor, norm: str,
+                  scale: torch.Tensor, lo: torch.Tensor | None, hi: torch.Tensor | None,
+                  method: str = "crown") -> torch.Tensor:
+    """Lower bounds of ``z_y - z_j`` (B x (classes - 1)) over each sample's ball."""
+    n_classes = layers[-1][0].shape[0]
+    eye = torch.eye(n_classes, dtype=torch.float64)
+    rows = [torch.cat([eye[:j], eye[j + 1:]]) for j in range(n_classes)]
+    others = torch.stack(rows)[labels]  # B x (K-1) x K
+    spec = eye[labels].unsqueeze(1) - others
+    box = _InputSet(x, eps, norm, scale, lo, hi)
+    if method == "ibp":
+        return _ibp(layers, spec, box)
+    # both are sound lower bounds: CROWN keeps the better of the two, so it is never looser than IBP
+    return torch.maximum(_crown(layers, spec, box), _ibp(layers, spec, box))
+
+
+# -- the certifiers ---------------------------------------------------------------------------------
+class _BoundCertifier(Certifier):
+    method: ClassVar[str] = ""
+    requires: ClassVar[str] = "torch"
+
+    def __init__(self, norm: str = "linf", *, bounds: Any = None, mutable: Any = None, unit: str = "raw",
+                 max_eps: float = 1.0, steps: int = 20, batch_size: int = 256) -> None:
+        check_choice(self, "norm", norm, ("linf", "l2"))
+        check_choice(self, "unit", unit, ("raw", "range"))
+        check_positive(self, "max_eps", max_eps)
+        if not math.isfinite(float(max_eps)):
+            raise param_error(self, "max_eps", "a finite number > 0", max_eps)
+        check_positive(self, "steps", steps, integer=True)
+        check_positive(self, "batch_size", batch_size, integer=True)
+        if bounds is not None:
+            if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+                raise param_error(self, "bounds", "None or a pair (lower, upper)", bounds)
+            lo, hi = (np.asarray(v, dtype=np.float64) for v in bounds)
+            if np.isnan(lo).any() or np.isnan(hi).any() or np.any(lo > hi):
+                raise param_error(self, "bounds", "a pair with lower <= upper and no NaN", bounds)
+        if unit == "range" and (bounds is None or not np.all(np.isfinite(np.asarray(bounds, dtype=float)))):
+            raise ConfigError(f"{type(self).__name__}(unit='range') measures eps as a fraction of each feature's "
+                              "range: pass finite bounds=(lower, upper).")
+        if mutable is not None and np.asarray(mutable).dtype != bool:
+            raise param_error(self, "mutable", "a boolean mask (False: the feature may not change)", mutable)
+        self.norm = norm  # type: ignore[misc] - per instance for these certifiers
+        self.bounds = bounds
+        self.mutable = mutable
+        self.unit = unit
+        self.max_eps = float(max_eps)
+        self.steps = int(steps)
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_threat(cls, threat: Any, **params: Any) -> _BoundCertifier:
+        """The certifier for an attack's :class:`~stalwart.attacks.ThreatModel` (norm, bounds,
+        mutable mask and eps unit); ``max_eps`` defaults to twice the threat's eps."""
+        if threat.norm not in ("linf", "l2"):
+            raise ConfigError(f"bound propagation certifies linf and l2 balls; the threat model's norm is "
+                              f"{threat.norm!r}. Use ThreatModel(norm='linf' or 'l2').")
+        params.setdefault("max_eps", max(2.0 * float(threat.eps), 1e-6))
+        return cls(threat.norm, bounds=threat.bounds, mutable=threat.mutable, unit=threat.unit, **params)
+
+    def params(self) -> dict[str, Any]:
+        out = super().params()
+        for key in ("bounds", "mutable"):
+            if out[key] is not None:
+                out[key] = np.asarray(out[key], dtype=object if key == "bounds" else bool).tolist()
+        return out
+
+    # -- entry points ------------------------------------------------------------------------------
+    def verified(self, model: Any, x: Any, y: Any, eps: float) -> np.ndarray:
+        """Whether each sample's margin to every other class is provably positive over the
+        whole ball of radius ``eps`` (False where the model already errs on ``x``)."""
+        ok = isinstance(eps, (int, float, np.integer, np.floating)) and not isinstance(eps, bool) \
+            and math.isfinite(float(eps)) and eps >= 0
+        if not ok:
+            raise param_error(f"{type(self).__name__}.verified", "eps", "a finite number >= 0", eps)
+        run = self.prepare(model, x, y)
+        return self.verify(run, np.full(len(run["x"]), float(eps)))
+
+    def certify(self, model: Any, x: Any, y: Any = None) -> CertificationResult:
+        """The certified radius of each sample (bisection up to ``max_eps``, ``steps`` halvings);
+        0 where the prediction at ``x`` is wrong (or, without ``y``, is the one certified)."""
+        start = time.perf_counter()
+        run = self.prepare(model, x, y)
+        n = len(run["x"])
+        good = self.verify(run, np.zeros(n))
+        low, high = np.zeros(n), np.full(n, self.max_eps)
+        top = self.verify(run, high) & good
+        low[top] = self.max_eps
+        todo = good & ~top
+        for _ in range(self.steps):
+            mid = (low + high) / 2
+            ok = self.verify(run, mid) & todo
+            low = np.where(ok, mid, low)
+            high = np.where(todo & ~ok, mid, high)
+        classes = np.asarray(run["model"].classes)
+        pred = classes[run["labels"]]
+        return CertificationResult(
+            certifier=self.name, norm=self.norm, prediction=pred, abstained=~good, radius=np.where(good, low, 0.0),
+            y=run["y"], details={"at_max_eps": top}, params=self.params(), queries=0,
+            time_s=time.perf_counter() - start, largest_batch=min(self.batch_size, n))
+
+    # -- the problem, prepared once, verified at many eps --------------------------------------------
+    def prepare(self, model: Any, x: Any, y: Any) -> dict[str, Any]:
+        """The checked problem (network layers, inputs, labels, input set) that :meth:`verify`
+        takes, so that several eps reuse one conversion of the network."""
+        from stalwart.models import wrap
+
+        wrapped = wrap(model)
+        if wrapped.task != "classification":
+            raise ModelError(f"bound propagation certifies classifiers; {wrapped.name} is a {wrapped.task} model. "
+                             "Pass a classifier.")
+        xs = check_array(x, "x", dtype=np.float64)
+        if xs.ndim < 2:
+            raise InputError(f"x must have one row per sample (2-D or more); got shape {xs.shape}. "
+                             "Use x.reshape(1, -1) for a single sample.")
+        sample = tuple(xs.shape[1:])
+        layers = network_layers(wrapped, sample)
+        classes = wrapped.known_classes(xs.astype(np.float32))
+        n_classes = layers[-1][0].shape[0]
+        if classes is None or len(classes) != n_classes:
+            raise ModelError(f"the network returns {n_classes} logits but the model has classes {classes}; "
+                             "pass a model whose classes match its outputs.")
+        flat = torch.as_tensor(xs.reshape(len(xs), -1))
+        if y is None:
+            ys = None
+            with torch.no_grad():
+                labels = _forward(layers, flat).argmax(dim=1).numpy()
+        else:
+            ys = check_labels(y, classes, "y")
+            check_lengths("x", xs, "y", ys)
+            labels = labels_to_index(ys, np.asarray(classes))
+        lo = hi = None
+        scale = np.ones(sample)
+        if self.bounds is not None:
+            lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), sample) for b in self.bounds)
+            if self.unit == "range":
+                scale = hi - lo
+            if np.any(xs < lo - 1e-6) or np.any(xs > hi + 1e-6):
+                raise InputError("x lies outside the certifier's bounds; pass bounds=(lower, upper) that hold the "
+                                 "data (its real range), or rescale x.")
+        if self.mutable is not None:
+            try:
+                scale = scale * np.broadcast_to(np.asarray(self.mutable, dtype=bool), sample)
+            except ValueError:
+                raise ConfigError(f"mutable has shape {np.shape(self.mutable)}, which does not fit one sample of "
+                                  f"shape {sample}; give one value per feature.") from None
+
+        def flat_t(a: np.ndarray | None) -> torch.Tensor | None:
+            return None if a is None else torch.as_tensor(np.array(a, dtype=np.float64).reshape(-1))
+        return {"model": wrapped, "layers": layers, "x": flat, "labels": np.asarray(labels), "y": ys,
+                "scale": flat_t(scale), "lo": flat_t(lo), "hi": flat_t(hi)}
+
+    def verify(self, run: dict[str, Any], eps: np.ndarray) -> np.ndarray:
+        """Whether each sample of a problem from :meth:`prepare` is certified at its own eps (an array)."""
+        out = np.zeros(len(run["x"]), dtype=bool)
+        labels = torch.as_tensor(run["labels"])
+        eps_t = torch.as_tensor(eps, dtype=torch.float64)
+        with torch.no_grad():
+            for s in range(0, len(run["x"]), self.batch_size):
+                sl = slice(s, s + self.batch_size)
+                low = margin_bounds(run["layers"], run["x"][sl], labels[sl], eps_t[sl], self.norm, run["scale"],
+                                    run["lo"], run["hi"], self.method)
+                out[sl] = (low > TOLERANCE).all(dim=1).numpy()
+        return out
+
+
+def _forward(layers: Layers, x: torch.Tensor) -> torch.Tensor:
+    for i, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if i < len(layers) - 1:
+            x = x.clamp(min=0)
+    return x
+
+
+@register
+class CROWN(_BoundCertifier):
+    """Certified radii by CROWN's backward linear bounds (Zhang et al., 2018); see the module doc.
+
+    Parameters
+    ----------
+    norm : {"linf", "l2"}
+    bounds : valid input range (lower, upper), scalars or per-feature; the L-infinity ball is
+        intersected with it (the L2 ball is not: still sound, a little looser)
+    mutable : bool mask; features marked False never change
+    unit : "raw" (eps in the data's units) or "range" (a fraction of each feature's range)
+    max_eps, steps : the radius is searched in [0, max_eps] with ``steps`` bisections
+    batch_size : samples bounded at once
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from stalwart.certify import CROWN
+    >>> net = torch.nn.Linear(2, 2)
+    >>> with torch.no_grad():
+    ...     _ = net.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])); _ = net.bias.zero_()
+    >>> res = CROWN("l2").certify(net, np.array([[0.5, 0.2]]), [0])
+    >>> round(float(res.radius[0]), 4)  # exact: the boundary x0 = 0 is 0.5 away
+    0.5
+    """
+
+    name: ClassVar[str] = "crown"
+    method: ClassVar[str] = "crown"
+
+
+@register
+class IBP(_BoundCertifier):
+    """Certified radii by interval bound propagation (Gowal et al., 2018), the last layer folded
+    into the margins; cheaper and looser than :class:`CROWN` (same parameters)."""
+
+    name: ClassVar[str] = "ibp"
+    method: ClassVar[str] = "ibp"
