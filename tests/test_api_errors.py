@@ -31,7 +31,20 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 import stalwart
-from stalwart import attacks, certify, checks, data, datasets, defend, models, perturb, report, shift, suite, testing
+from stalwart import (
+    attacks,
+    certify,
+    checks,
+    data,
+    datasets,
+    defend,
+    models,
+    perturb,
+    report,
+    shift,
+    suite,
+    testing,
+)
 from stalwart.errors import ConfigError, InputError, MissingDependencyError, ModelError, StalwartError
 
 PUBLIC_MODULES = ("stalwart", "stalwart.attacks", "stalwart.perturb", "stalwart.shift", "stalwart.checks",

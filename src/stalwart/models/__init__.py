@@ -17,5 +17,6 @@ _EXPORTS = {
     "TorchModel": ".torch",
     "OnnxModel": ".onnx",  # onnxruntime is imported only when this is used
 }
-__all__ = sorted({*_EXPORTS, "SUPPORTED_EXTENSIONS", "load_model", "wrap"} - {"OnnxModel"})
+__all__ = ["FunctionModel", "Model", "SUPPORTED_EXTENSIONS", "SklearnModel", "TorchModel", "load_model", "torch_mirror",
+           "wrap"]
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())
