@@ -798,6 +798,10 @@ CASES: list[Case] = [
     case("stalwart.certify.feature_scale", lambda e: certify.feature_scale(np.ones((5, 2))), InputError,
          r"do not vary"),
 
+    case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(method="smoothing", norm="linf"),
+         ConfigError, r"'l2' with method='smoothing'"),
+    case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(alpha=2), ConfigError, r"alpha"),
+
     # stalwart.checks
     case(("stalwart.checks.get", "stalwart.checks.CHECKS", "stalwart.checks.names"),
          lambda e: checks.get("nope"), ConfigError, r"unknown check 'nope'.*clean_performance"),

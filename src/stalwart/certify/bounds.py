@@ -117,6 +117,8 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
     from stalwart.models import mirrors
 
     nn = torch.nn
+    if isinstance(module, torch.jit.ScriptModule):
+        return _walk_script(module, shape, ops)
     if isinstance(module, nn.Sequential):
         for child in module:
             shape = _walk(child, shape, ops)
@@ -161,6 +163,67 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
                          "supported: Linear, Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
                          "Certify this model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
     w, b, out_shape = _dense(lambda t: _as64(module, t), shape, type(module).__name__)
+    ops.append((w, b))
+    return out_shape
+
+
+def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[int, ...]:
+    """A TorchScript module (``torch.jit.script``/``trace`` of the layers :func:`_walk` takes),
+    read layer by layer from its parameters and attributes."""
+    import torch.nn.functional as F  # noqa: N812
+
+    kind = getattr(module, "original_name", type(module).__name__)
+    try:
+        if kind == "Sequential":
+            for _, child in module.named_children():
+                shape = _walk(child, shape, ops)
+            return shape
+        if kind in ("Identity", "Dropout"):
+            return shape
+        if kind == "ReLU":
+            ops.append("relu")
+            return shape
+        if kind in ("Softmax", "LogSoftmax", "Sigmoid"):
+            ops.append("final")
+            return shape
+        if kind == "Flatten":
+            return (int(np.prod(shape)),)
+        if kind == "Linear":
+            if len(shape) != 1:
+                raise ModelError(f"a Linear layer is applied to samples of shape {shape}; bound propagation needs "
+                                 "flat inputs to Linear layers (add nn.Flatten() before it).")
+            w = module.weight.detach().double()
+            b = module.bias.detach().double() if module.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+            ops.append((w, b))
+            return (int(w.shape[0]),)
+        if kind == "Conv2d":
+            w = module.weight.detach().double()
+            b = module.bias.detach().double() if module.bias is not None else None
+            stride, padding, dilation, groups = module.stride, module.padding, module.dilation, module.groups
+
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                return F.conv2d(t, w, b, stride, padding, dilation, groups)
+        elif kind == "AvgPool2d":
+            k, stride, pad = module.kernel_size, module.stride, module.padding
+
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                return F.avg_pool2d(t, k, stride, pad)
+        elif kind in ("BatchNorm1d", "BatchNorm2d"):
+            mean, var = module.running_mean.double(), module.running_var.double()
+            gamma, beta = module.weight.detach().double(), module.bias.detach().double()
+            eps = float(module.eps)
+
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                return F.batch_norm(t, mean, var, gamma, beta, False, 0.0, eps)
+        else:
+            raise ModelError(f"bound propagation does not support the TorchScript layer {kind}; supported: Linear, "
+                             "Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. Certify this "
+                             "model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
+    except (AttributeError, RuntimeError) as exc:
+        raise ModelError(f"the TorchScript layer {kind} does not expose what bound propagation reads ({exc}); save "
+                         "the eager module (torch.save of the state dict) or certify with randomized smoothing "
+                         "(stalwart.certify.RandomizedSmoothing).") from None
+    w, b, out_shape = _dense(fn, shape, kind)
     ops.append((w, b))
     return out_shape
 

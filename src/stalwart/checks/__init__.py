@@ -13,6 +13,7 @@ _EXPORTS = {
     **dict.fromkeys(("CHECKS", "Check", "CheckResult", "Condition", "Measurement", "Metric", "SkipCheck", "Status",
                      "MIN_SAMPLES", "build", "get", "names", "register", "worst_status"), ".base"),
     "AdversarialRobustness": ".adversarial",
+    "CertifiedRobustness": ".certified",
     "BehaviouralTests": ".behaviour",
     "CleanPerformance": ".performance",
     "CorruptionRobustness": ".corruption",

@@ -251,7 +251,7 @@ class AdversarialRobustness(Check):
             if encoded:
                 raise SkipCheck("categorical columns are not numeric codes, so gradient attacks cannot change "
                                 "them; use attack='evaluate' (schema-aware search)")
-            x, bounds, mutable = _tabular_box(sample)
+            x, bounds, mutable = tabular_box(sample)
             relaxed = [c.name for c in sample.schema.columns if c.kind == "integer" and c.mutable]
             if relaxed and white:
                 notes.append(f"integer columns {relaxed[:5]} were treated as continuous (the attack may use "
@@ -451,7 +451,7 @@ def _numeric_categoricals(sample: Any) -> bool:
         sample.x.iloc[:, j]) for j in cats)
 
 
-def _tabular_box(sample: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+def tabular_box(sample: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Tabular inputs as floats, their bounds (the schema's, widened to cover the sample) and the
     columns an attack may move: mutable numeric/integer columns (booleans and categories cannot
     take in-between values)."""
