@@ -236,3 +236,51 @@ def test_registered_and_bad_input_is_refused_with_the_way_out(mlp, digits):
         CROWN(bounds=(0.0, 0.5)).certify(mlp, x[:5], y[:5])
     with pytest.raises(InputError, match="Linear cannot take samples of shape"):
         CROWN().certify(mlp, x[:5, :10], y[:5])
+
+
+class _Custom(torch.nn.Module):
+    """Its own forward: conv, relu, view(x.size(0), -1), linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3)
+        self.fc = torch.nn.Linear(144, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).view(x.size(0), -1))
+
+
+class _Residual(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 64)
+
+    def forward(self, x):
+        return x + self.fc(x)
+
+
+class _MaxPooled(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                        torch.nn.Flatten(), torch.nn.Linear(36, 10))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_module_with_its_own_forward_is_read_from_its_graph():
+    torch.manual_seed(0)
+    net = _Custom().eval()
+    x = torch.rand(6, 1, 8, 8)
+    layers = network_layers(net, (1, 8, 8))
+    z = x.reshape(6, -1).double()
+    for i, (w, b) in enumerate(layers):
+        z = z @ w.T + b
+        z = z.clamp(min=0) if i < len(layers) - 1 else z
+    with torch.no_grad():
+        np.testing.assert_allclose(z.numpy(), net(x).double().numpy(), atol=1e-5)
+    with pytest.raises(ModelError, match="not a chain of layers.*skip connection.*smoothing"):
+        network_layers(_Residual(), (64,))
+    with pytest.raises(ModelError, match="MaxPool2d.*smoothing"):
+        network_layers(_MaxPooled(), (1, 8, 8))

@@ -158,6 +158,9 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
     if isinstance(module, mirrors._Affine) and module.clamp is not None:
         raise ModelError("a MinMaxScaler(clip=True) step cannot be bounded; certify with randomized smoothing "
                          "(stalwart.certify.RandomizedSmoothing).")
+    if type(module).forward is not nn.Module.forward and not isinstance(
+            module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, mirrors._Affine)):
+        return _walk_traced(module, shape, ops)  # a module with its own forward: read its graph
     if not isinstance(module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, mirrors._Affine)):
         raise ModelError(f"bound propagation does not support the layer {type(module).__name__} ({module}); "
                          "supported: Linear, Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
@@ -165,6 +168,58 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
     w, b, out_shape = _dense(lambda t: _as64(module, t), shape, type(module).__name__)
     ops.append((w, b))
     return out_shape
+
+
+def _walk_traced(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tuple[int, ...]:
+    """A module with its own ``forward``: its torch.fx graph, which must be a chain of the layers
+    :func:`_walk` takes, relu calls and flattening (``flatten(x, 1)``, ``x.view(x.size(0), -1)``)."""
+    import operator
+
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception as exc:  # noqa: BLE001 - data-dependent control flow and the like
+        raise ModelError(f"{type(module).__name__}.forward cannot be traced into a chain of layers "
+                         f"({' '.join(str(exc).split())[:160]}); certify it with randomized smoothing "
+                         "(stalwart.certify.RandomizedSmoothing).") from None
+
+    def refuse(why: str) -> ModelError:
+        return ModelError(f"{type(module).__name__}.forward {why}, which bound propagation does not support; "
+                          "certify it with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
+
+    sizes: set[Any] = set()  # nodes that only read the batch size (x.size(0), x.shape[0])
+    previous = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            previous = node
+            continue
+        if node.op == "output":
+            break
+        if (node.op == "call_method" and node.target == "size") or (
+                node.op == "call_function" and node.target in (getattr, operator.getitem)):
+            sizes.add(node)
+            continue
+        inputs = [n for n in node.all_input_nodes if n not in sizes]
+        if inputs != [previous]:
+            raise refuse(f"is not a chain of layers (node {node.name} takes {[n.name for n in inputs]}: a skip "
+                         "connection or a branch)")
+        args = node.args[1:]
+        if node.op == "call_module":
+            shape = _walk(module.get_submodule(node.target), shape, ops)
+        elif (node.op == "call_function" and node.target in (torch.relu, torch.nn.functional.relu)) or (
+                node.op == "call_method" and node.target == "relu"):
+            ops.append("relu")
+        elif node.target in (torch.flatten, "flatten") and tuple(args) in ((1,), ()) and not node.kwargs:
+            shape = (int(np.prod(shape)),)
+        elif node.op == "call_method" and node.target in ("view", "reshape") and len(args) == 2 and (
+                (args[0] in sizes or args[0] == -1) and args[1] == -1 or args[0] == -1 and args[1] == np.prod(shape)):
+            shape = (int(np.prod(shape)),)
+        else:
+            what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", node.target)
+            raise refuse(f"calls {what}")
+        previous = node
+    return shape
 
 
 def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[int, ...]:
