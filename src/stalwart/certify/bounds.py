@@ -358,32 +358,38 @@ def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch
 
 def _crown_lower(spec: torch.Tensor, layers: Layers, k: int, pre: list[tuple[torch.Tensor, torch.Tensor]],
                  box: _InputSet) -> torch.Tensor:
-    """Lower bound of ``spec @ z_k`` (spec: B x S x n_k) over the input set, backwards to x."""
+    """Lower bound of ``spec @ z_k`` over the input set, backwards to x. ``spec`` is B x S x n_k, or
+    S x n_k when it is the same for every sample (then the first product is shared too)."""
     a = spec
-    const = torch.zeros(spec.shape[:2], dtype=spec.dtype)
+    const = torch.zeros(spec.shape[:-1], dtype=spec.dtype)
     for i in range(k, -1, -1):
         w, b = layers[i]
         const = const + a @ b
         a = a @ w
         if i > 0:
             low_slope, up_slope, up_int = _relaxation(*pre[i - 1])
-            pos, neg = a.clamp(min=0), a.clamp(max=0)
-            const = const + (neg * up_int.unsqueeze(1)).sum(-1)
-            a = pos * low_slope.unsqueeze(1) + neg * up_slope.unsqueeze(1)
+            negative = a.clamp(max=0)
+            const = const + (negative @ up_int.unsqueeze(-1)).squeeze(-1)  # B x S (a shared a broadcasts)
+            a = a * torch.where(a > 0, low_slope.unsqueeze(1), up_slope.unsqueeze(1))
     return box.lower(a, const)
 
 
 def _crown(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
-    pre: list[tuple[torch.Tensor, torch.Tensor]] = []
-    n = box.x0.shape[0]
-    for k in range(len(layers) - 1):
-        width = layers[k][0].shape[0]
-        eye = torch.eye(width, dtype=torch.float64).expand(n, width, width)
-        both = _crown_lower(torch.cat([eye, -eye], dim=1), layers, k, pre, box)
-        lo, up = both[:, :width], -both[:, width:]
-        if pre:  # never looser than the interval through this layer
-            ilo, iup = _interval_step(layers[k], pre[-1])
-            lo, up = torch.maximum(lo, ilo), torch.minimum(up, iup)
+    """CROWN's margin bound. Pre-activation bounds of each layer start from the interval through
+    it; CROWN then tightens only the neurons the interval leaves unstable in some sample of the
+    batch (for the others the ReLU relaxation is exact whatever their bounds)."""
+    w0, b0 = layers[0]
+    pre = [(box.lower(w0, b0), -box.lower(-w0, -b0))]  # the first layer's bounds are exact
+    for k in range(1, len(layers) - 1):
+        lo, up = _interval_step(layers[k], pre[-1])
+        cols = torch.nonzero(((lo < 0) & (up > 0)).any(dim=0)).flatten()
+        if cols.numel():
+            rows = torch.eye(layers[k][0].shape[0], dtype=torch.float64)[cols]
+            both = _crown_lower(torch.cat([rows, -rows]), layers, k, pre, box)
+            m = cols.numel()
+            lo, up = lo.clone(), up.clone()
+            lo[:, cols] = torch.maximum(lo[:, cols], both[:, :m])
+            up[:, cols] = torch.minimum(up[:, cols], -both[:, m:])
         pre.append((lo, up))
     return _crown_lower(spec, layers, len(layers) - 1, pre, box)
 
@@ -433,7 +439,7 @@ class _BoundCertifier(Certifier):
     requires: ClassVar[str] = "torch"
 
     def __init__(self, norm: str = "linf", *, bounds: Any = None, mutable: Any = None, unit: str = "raw",
-                 max_eps: float = 1.0, steps: int = 20, batch_size: int = 256) -> None:
+                 max_eps: float = 1.0, steps: int = 20, batch_size: int = 32) -> None:
         check_choice(self, "norm", norm, ("linf", "l2"))
         check_choice(self, "unit", unit, ("raw", "range"))
         check_positive(self, "max_eps", max_eps)
