@@ -1,6 +1,9 @@
-"""Make models more robust: augmentation training (and, as they land, adversarial training,
-randomized smoothing, ensembles and input transforms)."""
+"""Make models more robust, with before/after evidence: augmentation training, ensembles, and
+input transforms (feature squeezing) that are attacked adaptively (BPDA) by default."""
 
 from stalwart.defend.augment import AugmentedClassifier, ImageAugment, TextAugmenter
+from stalwart.defend.ensemble import Ensemble
+from stalwart.defend.squeeze import BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
 
-__all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter"]
+__all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
+           "SqueezedModel", "SqueezingDetector"]

@@ -1,0 +1,144 @@
+"""Ensembles and feature squeezing: the combined numbers by hand, scipy's median filter, and the
+literature's lesson — a squeezer looks robust to a plain gradient attack and is not (BPDA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from stalwart import attacks
+from stalwart.defend import BitDepth, Ensemble, MedianFilter, SqueezedModel, SqueezingDetector
+from stalwart.errors import ConfigError, InputError, ModelError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def nets(digits):
+    x, y = digits
+    out = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for _ in range(60):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(torch.as_tensor(x[:1200])), torch.as_tensor(y[:1200])).backward()
+            opt.step()
+        out.append(net.eval())
+    return out
+
+
+def test_the_three_combinations_by_hand(digits, nets):
+    x, y = digits
+    xs = x[1200:1260]
+    with torch.no_grad():
+        p = [torch.softmax(n(torch.as_tensor(xs)), 1).double().numpy() for n in nets]
+    np.testing.assert_allclose(Ensemble(nets).predict_proba(xs), (p[0] + p[1]) / 2, atol=1e-6)
+    z = (np.log(p[0]) + np.log(p[1])) / 2
+    want = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(Ensemble(nets, combine="logits").predict_proba(xs), want / want.sum(1, keepdims=True),
+                               atol=1e-6)
+    votes = Ensemble(nets, combine="vote", weights=[3, 1]).predict_proba(xs)
+    np.testing.assert_allclose(votes.max(1), np.where(p[0].argmax(1) == p[1].argmax(1), 1.0, 0.75))
+    assert np.array_equal(votes.argmax(1), p[0].argmax(1))  # the heavier member wins a split
+
+
+def test_an_averaging_ensemble_of_networks_is_attacked_through_the_average(digits, nets):
+    x, y = digits
+    xs, ys = x[1200:1400], y[1200:1400]
+    ens = Ensemble(nets, combine="logits")
+    assert ens.differentiable and not Ensemble(nets, combine="vote").differentiable
+    threat = attacks.ThreatModel("linf", 0.1, (0.0, 1.0))
+    white = attacks.PGD(threat, steps=20).run(ens, xs, ys)
+    assert white.robust_accuracy < 0.6 * white.clean_accuracy
+    # the logits the attack follows are the ensemble's own prediction
+    with torch.no_grad():
+        z = ens.torch_logits(torch.as_tensor(xs[:20]))
+    assert np.array_equal(z.argmax(1).numpy(), ens.predict(xs[:20]))
+
+
+def test_mixed_members_and_bad_ensembles(digits, nets):
+    x, y = digits
+    tree = DecisionTreeClassifier(max_depth=6, random_state=0).fit(x[:1200], y[:1200])
+    ens = Ensemble([nets[0], tree])
+    assert not ens.differentiable
+    with pytest.raises(ModelError, match="black-box here.*DecisionTree"):
+        ens.torch_logits(torch.as_tensor(x[:2]))
+    with pytest.raises(ConfigError, match="two or more"):
+        Ensemble([nets[0]])
+    with pytest.raises(ConfigError, match="combine"):
+        Ensemble(nets, combine="max")
+    with pytest.raises(ConfigError, match="weights"):
+        Ensemble(nets, weights=[1, -1])
+    other = LogisticRegression(max_iter=200).fit(x[:300], np.where(y[:300] > 4, "big", "small"))
+    with pytest.raises(ModelError, match="same classes"):
+        Ensemble([tree, other])
+
+
+def test_bit_depth_and_median_filter_against_independent_references():
+    x = torch.rand(3, 2, 9, 7)
+    b = BitDepth(2)(x, (0.0, 1.0))
+    levels = np.unique(b.numpy())
+    assert len(levels) <= 4 and np.allclose(levels * 3, np.round(levels * 3), atol=1e-6)
+    assert torch.all((b - x).abs() <= 1 / 6 + 1e-6)
+    for k in (2, 3):
+        ours = MedianFilter(k)(x, (0.0, 1.0)).numpy()
+        ref = ndimage.median_filter(x.numpy(), size=(1, 1, k, k), mode="mirror")
+        # scipy centres an even window one step later than the odd one, like the padding here
+        assert ours.shape == x.shape
+        if k == 3:
+            np.testing.assert_allclose(ours, ref, atol=1e-7)
+        else:
+            inner = (slice(None), slice(None), slice(1, -1), slice(1, -1))
+            lower = np.sort(np.lib.stride_tricks.sliding_window_view(
+                np.pad(x.numpy(), ((0, 0), (0, 0), (0, 1), (0, 1)), mode="reflect"), (2, 2), axis=(2, 3))
+                .reshape(3, 2, 9, 7, 4), axis=-1)[..., 1]
+            np.testing.assert_allclose(ours[inner], lower[inner], atol=1e-7)
+    with pytest.raises(InputError, match="N x C x H x W"):
+        MedianFilter(2)(torch.rand(4, 64), (0.0, 1.0))
+    with pytest.raises(ConfigError, match="bits"):
+        BitDepth(0)
+
+
+def test_bpda_breaks_bit_depth_squeezing_where_the_plain_attack_sees_robustness(digits, nets):
+    """Rounding has zero gradient: PGD through the squeezer's own gradient cannot move, so the
+    squeezed model looks robust; the identity backward pass (BPDA) finds the adversarial inputs."""
+    x, y = digits
+    xs, ys = x[1200:1400], y[1200:1400]
+    threat = attacks.ThreatModel("linf", 0.1, (0.0, 1.0))
+    plain = SqueezedModel(nets[0], BitDepth(3), gradient="exact")
+    adaptive = SqueezedModel(nets[0], BitDepth(3))
+    pgd = attacks.PGD(threat, steps=40, random_start=False)
+    looks = pgd.run(plain, xs, ys).robust_accuracy
+    real = pgd.run(adaptive, xs, ys).robust_accuracy
+    clean = float(np.mean(adaptive.predict(xs) == ys))
+    assert looks >= clean - 0.02  # the illusion: almost nothing broken
+    assert real <= looks - 0.3  # BPDA breaks it
+    undefended = pgd.run(nets[0], xs, ys).robust_accuracy
+    assert real <= undefended + 0.15  # squeezing barely helps once attacked properly
+
+
+def test_the_squeezing_detector_flags_at_the_chosen_rate_on_clean_data(digits, nets):
+    x, y = digits
+    det = SqueezingDetector(nets[0], [BitDepth(2), MedianFilter(2)])
+    with pytest.raises(ModelError, match="not fitted"):
+        det.predict(x[:5])
+    with pytest.raises(InputError, match="N x C x H x W"):
+        det.fit(x[:400])  # a median filter needs images
+    det = SqueezingDetector(nets[0], [BitDepth(2)]).fit(x[1200:1500], fpr=0.1)
+    held_out = det.predict(x[1500:1797]).mean()
+    assert 0.02 <= held_out <= 0.25
+    adv = attacks.PGD(attacks.ThreatModel("linf", 0.1, (0.0, 1.0)), steps=20).run(nets[0], x[1500:1700],
+                                                                                   y[1500:1700])
+    flagged = det.predict(adv.x_adv[adv.success & (adv.pred_clean == y[1500:1700])]).mean()
+    assert flagged > held_out  # adversarial inputs move more when squeezed
