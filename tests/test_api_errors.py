@@ -850,6 +850,22 @@ CASES: list[Case] = [
          ConfigError, r"max_change"),
 
     # stalwart.defend
+    case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr]), ConfigError, r"two or more"),
+    case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr, e.reg]), ModelError, r"classifiers"),
+    case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.net, e.net], combine="vote").torch_logits(
+        torch.zeros(1, 4)), ModelError, r"black-box"),
+    case(("stalwart.defend.BitDepth", "stalwart.defend.Squeezer"), lambda e: defend.BitDepth(bits=40), ConfigError,
+         r"bits"),
+    case("stalwart.defend.MedianFilter", lambda e: defend.MedianFilter(size=1), ConfigError, r"size"),
+    case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, "bits"), ConfigError, r"squeezers"),
+    case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, defend.BitDepth(), bounds=(1, 0)),
+         ConfigError, r"bounds"),
+    case("stalwart.defend.SqueezingDetector", lambda e: defend.SqueezingDetector(e.net, [defend.BitDepth()])
+         .predict(e.x), ModelError, r"not fitted"),
+    case(("stalwart.defend.adversarial_training", "stalwart.defend.TrainingResult"),
+         lambda e: defend.adversarial_training(e.net, e.x, e.y, e.threat, epochs=0), ConfigError, r"epochs"),
+    case("stalwart.defend.adversarial_training", lambda e: defend.adversarial_training(e.lr, e.x, e.y, e.threat),
+         ModelError, r"torch module"),
     case("stalwart.defend.ImageAugment", lambda e: defend.ImageAugment(["nope"]), ConfigError,
          r"perturbations.*gaussian_noise"),
     case("stalwart.defend.ImageAugment", lambda e: defend.ImageAugment("gaussian_noise"), ConfigError,

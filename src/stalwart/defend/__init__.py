@@ -1,9 +1,11 @@
-"""Make models more robust, with before/after evidence: augmentation training, ensembles, and
-input transforms (feature squeezing) that are attacked adaptively (BPDA) by default."""
+"""Make models more robust, with before/after evidence: augmentation and adversarial training
+(PGD-AT, TRADES, fast FGSM with a catastrophic-overfitting guard), ensembles, and input
+transforms (feature squeezing) that are attacked adaptively (BPDA) by default."""
 
 from stalwart.defend.augment import AugmentedClassifier, ImageAugment, TextAugmenter
 from stalwart.defend.ensemble import Ensemble
 from stalwart.defend.squeeze import BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
+from stalwart.defend.training import TrainingResult, adversarial_training
 
 __all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
-           "SqueezedModel", "SqueezingDetector"]
+           "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult"]
