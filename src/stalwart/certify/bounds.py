@@ -158,7 +158,7 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
     if isinstance(module, mirrors._Affine) and module.clamp is not None:
         raise ModelError("a MinMaxScaler(clip=True) step cannot be bounded; certify with randomized smoothing "
                          "(stalwart.certify.RandomizedSmoothing).")
-    if type(module).forward is not nn.Module.forward and not isinstance(
+    if not type(module).__module__.startswith("torch.nn") and not isinstance(
             module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, mirrors._Affine)):
         return _walk_traced(module, shape, ops)  # a module with its own forward: read its graph
     if not isinstance(module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, mirrors._Affine)):
@@ -186,7 +186,7 @@ def _walk_traced(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]
 
     def refuse(why: str) -> ModelError:
         return ModelError(f"{type(module).__name__}.forward {why}, which bound propagation does not support; "
-                          "certify it with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
+                          "use randomized smoothing (stalwart.certify.RandomizedSmoothing) for this model.")
 
     sizes: set[Any] = set()  # nodes that only read the batch size (x.size(0), x.shape[0])
     previous = None

@@ -417,6 +417,26 @@ def _adversarial(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("certified_robustness")
+def _certified(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    items = []
+    gap = metric_value(r, "gap")
+    if gap is not None and gap > 0.1:
+        items.append(Advice("Read the gap as undecided, not as robust: neither the certificate nor the attacks "
+                            "settle those samples. Run the check with method='crown' rather than 'ibp', or an "
+                            "attack at level='standard', to narrow it."))
+    if ctx.family == "torch":
+        items.append(Advice("Train for certifiable robustness: adversarial training "
+                            "(`stalwart.defend.adversarial_training`, method='pgd' or 'trades') raises both "
+                            "bounds; check the result with this check again.",
+                            ("stalwart.defend.adversarial_training",)))
+    else:
+        items.append(Advice("Certify the model that is deployed as it is with randomized smoothing "
+                            "(`stalwart.certify.RandomizedSmoothing`), which needs only predictions.",
+                            ("stalwart.certify.RandomizedSmoothing",)))
+    return items
+
+
 @register_advice("text_adversarial_robustness")
 def _text_adversarial(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     if ctx.family in ("sklearn", "torch"):

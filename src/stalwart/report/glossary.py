@@ -86,6 +86,18 @@ _ENTRIES = [
     _e("median_minimal_perturbation", "median minimal perturbation", "higher",
        "Median over correctly classified samples of the smallest perturbation found that changes the "
        "prediction, in the unit of eps."),
+    # certified robustness
+    _e("certified_accuracy", "certified accuracy", "higher",
+       "Share of samples proven correct for every input within the reference budget (a lower bound of robust "
+       "accuracy; smoothing: of the smoothed model, at that L2 radius)."),
+    _e("gap", "certified-attacked gap", "lower",
+       "Robust accuracy under attack minus certified accuracy at the reference budget: the share of samples "
+       "neither proven robust nor broken (the true robust accuracy lies in between)."),
+    _e("abstain_rate", "abstain rate", "lower",
+       "Share of samples on which randomized smoothing could not decide a class (the top class's probability "
+       "under noise was not provably above 1/2)."),
+    _e("smoothed_accuracy", "smoothed accuracy", "higher",
+       "Share of samples the smoothed model classifies correctly without abstaining (certified at radius 0)."),
     # text adversarial robustness
     _e("robust_accuracy", "robust accuracy", "higher",
        "Share of texts classified correctly and not fooled by word substitution within the word budget."),
@@ -167,6 +179,13 @@ PATTERNS: list[tuple[re.Pattern[str], Entry]] = [
         "robust_accuracy_at_<eps>", "robust accuracy at eps {0}", "higher",
         "Share of samples classified correctly and not fooled by any attack with a budget up to eps (by "
         "default a fraction of each feature's range).")),
+    (re.compile(r"^certified_accuracy_at_(.+)$"), _e(
+        "certified_accuracy_at_<eps>", "certified accuracy at eps {0}", "higher",
+        "Share of samples proven correct for every input within the budget (smoothing: the L2 radius), a lower "
+        "bound of robust accuracy.")),
+    (re.compile(r"^gap_at_(.+)$"), _e(
+        "gap_at_<eps>", "certified-attacked gap at eps {0}", "lower",
+        "Robust accuracy under attack minus certified accuracy at that budget: the undecided share.")),
     (re.compile(r"^accuracy_drop_s(\d+)$"), _e(
         "accuracy_drop_s<k>", "accuracy drop", "lower",
         "Largest drop in accuracy (clean minus perturbed) over every perturbation at severities up to k.")),
