@@ -407,8 +407,7 @@ def _ibp(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
     w1, b1 = layers[0]
     if len(layers) == 1:  # linear: the margins' exact bound
         return box.lower(spec @ w1, spec @ b1)
-    eye = torch.eye(w1.shape[0], dtype=torch.float64).expand(box.x0.shape[0], -1, -1)
-    bounds = (box.lower(eye @ w1, eye @ b1), -box.lower(-eye @ w1, -eye @ b1))
+    bounds = (box.lower(w1, b1), -box.lower(-w1, -b1))  # the first layer's bounds are exact
     for layer in layers[1:-1]:
         bounds = _interval_step(layer, bounds)
     w, b = layers[-1]
