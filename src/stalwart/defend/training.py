@@ -5,6 +5,9 @@
 - ``"trades"`` (Zhang et al., 2019): cross-entropy on clean inputs plus ``beta`` times the KL
   divergence between the clean and the adversarial prediction, the adversarial input maximising
   that KL from a small random start.
+- ``"noise"``: cross-entropy under Gaussian noise of standard deviation ``threat.eps`` (an l2
+  threat), the training Cohen et al. (2019) use so that randomized smoothing at that sigma keeps
+  the model accurate; validation still reports PGD robust accuracy at eps.
 - ``"fast"`` (Wong, Rice & Kolter, 2020): one FGSM step of ``1.25 * eps`` from a uniform random
   start. Fast training can overfit catastrophically (robust accuracy against PGD collapses within
   an epoch while FGSM accuracy soars): after every epoch PGD robust accuracy is measured on a
@@ -80,7 +83,10 @@ def adversarial_training(net: torch.nn.Module, x: Any, y: Any, threat: Any, *, m
     if not isinstance(threat, ThreatModel) or threat.norm not in ("linf", "l2") or threat.unit != "raw":
         raise ConfigError("adversarial_training(threat=...) must be a ThreatModel with norm 'linf' or 'l2' and eps in "
                           "the data's own units (unit='raw'); e.g. ThreatModel('linf', 0.1, (0.0, 1.0)).")
-    check_choice("adversarial_training", "method", method, ("pgd", "trades", "fast"))
+    check_choice("adversarial_training", "method", method, ("pgd", "trades", "fast", "noise"))
+    if method == "noise" and threat.norm != "l2":
+        raise ConfigError("method='noise' trains under Gaussian noise for randomized smoothing, whose radii are l2: "
+                          "pass ThreatModel('l2', sigma, bounds) with eps = the noise sigma.")
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("steps", steps), ("val_steps", val_steps)):
         check_positive("adversarial_training", name, value, integer=True)
     check_positive("adversarial_training", "lr", lr)
@@ -211,6 +217,9 @@ def _batch_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: 
         x_adv = _pgd(net, x, y, threat, eps, steps, gen)
         net.train()
         return F.cross_entropy(net(x_adv), y)
+    if method == "noise":  # Gaussian data augmentation, for randomized smoothing (Cohen et al., 2019)
+        net.train()
+        return F.cross_entropy(net(x + eps * torch.randn(x.shape, generator=gen)), y)
     if method == "fast":
         net.eval()
         x0 = _project(threat, _random_start(x, threat.norm, eps, gen), x, eps).requires_grad_(True)
