@@ -850,6 +850,11 @@ CASES: list[Case] = [
          ConfigError, r"max_change"),
 
     # stalwart.defend
+    case(("stalwart.defend.importance_weighted_fit", "stalwart.defend.ReweightedFit"),
+         lambda e: defend.importance_weighted_fit(e.lr, e.x, e.y, e.x[:, :2]), ConfigError, r"columns"),
+    case("stalwart.shift.density_ratio", lambda e: defend.importance_weighted_fit(e.lr, e.x, e.y, e.x,
+                                                                                  n_splits=1), ConfigError,
+         r"n_splits"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr]), ConfigError, r"two or more"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr, e.reg]), ModelError, r"classifiers"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.net, e.net], combine="vote").torch_logits(

@@ -4,8 +4,10 @@ transforms (feature squeezing) that are attacked adaptively (BPDA) by default.""
 
 from stalwart.defend.augment import AugmentedClassifier, ImageAugment, TextAugmenter
 from stalwart.defend.ensemble import Ensemble
+from stalwart.defend.reweight import ReweightedFit, importance_weighted_fit
 from stalwart.defend.squeeze import BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
 from stalwart.defend.training import TrainingResult, adversarial_training
 
 __all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
-           "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult"]
+           "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult", "importance_weighted_fit",
+           "ReweightedFit"]

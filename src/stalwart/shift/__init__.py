@@ -15,7 +15,7 @@ _EXPORTS = {
     **dict.fromkeys(("ClassifierDrift", "MMDDrift", "PCAReconstructionDrift"), ".multivariate"),
     **dict.fromkeys(("Energy", "IsolationForestOOD", "KNNDistance", "Mahalanobis", "MaxLogit", "MaxSoftmax",
                      "evaluate_ood", "make_ood", "ood_metrics"), ".ood"),
-    **dict.fromkeys(("ConfidenceEstimator", "ImportanceWeightedEstimator"), ".performance"),
+    **dict.fromkeys(("ConfidenceEstimator", "ImportanceWeightedEstimator", "density_ratio"), ".performance"),
     **dict.fromkeys(("ADWIN", "DDM", "KSWIN", "PageHinkley"), ".streaming"),
 }
 __all__ = sorted(_EXPORTS)

@@ -37,7 +37,7 @@ from stalwart.errors import ConfigError, InputError
 from stalwart.shift._inputs import as_array, batched_logits, classifier, flat_rows
 
 __all__ = ["ConfidenceEstimator", "ImportanceWeightedEstimator", "expected_calibration_error",
-           "fit_temperature"]
+           "fit_temperature", "density_ratio"]
 
 Calibration = Literal["auto", "isotonic", "temperature"] | None
 
@@ -288,6 +288,30 @@ class ConfidenceEstimator:
         return out
 
 
+def density_ratio(x_ref: np.ndarray, x_cur: np.ndarray, make_classifier: Any, *, clip: float = 20.0,
+                  n_splits: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Weights ``p_cur(x) / p_ref(x)`` for the reference rows, from a domain classifier.
+
+    ``make_classifier()`` returns a fresh scikit-learn classifier; it learns reference (0) vs
+    current (1) with cross-fitting, so each reference row's probability ``p`` comes from a fold
+    that did not see it. The ratio is ``p / (1 - p) * n_ref / n_cur``, clipped at ``clip``.
+    Returns ``weights`` (clipped), ``raw``, the cross-fitted ``p`` of every row and the ``domain``
+    labels (reference rows first).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    n_ref, n_cur = len(x_ref), len(x_cur)
+    x_all = np.concatenate([x_ref, x_cur])
+    d = np.r_[np.zeros(n_ref), np.ones(n_cur)]
+    p = np.empty(len(d))
+    folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    for train, held in folds.split(x_all, d):
+        p[held] = make_classifier().fit(x_all[train], d[train]).predict_proba(x_all[held])[:, 1]
+    p_ref = np.clip(p[:n_ref], 1e-12, 1 - 1e-12)
+    raw = p_ref / (1 - p_ref) * n_ref / n_cur
+    return {"weights": np.minimum(raw, clip), "raw": raw, "p": p, "domain": d}
+
+
 class ImportanceWeightedEstimator:
     """Estimate accuracy by reweighting reference correctness with a density ratio.
 
@@ -368,7 +392,6 @@ class ImportanceWeightedEstimator:
             of weights clipped), ``max_weight``, ``n``, ``n_reference``.
         """
         from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import StratifiedKFold
 
         if not hasattr(self, "x_ref_"):
             raise ConfigError("ImportanceWeightedEstimator is not fitted; call fit(x_ref, y_ref) first.")
@@ -380,15 +403,9 @@ class ImportanceWeightedEstimator:
         if min(n_ref, n_cur) < self.n_splits:
             raise InputError(f"x_current has {n_cur} samples; cross-fitting needs at least "
                              f"n_splits={self.n_splits}.")
-        x_all = np.concatenate([self.x_ref_, cur])
-        d = np.r_[np.zeros(n_ref), np.ones(n_cur)]
-        p = np.empty(len(d))
-        folds = StratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed)
-        for train, held in folds.split(x_all, d):
-            p[held] = self._classifier().fit(x_all[train], d[train]).predict_proba(x_all[held])[:, 1]
-        p_ref = np.clip(p[:n_ref], 1e-12, 1 - 1e-12)
-        raw = p_ref / (1 - p_ref) * n_ref / n_cur
-        w = np.minimum(raw, self.clip)
+        ratio = density_ratio(self.x_ref_, cur, self._classifier, clip=self.clip, n_splits=self.n_splits,
+                              seed=self.seed)
+        w, raw, p, d = ratio["weights"], ratio["raw"], ratio["p"], ratio["domain"]
         acc = float((w * self.correct_).sum() / w.sum())
         rng = np.random.default_rng(self.seed)
         wc = w * self.correct_
