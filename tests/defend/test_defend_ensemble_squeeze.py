@@ -142,3 +142,21 @@ def test_the_squeezing_detector_flags_at_the_chosen_rate_on_clean_data(digits, n
                                                                                    y[1500:1700])
     flagged = det.predict(adv.x_adv[adv.success & (adv.pred_clean == y[1500:1700])]).mean()
     assert flagged > held_out  # adversarial inputs move more when squeezed
+
+
+def test_the_report_shows_plain_and_adaptive_robust_accuracy_side_by_side(digits, nets):
+    import stalwart
+    from stalwart import checks
+
+    x, y = digits
+    ds = stalwart.Dataset.from_arrays(x[1200:1300], y[1200:1300])
+    res = checks.get("adversarial_robustness", eps=[0.1], level="fast", minimal=False).run(
+        SqueezedModel(nets[0], BitDepth(3)), ds)
+    rows = res.tables["defence"]
+    adaptive, plain = rows[0]["robust_accuracy"], rows[1]["robust_accuracy"]
+    assert res.metrics["robust_accuracy_at_0.1"].value == pytest.approx(adaptive)
+    assert res.metrics["plain_robust_accuracy"].value == pytest.approx(plain)
+    assert adaptive <= plain
+    assert res.status.value in ("WARN", "FAIL")  # at least the sanity checks of the plain run flag it
+    undefended = checks.get("adversarial_robustness", eps=[0.1], level="fast", minimal=False).run(nets[0], ds)
+    assert "defence" not in undefended.tables

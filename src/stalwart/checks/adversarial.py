@@ -193,7 +193,7 @@ class AdversarialRobustness(Check):
     def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
         per_eps = tuple(f"robust_accuracy_at_{e:g}" for e in self.eps_for(data.modality))
         return ("clean_accuracy", *per_eps, "robust_accuracy_ratio", "auc", "reference_eps", "white_box",
-                "median_minimal_perturbation")
+                "median_minimal_perturbation", "plain_robust_accuracy")
 
     def eps_for(self, modality: str) -> list[float]:
         return list(self.eps) if self.eps is not None else list(DEFAULT_EPS.get(modality, DEFAULT_EPS["image"]))
@@ -301,9 +301,21 @@ class AdversarialRobustness(Check):
         m.tables["evaluation"] = [{"access": "white-box" if ev.white_box else "black-box", "level": self.level,
                                    "norm": self.norm, "reference_eps": ref, "eps_unit": threat.eps_unit_text,
                                    "n_samples": n, "seed": seed, "time_s": ev.time_s}]
+        warnings = [f"sanity check {s.name} failed: {s.detail}" for s in ev.sanity if not s.passed]
+        plain = getattr(model, "non_adaptive", None)
+        if callable(plain):  # a defence: its plain evaluation beside the adaptive one
+            pv = evaluate(plain(), x, y, threat, level=self.level, eps_curve=[], seed=seed, sanity=True)
+            m.tables["defence"] = [{"evaluation": "adaptive (the reported number)", "robust_accuracy": ev.robust_accuracy,
+                                    "sanity_checks_failed": sum(not c.passed for c in ev.sanity)},
+                                   {"evaluation": "plain (the defence's own gradients)",
+                                    "robust_accuracy": pv.robust_accuracy,
+                                    "sanity_checks_failed": sum(not c.passed for c in pv.sanity)}]
+            m.metrics["plain_robust_accuracy"] = Metric("plain_robust_accuracy", pv.robust_accuracy, n=ev.n)
+            if pv.robust_accuracy > ev.robust_accuracy + 0.05:
+                warnings.append(f"the defence looks robust only to a plain attack: robust accuracy {pv.robust_accuracy:.3f} "
+                                f"through its own gradients, {ev.robust_accuracy:.3f} attacked adaptively (reported)")
         m.tables["notes"] = note_rows(notes, list(ev.notes) + extra)
-        warnings = tuple(f"sanity check {s.name} failed: {s.detail}" for s in ev.sanity if not s.passed)
-        return Measurement(m.metrics, m.tables, m.curves, warnings, figures)
+        return Measurement(m.metrics, m.tables, m.curves, tuple(warnings), figures)
 
     def _minimal(self, model: Model, x: np.ndarray, y: np.ndarray, threat: Any, seed: int, rng: np.random.Generator,
                  metrics: dict[str, Metric], tables: dict[str, list], figures: dict[str, dict]) -> None:

@@ -129,7 +129,7 @@ class SqueezedModel(Model):
         return self.classes
 
     def _raw_predict(self, x: Any) -> np.ndarray:
-        t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        t = torch.from_numpy(np.array(x, dtype=np.float32))  # a copy: the input may be read-only
         with torch.no_grad():
             squeezed = self.squeeze(t).numpy()
         return self.base.predict_proba(squeezed)
@@ -145,6 +145,11 @@ class SqueezedModel(Model):
     @property
     def logits_from_probabilities(self) -> bool:
         return self.base.logits_from_probabilities
+
+    def non_adaptive(self) -> SqueezedModel:
+        """The same defence attacked through the squeezers' own gradients (the plain attack), for
+        reports that show plain and adaptive robust accuracy side by side."""
+        return SqueezedModel(self.base, self.squeezers, bounds=self.bounds, gradient="exact")
 
     def torch_logits(self, x):  # noqa: ANN001, ANN201
         self.n_queries += int(x.shape[0])

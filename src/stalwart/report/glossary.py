@@ -83,6 +83,9 @@ _ENTRIES = [
     _e("white_box", "white-box", "higher",
        "Whether gradient (white-box) attacks ran (1) or, the model giving no gradients, only black-box "
        "attacks could (0): then robust accuracy is an upper bound a stronger attack may lower.", "flag"),
+    _e("plain_robust_accuracy", "plain robust accuracy", "",
+       "A defence's robust accuracy when attacked through its own gradients (non-adaptive), which far above "
+       "the reported adaptive number shows that the defence masks gradients rather than resists attacks."),
     _e("median_minimal_perturbation", "median minimal perturbation", "higher",
        "Median over correctly classified samples of the smallest perturbation found that changes the "
        "prediction, in the unit of eps."),
