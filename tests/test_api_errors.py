@@ -855,6 +855,10 @@ CASES: list[Case] = [
     case("stalwart.shift.density_ratio", lambda e: defend.importance_weighted_fit(e.lr, e.x, e.y, e.x,
                                                                                   n_splits=1), ConfigError,
          r"n_splits"),
+    case(("stalwart.defend.distill", "stalwart.defend.DistilledModel", "stalwart.defend.DistillationResult"),
+         lambda e: defend.distill(e.lr, e.x, e.y), ModelError, r"torch module"),
+    case("stalwart.defend.distill", lambda e: defend.distill(e.net, e.x, e.y, temperature=-1), ConfigError,
+         r"temperature"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr]), ConfigError, r"two or more"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.lr, e.reg]), ModelError, r"classifiers"),
     case("stalwart.defend.Ensemble", lambda e: defend.Ensemble([e.net, e.net], combine="vote").torch_logits(

@@ -3,6 +3,7 @@
 transforms (feature squeezing) that are attacked adaptively (BPDA) by default."""
 
 from stalwart.defend.augment import AugmentedClassifier, ImageAugment, TextAugmenter
+from stalwart.defend.distill import DistillationResult, DistilledModel, distill
 from stalwart.defend.ensemble import Ensemble
 from stalwart.defend.reweight import ReweightedFit, importance_weighted_fit
 from stalwart.defend.squeeze import BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
@@ -10,4 +11,4 @@ from stalwart.defend.training import TrainingResult, adversarial_training
 
 __all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
            "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult", "importance_weighted_fit",
-           "ReweightedFit"]
+           "ReweightedFit", "distill", "DistilledModel", "DistillationResult"]
