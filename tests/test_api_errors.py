@@ -38,6 +38,7 @@ from stalwart import (
     data,
     datasets,
     defend,
+    groups,
     models,
     perturb,
     report,
@@ -49,7 +50,7 @@ from stalwart.errors import ConfigError, InputError, MissingDependencyError, Mod
 
 PUBLIC_MODULES = ("stalwart", "stalwart.attacks", "stalwart.perturb", "stalwart.shift", "stalwart.checks",
                   "stalwart.data", "stalwart.datasets", "stalwart.models", "stalwart.defend", "stalwart.report",
-                  "stalwart.suite", "stalwart.testing", "stalwart.certify")
+                  "stalwart.suite", "stalwart.testing", "stalwart.certify", "stalwart.groups")
 
 #: names that are constants, not callables; each says which case shows it in use or why none can
 CONSTANTS = {
@@ -60,6 +61,8 @@ CONSTANTS = {
     "stalwart.shift.DETECTORS": "registry: covered by its .get case",
     "stalwart.checks.CHECKS": "registry: covered by its .get case",
     "stalwart.certify.CERTIFIERS": "registry: covered by its .get case",
+    "stalwart.groups.METRICS": "a tuple of metric names: covered by group_metrics' unknown-metric case",
+    "stalwart.groups.MISSING": "the group name of missing values, a string",
     "stalwart.checks.MIN_SAMPLES": "the number 30: covered by the tiny-sample cases of the checks",
     "stalwart.attacks.EPS_UNITS": "a dict of unit descriptions: covered by the ThreatModel(unit=...) case",
     "stalwart.models.SUPPORTED_EXTENSIONS": "a dict: covered by load_model's unknown-extension case",
@@ -801,6 +804,23 @@ CASES: list[Case] = [
     case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(method="smoothing", norm="linf"),
          ConfigError, r"'l2' with method='smoothing'"),
     case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(alpha=2), ConfigError, r"alpha"),
+
+    # stalwart.groups
+    case(("stalwart.groups.group_metrics", "stalwart.groups.GroupMetrics"),
+         lambda e: groups.group_metrics(e.y, e.y, e.y, metrics=["nope"]), ConfigError, r"unknown metric"),
+    case("stalwart.groups.group_metrics", lambda e: groups.group_metrics(e.y, e.y, np.zeros(len(e.y))), InputError,
+         r"one value"),
+    case(("stalwart.groups.demographic_parity_difference", "stalwart.groups.demographic_parity_ratio",
+          "stalwart.groups.equalized_odds_difference", "stalwart.groups.equalized_odds_ratio"),
+         lambda e: groups.demographic_parity_difference(e.y, e.y, sensitive_features=e.y[:3]), InputError,
+         r"rows but y has"),
+    case(("stalwart.groups.statistical_parity_difference", "stalwart.groups.disparate_impact",
+          "stalwart.groups.equal_opportunity_difference", "stalwart.groups.average_odds_difference",
+          "stalwart.groups.predictive_parity_difference"),
+         lambda e: groups.disparate_impact(e.y, e.y, sensitive_features=e.y, privileged=7), ConfigError,
+         r"privileged group 7"),
+    case("stalwart.checks.GroupPerformance", lambda e: checks.GroupPerformance(sensitive=[]), ConfigError,
+         r"sensitive"),
 
     # stalwart.checks
     case(("stalwart.checks.get", "stalwart.checks.CHECKS", "stalwart.checks.names"),

@@ -14,6 +14,7 @@ _EXPORTS = {
                      "MIN_SAMPLES", "build", "get", "names", "register", "worst_status"), ".base"),
     "AdversarialRobustness": ".adversarial",
     "CertifiedRobustness": ".certified",
+    "GroupPerformance": ".groups",
     "BehaviouralTests": ".behaviour",
     "CleanPerformance": ".performance",
     "CorruptionRobustness": ".corruption",

@@ -57,7 +57,7 @@ class CertifiedRobustness(Check):
     """
 
     name: ClassVar[str] = "certified_robustness"
-    category: ClassVar[str] = "adversarial"
+    category: ClassVar[str] = "certified"
     modalities: ClassVar[tuple[str, ...]] = ("tabular", "image")
     default_conditions: ClassVar[tuple[str, ...]] = ()
     headline_metric: ClassVar[str | None] = "certified_accuracy"

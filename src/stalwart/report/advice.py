@@ -417,6 +417,16 @@ def _adversarial(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("group_metrics")
+def _groups(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("Look at the worst group's rows first: collect more labelled data like them, or check whether "
+                   "their labels are noisier; a gap whose interval excludes 0 is real, one whose interval "
+                   "contains 0 may be noise at this sample size."),
+            Advice("Report per-group accuracy with its interval to the people the model affects (EU AI Act "
+                   "Annex IV asks for accuracy per group of persons); measure the same groups again after "
+                   "every retraining.")]
+
+
 @register_advice("certified_robustness")
 def _certified(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     items = []

@@ -101,6 +101,12 @@ _ENTRIES = [
        "under noise was not provably above 1/2)."),
     _e("smoothed_accuracy", "smoothed accuracy", "higher",
        "Share of samples the smoothed model classifies correctly without abstaining (certified at radius 0)."),
+    # groups
+    _e("demographic_parity_difference", "demographic parity difference", "lower",
+       "Largest minus smallest share of positive predictions over the groups (fairlearn's definition)."),
+    _e("equalized_odds_difference", "equalized odds difference", "lower",
+       "The larger of the between-group gaps in true-positive and in false-positive rate (fairlearn's "
+       "definition)."),
     # text adversarial robustness
     _e("robust_accuracy", "robust accuracy", "higher",
        "Share of texts classified correctly and not fooled by word substitution within the word budget."),
@@ -186,6 +192,17 @@ PATTERNS: list[tuple[re.Pattern[str], Entry]] = [
         "certified_accuracy_at_<eps>", "certified accuracy at eps {0}", "higher",
         "Share of samples proven correct for every input within the budget (smoothing: the L2 radius), a lower "
         "bound of robust accuracy.")),
+    (re.compile(r"^worst_group_(\w+)$"), _e(
+        "worst_group_<metric>", "worst-group {0}", "",
+        "The metric in the group where it is worst (the lowest, or the highest for error, fpr and fnr), with "
+        "that group's interval.")),
+    (re.compile(r"^(\w+)_difference$"), _e(
+        "<metric>_difference", "between-group gap in {0}", "lower",
+        "Largest minus smallest group value of the metric, with a bootstrap interval (groups resampled "
+        "separately).")),
+    (re.compile(r"^(\w+)_ratio$"), _e(
+        "<metric>_ratio", "between-group ratio of {0}", "higher",
+        "Smallest over largest group value of the metric (1 = equal across groups).")),
     (re.compile(r"^gap_at_(.+)$"), _e(
         "gap_at_<eps>", "certified-attacked gap at eps {0}", "lower",
         "Robust accuracy under attack minus certified accuracy at that budget: the undecided share.")),

@@ -1,0 +1,62 @@
+"""The group_metrics check on data with a planted disparity: the worst group is found, its gap
+carries an interval, conditions judge it, and bad sensitive columns are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.tree import DecisionTreeClassifier
+
+import stalwart
+from stalwart import checks, groups
+from stalwart.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Group 'b' has noisier labels: any model is less accurate on it (about 0.95 vs 0.75)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    x1 = rng.normal(size=n)
+    grp = rng.choice(["a", "b"], size=n, p=[0.7, 0.3])
+    y = (x1 > 0).astype(int)
+    flip = rng.random(n) < np.where(grp == "b", 0.25, 0.03)
+    y = np.where(flip, 1 - y, y)
+    x = pd.DataFrame({"x1": x1, "x2": rng.normal(size=n), "grp": (grp == "b").astype(int)})
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(x[:2000], y[:2000])
+    return model, stalwart.Dataset.from_arrays(x[2000:].reset_index(drop=True), y[2000:]), grp[2000:]
+
+
+def test_the_worst_group_and_its_gap(planted):
+    model, ds, grp = planted
+    res = checks.get("group_metrics", sensitive=["grp"], conditions=["accuracy_difference <= 0.1"]).run(model, ds)
+    assert res.status.value == "FAIL"
+    worst = res.metrics["worst_group_accuracy"]
+    assert worst.value == pytest.approx(0.75, abs=0.06) and worst.low < worst.value < worst.high
+    gap = res.metrics["accuracy_difference"]
+    assert gap.value == pytest.approx(0.2, abs=0.06) and gap.low > 0.1  # the interval excludes no gap
+    rows = {r["group"]: r for r in res.tables["groups"]}
+    pred = model.predict(ds.x)
+    for g, code in (("0", 0), ("1", 1)):
+        mask = ds.x["grp"].to_numpy() == code
+        assert rows[g]["accuracy"] == pytest.approx(np.mean(pred[mask] == np.asarray(ds.y)[mask]))
+    want = groups.equalized_odds_difference(np.asarray(ds.y), pred, sensitive_features=ds.x["grp"])
+    assert res.metrics["equalized_odds_difference"].value == pytest.approx(want)
+    assert "accuracy_by_group" in res.figures
+
+
+def test_unknown_sensitive_column_and_bad_parameters(planted):
+    model, ds, _ = planted
+    with pytest.raises(ConfigError, match=r"\['sex'\] are not in the data"):
+        checks.get("group_metrics", sensitive=["sex"]).run(model, ds)
+    with pytest.raises(ConfigError, match="sensitive"):
+        checks.get("group_metrics", sensitive="grp")
+    with pytest.raises(ConfigError, match="metrics"):
+        checks.get("group_metrics", sensitive=["grp"], metrics=["mean_score"])
+
+
+def test_a_group_below_the_minimum_size_is_an_error_not_a_number(planted):
+    model, ds, _ = planted
+    res = checks.get("group_metrics", sensitive=["grp"], min_group_size=500).run(model, ds)
+    assert res.status.value == "ERROR" and "min_group_size=500" in res.message
