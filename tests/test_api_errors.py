@@ -821,6 +821,10 @@ CASES: list[Case] = [
          r"privileged group 7"),
     case("stalwart.checks.GroupPerformance", lambda e: checks.GroupPerformance(sensitive=[]), ConfigError,
          r"sensitive"),
+    case("stalwart.checks.GroupRobustness", lambda e: checks.GroupRobustness(sensitive=["a"], severity=9),
+         ConfigError, r"severity"),
+    case("stalwart.groups.group_labels", lambda e: groups.group_labels(np.zeros((2, 2, 2)), 2), InputError,
+         r"one column"),
 
     # stalwart.checks
     case(("stalwart.checks.get", "stalwart.checks.CHECKS", "stalwart.checks.names"),

@@ -60,3 +60,42 @@ def test_a_group_below_the_minimum_size_is_an_error_not_a_number(planted):
     model, ds, _ = planted
     res = checks.get("group_metrics", sensitive=["grp"], min_group_size=500).run(model, ds)
     assert res.status.value == "ERROR" and "min_group_size=500" in res.message
+
+
+@pytest.fixture(scope="module")
+def brittle_group():
+    """Group 'b' sits close to the decision boundary (x1 ~ N(0, 0.15) against N(0, 1.5) for 'a'):
+    feature noise flips its predictions far more often."""
+    rng = np.random.default_rng(2)
+    n = 4000
+    grp = rng.choice(["a", "b"], size=n)
+    x1 = np.where(grp == "b", rng.normal(0, 0.15, n), rng.normal(0, 1.5, n))
+    x = pd.DataFrame({"x1": x1, "x2": rng.normal(size=n), "grp": (grp == "b").astype(int)})
+    y = (x1 > 0).astype(int)
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(x[:2000], y[:2000])
+    return model, stalwart.Dataset.from_arrays(x[2000:].reset_index(drop=True), y[2000:])
+
+
+def test_group_robustness_finds_the_group_noise_hurts(brittle_group):
+    model, ds = brittle_group
+    res = checks.get("group_robustness", sensitive=["grp"], perturbations=["feature_noise"],
+                     conditions=["accuracy_drop_gap <= 0.05"]).run(model, ds)
+    assert res.status.value == "FAIL"
+    rows = {r["group"]: r for r in res.tables["drops"]}
+    assert rows["1"]["drop"] > rows["0"]["drop"] + 0.1
+    gap = res.metrics["accuracy_drop_gap"]
+    assert gap.value == pytest.approx(rows["1"]["drop"] - rows["0"]["drop"]) and gap.low > 0.05
+    worst = res.metrics["worst_group_accuracy_drop"]
+    assert worst.value == rows["1"]["drop"] and worst.low < worst.value < worst.high
+    # the same draws for every group: the per-group drops recombine into the overall drop
+    n0, n1 = rows["0"]["n"], rows["1"]["n"]
+    overall = (rows["0"]["drop"] * n0 + rows["1"]["drop"] * n1) / (n0 + n1)
+    assert 0 < overall < rows["1"]["drop"]
+
+
+def test_group_robustness_refuses_unknown_perturbations_and_columns(brittle_group):
+    model, ds = brittle_group
+    with pytest.raises(ConfigError, match="unknown perturbation"):
+        checks.get("group_robustness", sensitive=["grp"], perturbations=["gaussian_blur"])
+    with pytest.raises(ConfigError, match=r"\['sex'\] are not in the data"):
+        checks.get("group_robustness", sensitive=["sex"]).run(model, ds)

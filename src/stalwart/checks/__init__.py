@@ -15,6 +15,7 @@ _EXPORTS = {
     "AdversarialRobustness": ".adversarial",
     "CertifiedRobustness": ".certified",
     "GroupPerformance": ".groups",
+    "GroupRobustness": ".groups",
     "BehaviouralTests": ".behaviour",
     "CleanPerformance": ".performance",
     "CorruptionRobustness": ".corruption",

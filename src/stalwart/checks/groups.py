@@ -11,7 +11,18 @@ from stalwart._validation import check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
 from stalwart.errors import ConfigError
 
-__all__ = ["GroupPerformance"]
+__all__ = ["GroupPerformance", "GroupRobustness"]
+
+
+def _check_groups_input(check: Any, data: Any) -> None:
+    """Labels present, and every sensitive column of ``check`` a column of the data."""
+    if data.y is None:
+        raise ConfigError(f"check {check.name!r} needs labels: the data has none (pass y or --target)")
+    columns = list(getattr(data.x, "columns", []))
+    missing = [c for c in check.sensitive if c not in columns]
+    if missing:
+        raise ConfigError(f"check {check.name!r}: sensitive column(s) {missing} are not in the data; it has "
+                          f"{columns[:20]}. Name columns of the data.")
 
 
 @register
@@ -72,13 +83,7 @@ class GroupPerformance(Check):
 
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
-        if data.y is None:
-            raise ConfigError(f"check {self.name!r} needs labels: the data has none (pass y or --target)")
-        columns = list(getattr(data.x, "columns", []))
-        missing = [c for c in self.sensitive if c not in columns]
-        if missing:
-            raise ConfigError(f"check {self.name!r}: sensitive column(s) {missing} are not in the data; it has "
-                              f"{columns[:20]}. Name columns of the data.")
+        _check_groups_input(self, data)
 
     def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
         from stalwart.groups import demographic_parity_difference, equalized_odds_difference, group_metrics
@@ -115,3 +120,132 @@ class GroupPerformance(Check):
                   "high": [r[f"{first}_high"] for r in res.by_group]}
         tables = {"groups": res.by_group, "notes": [{"note": n} for n in res.notes]}
         return Measurement(metrics, tables, {}, figures={f"{first}_by_group": figure})
+
+
+@register
+class GroupRobustness(Check):
+    """Accuracy lost to each natural perturbation, per group: who the model's brittleness hurts.
+
+    Every perturbation runs once on the whole sample (the same draws for every group); per group
+    and perturbation the drop is clean minus perturbed accuracy on the same rows, with Newcombe's
+    paired interval. The gap between the most and the least hurt group, for the perturbation where
+    it is largest, carries a bootstrap interval (each group resampled on its own).
+
+    Metrics
+        ``worst_group_accuracy_drop`` (the largest drop of any group under any perturbation, with
+        its interval); ``accuracy_drop_gap`` (largest minus smallest group drop, for the
+        perturbation where that is largest, with its interval).
+    Tables and figures
+        ``drops`` (perturbation, group, n, clean and perturbed accuracy, drop with interval),
+        ``errors``, ``notes``; bars of the drop per group under the perturbation with the gap.
+
+    Parameters
+    ----------
+    sensitive : list of column names whose values, or combinations, are the groups
+    perturbations : registered tabular perturbations (default feature_noise, missing_values, outliers)
+    severity : 1..5, default 3
+    min_group_size : groups smaller than this are refused (default 30)
+    n_boot : bootstrap resamples for the gap's interval (default 500)
+    """
+
+    name: ClassVar[str] = "group_robustness"
+    category: ClassVar[str] = "subgroup"
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
+    default_conditions: ClassVar[tuple[str, ...]] = ()
+    headline_metric: ClassVar[str | None] = "accuracy_drop_gap"
+
+    def __init__(self, *, sensitive: Sequence[str],
+                 perturbations: Sequence[str] = ("feature_noise", "missing_values", "outliers"), severity: int = 3,
+                 min_group_size: int = 30, n_boot: int = 500, conditions: Sequence[Any] | None = None) -> None:
+        from stalwart import perturb
+
+        super().__init__(conditions=conditions)
+        if isinstance(sensitive, str) or not isinstance(sensitive, Sequence) or not sensitive or \
+                not all(isinstance(c, str) for c in sensitive):
+            raise param_error(self, "sensitive", "a non-empty list of column names (e.g. ['sex', 'age_band'])",
+                              sensitive)
+        self.perturbations = perturb.PERTURBATIONS.check_names(self, "perturbations", perturbations,
+                                                               modality="tabular")
+        ok = isinstance(severity, (int, np.integer)) and not isinstance(severity, bool) and 1 <= severity <= 5
+        if not ok:
+            raise param_error(self, "severity", "an integer from 1 to 5", severity)
+        check_positive(self, "min_group_size", min_group_size, integer=True)
+        check_positive(self, "n_boot", n_boot, integer=True)
+        self.sensitive = list(sensitive)
+        self.severity = int(severity)
+        self.min_group_size = int(min_group_size)
+        self.n_boot = int(n_boot)
+
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("worst_group_accuracy_drop", "accuracy_drop_gap")
+
+    def validate(self, model: Any, data: Any) -> None:
+        super().validate(model, data)
+        _check_groups_input(self, data)
+
+    def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
+        from stalwart import perturb
+        from stalwart._stats import paired_difference_interval
+        from stalwart.checks.base import error_text
+        from stalwart.errors import InputError
+        from stalwart.groups import group_labels
+        from stalwart.perturb.base import nested_rng
+
+        if getattr(model, "task", "classification") != "classification":
+            raise SkipCheck("group robustness is measured as accuracy; the model is a regressor")
+        y = np.asarray(data.y)
+        labels, columns, notes = group_labels(data.x[self.sensitive], len(y))
+        names, inverse = np.unique(labels.astype(str), return_inverse=True)
+        sizes = np.bincount(inverse, minlength=len(names))
+        small = [f"{names[g]} ({sizes[g]})" for g in range(len(names)) if sizes[g] < self.min_group_size]
+        if small:
+            raise InputError(f"group(s) {small[:5]} have fewer than min_group_size={self.min_group_size} rows; "
+                             "merge small groups, or lower min_group_size to accept them.")
+        members = [np.flatnonzero(inverse == g) for g in range(len(names))]
+        clean_ok = np.asarray(model.predict(data.x)) == y
+        base = int(rng.integers(2**63))
+        rows, errors, per_pert = [], [], {}
+        for pname in self.perturbations:
+            try:
+                x_p = perturb.get(pname).apply(data.x, self.severity, nested_rng(base, pname), data.schema)
+                pert_ok = np.asarray(model.predict(x_p)) == y
+            except Exception as exc:  # noqa: BLE001 - the model may reject perturbed input: an error row
+                errors.append({"perturbation": pname, "error": error_text(exc)})
+                continue
+            per_pert[pname] = pert_ok
+            for g, idx in enumerate(members):
+                c, p_ = clean_ok[idx], pert_ok[idx]
+                low, high = paired_difference_interval(c, p_)
+                rows.append({"perturbation": pname, "group": str(names[g]), "n": int(len(idx)),
+                             "clean_accuracy": float(c.mean()), "perturbed_accuracy": float(p_.mean()),
+                             "drop": float(c.mean() - p_.mean()), "drop_low": float(low), "drop_high": float(high)})
+        if not per_pert:
+            raise SkipCheck(f"no perturbation could be measured: {errors[0]['error'] if errors else 'none ran'}")
+        worst = max(rows, key=lambda r: r["drop"])
+        gaps = {}
+        for pname in per_pert:
+            drops = [r["drop"] for r in rows if r["perturbation"] == pname]
+            gaps[pname] = max(drops) - min(drops)
+        gap_p = max(gaps, key=gaps.get)
+        boot = np.empty(self.n_boot)
+        for b in range(self.n_boot):
+            d = []
+            for idx in members:
+                take = idx[rng.integers(0, len(idx), len(idx))]
+                d.append(clean_ok[take].mean() - per_pert[gap_p][take].mean())
+            boot[b] = max(d) - min(d)
+        n = len(y)
+        metrics = {
+            "worst_group_accuracy_drop": Metric("worst_group_accuracy_drop", worst["drop"], worst["drop_low"],
+                                                worst["drop_high"], worst["n"]),
+            "accuracy_drop_gap": Metric("accuracy_drop_gap", gaps[gap_p], float(np.quantile(boot, 0.025)),
+                                        float(np.quantile(boot, 0.975)), n),
+        }
+        gap_rows = [r for r in rows if r["perturbation"] == gap_p]
+        figure = {"kind": "bars", "title": f"Accuracy drop under {gap_p} (severity {self.severity}) per group "
+                  f"({' & '.join(columns)})", "x_label": "accuracy drop", "y_label": "group",
+                  "labels": [r["group"] for r in gap_rows], "values": [r["drop"] for r in gap_rows],
+                  "low": [r["drop_low"] for r in gap_rows], "high": [r["drop_high"] for r in gap_rows]}
+        tables = {"drops": rows, "errors": errors, "notes": [{"note": t} for t in notes]}
+        warnings = tuple(f"{e['perturbation']} could not be measured: {e['error']}" for e in errors)
+        return Measurement(metrics, tables, {}, warnings, figures={"drop_by_group": figure})

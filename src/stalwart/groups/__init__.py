@@ -7,6 +7,7 @@ _EXPORTS = dict.fromkeys((
     "METRICS", "MISSING", "GroupMetrics", "group_metrics", "demographic_parity_difference",
     "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio", "equal_opportunity_difference",
     "statistical_parity_difference", "disparate_impact", "average_odds_difference", "predictive_parity_difference",
+    "group_labels",
 ), ".metrics")
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

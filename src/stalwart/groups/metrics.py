@@ -30,7 +30,7 @@ from stalwart.errors import ConfigError, InputError
 __all__ = ["METRICS", "GroupMetrics", "group_metrics", "demographic_parity_difference",
            "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio",
            "equal_opportunity_difference", "statistical_parity_difference", "disparate_impact",
-           "average_odds_difference", "predictive_parity_difference", "MISSING"]
+           "average_odds_difference", "predictive_parity_difference", "MISSING", "group_labels"]
 
 MISSING = "missing"
 
@@ -101,8 +101,9 @@ class GroupMetrics:
         return (min if higher_is_better else max)(rows, key=lambda r: r[metric])
 
 
-def _groups(sensitive: Any, n: int) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
-    """Group label per row (a string; intersections joined with ' & '), column names, notes."""
+def group_labels(sensitive: Any, n: int) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
+    """The group of each of ``n`` rows (a string; intersections joined with ' & '), the sensitive
+    column names, and notes (missing values as their own group); refused input raises."""
     if isinstance(sensitive, pd.Series):
         frame = sensitive.to_frame(name=str(sensitive.name) if sensitive.name is not None else "group")
     elif isinstance(sensitive, pd.DataFrame):
@@ -161,7 +162,7 @@ def group_metrics(y_true: Any, y_pred: Any, sensitive: Any, *, metrics: Sequence
         check_lengths("y_true", y, "y_score", s)
     elif "mean_score" in metrics:
         raise ConfigError("group_metrics: metric 'mean_score' needs y_score (one score per sample); pass it.")
-    labels, columns, notes = _groups(sensitive, len(y))
+    labels, columns, notes = group_labels(sensitive, len(y))
     names, inverse = np.unique(labels.astype(str), return_inverse=True)
     sizes = np.bincount(inverse, minlength=len(names))
     small = [f"{names[g]} ({sizes[g]})" for g in range(len(names)) if sizes[g] < min_group_size]
@@ -231,7 +232,7 @@ def _with_interval(m: str, y: np.ndarray, p: np.ndarray, s: np.ndarray | None, p
 def _per_group(metric: str, y_true: Any, y_pred: Any, sensitive: Any, pos_label: Any) -> dict[str, float]:
     y, p = np.asarray(y_true), np.asarray(y_pred)
     check_lengths("y_true", y, "y_pred", p)
-    labels, _, _ = _groups(sensitive, len(y))
+    labels, _, _ = group_labels(sensitive, len(y))
     return {str(g): _value(metric, y[labels == g], p[labels == g], None, pos_label) for g in np.unique(labels)}
 
 

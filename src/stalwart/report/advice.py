@@ -427,6 +427,17 @@ def _groups(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
                    "every retraining.")]
 
 
+@register_advice("group_robustness")
+def _group_robustness(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    items = [Advice("Train with the perturbation that hurts the worst group most, on that group's rows above all: "
+                    "the drops table names both; then measure the same groups again.")]
+    if ctx.family == "sklearn":
+        items.append(Advice("Refit with `stalwart.defend.AugmentedClassifier`, which adds perturbed copies of the "
+                            "training rows, and compare the per-group drops before and after.",
+                            ("stalwart.defend.AugmentedClassifier",)))
+    return items
+
+
 @register_advice("certified_robustness")
 def _certified(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     items = []

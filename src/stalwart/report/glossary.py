@@ -107,6 +107,11 @@ _ENTRIES = [
     _e("equalized_odds_difference", "equalized odds difference", "lower",
        "The larger of the between-group gaps in true-positive and in false-positive rate (fairlearn's "
        "definition)."),
+    _e("accuracy_drop_gap", "gap in accuracy drop between groups", "lower",
+       "Largest minus smallest group accuracy drop under the perturbation where that gap is largest, with a "
+       "bootstrap interval (groups resampled separately)."),
+    _e("worst_group_accuracy_drop", "worst-group accuracy drop", "lower",
+       "The largest accuracy drop of any group under any of the perturbations, with Newcombe's paired interval."),
     # text adversarial robustness
     _e("robust_accuracy", "robust accuracy", "higher",
        "Share of texts classified correctly and not fooled by word substitution within the word budget."),
