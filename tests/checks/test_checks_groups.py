@@ -99,3 +99,28 @@ def test_group_robustness_refuses_unknown_perturbations_and_columns(brittle_grou
         checks.get("group_robustness", sensitive=["grp"], perturbations=["gaussian_blur"])
     with pytest.raises(ConfigError, match=r"\['sex'\] are not in the data"):
         checks.get("group_robustness", sensitive=["sex"]).run(model, ds)
+
+
+def test_stability_check_on_a_refittable_model():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    bc = load_breast_cancer(as_frame=True)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(bc.data, bc.target)
+    ds = stalwart.Dataset.from_arrays(bc.data, bc.target.to_numpy())
+    res = checks.get("stability", cv=5, seeds=[0, 1, 2], conditions=["churn <= 0.001"]).run(model, ds)
+    assert res.status.value == "FAIL"  # five trees refitted with other seeds disagree on some rows
+    m = res.metrics
+    assert m["cv_accuracy"].low < m["cv_accuracy"].value < m["cv_accuracy"].high
+    assert len(res.tables["folds"]) == 5 and m["cv_accuracy_spread"].value >= 0
+    with pytest.raises(ConfigError, match="seeds"):
+        checks.get("stability", seeds=[0])
+
+
+def test_stability_check_skips_a_model_it_cannot_refit(planted):
+    import torch
+
+    _, ds, _ = planted
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    res = checks.get("stability").run(net, ds)
+    assert res.status.value == "SKIP" and "fit(x, y, seed)" in res.message

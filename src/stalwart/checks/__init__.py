@@ -16,6 +16,7 @@ _EXPORTS = {
     "CertifiedRobustness": ".certified",
     "GroupPerformance": ".groups",
     "GroupRobustness": ".groups",
+    "Stability": ".groups",
     "BehaviouralTests": ".behaviour",
     "CleanPerformance": ".performance",
     "CorruptionRobustness": ".corruption",

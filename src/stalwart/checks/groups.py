@@ -11,7 +11,7 @@ from stalwart._validation import check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
 from stalwart.errors import ConfigError
 
-__all__ = ["GroupPerformance", "GroupRobustness"]
+__all__ = ["GroupPerformance", "GroupRobustness", "Stability"]
 
 
 def _check_groups_input(check: Any, data: Any) -> None:
@@ -249,3 +249,61 @@ class GroupRobustness(Check):
         tables = {"drops": rows, "errors": errors, "notes": [{"note": t} for t in notes]}
         warnings = tuple(f"{e['perturbation']} could not be measured: {e['error']}" for e in errors)
         return Measurement(metrics, tables, {}, warnings, figures={"drop_by_group": figure})
+
+
+@register
+class Stability(Check):
+    """Cross-validation and seed stability of a scikit-learn model, refitted on the data given.
+
+    The model's estimator is cloned and refitted on ``cv`` stratified folds (its ``random_state``,
+    if any, set to each seed) and on one split with several seeds; see
+    :func:`stalwart.groups.stability`. Models that cannot be refitted here (torch, ONNX, functions)
+    are skipped with the way to measure them in Python.
+
+    Metrics
+        ``cv_accuracy`` (mean over folds, t-interval), ``cv_accuracy_spread`` (max minus min fold),
+        ``churn`` (share of held-out predictions that differ between seeded refits, Wilson interval).
+    """
+
+    name: ClassVar[str] = "stability"
+    category: ClassVar[str] = "stability"
+    modalities: ClassVar[tuple[str, ...]] = ("tabular", "text")
+    default_conditions: ClassVar[tuple[str, ...]] = ()
+    headline_metric: ClassVar[str | None] = "cv_accuracy_spread"
+
+    def __init__(self, *, cv: int = 5, seeds: Sequence[int] = (0, 1, 2), conditions: Sequence[Any] | None = None
+                 ) -> None:
+        super().__init__(conditions=conditions)
+        ok = isinstance(cv, (int, np.integer)) and not isinstance(cv, bool) and cv >= 2
+        if not ok:
+            raise param_error(self, "cv", "an integer >= 2 (folds)", cv)
+        if isinstance(seeds, str) or not isinstance(seeds, Sequence) or len(seeds) == 1 or \
+                not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            raise param_error(self, "seeds", "a list of two or more seeds >= 0, or [] to skip churn", seeds)
+        self.cv = int(cv)
+        self.seeds = [int(s) for s in seeds]
+
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("cv_accuracy", "cv_accuracy_spread", "churn")
+
+    def validate(self, model: Any, data: Any) -> None:
+        super().validate(model, data)
+        if data.y is None:
+            raise ConfigError(f"check {self.name!r} needs labels: the data has none (pass y or --target)")
+
+    def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
+        from stalwart.groups import stability
+
+        estimator = getattr(model, "estimator", None)
+        if estimator is None or not hasattr(estimator, "fit") or getattr(model, "task", "") != "classification":
+            raise SkipCheck("stability refits the model, which needs a scikit-learn classifier; for other models "
+                            "call stalwart.groups.stability with a fit(x, y, seed) function")
+        res = stability(estimator, data.x, np.asarray(data.y), cv=self.cv, seeds=self.seeds,
+                        seed=int(rng.integers(2**31)))
+        n = len(data)
+        metrics = {"cv_accuracy": Metric("cv_accuracy", res.mean, res.low, res.high, n),
+                   "cv_accuracy_spread": Metric("cv_accuracy_spread", res.spread, n=n)}
+        if res.churn is not None:
+            metrics["churn"] = Metric("churn", res.churn, res.churn_low, res.churn_high, n)
+        tables = {"folds": [{"fold": k + 1, "accuracy": a} for k, a in enumerate(res.folds)]}
+        return Measurement(metrics, tables, {})

@@ -438,6 +438,13 @@ def _group_robustness(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("stability")
+def _stability(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("Fix the seeds of training and report the fold spread beside the accuracy; a large churn "
+                   "means individual decisions depend on the seed: average several seeds (an ensemble, "
+                   "`stalwart.defend.Ensemble`) or regularise the model.", ("stalwart.defend.Ensemble",))]
+
+
 @register_advice("certified_robustness")
 def _certified(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     items = []

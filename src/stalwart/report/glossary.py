@@ -107,6 +107,14 @@ _ENTRIES = [
     _e("equalized_odds_difference", "equalized odds difference", "lower",
        "The larger of the between-group gaps in true-positive and in false-positive rate (fairlearn's "
        "definition)."),
+    _e("cv_accuracy", "cross-validated accuracy", "higher",
+       "Mean accuracy over stratified folds, each a model refitted without that fold, with a t-interval over "
+       "the folds."),
+    _e("cv_accuracy_spread", "spread over folds", "lower",
+       "Highest minus lowest fold accuracy: how much the number depends on which rows were held out."),
+    _e("churn", "prediction churn", "lower",
+       "Share of held-out predictions that differ between two refits on the same data with different seeds "
+       "(averaged over pairs of seeds)."),
     _e("accuracy_drop_gap", "gap in accuracy drop between groups", "lower",
        "Largest minus smallest group accuracy drop under the perturbation where that gap is largest, with a "
        "bootstrap interval (groups resampled separately)."),
