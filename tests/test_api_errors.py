@@ -826,6 +826,11 @@ CASES: list[Case] = [
     case(("stalwart.groups.stability", "stalwart.groups.StabilityResult"),
          lambda e: groups.stability(e.lr, e.x, e.y, cv=1), ConfigError, r"cv"),
     case("stalwart.checks.Stability", lambda e: checks.Stability(seeds=[1]), ConfigError, r"seeds"),
+    case(("stalwart.groups.ReweighedClassifier", "stalwart.groups.reweighing_weights"),
+         lambda e: groups.ReweighedClassifier(e.lr, "race").fit(e.df, e.y), InputError, r"reads the group"),
+    case("stalwart.groups.GroupThresholdClassifier",
+         lambda e: groups.GroupThresholdClassifier(e.lr, "a", constraint="x").fit(e.df, e.y), ConfigError,
+         r"constraint"),
     case("stalwart.groups.group_labels", lambda e: groups.group_labels(np.zeros((2, 2, 2)), 2), InputError,
          r"one column"),
 

@@ -11,5 +11,6 @@ _EXPORTS = dict.fromkeys((
     "group_labels",
 ), ".metrics")
 _EXPORTS.update(dict.fromkeys(("stability", "StabilityResult"), ".stability"))
+_EXPORTS.update(dict.fromkeys(("ReweighedClassifier", "GroupThresholdClassifier", "reweighing_weights"), ".mitigate"))
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())
