@@ -15,7 +15,7 @@ from stalwart.models import Model, load_model, wrap
 
 
 def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: str | None = None,
-         modality: str | None = None, trust: bool = False,
+         modality: str | None = None, trust: bool = False, sensitive: Any = None,
          progress: Callable[[str, int, int], None] | None = None):
     """Scan ``model`` on ``data`` with a suite of checks and return a :class:`~stalwart.report.Report`.
 
@@ -27,6 +27,8 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
         column of a table)
     suite : "quick", "standard", a YAML file path, or a :class:`~stalwart.suite.Suite`
     seed : every random choice derives from it; the same seed gives the same report
+    sensitive : column names of the data whose groups the scan compares: adds ``group_metrics``
+        and ``group_robustness`` (tabular data) to the suite
     """
     from stalwart.suite import resolve
 
@@ -50,4 +52,15 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
             "the data has no labels; scans measure accuracy, so name the label column with "
             "--target (CLI) or target=... (Python)."
         )
-    return resolve(suite, data.modality).run(model, data, seed=seed, progress=progress)
+    chosen = resolve(suite, data.modality)
+    if sensitive is not None:
+        from stalwart.checks.groups import GroupPerformance, GroupRobustness
+        from stalwart.suite import Suite
+
+        if data.modality != "tabular":
+            raise InputError(f"sensitive columns name columns of a table; the data is {data.modality}. Drop "
+                             "--sensitive, or pass tabular data.")
+        names = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        extra = [GroupPerformance(sensitive=names), GroupRobustness(sensitive=names)]
+        chosen = Suite([*chosen.checks, *extra], name=chosen.name, gate=chosen.gate)
+    return chosen.run(model, data, seed=seed, progress=progress)

@@ -85,6 +85,8 @@ def scan(
     target: Annotated[str | None, typer.Option(help="Label column of a table (CSV/Parquet).")] = None,
     modality: Annotated[str | None, typer.Option(help="tabular, image or text (inferred when omitted).")] = None,
     suite: Annotated[str, typer.Option(help="quick, standard, thorough, or a suite YAML file.")] = "quick",
+    sensitive: Annotated[str | None, typer.Option(help="Comma-separated columns whose groups to compare (e.g. "
+                                                  "sex,age_band): adds per-group metrics and robustness.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for index.html, report.json, report.md and junit.xml.")] = Path("report"),
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
@@ -101,7 +103,10 @@ def scan(
         loaded_model = load_model(model, trust=trust)
         dataset = load_data(data, target=target, modality=modality)
         with progress() as update:
-            report = run_scan(loaded_model, dataset, suite=suite, seed=seed, progress=update)
+            columns = None if sensitive is None else [c.strip() for c in sensitive.split(",") if c.strip()]
+            if columns is not None and not columns:
+                fail("--sensitive must name at least one column, comma-separated (e.g. --sensitive sex,age_band)")
+            report = run_scan(loaded_model, dataset, suite=suite, seed=seed, sensitive=columns, progress=update)
         report.save(out, strict=strict)
     print_scorecard(report)
     out_console.print(f"report written to {escape(str(out / 'index.html'))}", highlight=False)
