@@ -1,6 +1,6 @@
 """Performance and robustness per group of people: group metrics with intervals, the disparity
 metrics of fairlearn and AIF360 (:mod:`stalwart.groups.metrics`), and the stability of training
-across folds and seeds (:mod:`stalwart.groups.stability`)."""
+across folds and seeds (:mod:`stalwart.groups.refits`)."""
 
 from stalwart._lazy import lazy_module
 
@@ -10,7 +10,7 @@ _EXPORTS = dict.fromkeys((
     "statistical_parity_difference", "disparate_impact", "average_odds_difference", "predictive_parity_difference",
     "group_labels",
 ), ".metrics")
-_EXPORTS.update(dict.fromkeys(("stability", "StabilityResult"), ".stability"))
+_EXPORTS.update(dict.fromkeys(("stability", "StabilityResult"), ".refits"))
 _EXPORTS.update(dict.fromkeys(("ReweighedClassifier", "GroupThresholdClassifier", "reweighing_weights"), ".mitigate"))
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())
