@@ -46,3 +46,29 @@ def test_an_unknown_sensitive_column_is_refused(files):
                               "--sensitive", "sex", "--out", str(files / "never")])
     assert res.exit_code == 2, res.output
     assert "sex" in res.output and "Traceback" not in res.output and not (files / "never").exists()
+
+
+def test_a_sensitive_column_the_model_does_not_take_stays_beside_the_data(files, tmp_path):
+    """The model is fitted without the group column; the scan moves it out of the inputs and the
+    group checks still read it."""
+    data = pd.read_csv(files / "test.csv")
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(data[["x1", "x2"]], data["label"])
+    dump(model, tmp_path / "nogrp.skops")
+    out = tmp_path / "rep"
+    res = runner.invoke(app, ["scan", str(tmp_path / "nogrp.skops"), str(files / "test.csv"), "--target", "label",
+                              "--sensitive", "grp", "--out", str(out)])
+    assert res.exit_code in (0, 1), res.output
+    report = json.loads((out / "report.json").read_text())
+    by_name = {r["check"]: r for r in report["results"]}
+    assert by_name["group_metrics"]["status"] != "ERROR" and by_name["natural_robustness"]["status"] != "ERROR"
+    assert {r["group"] for r in by_name["group_metrics"]["tables"]["groups"]} == {"0", "1"}
+
+
+def test_the_side_table_follows_the_rows():
+    import stalwart
+
+    x = pd.DataFrame({"a": np.arange(10.0), "g": list("aabbbccccd")})
+    ds = stalwart.Dataset.from_arrays(x, np.arange(10) % 2).with_sensitive(["g"])
+    assert list(ds.x.columns) == ["a"] and [c.name for c in ds.schema.columns] == ["a"]
+    sub = ds.subset(np.array([9, 0, 5]))
+    assert sub.sensitive_column("g").tolist() == ["d", "a", "c"] and sub.x["a"].tolist() == [9.0, 0.0, 5.0]

@@ -61,6 +61,11 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
             raise InputError(f"sensitive columns name columns of a table; the data is {data.modality}. Drop "
                              "--sensitive, or pass tabular data.")
         names = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        declared = getattr(model, "feature_names", None)
+        if declared is not None:  # columns the model does not take stay beside the data, for the groups only
+            outside = [c for c in names if c not in declared]
+            if outside:
+                data = data.with_sensitive(outside)
         extra = [GroupPerformance(sensitive=names), GroupRobustness(sensitive=names)]
         chosen = Suite([*chosen.checks, *extra], name=chosen.name, gate=chosen.gate)
     return chosen.run(model, data, seed=seed, progress=progress)

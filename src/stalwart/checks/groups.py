@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from stalwart._validation import check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
@@ -18,7 +19,8 @@ def _check_groups_input(check: Any, data: Any) -> None:
     """Labels present, and every sensitive column of ``check`` a column of the data."""
     if data.y is None:
         raise ConfigError(f"check {check.name!r} needs labels: the data has none (pass y or --target)")
-    columns = list(getattr(data.x, "columns", []))
+    side = data.meta.get("sensitive")
+    columns = list(getattr(data.x, "columns", [])) + list(getattr(side, "columns", []))
     missing = [c for c in check.sensitive if c not in columns]
     if missing:
         raise ConfigError(f"check {check.name!r}: sensitive column(s) {missing} are not in the data; it has "
@@ -94,7 +96,7 @@ class GroupPerformance(Check):
         pred = np.asarray(model.predict(data.x))
         labels = sorted(set(y.tolist()) | set(pred.tolist()), key=str)
         pos = self.pos_label if self.pos_label is not None else (labels[-1] if len(labels) == 2 else 1)
-        sensitive = data.x[self.sensitive]
+        sensitive = pd.concat([data.sensitive_column(c) for c in self.sensitive], axis=1)
         res = group_metrics(y, pred, sensitive, metrics=self.metrics, pos_label=pos,
                             min_group_size=self.min_group_size, seed=int(rng.integers(2**31)))
         metrics: dict[str, Metric] = {}
@@ -194,7 +196,8 @@ class GroupRobustness(Check):
         if getattr(model, "task", "classification") != "classification":
             raise SkipCheck("group robustness is measured as accuracy; the model is a regressor")
         y = np.asarray(data.y)
-        labels, columns, notes = group_labels(data.x[self.sensitive], len(y))
+        labels, columns, notes = group_labels(pd.concat([data.sensitive_column(c) for c in self.sensitive], axis=1),
+                                              len(y))
         names, inverse = np.unique(labels.astype(str), return_inverse=True)
         sizes = np.bincount(inverse, minlength=len(names))
         small = [f"{names[g]} ({sizes[g]})" for g in range(len(names)) if sizes[g] < self.min_group_size]

@@ -109,7 +109,10 @@ class Dataset:
         else:
             x = self.x[idx]
         y = None if self.y is None else self.y[idx]
-        return Dataset(x, y, self.modality, self.schema, self.name, self.target, dict(self.meta))
+        meta = dict(self.meta)
+        if isinstance(meta.get("sensitive"), pd.DataFrame):  # the side table follows the rows
+            meta["sensitive"] = meta["sensitive"].iloc[idx].reset_index(drop=True)
+        return Dataset(x, y, self.modality, self.schema, self.name, self.target, meta)
 
     def with_x(self, x: Any) -> Dataset:
         """A copy with new inputs of the same length (e.g. perturbed)."""
@@ -125,6 +128,35 @@ class Dataset:
             raise InputError(f"columns {missing} are not in the data; pick from its columns {list(cols)}.")
         schema = replace(self.schema, columns=tuple(cols[n] for n in names))
         return Dataset(self.x[list(names)], self.y, self.modality, schema, self.name, self.target, dict(self.meta))
+
+    def with_sensitive(self, names: list[str]) -> Dataset:
+        """The table with columns ``names`` moved out of the inputs into a side table
+        (``meta["sensitive"]``) that group checks read and models never see: for sensitive
+        attributes the model is not trained on."""
+        if self.modality != "tabular" or not isinstance(self.x, pd.DataFrame):
+            raise InputError(f"with_sensitive applies to tables with named columns; this dataset is {self.modality}.")
+        missing = [n for n in names if n not in self.x.columns]
+        if missing:
+            raise InputError(f"sensitive columns {missing} are not in the data; pick from {list(self.x.columns)[:20]}.")
+        keep = [c.name for c in self.schema.columns if c.name not in names]
+        if not keep:
+            raise InputError("every column would become sensitive; keep at least one input column for the model.")
+        out = self.select_columns(keep)
+        side = self.x[list(names)].reset_index(drop=True)
+        previous = self.meta.get("sensitive")
+        if isinstance(previous, pd.DataFrame):
+            side = pd.concat([previous.reset_index(drop=True), side], axis=1)
+        out.meta["sensitive"] = side
+        return out
+
+    def sensitive_column(self, name: str) -> pd.Series:
+        """Column ``name`` from the sensitive side table, else from the inputs."""
+        side = self.meta.get("sensitive")
+        if isinstance(side, pd.DataFrame) and name in side.columns:
+            return side[name]
+        if isinstance(self.x, pd.DataFrame) and name in self.x.columns:
+            return self.x[name]
+        raise InputError(f"column {name!r} is neither an input nor a sensitive column of the data.")
 
     def rename_columns(self, names: list[str]) -> Dataset:
         """The same table with its columns named ``names``, by position (one name per column)."""
