@@ -45,7 +45,8 @@ from stalwart.errors import ConfigError, InputError
 from stalwart.models.base import Model
 from stalwart.models.views import DecodedModel
 
-__all__ = ["AdversarialRobustness", "DEFAULT_EPS", "LEVELS", "TABULAR_QUERIES", "MINIMAL_SAMPLES"]
+__all__ = ["AdversarialRobustness", "DEFAULT_EPS", "LEVELS", "TABULAR_QUERIES", "MINIMAL_SAMPLES", "eps_list",
+           "tabular_box"]
 
 #: budgets as fractions of the input range (images: the value range; tabular: each feature's range)
 DEFAULT_EPS: dict[str, tuple[float, ...]] = {
@@ -160,14 +161,7 @@ class AdversarialRobustness(Check):
         super().__init__(conditions=conditions)
         self.norm = check_choice(self, "norm", norm, ("linf", "l2", "l1"))
         self.eps_unit = check_choice(self, "eps_unit", eps_unit, ("range", "raw"))
-        if eps is not None:
-            ok = isinstance(eps, Sequence) and not isinstance(eps, str) and len(eps) > 0 and all(
-                isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool)
-                and np.isfinite(e) and e > 0 for e in eps)
-            if not ok:
-                raise param_error(self, "eps", "a non-empty list of numbers > 0 (fractions of the input range)", eps)
-            eps = sorted({float(e) for e in eps})
-        self.eps = eps
+        self.eps = None if eps is None else eps_list(self, eps)
         from stalwart.attacks import ATTACKS
 
         if attack == "tabular-search":  # it needs the data's schema: the ensemble runs it where it applies
@@ -461,6 +455,16 @@ def _numeric_categoricals(sample: Any) -> bool:
     cats = [j for j, c in enumerate(sample.schema.columns) if c.kind == "categorical"]
     return all(pd.api.types.is_numeric_dtype(sample.x.iloc[:, j]) and not pd.api.types.is_bool_dtype(
         sample.x.iloc[:, j]) for j in cats)
+
+
+def eps_list(owner: object, eps: Any) -> list[float]:
+    """``eps`` as a sorted list of distinct budgets > 0, else the ConfigError every check gives."""
+    ok = isinstance(eps, Sequence) and not isinstance(eps, str) and len(eps) > 0 and all(
+        isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool)
+        and np.isfinite(e) and e > 0 for e in eps)
+    if not ok:
+        raise param_error(owner, "eps", "a non-empty list of numbers > 0 (fractions of the input range)", eps)
+    return sorted({float(e) for e in eps})
 
 
 def tabular_box(sample: Any) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from stalwart._stats import wilson_interval
 from stalwart._validation import check_choice, check_labels, check_param, check_positive, param_error
-from stalwart.checks.adversarial import LEVELS, tabular_box
+from stalwart.checks.adversarial import LEVELS, eps_list, tabular_box
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, note_rows, register
 from stalwart.checks.performance import chance_reason
 from stalwart.errors import ConfigError
@@ -70,14 +70,7 @@ class CertifiedRobustness(Check):
         self.norm = check_choice(self, "norm", norm, ("linf", "l2"))
         if method == "smoothing" and norm != "l2":
             raise param_error(self, "norm", "'l2' with method='smoothing' (it certifies l2 radii)", norm)
-        if eps is not None:
-            ok = isinstance(eps, Sequence) and not isinstance(eps, str) and len(eps) > 0 and all(
-                isinstance(e, (int, float, np.integer, np.floating)) and not isinstance(e, bool)
-                and np.isfinite(e) and e > 0 for e in eps)
-            if not ok:
-                raise param_error(self, "eps", "a non-empty list of numbers > 0 (fractions of the input range)", eps)
-            eps = sorted({float(e) for e in eps})
-        self.eps = list(DEFAULT_CERTIFIED_EPS) if eps is None else eps
+        self.eps = list(DEFAULT_CERTIFIED_EPS) if eps is None else eps_list(self, eps)
         self.attack = bool(check_param(self, "attack", attack, isinstance(attack, (bool, np.bool_)), "True or False"))
         self.level = check_choice(self, "level", level, LEVELS)
         check_positive(self, "sigma", sigma)

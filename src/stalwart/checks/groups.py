@@ -15,6 +15,12 @@ from stalwart.errors import ConfigError
 __all__ = ["GroupPerformance", "GroupRobustness", "Stability"]
 
 
+def _check_sensitive(owner: Any, sensitive: Any) -> None:
+    if isinstance(sensitive, str) or not isinstance(sensitive, Sequence) or not sensitive or \
+            not all(isinstance(c, str) for c in sensitive):
+        raise param_error(owner, "sensitive", "a non-empty list of column names (e.g. ['sex', 'age_band'])", sensitive)
+
+
 def _check_groups_input(check: Any, data: Any) -> None:
     """Labels present, and every sensitive column of ``check`` a column of the data."""
     if data.y is None:
@@ -63,10 +69,7 @@ class GroupPerformance(Check):
         from stalwart.groups import METRICS
 
         super().__init__(conditions=conditions)
-        if isinstance(sensitive, str) or not isinstance(sensitive, Sequence) or not sensitive or \
-                not all(isinstance(c, str) for c in sensitive):
-            raise param_error(self, "sensitive", "a non-empty list of column names (e.g. ['sex', 'age_band'])",
-                              sensitive)
+        _check_sensitive(self, sensitive)
         if isinstance(metrics, str) or not isinstance(metrics, Sequence) or not metrics or \
                 any(m not in METRICS or m == "mean_score" for m in metrics):
             raise param_error(self, "metrics", f"a non-empty list from {[m for m in METRICS if m != 'mean_score']}",
@@ -162,10 +165,7 @@ class GroupRobustness(Check):
         from stalwart import perturb
 
         super().__init__(conditions=conditions)
-        if isinstance(sensitive, str) or not isinstance(sensitive, Sequence) or not sensitive or \
-                not all(isinstance(c, str) for c in sensitive):
-            raise param_error(self, "sensitive", "a non-empty list of column names (e.g. ['sex', 'age_band'])",
-                              sensitive)
+        _check_sensitive(self, sensitive)
         self.perturbations = perturb.PERTURBATIONS.check_names(self, "perturbations", perturbations,
                                                                modality="tabular")
         ok = isinstance(severity, (int, np.integer)) and not isinstance(severity, bool) and 1 <= severity <= 5
