@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from stalwart._cli_support import (
     exit_code,
     fail,
     out_console,
-    progress,
+    run_one_check,
     user_errors,
 )
 
@@ -60,7 +59,6 @@ def certify(
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Certified accuracy of MODEL on DATA (a proven lower bound) beside attacked accuracy (an upper bound)."""
-    from stalwart.checks.base import Status
     from stalwart.checks.certified import CertifiedRobustness
     from stalwart.data import load_data
     from stalwart.models import load_model
@@ -74,18 +72,10 @@ def certify(
                                     n=n, max_samples=max_samples)
         loaded = load_model(model, trust=trust)
         dataset = load_data(data, target=target)
-        start = time.perf_counter()
-        with progress() as update:
-            update("certified_robustness", 0, 1)
-            result = check.run(loaded, dataset, seed=seed)
-            update("certified_robustness", 1, 1)
-        if result.status is Status.ERROR:
-            fail(result.message.removeprefix("the check failed: "))
-        if result.status is Status.SKIP:
-            fail(f"nothing could be certified: {result.message}")
+        result, seconds = run_one_check(check, loaded, dataset, seed, unusable="nothing could be certified")
         report = Report.from_run(model=loaded, data=dataset, results=[result],
                                  suite={"name": "certify", "checks": [{"check": result.check, "params": result.params}]},
-                                 seed=seed, total_s=time.perf_counter() - start)
+                                 seed=seed, total_s=seconds)
         report.save(out, strict=strict)
     smoothing = method == "smoothing"
     table = Table(title=f"Certified robustness ({escape(method)}, {escape(norm)}): {escape(loaded.name)} on "

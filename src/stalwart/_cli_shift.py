@@ -29,7 +29,7 @@ from stalwart._cli_support import (
     exit_code,
     fail,
     out_console,
-    progress,
+    run_one_check,
     user_errors,
 )
 
@@ -232,7 +232,6 @@ def ood(
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
 ) -> None:
     """Judge OOD detectors for MODEL on held-out IN_DATA vs real OUT_DATA; print AUROC and FPR95."""
-    from stalwart.checks.base import Status
     from stalwart.checks.ood import OODDetection
     from stalwart.data import load_data
     from stalwart.models import load_model
@@ -243,17 +242,9 @@ def ood(
         check = OODDetection(detectors=names, ood_data=out_data, layer=layer, max_samples=max_samples)
         loaded = load_model(model, trust=trust)
         data = load_data(in_data, target=target)
-        start = time.perf_counter()
-        with progress() as update:
-            update("ood_detection", 0, 1)
-            result = check.run(loaded, data, seed=seed)
-            update("ood_detection", 1, 1)
-        if result.status is Status.ERROR:
-            fail(result.message.removeprefix("the check failed: "))
-        if result.status is Status.SKIP:
-            fail(f"the OOD detectors cannot run on this data: {result.message}")
+        result, seconds = run_one_check(check, loaded, data, seed, unusable="the OOD detectors cannot run on this data")
         report = _report([result], model=loaded, data=data, data_info={"ood_data": str(out_data)}, suite="ood",
-                         seed=seed, total_s=time.perf_counter() - start)
+                         seed=seed, total_s=seconds)
         report.save(out, strict=strict)
     table = Table(title=f"OOD detection: {escape(loaded.name)} on {escape(data.name)} vs {escape(Path(out_data).name)} "
                   f"[{STATUS_STYLE.get(result.status.value, '')}]{result.status.value}[/]", title_justify="left")

@@ -35,7 +35,7 @@ from stalwart.errors import StalwartError
 
 __all__ = ["out_console", "err_console", "STATUS_STYLE", "EXIT_FAIL", "EXIT_USAGE", "EXIT_INTERNAL",
            "EXIT_INTERRUPTED", "fail", "user_errors", "progress", "check_out_dir", "check_out_file", "exit_code",
-           "run_main", "escape"]
+           "run_main", "escape", "run_one_check"]
 
 EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 #: seconds between "still running" lines when output is not a terminal
@@ -209,3 +209,20 @@ def run_main(app: Callable[[], Any]) -> None:
         sys.exit(EXIT_INTERNAL)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def run_one_check(check: Any, model: Any, data: Any, seed: int, *, unusable: str) -> tuple[Any, float]:
+    """Run ``check`` with a progress line; ``(result, seconds)``. A check that errs or is skipped
+    fails the command (exit 2) with its message, prefixed by ``unusable`` for a skip."""
+    from stalwart.checks.base import Status
+
+    start = time.perf_counter()
+    with progress() as update:
+        update(check.name, 0, 1)
+        result = check.run(model, data, seed=seed)
+        update(check.name, 1, 1)
+    if result.status is Status.ERROR:
+        fail(result.message.removeprefix("the check failed: "))
+    if result.status is Status.SKIP:
+        fail(f"{unusable}: {result.message}")
+    return result, time.perf_counter() - start

@@ -7,6 +7,7 @@ other plug-in kind (``certify.names()``, ``certify.get("smoothing", sigma=0.25)`
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,7 +19,7 @@ from stalwart._validation import check_array, param_error
 __all__ = ["Certifier", "CertificationResult", "CERTIFIERS", "register", "get", "names"]
 
 
-class Certifier:
+class Certifier(ABC):
     """Base of every certifier: a class attribute ``name``, the ``norm`` its radii are in, and
     ``certify(model, x, y) -> CertificationResult``. Configured objects keep no per-run state."""
 
@@ -28,8 +29,9 @@ class Certifier:
     #: "any" when the certifier needs only predictions, "torch" when it needs the network itself
     requires: ClassVar[str] = "any"
 
-    def certify(self, model: Any, x: Any, y: Any = None) -> CertificationResult:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def certify(self, model: Any, x: Any, y: Any = None) -> CertificationResult:
+        """Per-sample certificates of ``model`` on ``x`` (labels ``y`` optional)."""
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -15,6 +15,7 @@ on clean data at a chosen false-positive rate.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -29,13 +30,14 @@ from stalwart.models.base import Model
 __all__ = ["Squeezer", "BitDepth", "MedianFilter", "SqueezedModel", "SqueezingDetector"]
 
 
-class Squeezer:
+class Squeezer(ABC):
     """A deterministic input transform on float tensors within ``bounds`` (N x ...)."""
 
     name: ClassVar[str] = ""
 
-    def __call__(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def __call__(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+        """``x`` squeezed; ``bounds`` is the inputs' valid range (lower, upper)."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
