@@ -47,11 +47,20 @@ $(ALIBI)/.stamp: benchmarks/requirements-drift.txt
 	$(ALIBI)/bin/python -m pip install -q -r benchmarks/requirements-drift.txt
 	touch $@
 
-bench: $(BENCH)/.stamp $(ALIBI)/.stamp
+# sliceline and deepchecks (the weak-slice peers of benchmarks/slice_peers.py): deepchecks 0.19 needs
+# numpy < 2 and an older scikit-learn, a fourth environment
+SLICES := .venv-slices
+$(SLICES)/.stamp: benchmarks/requirements-slices.txt
+	$(PYTHON) -m venv $(SLICES)
+	$(SLICES)/bin/python -m pip install -q --upgrade pip
+	$(SLICES)/bin/python -m pip install -q -r benchmarks/requirements-slices.txt
+	touch $@
+
+bench: $(BENCH)/.stamp $(ALIBI)/.stamp $(SLICES)/.stamp
 	$(BENCH)/bin/python benchmarks/run_all.py $(BENCHMARKS)
 
 lint: $(STAMP)-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(BENCH) $(ALIBI) demo-report .pytest_cache
+	rm -rf $(VENV) $(BENCH) $(ALIBI) $(SLICES) demo-report .pytest_cache

@@ -28,6 +28,7 @@ from stalwart._cli_support import (
     escape,
     exit_code,
     fail,
+    names_option,
     out_console,
     run_one_check,
     user_errors,
@@ -79,15 +80,6 @@ def _report(results: list, *, model: Any, data: Any, data_info: dict[str, Any], 
                   stalwart_version=__version__)
 
 
-def _columns_option(columns: str | None) -> list[str] | None:
-    if columns is None:
-        return None
-    names = [c.strip() for c in columns.split(",") if c.strip()]
-    if not names:
-        fail("--columns must name at least one column, comma-separated (e.g. --columns age,income)")
-    return names
-
-
 @app.command()
 def drift(
     reference: Annotated[str, typer.Argument(help="Reference data: .csv or .parquet (training or a trusted window).")],
@@ -122,7 +114,7 @@ def drift(
         if correction not in ("bonferroni", "bh", "none"):
             fail(f"--correction must be bonferroni, bh or none; got {correction!r}")
         corr = None if correction == "none" else correction
-        cols = _columns_option(columns)
+        cols = names_option(columns)
         check = DataDrift(reference=reference, method=method, correction=corr, alpha=alpha, columns=cols)
         start = time.perf_counter()
         rows = [_parquet_rows(reference), _parquet_rows(current)]
@@ -238,7 +230,7 @@ def ood(
 
     check_out_dir(out)
     with user_errors():
-        names = _columns_option(detectors) if detectors is not None else None
+        names = names_option(detectors, "--detectors", "max_softmax,energy") if detectors is not None else None
         check = OODDetection(detectors=names, ood_data=out_data, layer=layer, max_samples=max_samples)
         loaded = load_model(model, trust=trust)
         data = load_data(in_data, target=target)

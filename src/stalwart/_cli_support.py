@@ -211,6 +211,16 @@ def run_main(app: Callable[[], Any]) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+def names_option(text: str | None, option: str = "--columns", example: str = "age,income") -> list[str] | None:
+    """A comma-separated list of names from the command line (None when the option was not given)."""
+    if text is None:
+        return None
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        fail(f"{option} must name at least one, comma-separated (e.g. {option} {example})")
+    return names
+
+
 def run_one_check(check: Any, model: Any, data: Any, seed: int, *, unusable: str) -> tuple[Any, float]:
     """Run ``check`` with a progress line; ``(result, seconds)``. A check that errs or is skipped
     fails the command (exit 2) with its message, prefixed by ``unusable`` for a skip."""

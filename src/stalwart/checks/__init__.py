@@ -25,6 +25,7 @@ _EXPORTS = {
     "NaturalRobustness": ".natural",
     "OODDetection": ".ood",
     "TextAdversarialRobustness": ".text_adversarial",
+    "WeakSlices": ".slices",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

@@ -1,6 +1,7 @@
 """Performance and robustness per group of people: group metrics with intervals, the disparity
-metrics of fairlearn and AIF360 (:mod:`stalwart.groups.metrics`), and the stability of training
-across folds and seeds (:mod:`stalwart.groups.refits`)."""
+metrics of fairlearn and AIF360 (:mod:`stalwart.groups.metrics`), the stability of training
+across folds and seeds (:mod:`stalwart.groups.refits`), mitigation (:mod:`stalwart.groups.mitigate`)
+and weak-slice discovery (:mod:`stalwart.groups.slices`)."""
 
 from stalwart._lazy import lazy_module
 
@@ -12,5 +13,6 @@ _EXPORTS = dict.fromkeys((
 ), ".metrics")
 _EXPORTS.update(dict.fromkeys(("stability", "StabilityResult"), ".refits"))
 _EXPORTS.update(dict.fromkeys(("ReweighedClassifier", "GroupThresholdClassifier", "reweighing_weights"), ".mitigate"))
+_EXPORTS.update(dict.fromkeys(("find_slices", "Slice", "SliceSearch", "Predicate", "text_features"), ".slices"))
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())

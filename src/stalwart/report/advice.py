@@ -438,6 +438,23 @@ def _group_robustness(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("weak_slices")
+def _weak_slices(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    rows = [row for row in (r.get("tables") or {}).get("slices") or [] if isinstance(row, Mapping)]
+    if not rows:
+        return [Advice("No slice stood out after correcting for every slice examined; keep the search in the suite "
+                       "so a new weak slice is caught after retraining.")]
+    first = str(rows[0].get("slice", ""))
+    items = [Advice(f"Start with the slice with the largest effect ({first}): collect or label more rows like "
+                    "it, check its labels and features for errors, and weight it up in training "
+                    "(`sample_weight`); a slice with low stability may not hold on new data, so confirm it on a "
+                    "fresh sample first.")]
+    if ctx.modality == "tabular":
+        items.append(Advice("Turn each stable slice into a monitored group: pass its columns to "
+                            "`stalwart scan --sensitive` so the group checks track it with intervals from now on."))
+    return items
+
+
 @register_advice("stability")
 def _stability(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return [Advice("Fix the seeds of training and report the fold spread beside the accuracy; a large churn "

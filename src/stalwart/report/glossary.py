@@ -120,6 +120,16 @@ _ENTRIES = [
        "bootstrap interval (groups resampled separately)."),
     _e("worst_group_accuracy_drop", "worst-group accuracy drop", "lower",
        "The largest accuracy drop of any group under any of the perturbations, with Newcombe's paired interval."),
+    _e("n_weak_slices", "weak slices", "lower",
+       "Slices (conjunctions of column conditions) significantly worse than the rest, after Benjamini-Hochberg "
+       "over every slice examined and merging of overlapping ones."),
+    _e("worst_slice_effect", "worst slice effect", "lower",
+       "The largest excess of a weak slice's error (or other target) over the rest of the rows, with a Newcombe "
+       "interval; 0 when no slice is significant."),
+    _e("worst_slice_metric", "worst slice value", "lower",
+       "The error (or other target) inside the slice with the largest effect, with its interval."),
+    _e("slices_examined", "slices examined", "",
+       "How many slices the search tested: the count the false discovery rate is controlled over."),
     # text adversarial robustness
     _e("robust_accuracy", "robust accuracy", "higher",
        "Share of texts classified correctly and not fooled by word substitution within the word budget."),
