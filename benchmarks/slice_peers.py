@@ -349,8 +349,30 @@ def report(name: str, out: dict, planted: np.ndarray) -> None:
     print(f"  notes: {out['notes']}")
 
 
+def run_from_files(frame: str, result: str, peer: str, min_support: int, **kwargs) -> None:
+    """Run one peer on a frame saved by bench_slices.py (``np.savez``: numeric block ``num`` with
+    names ``num_names``, string block ``cat`` with names ``cat_names``, ``errors``, ``y_true``,
+    ``y_pred``) and save its masks (``masks``), descriptions, seconds and notes to ``result``."""
+    d = np.load(frame, allow_pickle=False)
+    x = pd.DataFrame(d["num"], columns=[str(c) for c in d["num_names"]])
+    for j, name in enumerate(d["cat_names"]):
+        x[str(name)] = d["cat"][:, j].astype(object)
+    if peer == "sliceline":
+        out = run_sliceline(x, d["errors"], min_support=min_support)
+    else:
+        out = run_deepchecks(x, d["y_true"], d["y_pred"], **kwargs)
+    masks = np.array(out["masks"], dtype=bool).reshape(len(out["masks"]), len(x))
+    np.savez(result, masks=masks, descriptions=np.array(out["descriptions"], dtype=str),
+             seconds=out["seconds"], notes=str(out["notes"]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frame", help="run one peer (--peers) on this saved frame (bench_slices.py) and exit")
+    ap.add_argument("--result", help="with --frame: where to save the peer's slices (.npz)")
+    ap.add_argument("--min-support", type=int, default=0, help="with --frame: SliceLine's minimum support (rows)")
+    ap.add_argument("--segment-ratio", type=float, default=None,
+                    help="with --frame: Deepchecks' segment_minimum_size_ratio (default: its own, 0.05)")
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peers", nargs="+", default=["sliceline", "deepchecks"], choices=["sliceline", "deepchecks"])
@@ -358,6 +380,10 @@ def main() -> int:
                     help="sliceline's own float64 candidate ids (they collide on this frame; see run_sliceline)")
     ap.add_argument("--force", action="store_true", help=f"run sliceline above {SLICELINE_MAX_ROWS:,} rows anyway")
     args = ap.parse_args()
+    if args.frame:
+        extra = {} if args.segment_ratio is None else {"segment_minimum_size_ratio": args.segment_ratio}
+        run_from_files(args.frame, args.result, args.peers[0], args.min_support, **extra)
+        return 0
     t0 = time.perf_counter()
     x, y_true, y_pred, errors, planted = synthetic(args.rows, args.seed)
     print(f"frame {x.shape} made in {time.perf_counter() - t0:.1f} s; planted region {planted.mean():.2%} of rows, "
