@@ -59,6 +59,15 @@ def run_stalwart(p, n_boot: int) -> list:
             false, seconds, note]
 
 
+PEER_NOTES = {
+    "sliceline": "a condition is one bin or value (no ranges), so a threshold slice comes back as several bin "
+                 "slices; top-k by score, no test or merging (sliceline 0.3.0 with exact candidate ids: its own "
+                 "float ids collide on 20 columns)",
+    "deepchecks": "searches pairs among its 10 'top' features (without a model's feature importance: the first "
+                  "columns) on a 10,000-row sample; one segment per pair, ranked by accuracy, no test",
+}
+
+
 def run_peer(p, peer: str, setting: str, args: list[str], tmp: Path) -> list:
     frame, result = tmp / "frame.npz", tmp / f"{peer}.npz"
     if not frame.exists() or np.load(frame)["errors"].shape[0] != len(p.x):
@@ -74,7 +83,7 @@ def run_peer(p, peer: str, setting: str, args: list[str], tmp: Path) -> list:
     out = np.load(result)
     masks = list(out["masks"])
     recall, false = score(masks, p)
-    return [peer, f"{len(p.x):,}", setting, len(masks), recall, false, float(out["seconds"]), ""]
+    return [peer, f"{len(p.x):,}", setting, len(masks), recall, false, float(out["seconds"]), PEER_NOTES[peer]]
 
 
 def main() -> int:

@@ -827,6 +827,8 @@ CASES: list[Case] = [
          r"sensitive"),
     case("stalwart.checks.GroupRobustness", lambda e: checks.GroupRobustness(sensitive=["a"], severity=9),
          ConfigError, r"severity"),
+    case("stalwart.checks.GroupRobustness", lambda e: checks.GroupRobustness(sensitive=["a"], eps=2),
+         ConfigError, r"eps"),
     case(("stalwart.groups.stability", "stalwart.groups.StabilityResult"),
          lambda e: groups.stability(e.lr, e.x, e.y, cv=1), ConfigError, r"cv"),
     case("stalwart.checks.Stability", lambda e: checks.Stability(seeds=[1]), ConfigError, r"seeds"),

@@ -124,3 +124,37 @@ def test_stability_check_skips_a_model_it_cannot_refit(planted):
     net = torch.nn.Sequential(torch.nn.Linear(3, 2))
     res = checks.get("stability").run(net, ds)
     assert res.status.value == "SKIP" and "fit(x, y, seed)" in res.message
+
+
+def test_robust_accuracy_per_group_matches_the_linear_closed_form():
+    """A linear model: a row is robust at linf budget eps (per feature: eps times its range) iff it
+    is classified correctly and its margin |w.x + b| exceeds sum_j |w_j| eps range_j. The group
+    whose rows sit near the boundary is the one an adversary hurts; the attack must not
+    over-report robustness (never above the closed form) and must not be weak (close to it)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(2)
+    n = 1600
+    grp = rng.choice(["near", "far"], size=n)
+    x1 = np.where(grp == "near", rng.normal(0, 0.3, n), rng.normal(0, 2.0, n))
+    x = pd.DataFrame({"x1": x1, "x2": rng.normal(size=n)})
+    y = (x1 + 0.1 * rng.normal(size=n) > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    data = stalwart.Dataset.from_arrays(x.assign(grp=grp), y, modality="tabular").with_sensitive(["grp"])
+    eps = 0.03
+    r = checks.GroupRobustness(sensitive=["grp"], eps=eps, max_samples=n, perturbations=["feature_noise"]).run(
+        model, data, seed=0)
+    assert r.status.value == "PASS", r.message
+    lo, hi = data.schema.numeric_bounds()
+    w, b = model.coef_[0], model.intercept_[0]
+    margin = x.to_numpy() @ w + b
+    budget = np.sum(np.abs(w) * eps * (hi - lo))
+    robust = (model.predict(x) == y) & (np.abs(margin) > budget)
+    by_group = {row["group"]: row for row in r.tables["robust_by_group"]}
+    for g in ("near", "far"):
+        expected = robust[grp == g].mean()
+        assert by_group[g]["robust_accuracy"] <= expected + 1e-9
+        assert by_group[g]["robust_accuracy"] >= expected - 0.03
+    assert r.metrics["worst_group_robust_accuracy"].value == by_group["near"]["robust_accuracy"]
+    gap = r.metrics["robust_accuracy_gap"]
+    assert gap.value > 0.3 and gap.low < gap.value < gap.high

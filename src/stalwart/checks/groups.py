@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from stalwart._validation import check_positive, param_error
+from stalwart._validation import check_param, check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
 from stalwart.errors import ConfigError
 
@@ -139,10 +139,17 @@ class GroupRobustness(Check):
     Metrics
         ``worst_group_accuracy_drop`` (the largest drop of any group under any perturbation, with
         its interval); ``accuracy_drop_gap`` (largest minus smallest group drop, for the
-        perturbation where that is largest, with its interval).
+        perturbation where that is largest, with its interval); with ``eps``:
+        ``worst_group_robust_accuracy`` (Wilson interval) and ``robust_accuracy_gap`` (largest
+        minus smallest group robust accuracy, bootstrap interval).
     Tables and figures
         ``drops`` (perturbation, group, n, clean and perturbed accuracy, drop with interval),
-        ``errors``, ``notes``; bars of the drop per group under the perturbation with the gap.
+        ``robust_by_group`` (with ``eps``), ``errors``, ``notes``; bars of the drop per group under
+        the perturbation with the gap, and of robust accuracy per group.
+
+    With ``eps`` set, the model is also attacked (:func:`stalwart.attacks.evaluate`, fast level,
+    linf at ``eps`` of each feature's range) on a stratified sample of ``max_samples`` rows of a
+    numeric table, and robust accuracy is reported per group: who an adversary can hurt most.
 
     Parameters
     ----------
@@ -151,6 +158,8 @@ class GroupRobustness(Check):
     severity : 1..5, default 3
     min_group_size : groups smaller than this are refused (default 30)
     n_boot : bootstrap resamples for the gap's interval (default 500)
+    eps : attack budget as a fraction of each feature's range (default None: no attack)
+    max_samples : rows attacked (default 1000)
     """
 
     name: ClassVar[str] = "group_robustness"
@@ -161,7 +170,8 @@ class GroupRobustness(Check):
 
     def __init__(self, *, sensitive: Sequence[str],
                  perturbations: Sequence[str] = ("feature_noise", "missing_values", "outliers"), severity: int = 3,
-                 min_group_size: int = 30, n_boot: int = 500, conditions: Sequence[Any] | None = None) -> None:
+                 min_group_size: int = 30, n_boot: int = 500, eps: float | None = None, max_samples: int = 1000,
+                 conditions: Sequence[Any] | None = None) -> None:
         from stalwart import perturb
 
         super().__init__(conditions=conditions)
@@ -173,13 +183,20 @@ class GroupRobustness(Check):
             raise param_error(self, "severity", "an integer from 1 to 5", severity)
         check_positive(self, "min_group_size", min_group_size, integer=True)
         check_positive(self, "n_boot", n_boot, integer=True)
+        if eps is not None:
+            check_param(self, "eps", eps, isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 < eps <= 1,
+                        "None or a number in (0, 1] (a fraction of each feature's range)")
+        check_positive(self, "max_samples", max_samples, integer=True)
         self.sensitive = list(sensitive)
         self.severity = int(severity)
         self.min_group_size = int(min_group_size)
         self.n_boot = int(n_boot)
+        self.eps = None if eps is None else float(eps)
+        self.max_samples = int(max_samples)
 
     def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
-        return ("worst_group_accuracy_drop", "accuracy_drop_gap")
+        attacked = ("worst_group_robust_accuracy", "robust_accuracy_gap") if self.eps is not None else ()
+        return ("worst_group_accuracy_drop", "accuracy_drop_gap", *attacked)
 
     def validate(self, model: Any, data: Any) -> None:
         super().validate(model, data)
@@ -251,7 +268,67 @@ class GroupRobustness(Check):
                   "low": [r["drop_low"] for r in gap_rows], "high": [r["drop_high"] for r in gap_rows]}
         tables = {"drops": rows, "errors": errors, "notes": [{"note": t} for t in notes]}
         warnings = tuple(f"{e['perturbation']} could not be measured: {e['error']}" for e in errors)
-        return Measurement(metrics, tables, {}, warnings, figures={"drop_by_group": figure})
+        figures = {"drop_by_group": figure}
+        if self.eps is not None:
+            self._attack(model, data, rng, metrics, tables, figures)
+        return Measurement(metrics, tables, {}, warnings, figures=figures)
+
+    def _attack(self, model: Any, data: Any, rng: np.random.Generator, metrics: dict[str, Metric],
+                tables: dict[str, list], figures: dict[str, dict]) -> None:
+        """Robust accuracy per group on a sample (see the class docstring)."""
+        from stalwart._stats import wilson_interval
+        from stalwart._validation import check_labels
+        from stalwart.attacks import ThreatModel, evaluate
+        from stalwart.checks.adversarial import tabular_box
+        from stalwart.groups import group_labels
+
+        if any(c.kind == "categorical" for c in data.schema.columns):
+            tables["notes"].append({"note": "no attack: the table has categorical columns, which the gradient and "
+                                            "score-based attacks cannot move (see the adversarial check)"})
+            return
+        sample = data.sample(self.max_samples, seed=rng)
+        labels, _, _ = group_labels(pd.concat([sample.sensitive_column(c) for c in self.sensitive], axis=1),
+                                    len(sample))
+        x, bounds, mutable = tabular_box(sample)
+        y = check_labels(np.asarray(sample.y), model.classes)
+        ev = evaluate(model, x, y, ThreatModel("linf", self.eps, bounds, mutable, unit="range"), level="fast",
+                      eps_curve=[], seed=int(rng.integers(2**31)), sanity=False)
+        robust = np.asarray(ev.broken_by == "")
+        rows, members = [], []
+        for g in sorted(set(labels.tolist()), key=str):
+            idx = np.flatnonzero(labels == g)
+            if len(idx) < self.min_group_size:
+                tables["notes"].append({"note": f"group {g!r} has {len(idx)} of the {len(sample)} rows attacked, "
+                                                f"fewer than min_group_size={self.min_group_size}: not reported"})
+                continue
+            k = int(robust[idx].sum())
+            low, high = wilson_interval(k, len(idx))
+            rows.append({"group": str(g), "n": int(len(idx)), "clean_accuracy": float(ev.clean_correct[idx].mean()),
+                         "robust_accuracy": k / len(idx), "robust_accuracy_low": low, "robust_accuracy_high": high})
+            members.append(idx)
+        tables["robust_by_group"] = rows
+        if len(rows) < 2:
+            tables["notes"].append({"note": "fewer than two groups with enough attacked rows: attack more rows "
+                                            "(max_samples) to compare groups"})
+            return
+        worst = min(rows, key=lambda r: r["robust_accuracy"])
+        values = [r["robust_accuracy"] for r in rows]
+        boot = np.empty(self.n_boot)
+        for b in range(self.n_boot):
+            d = [robust[idx[rng.integers(0, len(idx), len(idx))]].mean() for idx in members]
+            boot[b] = max(d) - min(d)
+        access = "white-box" if ev.white_box else "black-box"
+        metrics["worst_group_robust_accuracy"] = Metric("worst_group_robust_accuracy", worst["robust_accuracy"],
+                                                        worst["robust_accuracy_low"], worst["robust_accuracy_high"],
+                                                        worst["n"])
+        metrics["robust_accuracy_gap"] = Metric("robust_accuracy_gap", max(values) - min(values),
+                                                float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)),
+                                                len(sample))
+        figures["robust_accuracy_by_group"] = {
+            "kind": "bars", "title": f"Robust accuracy per group (eps {self.eps:g}, {access}, {len(sample)} rows)",
+            "x_label": "robust accuracy", "y_label": "group", "labels": [r["group"] for r in rows],
+            "values": values, "low": [r["robust_accuracy_low"] for r in rows],
+            "high": [r["robust_accuracy_high"] for r in rows]}
 
 
 @register

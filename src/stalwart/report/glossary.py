@@ -120,6 +120,12 @@ _ENTRIES = [
        "bootstrap interval (groups resampled separately)."),
     _e("worst_group_accuracy_drop", "worst-group accuracy drop", "lower",
        "The largest accuracy drop of any group under any of the perturbations, with Newcombe's paired interval."),
+    _e("worst_group_robust_accuracy", "worst-group robust accuracy", "higher",
+       "The lowest robust accuracy (correct and not broken by the attack at eps) of any group, with a Wilson "
+       "interval."),
+    _e("robust_accuracy_gap", "gap in robust accuracy between groups", "lower",
+       "Highest minus lowest group robust accuracy under the same attack, with a bootstrap interval (groups "
+       "resampled separately)."),
     _e("n_weak_slices", "weak slices", "lower",
        "Slices (conjunctions of column conditions) significantly worse than the rest, after Benjamini-Hochberg "
        "over every slice examined and merging of overlapping ones."),
