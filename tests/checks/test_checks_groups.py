@@ -158,3 +158,22 @@ def test_robust_accuracy_per_group_matches_the_linear_closed_form():
     assert r.metrics["worst_group_robust_accuracy"].value == by_group["near"]["robust_accuracy"]
     gap = r.metrics["robust_accuracy_gap"]
     assert gap.value > 0.3 and gap.low < gap.value < gap.high
+
+
+def test_calibration_error_per_group_reads_the_positive_probability():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    grp = rng.choice(["a", "b"], size=n)
+    x = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    y = (x.x1 + rng.normal(0, 0.5, n) > 0).astype(int).to_numpy()
+    y = np.where((grp == "b") & (rng.random(n) < 0.3), 1 - y, y)  # group b's labels noisier: miscalibrated there
+    model = LogisticRegression().fit(x[grp == "a"], y[grp == "a"])
+    data = stalwart.Dataset.from_arrays(x.assign(grp=grp), y, modality="tabular").with_sensitive(["grp"])
+    r = checks.GroupPerformance(sensitive=["grp"], metrics=["calibration_error", "accuracy"]).run(model, data, seed=0)
+    direct = groups.group_metrics(y, model.predict(x), grp, metrics=["calibration_error"],
+                                  y_score=model.predict_proba(x)[:, 1], n_boot=10)
+    worst = max(direct.by_group, key=lambda row: row["calibration_error"])
+    assert worst["group"] == "b"
+    assert r.metrics["worst_group_calibration_error"].value == pytest.approx(worst["calibration_error"])

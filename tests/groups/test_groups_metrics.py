@@ -101,3 +101,20 @@ def test_refused_input():
         groups.disparate_impact(Y, P, sensitive_features=S, privileged="c")
     with pytest.raises(ConfigError, match="compare two groups"):
         groups.disparate_impact(Y, P, sensitive_features=np.r_[S[:8], ["c", "c"]], privileged="a")
+
+
+def test_calibration_error_by_hand_and_per_group():
+    """Ten-bin expected calibration error: |positive rate - mean score| per bin, weighted by the
+    bin's share. Group a: scores 0.05 (2 rows, 1 positive) and 0.95 (2 rows, 2 positive):
+    (2/4)|0.5 - 0.05| + (2/4)|1 - 0.95| = 0.25. Group b: perfectly calibrated at 0.5: 0."""
+    y = np.array([0, 1, 1, 1, 0, 1, 0, 1])
+    s = np.array([0.05, 0.05, 0.95, 0.95, 0.5, 0.5, 0.5, 0.5])
+    g = np.array(["a"] * 4 + ["b"] * 4)
+    res = groups.group_metrics(y, (s > 0.5).astype(int), g, metrics=["calibration_error"], y_score=s, n_boot=50)
+    by = {r["group"]: r for r in res.by_group}
+    assert by["a"]["calibration_error"] == pytest.approx(0.25) and by["b"]["calibration_error"] == pytest.approx(0.0)
+    assert res.spread["calibration_error"]["difference"] == pytest.approx(0.25)
+    with pytest.raises(ConfigError, match="need y_score"):
+        groups.group_metrics(y, y, g, metrics=["calibration_error"])
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        groups.group_metrics(y, y, g, metrics=["calibration_error"], y_score=s * 2)

@@ -40,9 +40,11 @@ class GroupPerformance(Check):
 
     Metrics
         per metric ``m`` of ``metrics``: ``worst_group_m`` (the lowest group value; for ``error``,
-        ``fpr`` and ``fnr`` the highest), ``m_difference`` (largest minus smallest group value, with a
-        bootstrap interval) and ``m_ratio``; for binary labels also ``demographic_parity_difference``
-        and ``equalized_odds_difference`` (fairlearn's definitions).
+        ``fpr``, ``fnr`` and ``calibration_error`` the highest), ``m_difference`` (largest minus
+        smallest group value, with a bootstrap interval) and ``m_ratio``; for binary labels also
+        ``demographic_parity_difference`` and ``equalized_odds_difference`` (fairlearn's
+        definitions). ``calibration_error`` (binary classifiers) reads the positive class's
+        probability.
     Tables and figures
         ``groups`` (per group: n, each metric with its interval), ``notes``; a bar chart of the first
         metric per group with its intervals.
@@ -61,7 +63,7 @@ class GroupPerformance(Check):
     default_conditions: ClassVar[tuple[str, ...]] = ()
     headline_metric: ClassVar[str | None] = "worst_group_accuracy"
     #: metrics where a larger value is worse (their "worst group" is the largest)
-    LOWER_IS_BETTER: ClassVar[frozenset[str]] = frozenset({"error", "fpr", "fnr"})
+    LOWER_IS_BETTER: ClassVar[frozenset[str]] = frozenset({"error", "fpr", "fnr", "calibration_error"})
 
     def __init__(self, *, sensitive: Sequence[str], metrics: Sequence[str] = ("accuracy", "selection_rate", "tpr",
                                                                              "fpr"),
@@ -100,7 +102,14 @@ class GroupPerformance(Check):
         labels = sorted(set(y.tolist()) | set(pred.tolist()), key=str)
         pos = self.pos_label if self.pos_label is not None else (labels[-1] if len(labels) == 2 else 1)
         sensitive = pd.concat([data.sensitive_column(c) for c in self.sensitive], axis=1)
-        res = group_metrics(y, pred, sensitive, metrics=self.metrics, pos_label=pos,
+        score = None
+        if "calibration_error" in self.metrics:  # the positive class's probability
+            classes = [str(c) for c in np.asarray(model.classes).tolist()]
+            if len(labels) != 2 or str(pos) not in classes:
+                raise SkipCheck("calibration_error per group is measured for binary classifiers (the positive "
+                                f"class's probability); this model has classes {classes[:10]}")
+            score = np.asarray(model.predict_proba(data.x))[:, classes.index(str(pos))]
+        res = group_metrics(y, pred, sensitive, metrics=self.metrics, pos_label=pos, y_score=score,
                             min_group_size=self.min_group_size, seed=int(rng.integers(2**31)))
         metrics: dict[str, Metric] = {}
         for m in self.metrics:

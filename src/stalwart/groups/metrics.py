@@ -64,8 +64,22 @@ def _mean_score(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, pos: Any) ->
     return float(np.mean(s)) if s is not None and len(s) else float("nan")
 
 
+def _calibration_error(y: np.ndarray, p: np.ndarray, s: np.ndarray | None, pos: Any) -> float:
+    """Expected calibration error of the positive-class score (10 equal-width bins): the bins'
+    share-weighted gap between the positive rate and the mean score (Naeini et al., 2015)."""
+    if s is None or not len(s):
+        return float("nan")
+    bins = np.clip((s * 10).astype(int), 0, 9)
+    pos_rate = np.bincount(bins, weights=(y == pos).astype(float), minlength=10)
+    score = np.bincount(bins, weights=s, minlength=10)
+    return float(np.sum(np.abs(pos_rate - score)) / len(s))
+
+
 #: metrics that are not a single rate (bootstrap intervals)
-OTHERS: dict[str, Callable[..., float]] = {"f1": _f1, "mean_score": _mean_score}
+OTHERS: dict[str, Callable[..., float]] = {"f1": _f1, "mean_score": _mean_score,
+                                           "calibration_error": _calibration_error}
+#: metrics that need a score per sample (``y_score``: the positive class's probability)
+SCORED = ("mean_score", "calibration_error")
 METRICS: tuple[str, ...] = (*RATES, *OTHERS)
 
 
@@ -141,7 +155,8 @@ def group_metrics(y_true: Any, y_pred: Any, sensitive: Any, *, metrics: Sequence
     """Metrics per group of ``sensitive`` (one column, or a table whose rows' combinations are the
     groups), with intervals; see the module docstring.
 
-    ``metrics``: names from :data:`METRICS` (``mean_score`` needs ``y_score``). A group smaller
+    ``metrics``: names from :data:`METRICS` (``mean_score`` and ``calibration_error`` need
+    ``y_score``, the positive class's probability). A group smaller
     than ``min_group_size`` is refused (say so by lowering it, or merge groups). ``pos_label``: the
     positive class for the rates.
     """
@@ -160,8 +175,13 @@ def group_metrics(y_true: Any, y_pred: Any, sensitive: Any, *, metrics: Sequence
     if y_score is not None:
         s = np.asarray(y_score, dtype=float)
         check_lengths("y_true", y, "y_score", s)
-    elif "mean_score" in metrics:
-        raise ConfigError("group_metrics: metric 'mean_score' needs y_score (one score per sample); pass it.")
+        if "calibration_error" in metrics and (np.any(s < 0) or np.any(s > 1) or not np.isfinite(s).all()):
+            raise InputError("group_metrics: calibration_error needs y_score as probabilities of pos_label in "
+                             "[0, 1]; pass predict_proba(x)[:, positive column].")
+    elif any(m in SCORED for m in metrics):
+        wanted = [m for m in metrics if m in SCORED]
+        raise ConfigError(f"group_metrics: metric(s) {wanted} need y_score (one score per sample: the positive "
+                          "class's probability); pass it.")
     labels, columns, notes = group_labels(sensitive, len(y))
     names, inverse = np.unique(labels.astype(str), return_inverse=True)
     sizes = np.bincount(inverse, minlength=len(names))
