@@ -832,6 +832,8 @@ CASES: list[Case] = [
     case(("stalwart.groups.stability", "stalwart.groups.StabilityResult"),
          lambda e: groups.stability(e.lr, e.x, e.y, cv=1), ConfigError, r"cv"),
     case("stalwart.checks.Stability", lambda e: checks.Stability(seeds=[1]), ConfigError, r"seeds"),
+    case("stalwart.checks.Mitigation", lambda e: checks.Mitigation(sensitive="a", method="magic"), ConfigError,
+         r"method"),
     case(("stalwart.groups.ReweighedClassifier", "stalwart.groups.reweighing_weights"),
          lambda e: groups.ReweighedClassifier(e.lr, "race").fit(e.df, e.y), InputError, r"reads the group"),
     case("stalwart.groups.GroupThresholdClassifier",

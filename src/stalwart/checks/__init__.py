@@ -17,6 +17,7 @@ _EXPORTS = {
     "GroupPerformance": ".groups",
     "GroupRobustness": ".groups",
     "Stability": ".groups",
+    "Mitigation": ".groups",
     "BehaviouralTests": ".behaviour",
     "CleanPerformance": ".performance",
     "CorruptionRobustness": ".corruption",

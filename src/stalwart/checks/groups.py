@@ -12,7 +12,7 @@ from stalwart._validation import check_param, check_positive, param_error
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, register
 from stalwart.errors import ConfigError
 
-__all__ = ["GroupPerformance", "GroupRobustness", "Stability"]
+__all__ = ["GroupPerformance", "GroupRobustness", "Stability", "Mitigation", "MITIGATIONS"]
 
 
 def _check_sensitive(owner: Any, sensitive: Any) -> None:
@@ -396,3 +396,169 @@ class Stability(Check):
             metrics["churn"] = Metric("churn", res.churn, res.churn_low, res.churn_high, n)
         tables = {"folds": [{"fold": k + 1, "accuracy": a} for k, a in enumerate(res.folds)]}
         return Measurement(metrics, tables, {})
+
+
+#: mitigations the ``mitigation`` check compares with the plain model, and the disparity each targets
+MITIGATIONS = {"reweighing": "demographic_parity_difference",
+               "thresholds:demographic_parity": "demographic_parity_difference",
+               "thresholds:equal_opportunity": "equal_opportunity_gap",
+               "thresholds:equalized_odds": "equalized_odds_difference"}
+
+
+@register
+class Mitigation(Check):
+    """Disparity and accuracy before and after a mitigation, on the same held-out rows.
+
+    The model's scikit-learn estimator is cloned and refitted on stratified folds of the data,
+    plain and inside the mitigation (:class:`stalwart.groups.ReweighedClassifier`, or
+    :class:`stalwart.groups.GroupThresholdClassifier` with a constraint); every row is predicted
+    by the pair of models that did not see it, so both columns of the table measure the same rows
+    out of fold. Models that cannot be refitted here are skipped with the way to do it in Python.
+
+    Metrics
+        ``disparity_before`` / ``disparity_after`` (the disparity the mitigation targets:
+        demographic parity difference, equal-opportunity gap (the TPR gap) or equalized odds
+        difference, each with a bootstrap interval), ``accuracy_before`` / ``accuracy_after``
+        (Wilson intervals), ``disparity_reduction`` (before minus after, with a paired bootstrap
+        interval).
+    Tables and figures
+        ``before_after`` (model, accuracy, each disparity with intervals); bars of the targeted
+        disparity before and after.
+
+    Parameters
+    ----------
+    sensitive : the column (of the data or its sensitive side table) that holds the group
+    method : one of :data:`MITIGATIONS` (default "reweighing")
+    cv : folds (default 2)
+    n_boot : bootstrap resamples for the intervals (default 500)
+    """
+
+    name: ClassVar[str] = "mitigation"
+    category: ClassVar[str] = "subgroup"
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
+    default_conditions: ClassVar[tuple[str, ...]] = ()
+    headline_metric: ClassVar[str | None] = "disparity_after"
+
+    def __init__(self, *, sensitive: str, method: str = "reweighing", cv: int = 2, n_boot: int = 500,
+                 conditions: Sequence[Any] | None = None) -> None:
+        super().__init__(conditions=conditions)
+        if not isinstance(sensitive, str) or not sensitive:
+            raise param_error(self, "sensitive", "one column name (e.g. 'sex')", sensitive)
+        if method not in MITIGATIONS:
+            raise param_error(self, "method", f"one of {list(MITIGATIONS)}", method)
+        check_param(self, "cv", cv, isinstance(cv, int) and not isinstance(cv, bool) and cv >= 2, "an integer >= 2")
+        check_positive(self, "n_boot", n_boot, integer=True)
+        self.sensitive = sensitive
+        self.method = method
+        self.cv = int(cv)
+        self.n_boot = int(n_boot)
+
+    def metric_names(self, model: Any, data: Any) -> tuple[str, ...]:
+        return ("disparity_before", "disparity_after", "accuracy_before", "accuracy_after", "disparity_reduction")
+
+    def validate(self, model: Any, data: Any) -> None:
+        super().validate(model, data)
+        if data.y is None:
+            raise ConfigError(f"check {self.name!r} needs labels: the data has none (pass y or --target)")
+        side = data.meta.get("sensitive")
+        columns = list(getattr(data.x, "columns", [])) + list(getattr(side, "columns", []))
+        if self.sensitive not in columns:
+            raise ConfigError(f"check {self.name!r}: sensitive column {self.sensitive!r} is not in the data; it has "
+                              f"{columns[:20]}. Name a column of the data.")
+
+    def _measure(self, model: Any, data: Any, rng: np.random.Generator) -> Measurement:
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold
+
+        from stalwart._stats import wilson_interval
+        from stalwart.groups import GroupThresholdClassifier, ReweighedClassifier
+
+        estimator = getattr(model, "estimator", None)
+        if estimator is None or not hasattr(estimator, "fit") or getattr(model, "task", "") != "classification":
+            raise SkipCheck("mitigation refits the model, which needs a scikit-learn classifier; for other models fit "
+                            "stalwart.groups.ReweighedClassifier or GroupThresholdClassifier in Python and run "
+                            "group_metrics on both")
+        y = np.asarray(data.y)
+        classes = np.unique(y)
+        if len(classes) != 2:
+            raise SkipCheck(f"the mitigations are for binary classifiers; the labels have {len(classes)} classes")
+        x = data.x.reset_index(drop=True)
+        inside = self.sensitive in x.columns
+        group = data.sensitive_column(self.sensitive).reset_index(drop=True)
+        xg = x if inside else x.assign(**{self.sensitive: group.to_numpy()})
+        if self.method == "reweighing":
+            wrapped = ReweighedClassifier(clone(estimator), self.sensitive, drop_sensitive=not inside)
+        else:
+            wrapped = GroupThresholdClassifier(clone(estimator), self.sensitive, constraint=self.method.split(":")[1],
+                                               drop_sensitive=not inside, random_state=int(rng.integers(2**31)))
+        before, after = np.empty(len(y), dtype=y.dtype), np.empty(len(y), dtype=y.dtype)
+        folds = StratifiedKFold(self.cv, shuffle=True, random_state=int(rng.integers(2**31)))
+        for train, test in folds.split(x, y):
+            plain = clone(estimator).fit(x.iloc[train], y[train])
+            before[test] = plain.predict(x.iloc[test])
+            after[test] = clone(wrapped).fit(xg.iloc[train], y[train]).predict(xg.iloc[test])
+        _, g = np.unique(group.astype(str).to_numpy(), return_inverse=True)  # group codes 0..k-1
+        pos = classes[1]
+        target = MITIGATIONS[self.method]
+        measures = {"demographic_parity_difference": _dp, "equal_opportunity_gap": _eo_gap,
+                    "equalized_odds_difference": _eodds}
+        n = len(y)
+        rows, boot = [], {}
+        idx = [rng.integers(0, n, n) for _ in range(self.n_boot)]
+        for label, pred in (("before (plain)", before), (f"after ({self.method})", after)):
+            k = int(np.sum(pred == y))
+            row: dict[str, Any] = {"model": label, "accuracy": k / n}
+            row["accuracy_low"], row["accuracy_high"] = wilson_interval(k, n)
+            for name, fn in measures.items():
+                draws = np.array([fn(y[i], pred[i], g[i], pos) for i in idx])
+                row[name] = fn(y, pred, g, pos)
+                row[f"{name}_low"], row[f"{name}_high"] = (float(np.nanquantile(draws, q)) for q in (0.025, 0.975))
+                boot[(label, name)] = draws
+            rows.append(row)
+        b, a = rows
+        reduction = boot[(b["model"], target)] - boot[(a["model"], target)]
+        metrics = {
+            "disparity_before": Metric("disparity_before", b[target], b[f"{target}_low"], b[f"{target}_high"], n),
+            "disparity_after": Metric("disparity_after", a[target], a[f"{target}_low"], a[f"{target}_high"], n),
+            "accuracy_before": Metric("accuracy_before", b["accuracy"], b["accuracy_low"], b["accuracy_high"], n),
+            "accuracy_after": Metric("accuracy_after", a["accuracy"], a["accuracy_low"], a["accuracy_high"], n),
+            "disparity_reduction": Metric("disparity_reduction", b[target] - a[target],
+                                          float(np.nanquantile(reduction, 0.025)),
+                                          float(np.nanquantile(reduction, 0.975)), n),
+        }
+        figure = {"kind": "bars", "title": f"{target} before and after {self.method} ({self.cv}-fold, out of fold)",
+                  "x_label": target, "y_label": "model", "labels": [r["model"] for r in rows],
+                  "values": [r[target] for r in rows], "low": [r[f"{target}_low"] for r in rows],
+                  "high": [r[f"{target}_high"] for r in rows]}
+        notes = [{"note": f"targeted disparity: {target}; every row predicted out of fold by models refitted on the "
+                          f"other {self.cv - 1} fold(s), plain and mitigated"}]
+        return Measurement(metrics, {"before_after": rows, "notes": notes}, {}, figures={"disparity": figure})
+
+
+def _rates(y: np.ndarray, pred: np.ndarray, g: np.ndarray, pos: Any, on: np.ndarray | None) -> np.ndarray:
+    """Share of positive predictions per group code ``g`` (0..k-1), among the rows ``on``."""
+    k = int(g.max()) + 1
+    keep = np.ones(len(y), dtype=bool) if on is None else on
+    n = np.bincount(g[keep], minlength=k)
+    hits = np.bincount(g[keep], weights=(pred[keep] == pos).astype(float), minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, hits / np.maximum(n, 1), np.nan)
+
+
+def _gap(values: np.ndarray) -> float:
+    return float(np.nanmax(values) - np.nanmin(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _dp(y: np.ndarray, pred: np.ndarray, g: np.ndarray, pos: Any) -> float:
+    """fairlearn's demographic parity difference (as :func:`stalwart.groups.demographic_parity_difference`)."""
+    return _gap(_rates(y, pred, g, pos, None))
+
+
+def _eo_gap(y: np.ndarray, pred: np.ndarray, g: np.ndarray, pos: Any) -> float:
+    """The largest gap in true-positive rate between groups."""
+    return _gap(_rates(y, pred, g, pos, y == pos))
+
+
+def _eodds(y: np.ndarray, pred: np.ndarray, g: np.ndarray, pos: Any) -> float:
+    """fairlearn's equalized odds difference (as :func:`stalwart.groups.equalized_odds_difference`)."""
+    return max(_gap(_rates(y, pred, g, pos, y == pos)), _gap(_rates(y, pred, g, pos, y != pos)))

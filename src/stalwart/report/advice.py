@@ -438,6 +438,14 @@ def _group_robustness(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("mitigation")
+def _mitigation(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("Weigh the disparity reduction against the accuracy it costs (both on the same out-of-fold rows); "
+                   "if the reduction's interval excludes 0 and the accuracy loss is acceptable, ship the mitigated "
+                   "model and measure its groups again on fresh data.",
+                   ("stalwart.groups.ReweighedClassifier", "stalwart.groups.GroupThresholdClassifier"))]
+
+
 @register_advice("weak_slices")
 def _weak_slices(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     rows = [row for row in (r.get("tables") or {}).get("slices") or [] if isinstance(row, Mapping)]

@@ -126,6 +126,16 @@ _ENTRIES = [
     _e("robust_accuracy_gap", "gap in robust accuracy between groups", "lower",
        "Highest minus lowest group robust accuracy under the same attack, with a bootstrap interval (groups "
        "resampled separately)."),
+    _e("disparity_before", "disparity before mitigation", "lower",
+       "The disparity the mitigation targets, for the plain model refitted out of fold, with a bootstrap interval."),
+    _e("disparity_after", "disparity after mitigation", "lower",
+       "The same disparity for the mitigated model on the same out-of-fold rows, with a bootstrap interval."),
+    _e("accuracy_before", "accuracy before mitigation", "higher",
+       "Accuracy of the plain model refitted out of fold, with a Wilson interval."),
+    _e("accuracy_after", "accuracy after mitigation", "higher",
+       "Accuracy of the mitigated model on the same out-of-fold rows, with a Wilson interval."),
+    _e("disparity_reduction", "disparity reduction", "higher",
+       "Disparity before minus after on the same rows, with a paired bootstrap interval."),
     _e("n_weak_slices", "weak slices", "lower",
        "Slices (conjunctions of column conditions) significantly worse than the rest, after Benjamini-Hochberg "
        "over every slice examined and merging of overlapping ones."),
