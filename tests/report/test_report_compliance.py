@@ -42,8 +42,8 @@ def test_every_category_is_mapped_and_every_requirement_has_a_category():
     assert mapped == set(CATEGORIES)
     assert all(set(req.categories) <= set(CATEGORIES) for fw in FRAMEWORKS for req in fw.requirements)
     ids = [req.id for fw in FRAMEWORKS for req in fw.requirements]
-    assert {"Art. 15(1)", "Art. 15(3)", "Art. 15(4)", "Art. 15(5)", "MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.7",
-            "MEASURE 2.11", "MANAGE 4.1", "A.6.2.4", "A.6.2.6", "A.7.4"} == set(ids)
+    assert {"Art. 15(1)", "Art. 15(3)", "Art. 15(4)", "Art. 15(5)", "Annex IV(3)", "MEASURE 2.5", "MEASURE 2.6",
+            "MEASURE 2.7", "MEASURE 2.11", "MANAGE 4.1", "A.6.2.4", "A.6.2.6", "A.7.4"} == set(ids)
 
 
 def test_evidence_status_is_the_worst_of_the_checks_that_ran():
@@ -66,11 +66,11 @@ def test_absent_categories_are_not_covered_and_the_page_says_so():
     covered = {r["id"] for fw in comp["frameworks"] for r in fw["requirements"] if r["covered"]}
     assert covered == {"Art. 15(1)", "Art. 15(3)", "Art. 15(4)", "MEASURE 2.5", "MEASURE 2.6", "A.6.2.4"}
     html = rep.to_html()
-    assert html.count("not covered by this report") == 12 - len(covered)
+    assert html.count("not covered by this report") == 13 - len(covered)
     assert DISCLAIMER in html and 'id="compliance"' in html and 'href="#compliance"' in html
     assert "none; evidence would come from subgroup checks" in html
     md = rep.to_markdown()
-    assert "## Compliance evidence" in md and md.count("not covered by this report") == 12 - len(covered)
+    assert "## Compliance evidence" in md and md.count("not covered by this report") == 13 - len(covered)
     assert "| MEASURE 2.11 | Fairness and bias are evaluated and results are documented | – | " \
            "not covered by this report |" in md
 

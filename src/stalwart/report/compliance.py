@@ -60,6 +60,9 @@ FRAMEWORKS: tuple[Framework, ...] = (
         Requirement("Art. 15(5)", "Resilience against attempts to alter use, outputs or performance by "
                     "exploiting vulnerabilities (adversarial examples / model evasion, data poisoning)",
                     ("adversarial", "certified", "security")),
+        Requirement("Annex IV(3)", "Technical documentation: capabilities and limitations in performance, "
+                    "including the degrees of accuracy for specific persons or groups of persons on which the "
+                    "system is intended to be used; foreseeable sources of discrimination", ("subgroup",)),
     )),
     Framework("NIST AI RMF 1.0", "NIST AI 100-1, MEASURE and MANAGE functions", (
         Requirement("MEASURE 2.5", "The AI system is demonstrated to be valid and reliable; limits of "
