@@ -42,6 +42,7 @@ from stalwart import (
     models,
     perturb,
     report,
+    security,
     shift,
     suite,
     testing,
@@ -50,7 +51,8 @@ from stalwart.errors import ConfigError, InputError, MissingDependencyError, Mod
 
 PUBLIC_MODULES = ("stalwart", "stalwart.attacks", "stalwart.perturb", "stalwart.shift", "stalwart.checks",
                   "stalwart.data", "stalwart.datasets", "stalwart.models", "stalwart.defend", "stalwart.report",
-                  "stalwart.suite", "stalwart.testing", "stalwart.certify", "stalwart.groups")
+                  "stalwart.suite", "stalwart.testing", "stalwart.certify", "stalwart.groups",
+                  "stalwart.security")
 
 #: names that are constants, not callables; each says which case shows it in use or why none can
 CONSTANTS = {
@@ -854,6 +856,66 @@ CASES: list[Case] = [
     case("stalwart.groups.text_features", lambda e: groups.text_features("one string"), ConfigError, r"texts"),
     case("stalwart.checks.WeakSlices", lambda e: checks.WeakSlices(by="flip:nope"), ConfigError, r"nope"),
     case("stalwart.checks.WeakSlices", lambda e: checks.WeakSlices(by="accuracy"), ConfigError, r"by="),
+
+    # stalwart.security
+    case(("stalwart.security.membership_inference", "stalwart.security.MEMBERSHIP_ATTACKS"),
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:20], e.x[20:], e.y[20:], attack="lossy"),
+         ConfigError, r"attack=\.\.\.\) must be one of \['loss', 'confidence', 'shadow', 'lira'\]"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:20], e.x[20:], e.y[20:], attack="lira", n_shadow=1),
+         ConfigError, r"n_shadow=\.\.\.\) must be an integer >= 2"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:0], e.y[:0], e.x[20:], e.y[20:]),
+         InputError, r"members_x is empty"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:19], e.x[20:], e.y[20:]),
+         InputError, r"members_x has 20 samples but members_y has 19"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:20], np.where(e.x[20:] > 0.9, np.nan, e.x[20:]), e.y[20:]),
+         InputError, r"non_members_x contains .*NaN.*impute or drop"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:20], e.x[20:], e.y[20:] + 5),
+         InputError, r"non_members_y contains labels the model does not know"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], None, e.x[20:], None, attack="loss"),
+         InputError, r"needs the true labels.*attack='confidence'"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.reg, e.x[:20], e.y[:20], e.x[20:], e.y[20:]),
+         ModelError, r"regression model.*pass a classifier"),
+    case("stalwart.security.membership_inference",
+         lambda e: security.membership_inference(
+             e.black, e.x[:20], e.y[:20], e.x[20:], e.y[20:], attack="lira"),
+         ConfigError, r"pass fit=.*attack='loss' and attack='confidence' need no training function"),
+    case(("stalwart.security.MembershipResult", "stalwart.security.OperatingPoint"),
+         lambda e: security.membership_inference(
+             e.lr, e.x[:20], e.y[:20], e.x[20:], e.y[20:]).tpr_at(0.0),
+         ConfigError, r"fpr=\.\.\.\) must be a false-positive rate in \(0, 1\)"),
+
+    case(("stalwart.security.model_extraction", "stalwart.security.ExtractionResult",
+          "stalwart.security.QUERY_KINDS"),
+         lambda e: security.model_extraction(e.lr, e.x, e.x, budgets=[0]), ConfigError, r"budgets"),
+    case("stalwart.security.model_extraction", lambda e: security.model_extraction(e.lr, e.x, e.x, queries="smart"),
+         ConfigError, r"one of \['natural'"),
+    case(("stalwart.security.poisoning_sensitivity", "stalwart.security.PoisoningResult",
+          "stalwart.security.POISON_KINDS"),
+         lambda e: security.poisoning_sensitivity(e.lr, e.x, e.y, e.x, e.y, rates=[2]), ConfigError, r"\[0, 1\)"),
+    case("stalwart.security.poisoning_sensitivity",
+         lambda e: security.poisoning_sensitivity(lambda v: v, e.x, e.y, e.x, e.y), ModelError, r"fit=lambda"),
+    case("stalwart.security.plant_trigger", lambda e: security.plant_trigger(np.zeros(3), None, np.zeros((3, 1))),
+         InputError, r"table \(n, features\) or images"),
+    case("stalwart.checks.MembershipInference", lambda e: checks.MembershipInference(members=e.df, attack="x"),
+         ConfigError, r"attack"),
+    case("stalwart.checks.Extraction", lambda e: checks.Extraction(queries="smart"), ConfigError, r"queries"),
+    case("stalwart.checks.Poisoning", lambda e: checks.Poisoning(train_data=e.df, kind="sneaky"), ConfigError,
+         r"kind"),
 
     # stalwart.checks
     case(("stalwart.checks.get", "stalwart.checks.CHECKS", "stalwart.checks.names"),

@@ -438,6 +438,31 @@ def _group_robustness(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("membership_inference")
+def _membership(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("If the true-positive rate at low false-positive rate is above the rate itself, the model "
+                   "remembers its training rows: regularise it (fewer leaves or epochs, weight decay, early "
+                   "stopping), train on more data, or train with differential privacy; return labels or rounded "
+                   "probabilities rather than full scores, and measure again with the LiRA attack."),
+            ]
+
+
+@register_advice("extraction")
+def _extraction(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("A copy that agrees with the model on most rows from a few hundred queries means the model's "
+                   "behaviour is cheap to steal, and its adversarial examples transfer: rate-limit and monitor "
+                   "queries per client, return labels rather than probabilities, and do not rely on keeping the "
+                   "model secret for robustness.")]
+
+
+@register_advice("poisoning")
+def _poisoning(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("A backdoor learnt from a small share of rows means training data must be trusted: check the "
+                   "provenance of training rows, look for rare feature values paired with one label, and screen "
+                   "torch models with stalwart.security's backdoor detectors; compare clean accuracy and attack "
+                   "success before every retraining on new data.")]
+
+
 @register_advice("mitigation")
 def _mitigation(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return [Advice("Weigh the disparity reduction against the accuracy it costs (both on the same out-of-fold rows); "

@@ -136,6 +136,17 @@ _ENTRIES = [
        "Accuracy of the mitigated model on the same out-of-fold rows, with a Wilson interval."),
     _e("disparity_reduction", "disparity reduction", "higher",
        "Disparity before minus after on the same rows, with a paired bootstrap interval."),
+    _e("fidelity", "extraction fidelity", "lower",
+       "Share of held-out rows on which a copy trained from the model's answers predicts what the model does."),
+    _e("transfer_rate", "transfer rate", "lower",
+       "Share of adversarial examples crafted on the extracted copy that also fool the model."),
+    _e("extraction_queries", "queries for extraction", "",
+       "Rows sent to the model to train the copy whose fidelity is reported (the largest budget)."),
+    _e("attack_success", "poisoning attack success", "lower",
+       "At the largest poison rate: other-class rows answered as the attacker's class (with the trigger, for a "
+       "backdoor), or the accuracy lost to random label flips."),
+    _e("poisoned_accuracy", "accuracy after poisoning", "higher",
+       "Accuracy on clean held-out rows of the model retrained with the largest share of poisoned rows."),
     _e("n_weak_slices", "weak slices", "lower",
        "Slices (conjunctions of column conditions) significantly worse than the rest, after Benjamini-Hochberg "
        "over every slice examined and merging of overlapping ones."),
@@ -146,6 +157,19 @@ _ENTRIES = [
        "The error (or other target) inside the slice with the largest effect, with its interval."),
     _e("slices_examined", "slices examined", "",
        "How many slices the search tested: the count the false discovery rate is controlled over."),
+    # membership inference (stalwart.security)
+    _e("membership_auc", "membership-inference AUC", "lower",
+       "Area under the ROC curve of an attack telling the model's training rows from unseen rows of the same "
+       "distribution (0.5 = no leak, 1 = every training row recognised)."),
+    _e("tpr_at_1pct_fpr", "TPR at 1% FPR", "lower",
+       "Share of training rows a membership-inference attack identifies while wrongly flagging at most 1% of "
+       "unseen rows, the measure of a leak Carlini and colleagues (2022) recommend."),
+    _e("tpr_at_0.1pct_fpr", "TPR at 0.1% FPR", "lower",
+       "Share of training rows a membership-inference attack identifies while wrongly flagging at most 0.1% of "
+       "unseen rows (measurable with 1000 or more unseen rows)."),
+    _e("membership_advantage", "membership advantage", "lower",
+       "Largest gap between a membership-inference attack's true- and false-positive rates over its thresholds "
+       "(0 = no leak, 1 = members and non-members fully separated)."),
     # text adversarial robustness
     _e("robust_accuracy", "robust accuracy", "higher",
        "Share of texts classified correctly and not fooled by word substitution within the word budget."),

@@ -39,9 +39,11 @@ def _finite(v: Any) -> bool:
 def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330) -> str:
     """SVG markup for ``curve`` = ``{"title", "x_label", "y_label", "series": [{"name", "x", "y",
     "low", "high"}]}``; the band between ``low`` and ``high`` is shaded. Missing points (None) are
-    left out. All text is escaped.
+    left out. ``"x_scale": "log"`` / ``"y_scale": "log"`` draw that axis in powers of ten (points
+    at or below 0 are left out). All text is escaped.
     """
-    series = list(curve.get("series") or [])
+    log_x, log_y = curve.get("x_scale") == "log", curve.get("y_scale") == "log"
+    series = [_logged(s, log_x, log_y) for s in curve.get("series") or []]
     title = escape(str(curve.get("title") or ""))
     x_label = escape(str(curve.get("x_label") or ""))
     y_label = escape(str(curve.get("y_label") or ""))
@@ -55,12 +57,16 @@ def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330)
     if not xs or not ys:
         return (f'<svg class="chart" width="{width}" height="60" role="img">'
                 f'<title>{title}</title><text x="8" y="30" class="chart-empty">{title}: no data</text></svg>')
-    x_ticks = nice_ticks(min(xs), max(xs))
+    x_ticks = _decades(xs) if log_x else nice_ticks(min(xs), max(xs))
     # rates live in [0, 1]: show the full scale so charts are comparable
-    if min(ys) >= 0 and max(ys) <= 1:
+    if log_y:
+        y_ticks = _decades(ys)
+    elif min(ys) >= 0 and max(ys) <= 1:
         y_ticks = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     else:
         y_ticks = nice_ticks(min(ys), max(ys))
+    x_text = (lambda t: _fmt(10 ** t)) if log_x else _fmt  # noqa: E731 - tick labels in the data's units
+    y_text = (lambda t: _fmt(10 ** t)) if log_y else _fmt  # noqa: E731
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def px(x: float) -> float:
@@ -74,10 +80,10 @@ def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330)
            f'<text x="{left}" y="20" class="chart-title">{title}</text>']
     for t in y_ticks:
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(t):.1f}" y2="{py(t):.1f}" class="grid"/>')
-        out.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end" class="tick">{_fmt(t)}</text>')
+        out.append(f'<text x="{left - 6}" y="{py(t) + 4:.1f}" text-anchor="end" class="tick">{y_text(t)}</text>')
     for t in x_ticks:
         out.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{top + ph}" y2="{top + ph + 5}" class="axis"/>')
-        out.append(f'<text x="{px(t):.1f}" y="{top + ph + 18}" text-anchor="middle" class="tick">{_fmt(t)}</text>')
+        out.append(f'<text x="{px(t):.1f}" y="{top + ph + 18}" text-anchor="middle" class="tick">{x_text(t)}</text>')
     out.append(f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" class="axis"/>')
     out.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" class="axis"/>')
     out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 8}" text-anchor="middle" class="label">{x_label}</text>')
@@ -98,7 +104,7 @@ def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330)
             out.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
         for x, y in pts:
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}">'
-                       f"<title>{escape(str(s.get('name', '')))}: {_fmt(x)} → {_fmt(y)}</title></circle>")
+                       f"<title>{escape(str(s.get('name', '')))}: {x_text(x)} → {y_text(y)}</title></circle>")
         ly = top + 8 + i * 18
         lx = left + pw + 16
         out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/>')
@@ -108,6 +114,26 @@ def line_chart(curve: Mapping[str, Any], *, width: int = 600, height: int = 330)
         out.append(f'<text x="{left + pw + 16}" y="{ly + 4}" class="legend-note">shaded: 95% interval</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _logged(s: Mapping[str, Any], log_x: bool, log_y: bool) -> dict[str, Any]:
+    """The series with log10 taken on the log axes; values at or below 0 become None (left out)."""
+    def lg(values: Any) -> Any:
+        return None if values is None else [math.log10(v) if _finite(v) and v > 0 else None for v in values]
+
+    out = dict(s)
+    if log_x:
+        out["x"] = lg(s.get("x"))
+    if log_y:
+        for key in ("y", "low", "high"):
+            out[key] = lg(s.get(key))
+    return out
+
+
+def _decades(values: list[float]) -> list[float]:
+    """Tick positions (log10) at whole powers of ten covering the values."""
+    lo, hi = math.floor(min(values)), math.ceil(max(values))
+    return [float(k) for k in range(lo, max(hi, lo + 1) + 1)]
 
 
 def _points(x: Sequence[Any] | None, y: Sequence[Any] | None) -> list[tuple[float, float]]:
