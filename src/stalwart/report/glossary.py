@@ -311,8 +311,11 @@ TERMS: dict[str, Entry] = {e.key: e for e in [
        "divided by the baseline's."),
     _e("relative_ce", "relative CE", "lower", "The model's error increase over its clean error under one "
        "corruption, divided by the baseline's increase."),
-    _e("p_value", "p-value", "higher", "Probability of a difference at least this large if nothing changed "
-       "(small = evidence of drift).", "pvalue"),
+    _e("p_value", "p-value", "", "Probability of a difference at least this large if there were none: small is "
+       "evidence of drift (between reference and current data) or of a weak slice (between a slice and the rest).",
+       "pvalue"),
+    _e("residual_p_value", "residual p-value", "", "The slice against the rest on the rows no slice listed before "
+       "it covers: small means it is weak beyond what those slices explain."),
 ]}
 
 CONDITION_SYNTAX = Entry(
