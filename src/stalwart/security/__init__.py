@@ -8,7 +8,9 @@ false-positive rate. :func:`model_extraction` (:mod:`stalwart.security.extractio
 from its answers and measures the copy's fidelity per query budget, and whether adversarial
 examples crafted on the copy transfer. :func:`poisoning_sensitivity`
 (:mod:`stalwart.security.poisoning`) retrains with flipped labels or a planted backdoor trigger
-and measures clean accuracy and attack success per poison rate.
+and measures clean accuracy and attack success per poison rate. :func:`detect_backdoor`
+(:mod:`stalwart.security.backdoor`) screens a torch model's training rows for a planted trigger
+(spectral signatures, activation clustering, STRIP).
 """
 
 from stalwart._lazy import lazy_module
@@ -18,5 +20,7 @@ _EXPORTS = dict.fromkeys(("membership_inference", "MembershipResult", "Operating
 _EXPORTS.update(dict.fromkeys(("model_extraction", "ExtractionResult", "QUERY_KINDS"), ".extraction"))
 _EXPORTS.update(dict.fromkeys(("poisoning_sensitivity", "PoisoningResult", "POISON_KINDS", "plant_trigger"),
                               ".poisoning"))
+_EXPORTS.update(dict.fromkeys(("detect_backdoor", "detection_auroc", "BackdoorResult", "ClassReport",
+                               "BACKDOOR_METHODS", "STRIP_BLENDS"), ".backdoor"))
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_module(__name__, _EXPORTS, globals())
