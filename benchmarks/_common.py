@@ -28,6 +28,21 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def versions(*modules: str) -> str:
+    """``name version`` of stalwart and each imported module (peers first-class in every table)."""
+    import importlib
+
+    import numpy as np
+
+    import stalwart
+
+    parts = [f"stalwart {stalwart.__version__}"]
+    for name in modules:
+        mod = importlib.import_module(name)
+        parts.append(f"{getattr(mod, '__name__', name).split('.')[0]} {mod.__version__}")
+    return ", ".join([*parts, f"numpy {np.__version__}"])
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()

@@ -45,7 +45,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # ART's STRIP.mitigate draws a progr
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, markdown_table, timed, write_section  # noqa: E402
+from _common import machine, markdown_table, timed, versions, write_section  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -308,17 +308,6 @@ def compare(name: str, widths: tuple[int, int, int]) -> tuple[list[list], str, s
     return rows, info, strip_note
 
 
-def versions() -> str:
-    import art
-    import sklearn
-    import torch
-
-    import stalwart
-
-    return (f"stalwart {stalwart.__version__}, ART {art.__version__}, torch {torch.__version__}, "
-            f"scikit-learn {sklearn.__version__}, numpy {np.__version__}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true")
@@ -341,7 +330,7 @@ def main() -> None:
               "poisoned flagged", "clean flagged", "clean model: flagged", "seconds"]
     body = "\n\n".join([
         f"Command: `make bench BENCHMARKS=backdoor` (= `.venv-bench/bin/python benchmarks/bench_backdoor.py`; "
-        f"machine: {machine()}; {versions()}; seed {SEED}, BLAS and torch on one thread). The planted backdoor "
+        f"machine: {machine()}; {versions('art', 'torch', 'sklearn')}; seed {SEED}, BLAS and torch on one thread). The planted backdoor "
         "of the tests: sklearn's 8x8 digits, 1,300 training rows, 10% of the non-zero classes' images given a "
         "2x2 white corner patch and the label 0. " + "; ".join(infos) + ".",
         "Spectral and activation clustering screen the 1,300 training rows (poisoned = the 118 planted rows); "

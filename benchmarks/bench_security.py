@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, markdown_table, timed, write_section  # noqa: E402
+from _common import machine, markdown_table, timed, versions, write_section  # noqa: E402
 
-import stalwart  # noqa: E402
 from stalwart.security import membership_inference, model_extraction  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -433,15 +432,6 @@ def extraction_section(target: dict) -> tuple[str, list[str], int, int]:
     return markdown_table(header, rows), notes, len(pool), len(test)
 
 
-def versions() -> str:
-    import art
-    import sklearn
-    import torch
-
-    return (f"stalwart {stalwart.__version__}, ART {art.__version__}, scikit-learn {sklearn.__version__}, "
-            f"torch {torch.__version__}, numpy {np.__version__}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-write", action="store_true")
@@ -474,7 +464,7 @@ def run(no_write: bool) -> None:
             + (" though not significantly below" if not v["met"] and v["diff_high"] >= 0 else "") + ".")
     met = all(v["met"] for v in verdicts)
     mi_body = "\n\n".join([
-        f"Command: {cmd} (machine: {machine()}; {versions()}; seed {SEED}; BLAS, OpenMP and torch limited to "
+        f"Command: {cmd} (machine: {machine()}; {versions('art', 'sklearn', 'torch')}; seed {SEED}; BLAS, OpenMP and torch limited to "
         "one thread for every tool, so that the times do not depend on what else runs on the two cores).",
         "Targets, each trained on a random half of its data set (members); the other half are non-members. "
         "Each half is split again: the attack-training rows go to the ART attacks that train an attack model or "
@@ -512,7 +502,7 @@ def run(no_write: bool) -> None:
     ex_table, ex_notes, n_pool, n_test = extraction_section(target)
     elapsed = time.perf_counter() - start
     ex_body = "\n\n".join([
-        f"Command: {cmd} (machine: {machine()}; {versions()}; seed {SEED}; torch on CPU, one thread).",
+        f"Command: {cmd} (machine: {machine()}; {versions('art', 'sklearn', 'torch')}; seed {SEED}; torch on CPU, one thread).",
         f"Target: the overfitted digits MLP of \"Membership inference\" ({target['desc']}, trained on "
         f"{len(target['split']['members'])} rows). Fidelity (agreement with the target's predicted class, 95% "
         f"Wilson interval) on {n_test} held-out non-member rows that no attacker queries; every attacker draws its "

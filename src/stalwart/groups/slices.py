@@ -219,7 +219,6 @@ class _Column:
     labels: list[Any] = field(default_factory=list)  # categorical: the value of each named code
     other: int | None = None  # categorical: the code shared by the rarer values
     missing: int | None = None  # the code of missing values, if any
-    values: Any = None  # the raw column (refinement, final masks)
 
 
 def _frame(x: Any, name: str) -> pd.DataFrame:
@@ -237,7 +236,7 @@ def _is_numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _encode(name: str, s: pd.Series, n_bins: int, max_categories: int, fine: bool = False) -> _Column:
+def _encode(name: str, s: pd.Series, n_bins: int, max_categories: int) -> _Column:
     isna = s.isna().to_numpy()
     cuts = None
     if _is_numeric(s):
@@ -271,7 +270,7 @@ def _encode(name: str, s: pd.Series, n_bins: int, max_categories: int, fine: boo
             m[miss] = True
             rows.append(m)
         members = np.array(rows, dtype=bool).reshape(-1, k)
-        return _Column(name, True, codes, k, members, cuts=cuts, n_bins=nb, missing=miss, values=s)
+        return _Column(name, True, codes, k, members, cuts=cuts, n_bins=nb, missing=miss)
     counts = s.value_counts(dropna=True)
     if len(counts) > max_categories:
         labels, other = list(counts.index[:max_categories - 1]), max_categories - 1
@@ -294,7 +293,7 @@ def _encode(name: str, s: pd.Series, n_bins: int, max_categories: int, fine: boo
         members[-1, miss] = True
     if len(labels) == 2 and other is None and miss is None:
         members = members[:1]  # a two-valued column has one condition: the other is its complement
-    return _Column(name, False, codes, k, members, labels=labels, other=other, missing=miss, values=s)
+    return _Column(name, False, codes, k, members, labels=labels, other=other, missing=miss)
 
 
 def _predicate(col: _Column, member: np.ndarray) -> Predicate | None:
@@ -445,7 +444,8 @@ class _Searcher:
     def propose(self, cols: tuple[int, ...], members: tuple[np.ndarray, ...]) -> None:
         """Test one slice given by the codes each of its columns holds."""
         cnt, sm, sq = self.cells(cols)
-        stats = [np.array([_contract(a, members)]) if a is not None else None for a in (cnt, sm, sq)]
+        mats = [m[None].astype(float) for m in members]
+        stats = [_contract_many(a, mats) if a is not None else None for a in (cnt, sm, sq)]
         self._consider((), stats[0], stats[1], stats[2], [], keep=1,
                        parent=_Candidate(cols, members, 0.0, 0.0, 0.0, 0.0))
 
@@ -589,13 +589,6 @@ def _contract_many(cells: np.ndarray, mats: list[np.ndarray]) -> np.ndarray:
     for mat in mats[1:]:
         out = np.einsum("gk...,gk->g...", out, mat)
     return out
-
-
-def _contract(cells: np.ndarray, members: tuple[np.ndarray, ...]) -> float:
-    out = cells
-    for m in reversed(members):
-        out = out @ m.astype(float)
-    return float(out)
 
 
 # -- merging: explain away, refine, measure --------------------------------------------------------------------
