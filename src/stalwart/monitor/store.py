@@ -1,0 +1,554 @@
+"""The monitoring service's SQL store: tables, engine, migrations and every query the service runs.
+
+SQLAlchemy 2 Core over any URL: a SQLite file by default (WAL journal, so readers never block the
+writer, and a busy timeout so concurrent writers wait instead of failing), PostgreSQL through
+``postgresql+psycopg://``. Every statement is built by SQLAlchemy; no SQL is formatted from text.
+
+Rows are stored one blob per batch (the batch's columns as zlib-compressed JSON): analysis reads
+whole windows, and one insert per batch keeps ingest fast. Labels, which arrive later and one by
+one, have their own table keyed by (model, row id).
+
+The schema is owned by the Alembic revisions in ``stalwart/monitor/migrations``; :meth:`Store.upgrade`
+applies them at start-up, and a test checks that they build exactly :data:`metadata`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+
+from stalwart.errors import ConfigError, InputError
+from stalwart.monitor.auth import SCOPES, allows, new_token, same_hash, token_hash, token_id
+from stalwart.monitor.settings import DEFAULT_DB
+
+__all__ = ["Store", "Principal", "NotFound", "Conflict", "metadata", "encode_columns", "decode_columns",
+           "SCOPES", "MIGRATIONS"]
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_NAME = 200  # longest project, model, batch, row and rule names
+
+
+class NotFound(InputError):
+    """A project, model or rule that does not exist (HTTP 404)."""
+
+
+class Conflict(InputError):
+    """Something that exists already and differs from what was sent (HTTP 409)."""
+
+
+# every constraint named, so later (batch-mode, on SQLite) migrations can address it
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s", "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s"})
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(_NAME), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+models = sa.Table(
+    "models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(_NAME), nullable=False),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("classes", sa.Text, nullable=True),  # JSON list
+    sa.Column("columns", sa.Text, nullable=False),  # JSON {name: kind}, in order
+    sa.Column("config", sa.Text, nullable=False),  # JSON: window_rows, drift method/alpha/correction
+    sa.Column("labels_seen", sa.Integer, nullable=False, server_default="0"),  # last label id joined
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("project_id", "name"),
+)
+reference_sets = sa.Table(
+    "reference_sets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False,
+              unique=True),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+batches = sa.Table(
+    "batches", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # arrival order: windows are runs of ids
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("batch_key", sa.String(_NAME), nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("first_ts", sa.Float, nullable=False),
+    sa.Column("last_ts", sa.Float, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "batch_key"),
+    sa.Index(None, "model_id", "id"),
+)
+labels = sa.Table(
+    "labels", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("row_id", sa.String(_NAME), nullable=False),
+    sa.Column("label", sa.Text, nullable=False),  # JSON scalar
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "row_id"),
+)
+windows = sa.Table(
+    "windows", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # 0, 1, ... per model
+    sa.Column("first_batch", sa.Integer, nullable=False),
+    sa.Column("last_batch", sa.Integer, nullable=False),
+    sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("start_ts", sa.Float, nullable=False),
+    sa.Column("end_ts", sa.Float, nullable=False),
+    sa.Column("n_labelled", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON {name: {value, low, high, n}}
+    sa.Column("drift", sa.Text, nullable=False),  # JSON per-column drift table
+    sa.Column("analysed_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "seq"),
+)
+alert_rules = sa.Table(
+    "alert_rules", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(_NAME), nullable=False),
+    sa.Column("condition", sa.String(500), nullable=False),
+    sa.Column("for_windows", sa.Integer, nullable=False),
+    sa.Column("webhook_url", sa.String(2000), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("breaches", sa.Integer, nullable=False),  # consecutive violating windows
+    sa.Column("clears", sa.Integer, nullable=False),  # consecutive passing windows while firing
+    sa.Column("last_window", sa.Integer, nullable=False),  # seq of the last window judged, -1 before any
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "name"),
+)
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("rule_id", sa.Integer, sa.ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("window_seq", sa.Integer, nullable=False),
+    sa.Column("from_state", sa.String(16), nullable=False),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("delivery", sa.String(16), nullable=False),  # none, pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.Index(None, "model_id", "id"),
+)
+
+
+def encode_columns(columns: Mapping[str, Any]) -> bytes:
+    """A dict of column lists as compact, compressed JSON (the blob of a batch or reference).
+
+    >>> decode_columns(encode_columns({"a": [1, 2], "b": ["x", None]}))
+    {'a': [1, 2], 'b': ['x', None]}
+    """
+    return zlib.compress(json.dumps(columns, separators=(",", ":"), allow_nan=False).encode("utf-8"), 1)
+
+
+def decode_columns(blob: bytes) -> dict[str, Any]:
+    """The inverse of :func:`encode_columns`."""
+    return json.loads(zlib.decompress(blob))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request is from: the project and scope of its key (never the key itself)."""
+
+    project: str
+    project_id: int
+    scope: str
+    key_id: str
+
+    def allows(self, needed: str) -> bool:
+        return allows(self.scope, needed)
+
+
+def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"--db {url!r} is not a database URL; use e.g. 'sqlite:///monitor.db' or "
+                          "'postgresql+psycopg://user:password@host/dbname'") from None
+    try:
+        if parsed.get_backend_name() != "sqlite":
+            return sa.create_engine(parsed, pool_pre_ping=True)
+        memory = parsed.database in (None, "", ":memory:")
+        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30},
+                                  **({"poolclass": sa.StaticPool} if memory else {}))
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"--db {parsed.render_as_string(hide_password=True)!r} needs a database driver "
+                          f"that is not installed ({exc}); PostgreSQL works with 'postgresql+psycopg://', "
+                          "installed by pip install 'stalwart[monitor]'") from None
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")  # one of two checked constants
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > _NAME:
+        raise InputError(f"{what} must be a non-empty string of at most {_NAME} characters; got {name!r}")
+    return name
+
+
+class Store:
+    """The service's database. ``Store(url)`` connects and brings the schema up to date.
+
+    Parameters
+    ----------
+    url : SQLAlchemy URL (default ``sqlite:///stalwart-monitor.db``)
+    synchronous : SQLite's ``PRAGMA synchronous``, ``"NORMAL"`` or ``"FULL"``
+    migrate : apply the Alembic migrations now (default True)
+
+    Examples
+    --------
+    >>> store = Store("sqlite:///:memory:")
+    >>> key = store.create_key("shop", "admin")
+    >>> store.authenticate(key).scope, store.authenticate(key + "x")
+    ('admin', None)
+    """
+
+    def __init__(self, url: str = DEFAULT_DB, *, synchronous: str = "NORMAL", migrate: bool = True) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ConfigError(f"Store(synchronous=...) must be 'NORMAL' or 'FULL'; got {synchronous!r}")
+        self.url = url
+        self.engine = make_engine(url, synchronous)
+        if migrate:
+            self.upgrade()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def upgrade(self) -> None:
+        """Apply the Alembic migrations shipped in the package (idempotent)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the database {self!r}: {exc.orig}. Check the URL, that the "
+                              "server runs and that the directory of a SQLite file exists.") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- projects and keys -------------------------------------------------------------------------
+    def project_id(self, name: str, *, create: bool = False) -> int:
+        """The id of project ``name``; created when ``create`` (else NotFound)."""
+        _check_name("project", name)
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(projects.c.id).where(projects.c.name == name)).scalar()
+            if found is not None:
+                return int(found)
+            if not create:
+                raise NotFound(f"project {name!r} does not exist; create it with "
+                               f"`stalwart serve --create-key --project {name} --scope admin`")
+            return int(conn.execute(projects.insert().values(name=name, created_at=_now())).inserted_primary_key[0])
+
+    def create_key(self, project: str, scope: str) -> str:
+        """A new key for ``project`` (created if new) with ``scope``; the token is returned only here."""
+        if scope not in SCOPES:
+            raise InputError(f"scope must be one of {list(SCOPES)}; got {scope!r}")
+        pid = self.project_id(project, create=True)
+        token, ident = new_token()
+        with self.engine.begin() as conn:
+            conn.execute(api_keys.insert().values(project_id=pid, key_id=ident, key_hash=token_hash(token),
+                                                  scope=scope, created_at=_now()))
+        return token
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal of ``token``, or None when it is unknown, malformed or revoked."""
+        ident = token_id(token) if isinstance(token, str) else None
+        if ident is None:
+            return None
+        query = (sa.select(api_keys.c.key_hash, api_keys.c.scope, api_keys.c.project_id, projects.c.name)
+                 .join(projects, projects.c.id == api_keys.c.project_id)
+                 .where(api_keys.c.key_id == ident, api_keys.c.revoked == sa.false()))
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                if same_hash(row.key_hash, token):
+                    return Principal(row.name, int(row.project_id), row.scope, ident)
+        return None
+
+    # -- models and references ---------------------------------------------------------------------
+    def add_model(self, project_id: int, name: str, task: str, classes: list[Any] | None,
+                  columns: Mapping[str, str], config: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a model; the same spec again is a no-op, a different one a Conflict."""
+        _check_name("model name", name)
+        values = {"task": task, "classes": None if classes is None else json.dumps(classes),
+                  "columns": json.dumps(dict(columns)), "config": json.dumps(dict(config), sort_keys=True)}
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(models).where(models.c.project_id == project_id,
+                                                         models.c.name == name)).first()
+            if found is None:
+                try:
+                    conn.execute(models.insert().values(project_id=project_id, name=name, created_at=_now(),
+                                                        **values))
+                except IntegrityError:  # registered concurrently: judged below as a re-registration
+                    found = conn.execute(sa.select(models).where(models.c.project_id == project_id,
+                                                                 models.c.name == name)).first()
+            if found is not None and any(getattr(found, k) != v for k, v in values.items()):
+                raise Conflict(f"model {name!r} is registered with another task, classes, columns or "
+                               "config; register the new version under a new name")
+        return self.model(project_id, name)
+
+    def model(self, project_id: int, name: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(models).where(models.c.project_id == project_id,
+                                                       models.c.name == name)).first()
+            ref = None if row is None else conn.execute(
+                sa.select(reference_sets.c.n_rows).where(reference_sets.c.model_id == row.id)).scalar()
+        if row is None:
+            raise NotFound(f"model {name!r} is not registered in this project; register it first "
+                           "(POST /v1/projects/<project>/models)")
+        return _model_dict(row, ref)
+
+    def models(self, project_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(models).where(models.c.project_id == project_id).order_by(models.c.id))
+            refs = dict(conn.execute(sa.select(reference_sets.c.model_id, reference_sets.c.n_rows)).all())
+            return [_model_dict(r, refs.get(r.id)) for r in rows]
+
+    def model_ids(self) -> list[int]:
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(sa.select(models.c.id).order_by(models.c.id)).scalars()]
+
+    def model_by_id(self, model_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(models).where(models.c.id == model_id)).first()
+            ref = conn.execute(sa.select(reference_sets.c.n_rows).where(
+                reference_sets.c.model_id == model_id)).scalar()
+        if row is None:
+            raise NotFound(f"no model with id {model_id}")
+        return _model_dict(row, ref)
+
+    def set_reference(self, model_id: int, columns: Mapping[str, list[Any]], n_rows: int) -> None:
+        """Store (or replace) the model's reference set; later windows are judged against it."""
+        blob = encode_columns(columns)
+        with self.engine.begin() as conn:
+            conn.execute(reference_sets.delete().where(reference_sets.c.model_id == model_id))
+            conn.execute(reference_sets.insert().values(model_id=model_id, n_rows=n_rows, data=blob,
+                                                        created_at=_now()))
+
+    def reference(self, model_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            blob = conn.execute(sa.select(reference_sets.c.data).where(
+                reference_sets.c.model_id == model_id)).scalar()
+        return None if blob is None else decode_columns(blob)
+
+    # -- ingest -----------------------------------------------------------------------------------
+    def add_batch(self, model_id: int, batch_key: str, columns: Mapping[str, Any], n_rows: int,
+                  first_ts: float, last_ts: float) -> bool:
+        """Store one batch; False (nothing stored) when ``batch_key`` was stored before for this model.
+
+        Returns after the commit, so a True or False answer means the batch is durable.
+        """
+        _check_name("batch_id", batch_key)
+        blob = encode_columns(columns)
+        insert = batches.insert().values(model_id=model_id, batch_key=batch_key, n_rows=n_rows, first_ts=first_ts,
+                                         last_ts=last_ts, data=blob, received_at=_now())
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert)
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                seen = conn.execute(sa.select(batches.c.id).where(batches.c.model_id == model_id,
+                                                                  batches.c.batch_key == batch_key)).scalar()
+            if seen is None:
+                raise
+            return False
+        return True
+
+    def batch_count(self, model_id: int) -> tuple[int, int]:
+        """(batches, rows) stored for a model."""
+        with self.engine.connect() as conn:
+            n, rows = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(batches.c.n_rows), 0))
+                                   .where(batches.c.model_id == model_id)).one()
+        return int(n), int(rows)
+
+    def batches_after(self, model_id: int, after: int, limit: int = 10_000) -> list[Any]:
+        """Batches of a model with id > ``after``, in arrival order (id, n_rows, first_ts, last_ts)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                sa.select(batches.c.id, batches.c.n_rows, batches.c.first_ts, batches.c.last_ts)
+                .where(batches.c.model_id == model_id, batches.c.id > after).order_by(batches.c.id).limit(limit)))
+
+    def batch_data(self, model_id: int, first: int, last: int) -> list[dict[str, Any]]:
+        """The decoded columns of batches ``first..last`` (ids, inclusive) of a model, in order."""
+        with self.engine.connect() as conn:
+            blobs = conn.execute(sa.select(batches.c.data).where(
+                batches.c.model_id == model_id, batches.c.id >= first, batches.c.id <= last).order_by(batches.c.id))
+            return [decode_columns(b) for b in blobs.scalars()]
+
+    def add_labels(self, model_id: int, pairs: Sequence[tuple[str, Any]]) -> int:
+        """Store labels by row id; a row id labelled again keeps its newest label. Returns the count."""
+        if not pairs:
+            return 0
+        now = _now()
+        rows = [{"model_id": model_id, "row_id": str(r), "label": json.dumps(v), "received_at": now} for r, v in pairs]
+        ids = [r["row_id"] for r in rows]
+        with self.engine.begin() as conn:
+            # a delete then insert is portable (SQLite and PostgreSQL alike) and gives relabelled
+            # rows a new id, so the worker's "labels after id N" sees them as new
+            for chunk in _chunks(ids, 500):
+                conn.execute(labels.delete().where(labels.c.model_id == model_id, labels.c.row_id.in_(chunk)))
+            conn.execute(labels.insert(), rows)
+        return len(rows)
+
+    def last_label_id(self, model_id: int) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(labels.c.id), 0))
+                                    .where(labels.c.model_id == model_id)).scalar())
+
+    def labels_for(self, model_id: int, row_ids: Iterable[str]) -> dict[str, Any]:
+        """Labels known for ``row_ids`` (row id -> label)."""
+        out: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks([str(r) for r in row_ids], 500):
+                for row_id, label in conn.execute(sa.select(labels.c.row_id, labels.c.label).where(
+                        labels.c.model_id == model_id, labels.c.row_id.in_(chunk))):
+                    out[row_id] = json.loads(label)
+        return out
+
+    def set_labels_seen(self, model_id: int, label_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(models.update().where(models.c.id == model_id).values(labels_seen=label_id))
+
+    # -- windows ----------------------------------------------------------------------------------
+    def last_window(self, model_id: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(windows).where(windows.c.model_id == model_id)
+                                .order_by(windows.c.seq.desc()).limit(1)).first()
+
+    def add_window(self, model_id: int, **values: Any) -> int:
+        values = {**values, "metrics": json.dumps(values["metrics"], allow_nan=False),
+                  "drift": json.dumps(values["drift"], allow_nan=False)}
+        with self.engine.begin() as conn:
+            return int(conn.execute(windows.insert().values(model_id=model_id, analysed_at=_now(), **values))
+                       .inserted_primary_key[0])
+
+    def update_window(self, window_id: int, metrics: Mapping[str, Any], n_labelled: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(windows.update().where(windows.c.id == window_id).values(
+                metrics=json.dumps(metrics, allow_nan=False), n_labelled=n_labelled))
+
+    def windows(self, model_id: int, *, after: int = -1, limit: int = 1000,
+                incomplete_labels: bool = False) -> list[dict[str, Any]]:
+        """Windows of a model with seq > ``after``, oldest first."""
+        query = sa.select(windows).where(windows.c.model_id == model_id, windows.c.seq > after)
+        if incomplete_labels:
+            query = query.where(windows.c.n_labelled < windows.c.n_rows)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(windows.c.seq).limit(limit))
+            return [_window_dict(r) for r in rows]
+
+    # -- alerts -----------------------------------------------------------------------------------
+    def add_rule(self, model_id: int, name: str, condition: str, for_windows: int, webhook_url: str | None
+                 ) -> dict[str, Any]:
+        _check_name("rule name", name)
+        with self.engine.begin() as conn:
+            try:
+                conn.execute(alert_rules.insert().values(
+                    model_id=model_id, name=name, condition=condition, for_windows=for_windows,
+                    webhook_url=webhook_url, state="ok", breaches=0, clears=0, last_window=-1, created_at=_now()))
+            except IntegrityError:
+                raise Conflict(f"an alert rule named {name!r} exists for this model; pick another name") from None
+        return next(r for r in self.rules(model_id) if r["name"] == name)
+
+    def rules(self, model_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(alert_rules).where(alert_rules.c.model_id == model_id)
+                                .order_by(alert_rules.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def save_rule_state(self, rule_id: int, state: str, breaches: int, clears: int, last_window: int,
+                        event: Mapping[str, Any] | None) -> None:
+        """The rule's new state and, on a transition, its alert event, in one transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(alert_rules.update().where(alert_rules.c.id == rule_id).values(
+                state=state, breaches=breaches, clears=clears, last_window=last_window))
+            if event is not None:
+                conn.execute(alerts.insert().values(rule_id=rule_id, created_at=_now(), **event))
+
+    def alerts(self, model_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        query = (sa.select(alerts, alert_rules.c.name.label("rule"), alert_rules.c.condition)
+                 .join(alert_rules, alert_rules.c.id == alerts.c.rule_id)
+                 .where(alerts.c.model_id == model_id).order_by(alerts.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def pending_deliveries(self) -> list[dict[str, Any]]:
+        query = (sa.select(alerts, alert_rules.c.webhook_url, alert_rules.c.name.label("rule"),
+                           alert_rules.c.condition, models.c.name.label("model"), projects.c.name.label("project"))
+                 .join(alert_rules, alert_rules.c.id == alerts.c.rule_id)
+                 .join(models, models.c.id == alerts.c.model_id)
+                 .join(projects, projects.c.id == models.c.project_id)
+                 .where(alerts.c.delivery == "pending").order_by(alerts.c.id))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def set_delivery(self, alert_id: int, delivery: str, attempts: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
+                delivery=delivery, attempts=attempts, delivered_at=_now() if delivery == "delivered" else None))
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _model_dict(row: Any, reference_rows: int | None) -> dict[str, Any]:
+    return {"id": int(row.id), "name": row.name, "task": row.task,
+            "classes": None if row.classes is None else json.loads(row.classes),
+            "columns": json.loads(row.columns), "config": json.loads(row.config),
+            "labels_seen": int(row.labels_seen), "reference_rows": reference_rows}
+
+
+def _window_dict(row: Any) -> dict[str, Any]:
+    return {"id": int(row.id), "seq": int(row.seq), "first_batch": int(row.first_batch),
+            "last_batch": int(row.last_batch), "n_rows": int(row.n_rows), "start_ts": row.start_ts,
+            "end_ts": row.end_ts, "n_labelled": int(row.n_labelled), "metrics": json.loads(row.metrics),
+            "drift": json.loads(row.drift), "analysed_at": row.analysed_at}

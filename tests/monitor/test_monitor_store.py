@@ -1,0 +1,48 @@
+"""The SQL store: migrations build exactly the tables the code uses, SQLite runs in WAL mode,
+batches are idempotent by id and round-trip, labels join by row id."""
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from stalwart.monitor.store import MIGRATIONS, Store, metadata
+
+
+def _store(tmp_path):
+    return Store(f"sqlite:///{tmp_path / 'monitor.db'}")
+
+
+def test_migrations_ship_in_the_package_and_build_the_model_tables(tmp_path):
+    assert MIGRATIONS.parent.name == "monitor" and (MIGRATIONS / "env.py").is_file()
+    store = _store(tmp_path)
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+    store.upgrade()  # a second start-up changes nothing
+    assert Store(store.url).model_ids() == []
+
+
+def test_a_batch_is_stored_once_and_reads_back(tmp_path):
+    store = _store(tmp_path)
+    pid = store.project_id("p", create=True)
+    mid = store.add_model(pid, "m", "classification", [0, 1], {"a": "numeric"}, {"window_rows": 10})["id"]
+    cols = {"row_id": ["r0", "r1"], "timestamp": [1.0, 2.0], "prediction": [0, 1], "inputs": {"a": [0.5, None]}}
+    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0) is True
+    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0) is False
+    assert store.batch_count(mid) == (1, 2)
+    (row,) = store.batches_after(mid, 0)
+    assert store.batch_data(mid, row.id, row.id) == [cols]
+    assert store.add_labels(mid, [("r1", 1), ("r0", 1)]) == 2
+    assert store.add_labels(mid, [("r0", 0)]) == 1  # relabelled: the newest label wins
+    assert store.labels_for(mid, ["r0", "r1", "r9"]) == {"r0": 0, "r1": 1}
+
+
+def test_keys_are_stored_hashed_and_scoped(tmp_path):
+    store = _store(tmp_path)
+    key = store.create_key("p", "read")
+    with store.engine.connect() as conn:
+        stored = [tuple(r) for r in conn.execute(sa.text("SELECT key_id, key_hash, scope FROM api_keys"))]
+    assert len(stored) == 1 and key not in stored[0] and stored[0][2] == "read"
+    assert store.authenticate(key).project == "p"
+    assert store.authenticate(key[:-1]) is None and store.authenticate("Bearer nonsense") is None
