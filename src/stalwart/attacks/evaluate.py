@@ -266,7 +266,8 @@ def _run_plan(model: Any, x: np.ndarray, y: np.ndarray, threat: ThreatModel, pla
 def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = "standard",
              eps_curve: list[float] | None = None, seed: int = 0, sanity: bool = True,
              escalate_square: bool = True,
-             progress: Callable[[str, int, int], None] | None = None) -> EvaluationResult:
+             progress: Callable[[str, int, int], None] | None = None,
+             executor: Any = None, shard_size: int | None = None) -> EvaluationResult:
     """Robust accuracy under ``threat`` from an AutoAttack-style ensemble, with its eps curve.
 
     Parameters
@@ -290,7 +291,17 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         and escalate to 5,000 only on signs of gradient masking (see the module docstring);
         ``False`` runs 5,000 queries always
     progress : optional ``progress(stage, i, n)`` called as each stage starts (the attacks of the
-        plan, the eps curve, the sanity checks) and once at the end with ``i == n``
+        plan, the eps curve, the sanity checks) and once at the end with ``i == n``; with several
+        shards, as each shard finishes
+    executor : where the shards run: "local" (default: in this process), "process", "ray" or an
+        :class:`stalwart.execute.Executor` (see :mod:`stalwart.execute`); the result does not
+        depend on it
+    shard_size : samples per shard (default :data:`stalwart.execute.DEFAULT_SHARD_SIZE`, 1000).
+        Up to one shard, the evaluation is the unsharded one with ``seed``; beyond, shard ``i``
+        runs the ensemble and the eps curve with a seed derived from ``seed`` and ``i``, and the
+        decisions that look at every sample (escalating Square, the sanity checks) are taken
+        across all shards. Results depend on ``seed`` and ``shard_size``, never on the executor
+        or its number of workers.
 
     Returns
     -------
@@ -298,17 +309,23 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     the curve of robust accuracy against eps and the sanity checks.
     """
 
+    from stalwart.execute import DEFAULT_SHARD_SIZE, resolve_executor, shard_seeds, shard_slices
+
     check_choice("evaluate", "level", level, LEVELS)
     _check_threat("evaluate", threat)
     check_seed("evaluate", seed)
     _check_eps_curve(eps_curve)
+    runner = resolve_executor(executor)
+    size = DEFAULT_SHARD_SIZE if shard_size is None else shard_size
     model = classifier("evaluate", model)
     # before the model sees x: a wrong layout or per-feature bounds of another length fail inside it otherwise
     xs, ys = numeric_batch(model, x, y, threat)
+    slices = shard_slices(len(ys), size)
     if threat.needs_rescaling:  # eps is a fraction of each feature's range: run where every range is [0, 1]
         space = threat.range_space(xs)
         res = evaluate(space.wrap(model), space.z, ys, space.threat, level=level, eps_curve=eps_curve, seed=seed,
-                       sanity=sanity, escalate_square=escalate_square, progress=progress)
+                       sanity=sanity, escalate_square=escalate_square, progress=progress, executor=runner,
+                       shard_size=size)
         return replace(res, threat=threat, x_adv=space.to_raw(res.x_adv, xs))
     check_eps_scale(threat, xs)
     start = time.perf_counter()
@@ -320,57 +337,133 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         notes.append("black-box model: only black-box attacks ran (no gradients), so robust accuracy is an "
                      "upper bound that a white-box evaluation may lower")
     plan = _PLANS[(level, white)]
-
-    x_adv = xs.copy()
-    broken_by = np.where(clean_correct, "", "clean").astype(object)
-    record: list[dict[str, Any]] = []
     if level == "standard" and white and not escalate_square:
         plan = [*plan[:-1], ("square", {"queries": _FULL_SQUARE})]
-    stages = [name for name, _ in plan] + ["eps curve"] + (["sanity checks"] if sanity else [])
-    step = _stepper(progress, stages)
-    _run_plan(model, xs, ys, threat, plan, seed, clean_correct, x_adv, broken_by, record, step)
-    if level == "standard" and white and escalate_square:
-        _escalate_square(model, xs, ys, threat, seed, clean_correct, x_adv, broken_by, record)
+    escalate = level == "standard" and white and escalate_square
+    # which eps of the curve say something is judged on all the data (bounds=None uses its spread)
+    values = [e for e in _curve_values(eps_curve, float(threat.eps)) if e in (0.0, float(threat.eps))
+              or _usable_eps(threat, e, xs)]
+    shared = (model, threat, plan, white, escalate, values)
+    seeds = shard_seeds(seed, len(slices))
+    shards = [(xs[s], ys[s], clean_correct[s], sd) for s, sd in zip(slices, seeds)]
 
-    step("eps curve")
-    curve_start = time.perf_counter()
-    curve = _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by, x_adv)
-    curve_time = time.perf_counter() - curve_start
-    if sanity:
-        step("sanity checks")
+    if len(shards) == 1:  # the unsharded evaluation, in this process, with its per-stage progress
+        stages = [name for name, _ in plan] + ["eps curve"] + (["sanity checks"] if sanity else [])
+        step = _stepper(progress, stages)
+        first = [_attack_shard(shared, (*shards[0], step))]
+        decision = _escalation_decision(first)
+        step("eps curve")
+        done = [_finish_shard(shared, (shards[0], first[0], decision))]
+    else:
+        total = 2 * len(shards) + 1
+        report = (lambda label, k: progress(f"evaluate: {label} ({len(shards)} shards of <= {size} samples)", k,
+                                            total)) if progress is not None else (lambda label, k: None)
+        with runner.open(shared) as session:
+            report("ensemble", 0)
+            first = session.map(_attack_shard, [(*sh, None) for sh in shards],
+                                lambda k: report("ensemble", k))
+            decision = _escalation_decision(first)
+            done = session.map(_finish_shard, [(sh, part, decision) for sh, part in zip(shards, first)],
+                               lambda k: report("escalation and eps curve", len(shards) + k))
+        report("sanity checks", 2 * len(shards))
+
+    x_adv = np.concatenate([d["x_adv"] for d in done])
+    broken_by = np.concatenate([d["broken_by"] for d in done])
+    record = _merge_records([p["record"] for p in first])
+    if escalate:
+        record += _escalation_records(decision, [d["record"] for d in done])
+    curve = _curve_rows({e: np.concatenate([d["curve"][e] for d in done]) for e in done[0]["curve"]})
+    curve_time = float(sum(d["curve_time_s"] for d in done))
     checks = _sanity(model, xs, ys, threat, level, white, seed, broken_by, clean_correct) if sanity else ()
-    step(None)
+    if progress is not None:
+        progress("done", 1, 1) if len(shards) > 1 else step(None)
     return EvaluationResult(
         threat=threat, level=level, white_box=white, x_adv=x_adv, y=ys, clean_correct=clean_correct,
         robust=broken_by == "", broken_by=broken_by.astype(str), attacks=tuple(record), curve=curve,
         sanity=tuple(checks), notes=tuple(notes), time_s=time.perf_counter() - start, curve_time_s=curve_time)
 
 
+def _attack_shard(shared, item) -> dict[str, Any]:
+    """First pass over one shard: the ensemble's plan, and what the escalation decision needs."""
+    model, threat, plan, _white, escalate, _values = shared
+    xs, ys, clean_correct, seed, step = item
+    x_adv = xs.copy()
+    broken_by = np.where(clean_correct, "", "clean").astype(object)
+    record: list[dict[str, Any]] = []
+    _run_plan(model, xs, ys, threat, plan, seed, clean_correct, x_adv, broken_by, record, step)
+    out: dict[str, Any] = {"x_adv": x_adv, "broken_by": broken_by, "record": record, "probe_hits": 0,
+                           "standing": 0, "flat": 0.0}
+    if escalate:
+        standing = np.flatnonzero(broken_by == "")
+        hits = int((broken_by == "square").sum())
+        out.update(probe_hits=hits, standing=int(standing.size))
+        if standing.size and not hits:  # the gradient probe is only needed when Square found nothing
+            out["flat"] = _flat_gradient_share(model, xs[standing], ys[standing], threat, seed)
+    return out
+
+
+def _escalation_decision(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Escalate Square everywhere when any shard shows signs of gradient masking."""
+    hits = sum(p["probe_hits"] for p in parts)
+    standing = sum(p["standing"] for p in parts)
+    if hits or not standing:
+        flat = 0.0
+    elif len(parts) == 1:
+        flat = parts[0]["flat"]
+    else:
+        flat = sum(round(p["flat"] * p["standing"]) for p in parts) / standing
+    return {"probe_hits": hits, "flat": flat, "standing": standing, "escalate": bool(standing and (hits or flat))}
+
+
+def _finish_shard(shared, item) -> dict[str, Any]:
+    """Second pass over one shard: Square's escalation (when decided) and the eps curve."""
+    model, threat, _plan, white, escalate, values = shared
+    (xs, ys, clean_correct, seed), part, decision = item
+    x_adv, broken_by = part["x_adv"], part["broken_by"].copy()
+    record: list[dict[str, Any]] = []
+    if escalate and decision["escalate"]:
+        _run_plan(model, xs, ys, threat, [("square", {"queries": _FULL_SQUARE - 1000})], seed + 1, clean_correct,
+                  x_adv, broken_by, record)
+    curve_start = time.perf_counter()
+    curve = _curve(model, xs, ys, threat, white, seed, values, broken_by, x_adv)
+    return {"x_adv": x_adv, "broken_by": broken_by, "record": record, "curve": curve,
+            "curve_time_s": time.perf_counter() - curve_start}
+
+
+def _merge_records(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per-attack records of every shard as one: counts and times summed, queries averaged per sample."""
+    if len(parts) == 1:
+        return [dict(r) for r in parts[0]]
+    merged: dict[str, dict[str, Any]] = {}
+    for rec in (r for part in parts for r in part):
+        key = repr((rec["attack"], sorted(rec["params"].items())))
+        if key not in merged:
+            merged[key] = {**rec, "queries_mean": 0.0, "attacked": 0, "broken": 0, "time_s": 0.0}
+        m = merged[key]
+        total = m["attacked"] + rec["attacked"]
+        m["queries_mean"] = (m["queries_mean"] * m["attacked"] + rec["queries_mean"] * rec["attacked"]) / max(1, total)
+        m["attacked"], m["broken"], m["time_s"] = total, m["broken"] + rec["broken"], m["time_s"] + rec["time_s"]
+    return list(merged.values())
+
+
+def _escalation_records(decision: dict[str, Any], parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    if not decision["standing"]:
+        return []
+    if not decision["escalate"]:
+        return [{"attack": "square", "params": {"escalated": False}, "attacked": 0, "broken": 0,
+                 "queries_mean": 0.0, "time_s": 0.0,
+                 "note": "no sign of gradient masking: Square not escalated beyond 1,000 queries"}]
+    extra = _merge_records(parts)
+    for entry in extra:
+        entry["params"] = {**entry["params"], "escalated": True}
+        entry["note"] = (f"escalated: the 1,000-query probe broke {decision['probe_hits']} sample(s) or "
+                         f"{decision['flat']:.0%} of standing samples have zero gradients")
+    return extra
+
+
 _FULL_SQUARE = 5000
 #: the default curve: these multiples of eps, besides 0 and eps itself
 _CURVE_FACTORS = (0.25, 0.5, 2.0)
-
-
-def _escalate_square(model, xs, ys, threat, seed, clean_correct, x_adv, broken_by, record) -> None:
-    """Give Square AutoAttack's full budget on the standing samples when gradients look masked."""
-    standing = np.flatnonzero(broken_by == "")
-    if standing.size == 0:
-        return
-    probe_hits = int((broken_by == "square").sum())
-    flat = _flat_gradient_share(model, xs[standing], ys[standing], threat, seed) if not probe_hits else 0.0
-    if probe_hits == 0 and flat == 0.0:
-        record.append({"attack": "square", "params": {"escalated": False},
-                       "attacked": 0, "broken": 0, "queries_mean": 0.0, "time_s": 0.0,
-                       "note": "no sign of gradient masking: Square not escalated beyond 1,000 queries"})
-        return
-    extra: list[dict[str, Any]] = []
-    _run_plan(model, xs, ys, threat, [("square", {"queries": _FULL_SQUARE - 1000})], seed + 1, clean_correct,
-              x_adv, broken_by, extra)
-    for entry in extra:
-        entry["params"] = {**entry["params"], "escalated": True}
-        entry["note"] = (f"escalated: the 1,000-query probe broke {probe_hits} sample(s) or {flat:.0%} of "
-                         "standing samples have zero gradients")
-    record.extend(extra)
 
 
 def _with_eps(threat: ThreatModel, eps: float) -> ThreatModel:
@@ -382,8 +475,19 @@ def _curve_values(eps_curve: list[float] | None, main: float) -> list[float]:
     return sorted({float(e) for e in extra} | {0.0, main})
 
 
-def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by, x_adv):
-    """Robust accuracy against eps, monotone by construction, reusing what the ensemble found.
+def _usable_eps(threat: ThreatModel, eps: float, xs: np.ndarray) -> bool:
+    """Whether a curve point at ``eps`` says something (not the whole range, nor ~0 of it)."""
+    try:
+        check_eps_scale(_with_eps(threat, eps), xs)
+    except ConfigError:
+        return False
+    return True
+
+
+def _curve(model, xs, ys, threat, white, seed, values, broken_by, x_adv) -> dict[float, np.ndarray]:
+    """Per eps of ``values`` (0, eps and the usable others), which samples are broken there.
+
+    Robust accuracy against eps, monotone by construction, reusing what the ensemble found.
 
     - eps 0: the clean errors; the evaluation's own eps: its result, as it is.
     - Larger eps, in increasing order: a perturbation found at a smaller eps is still allowed,
@@ -397,10 +501,7 @@ def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by, x_adv):
     samples it attacks, and never counts a sample robust that a larger eps's attacks broke at a
     smaller radius.
     """
-    from stalwart._stats import wilson_interval
-
     main = float(threat.eps)
-    values = _curve_values(eps_curve, main)
     fast_plan = _PLANS[("fast", white)]
     clean = broken_by == "clean"
     y_idx = labels_to_index(ys, model.classes)
@@ -412,21 +513,14 @@ def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by, x_adv):
         _run_plan(model, xs, ys, _with_eps(threat, eps), fast_plan, seed, todo, found, state, None)
         return (state != "") & todo
 
-    def usable(eps: float) -> bool:  # an eps covering the whole range (or ~0 of it) says nothing
-        try:
-            check_eps_scale(_with_eps(threat, eps), xs)
-        except ConfigError:
-            return False
-        return True
-
     # upwards: only the samples still standing
     prev = broken[main]
-    for eps in [e for e in values if e > main and usable(e)]:
+    for eps in [e for e in values if e > main]:
         new = attack_at(eps, ~prev, xs.copy())
         broken[eps] = prev = prev | new
     # downwards: only the samples broken at the next larger eps, their perturbation tried first
     prev, x_prev = broken[main] & ~clean, x_adv
-    for eps in [e for e in reversed(values) if 0 < e < main and usable(e)]:
+    for eps in [e for e in reversed(values) if 0 < e < main]:
         rows = np.flatnonzero(prev)
         found = xs.copy()
         hit = np.zeros(len(xs), dtype=bool)
@@ -441,13 +535,19 @@ def _curve(model, xs, ys, threat, white, seed, eps_curve, broken_by, x_adv):
             hit |= attack_at(eps, rest, found)
         broken[eps] = clean | hit
         prev, x_prev = hit, found
+    return broken
+
+
+def _curve_rows(broken: dict[float, np.ndarray]) -> dict[str, list[float]]:
+    """The curve as a table: robust accuracy and its Wilson interval at each eps."""
+    from stalwart._stats import wilson_interval
 
     rows_out: dict[str, list[float]] = {"eps": [], "robust_accuracy": [], "low": [], "high": []}
     for eps in sorted(broken):
-        k = int((~broken[eps]).sum())
-        lo, hi = wilson_interval(k, len(ys))
+        k, n = int((~broken[eps]).sum()), len(broken[eps])
+        lo, hi = wilson_interval(k, n)
         rows_out["eps"].append(eps)
-        rows_out["robust_accuracy"].append(k / len(ys))
+        rows_out["robust_accuracy"].append(k / n)
         rows_out["low"].append(float(lo))
         rows_out["high"].append(float(hi))
     return rows_out
