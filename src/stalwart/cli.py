@@ -314,7 +314,7 @@ def report_render(
 
 
 # commands kept in their own modules register on `app` (stalwart._cli_app) when imported
-from stalwart import _cli_certify, _cli_harden, _cli_perturb, _cli_probe, _cli_shift, _cli_slices  # noqa: E402, F401
+from stalwart import _cli_certify, _cli_harden, _cli_perturb, _cli_probe, _cli_serve, _cli_shift, _cli_slices  # noqa: E402, F401
 
 
 def main() -> None:  # console-script entry point

@@ -1,0 +1,329 @@
+"""The HTTP service: :func:`create_app` builds the FastAPI application ``stalwart serve`` runs.
+
+Every route but ``/health`` needs ``Authorization: Bearer <key>``: 401 without a valid key, 403
+for a key of another project or without the scope the route needs (``read``, ``ingest`` or
+``admin``, which includes both). Routes live under ``/v1/projects/{project}``:
+
+=======================================================  =======  ======================================
+route                                                    scope    what
+=======================================================  =======  ======================================
+``GET /v1/whoami``                                       any      the key's project and scope
+``POST .../keys``                                        admin    a new key of the project (shown once)
+``POST .../models``, ``GET .../models[/{model}]``         admin,   register a model (and its reference),
+                                                         read     list them
+``PUT .../models/{model}/reference``                     admin    replace the reference (JSON or CSV)
+``POST .../models/{model}/batches``                      ingest   a batch (JSON or CSV), idempotent
+``POST .../models/{model}/labels``                       ingest   labels by row id (JSON or CSV)
+``GET .../models/{model}/windows``                       read     analysed windows with their metrics
+``POST .../models/{model}/analyze``                      admin    analyse complete windows now
+``POST/GET .../models/{model}/rules``, ``GET .../alerts``  admin,   alert rules and their history
+                                                         read
+=======================================================  =======  ======================================
+
+A batch is answered only after it is committed: 201 when stored, 200 with ``"duplicate": true``
+when its ``batch_id`` was stored before (a retry), 413 over the size limits, 422 with what to fix.
+Analysis and webhooks run in a worker thread, woken by each new batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from stalwart.errors import InputError, StalwartError
+from stalwart.monitor.alerts import AlertRule, deliver_pending
+from stalwart.monitor.analysis import analyze
+from stalwart.monitor.ingest import (
+    RESERVED,
+    TooLarge,
+    batch_columns,
+    label_pairs,
+    parse_body,
+    reference_columns,
+)
+from stalwart.monitor.settings import Settings
+from stalwart.monitor.store import Conflict, NotFound, Principal, Store
+
+__all__ = ["create_app", "Worker"]
+
+log = logging.getLogger("stalwart.monitor")
+
+
+class ModelIn(BaseModel):
+    """A model to monitor: its input columns and their kinds, its task and classes."""
+
+    name: str = Field(min_length=1, max_length=200)
+    columns: dict[str, Literal["numeric", "integer", "categorical", "boolean"]] = Field(min_length=1)
+    task: Literal["classification", "regression"] = "classification"
+    classes: list[int | str | bool] | None = None
+    window_rows: int | None = Field(default=None, ge=10, le=10_000_000)
+    drift_method: str = "auto"
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "bh"] | None = "bonferroni"
+    reference: list[dict[str, Any]] | None = Field(default=None, description="reference rows (or PUT .../reference)")
+
+
+class RuleIn(BaseModel):
+    """An alert rule: a condition in the suites' language, hysteresis, an optional webhook."""
+
+    name: str = Field(min_length=1, max_length=200)
+    condition: str = Field(min_length=1, max_length=500, examples=["drift_share <= 0.2", "accuracy >= 0.9"])
+    for_windows: int = Field(default=1, ge=1, le=1000)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+
+
+class KeyIn(BaseModel):
+    scope: Literal["ingest", "read", "admin"]
+
+
+_STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413))
+_bearer = HTTPBearer(auto_error=False, description="an API key from `stalwart serve --create-key`")
+
+
+def _principal(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+               ) -> Principal:
+    if creds is None:
+        raise HTTPException(401, "no API key: send the header 'Authorization: Bearer <key>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    found = request.app.state.store.authenticate(creds.credentials)
+    if found is None:
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def _need(scope: str) -> Callable[..., Principal]:
+    def check(project: str, who: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if who.project != project:
+            raise HTTPException(403, f"this key belongs to another project than {project!r}")
+        if not who.allows(scope):
+            raise HTTPException(403, f"this key has scope {who.scope!r}; this route needs {scope!r}")
+        return who
+    return check
+
+
+AnyKey = Annotated[Principal, Depends(_principal)]
+Reader = Annotated[Principal, Depends(_need("read"))]
+Ingester = Annotated[Principal, Depends(_need("ingest"))]
+Admin = Annotated[Principal, Depends(_need("admin"))]
+
+
+class Worker(threading.Thread):
+    """Analyses complete windows and delivers alerts, every ``interval`` seconds or when woken."""
+
+    def __init__(self, store: Store, settings: Settings, wake: threading.Event, lock: threading.Lock) -> None:
+        super().__init__(name="stalwart-monitor-worker", daemon=True)
+        self.store, self.settings, self.wake, self.lock = store, settings, wake, lock
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(self.settings.worker_interval_s)
+            self.wake.clear()
+            if self.stopping.is_set():
+                break
+            try:
+                with self.lock:
+                    analyze(self.store)
+                deliver_pending(self.store, retries=self.settings.webhook_retries,
+                                backoff_s=self.settings.webhook_backoff_s, timeout_s=self.settings.webhook_timeout_s,
+                                sleep=self.stopping.wait)
+            except Exception:  # noqa: BLE001 - the worker must outlive one bad pass; the log says why
+                log.exception("a monitoring worker pass failed; retrying on the next pass")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        self.join(timeout=30)
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The service's FastAPI application over ``settings.db`` (migrated on creation).
+
+    Examples
+    --------
+    >>> app = create_app(Settings(db="sqlite:///:memory:", worker=False))
+    >>> sorted(r.path for r in app.routes if "/models/{model}/" in r.path)[:3]
+    ['/v1/projects/{project}/models/{model}/alerts', '/v1/projects/{project}/models/{model}/analyze', '/v1/projects/{project}/models/{model}/batches']
+    """
+    settings = settings or Settings()
+    store = store or Store(settings.db, synchronous=settings.sqlite_synchronous)
+    wake, lock = threading.Event(), threading.Lock()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(store, settings, wake, lock) if settings.worker else None
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
+    from stalwart import __version__
+
+    app = FastAPI(title="stalwart monitor", version=__version__, lifespan=lifespan,
+                  description="Drift, accuracy and alerts for deployed models. Every route but /health needs "
+                              "'Authorization: Bearer <key>'.")
+    app.state.store, app.state.settings = store, settings
+
+    @app.exception_handler(StalwartError)
+    async def _stalwart_error(_request: Request, exc: StalwartError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 422)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def body_of(request: Request) -> bytes:
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"the body has {int(declared)} bytes, more than the limit of {limit}; send smaller batches")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the body is larger than the limit of {limit} bytes; send smaller batches")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/whoami", tags=["service"])
+    def whoami(who: AnyKey) -> dict[str, str]:
+        return {"project": who.project, "scope": who.scope, "key_id": who.key_id}
+
+    @app.post("/v1/projects/{project}/keys", status_code=201, tags=["keys"])
+    def new_key(project: str, spec: KeyIn, who: Admin) -> dict[str, str]:
+        key = store.create_key(project, spec.scope)
+        log.info("key %s created in project %s with scope %s", key.split("_")[1], project, spec.scope)
+        return {"project": project, "scope": spec.scope, "key": key}
+
+    @app.get("/v1/projects/{project}/models", tags=["models"])
+    def list_models(project: str, who: Reader) -> dict[str, Any]:
+        return {"models": store.models(who.project_id)}
+
+    @app.post("/v1/projects/{project}/models", status_code=201, tags=["models"])
+    def register(project: str, spec: ModelIn, who: Admin) -> dict[str, Any]:
+        from stalwart.shift import TabularDrift
+
+        reserved = [c for c in spec.columns if c in (*RESERVED, "label")]
+        if reserved:
+            raise InputError(f"columns {reserved} use reserved names ({', '.join(RESERVED)}, label); rename them")
+        if spec.task == "regression" and spec.classes is not None:
+            raise InputError("a regression model has no classes; drop 'classes' or use task 'classification'")
+        TabularDrift(method=spec.drift_method, alpha=spec.alpha, correction=spec.correction)  # checks them
+        config = {"window_rows": spec.window_rows or settings.window_rows, "drift_method": spec.drift_method,
+                  "alpha": spec.alpha, "correction": spec.correction}
+        model = store.add_model(who.project_id, spec.name, spec.task, spec.classes, spec.columns, config)
+        if spec.reference is not None:
+            columns, n = reference_columns(spec.reference, model, settings.max_reference_rows)
+            store.set_reference(model["id"], columns, n)
+            model["reference_rows"] = n
+        return model
+
+    @app.get("/v1/projects/{project}/models/{model}", tags=["models"])
+    def get_model(project: str, model: str, who: Reader) -> dict[str, Any]:
+        found = store.model(who.project_id, model)
+        n_batches, n_rows = store.batch_count(found["id"])
+        return {**found, "batches": n_batches, "rows": n_rows}
+
+    @app.put("/v1/projects/{project}/models/{model}/reference", tags=["models"],
+             openapi_extra=_raw_body("reference rows: {\"rows\": [...]} or CSV with a header"))
+    async def put_reference(project: str, model: str, request: Request,
+                            who: Admin) -> dict[str, Any]:
+        body = await body_of(request)
+
+        def work() -> dict[str, Any]:
+            found = store.model(who.project_id, model)
+            rows, _ = parse_body(body, request.headers.get("content-type", ""), "rows")
+            columns, n = reference_columns(rows, found, settings.max_reference_rows)
+            store.set_reference(found["id"], columns, n)
+            return {"model": model, "reference_rows": n}
+        return await run_in_threadpool(work)
+
+    @app.post("/v1/projects/{project}/models/{model}/batches", status_code=201, tags=["ingest"],
+              openapi_extra=_raw_body("{\"batch_id\": \"...\", \"rows\": [{column: value, ..., \"prediction\": ...}]}"
+                                      " or CSV with ?batch_id="))
+    async def ingest(project: str, model: str, request: Request, who: Ingester,
+                     batch_id: str | None = None) -> Any:
+        body = await body_of(request)
+
+        def work() -> tuple[dict[str, Any], int]:
+            found = store.model(who.project_id, model)
+            rows, extra = parse_body(body, request.headers.get("content-type", ""), "rows")
+            key = extra.get("batch_id", batch_id)
+            if key is None:
+                raise InputError("the batch has no batch_id; send it in the JSON body or as ?batch_id=, the same "
+                                 "on every retry, so a retried batch is stored once")
+            if not isinstance(key, str) or not 0 < len(key) <= 200:
+                raise InputError(f"batch_id must be text of 1 to 200 characters; got {key!r}")
+            columns, n, first, last = batch_columns(rows, found, key, settings.max_batch_rows)
+            stored = store.add_batch(found["id"], key, columns, n, first, last)
+            return {"batch_id": key, "rows": n, "stored": stored, "duplicate": not stored}, 201 if stored else 200
+        answer, status = await run_in_threadpool(work)
+        if answer["stored"]:
+            wake.set()
+        return JSONResponse(answer, status_code=status)
+
+    @app.post("/v1/projects/{project}/models/{model}/labels", tags=["ingest"],
+              openapi_extra=_raw_body("{\"labels\": [{\"row_id\": ..., \"label\": ...}]} or CSV row_id,label"))
+    async def ingest_labels(project: str, model: str, request: Request,
+                            who: Ingester) -> dict[str, Any]:
+        body = await body_of(request)
+
+        def work() -> dict[str, Any]:
+            found = store.model(who.project_id, model)
+            rows, _ = parse_body(body, request.headers.get("content-type", ""), "labels")
+            return {"labels": store.add_labels(found["id"], label_pairs(rows, found, settings.max_batch_rows))}
+        answer = await run_in_threadpool(work)
+        wake.set()
+        return answer
+
+    @app.get("/v1/projects/{project}/models/{model}/windows", tags=["analysis"])
+    def list_windows(project: str, model: str, who: Reader, after: int = -1, limit: int = 100,
+                     drift: bool = True) -> dict[str, Any]:
+        found = store.model(who.project_id, model)
+        rows = store.windows(found["id"], after=after, limit=max(1, min(limit, 10_000)))
+        if not drift:
+            rows = [{k: v for k, v in w.items() if k != "drift"} for w in rows]
+        return {"model": model, "windows": rows}
+
+    @app.post("/v1/projects/{project}/models/{model}/analyze", tags=["analysis"])
+    def analyze_now(project: str, model: str, who: Admin) -> dict[str, Any]:
+        found = store.model(who.project_id, model)
+        with lock:
+            result = analyze(store, found["id"])
+        return {"windows": result["windows"].get(found["id"], []), "relabelled": result["relabelled"],
+                "alerts": result["alerts"]}
+
+    @app.post("/v1/projects/{project}/models/{model}/rules", status_code=201, tags=["alerts"])
+    def add_rule(project: str, model: str, spec: RuleIn, who: Admin) -> dict[str, Any]:
+        found = store.model(who.project_id, model)
+        rule = AlertRule(spec.name, spec.condition, spec.for_windows, spec.webhook_url)
+        return store.add_rule(found["id"], rule.name, str(rule.condition), rule.for_windows, rule.webhook_url)
+
+    @app.get("/v1/projects/{project}/models/{model}/rules", tags=["alerts"])
+    def list_rules(project: str, model: str, who: Reader) -> dict[str, Any]:
+        return {"rules": store.rules(store.model(who.project_id, model)["id"])}
+
+    @app.get("/v1/projects/{project}/models/{model}/alerts", tags=["alerts"])
+    def list_alerts(project: str, model: str, who: Reader) -> dict[str, Any]:
+        return {"alerts": store.alerts(store.model(who.project_id, model)["id"])}
+
+    return app
+
+
+def _raw_body(description: str) -> dict[str, Any]:
+    """OpenAPI text for routes that read their body themselves (JSON or CSV, size-checked)."""
+    return {"requestBody": {"required": True, "description": description, "content": {
+        "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}}

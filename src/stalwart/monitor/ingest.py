@@ -1,0 +1,251 @@
+"""Turn an uploaded body (JSON rows or CSV) into the checked columns the store keeps.
+
+A batch row holds the model's input columns plus reserved fields: ``prediction`` (required),
+``row_id`` (for labels that arrive later; default ``<batch_id>:<position>``), ``timestamp``
+(seconds since the epoch or ISO 8601; default the time of arrival), ``score`` (a number) and, in
+JSON, ``probabilities`` (one list per row, in the order of the model's classes). Columns are
+checked against the registered schema, and every refusal names the column, the row and the fix.
+
+Values are normalised once, here, so a window and the reference compare like with like: numeric
+and integer columns as floats, categorical ones as text, booleans as booleans.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from stalwart.errors import InputError
+
+__all__ = ["RESERVED", "TooLarge", "parse_body", "batch_columns", "reference_columns", "label_pairs", "frame",
+           "canonical_classes"]
+
+RESERVED = ("row_id", "timestamp", "prediction", "score", "probabilities")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class TooLarge(InputError):
+    """A body or batch over the service's limits (HTTP 413)."""
+
+
+def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str, Any]] | pd.DataFrame, dict]:
+    """Rows of a JSON body (``{key: [...], ...}`` or a bare list) or a CSV body, and the JSON's other fields."""
+    kind = (content_type or "application/json").split(";")[0].strip().lower()
+    if kind in ("text/csv", "application/csv"):
+        try:
+            return pd.read_csv(io.BytesIO(body), keep_default_na=True), {}
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise InputError(f"the body is not readable CSV ({exc}); send a header line and one line per row") from None
+    if kind != "application/json":
+        raise InputError(f"Content-Type {kind!r} is not supported; send application/json or text/csv")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"the body is not valid JSON ({exc})") from None
+    if isinstance(doc, list):
+        doc = {key: doc}
+    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
+        raise InputError(f'the JSON body must be an object with a "{key}" list (or a bare list of rows); '
+                         f"got {type(doc).__name__}{' without ' + repr(key) if isinstance(doc, dict) else ''}")
+    rows = doc.pop(key)
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise InputError(f"{key}[{bad}] is {type(rows[bad]).__name__}; each row must be an object "
+                         '{"column": value, ...}')
+    return rows, doc
+
+
+def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str], needed: Sequence[str],
+                what: str) -> dict[str, list[Any]]:
+    if isinstance(rows, pd.DataFrame):
+        names = [str(c) for c in rows.columns]
+        cols = {str(c): rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in rows.columns}
+    else:
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        cols = {n: [r.get(n) for r in rows] for n in names}
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise InputError(f"{what} has unknown column(s) {unknown[:10]}; the model takes {list(allowed)}. "
+                         "Drop them, or register a model with these columns.")
+    missing = [n for n in needed if n not in cols]
+    if missing:
+        raise InputError(f"{what} lacks column(s) {missing[:10]}; every row needs them")
+    if not isinstance(rows, pd.DataFrame):  # a key absent from some rows only
+        for n in needed:
+            gap = next((i for i, r in enumerate(rows) if n not in r), None)
+            if gap is not None:
+                raise InputError(f"{what}: row {gap} lacks {n!r} (use null for a missing value)")
+    return cols
+
+
+def _number(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None if v is None else math.nan
+    if isinstance(v, (int, float)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return math.nan
+        return f if math.isfinite(f) else None
+    return math.nan
+
+
+def _normalise(name: str, kind: str, values: list[Any], what: str) -> list[Any]:
+    if kind in ("numeric", "integer"):
+        out = [_number(v) for v in values]
+        bad = next((i for i, f in enumerate(out) if f is not None and math.isnan(f)), None)
+        if bad is not None:
+            raise InputError(f"{what}: column {name!r} is {kind} but row {bad} holds {values[bad]!r}; send a "
+                             "number or null, or register the column as categorical")
+        return out
+    if kind == "boolean":
+        out = []
+        for i, v in enumerate(values):
+            if v is None or isinstance(v, bool):
+                out.append(v)
+            elif str(v).strip().lower() in _TRUE | _FALSE:
+                out.append(str(v).strip().lower() in _TRUE)
+            else:
+                raise InputError(f"{what}: column {name!r} is boolean but row {i} holds {v!r}; send true/false")
+        return out
+    bad = next((i for i, v in enumerate(values) if isinstance(v, (dict, list))), None)
+    if bad is not None:
+        raise InputError(f"{what}: column {name!r} row {bad} holds a {type(values[bad]).__name__}; "
+                         "send a text or number")
+    return [None if v is None else str(v) for v in values]
+
+
+def canonical_classes(classes: Sequence[Any] | None) -> dict[str, Any] | None:
+    """Class labels by their text, so CSV's ``1`` and JSON's ``1`` or ``"1"`` name the same class."""
+    return None if classes is None else {str(c): c for c in classes}
+
+
+def _labels(values: list[Any], model: Mapping[str, Any], name: str, what: str) -> list[Any]:
+    if model["task"] == "regression":
+        return _normalise(name, "numeric", values, what)
+    by_text = canonical_classes(model["classes"])
+    out = []
+    for i, v in enumerate(values):
+        if v is None:
+            raise InputError(f"{what}: {name} of row {i} is missing; every row needs one")
+        if by_text is None:
+            out.append(v if isinstance(v, (int, str, bool)) else str(v))
+            continue
+        key = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        if key not in by_text:
+            raise InputError(f"{what}: {name} {v!r} of row {i} is not one of the model's classes "
+                             f"{list(by_text.values())}")
+        out.append(by_text[key])
+    return out
+
+
+def _timestamps(values: list[Any], now: float, what: str) -> list[float]:
+    out = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(now)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+        elif isinstance(v, str):
+            try:
+                t = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise InputError(f"{what}: timestamp {v!r} of row {i} is neither ISO 8601 nor seconds since "
+                                 "the epoch") from None
+            out.append((t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp())
+        else:
+            raise InputError(f"{what}: timestamp {v!r} of row {i} is neither ISO 8601 nor seconds since the epoch")
+    return out
+
+
+def batch_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, Any], batch_id: str,
+                  max_rows: int) -> tuple[dict[str, Any], int, float, float]:
+    """The stored columns of one batch, its row count and first and last timestamps."""
+    n = len(rows)
+    what = f"batch {batch_id!r}"
+    if n == 0:
+        raise InputError(f"{what} has no rows; send at least one")
+    if n > max_rows:
+        raise TooLarge(f"{what} has {n} rows, more than the limit of {max_rows}; split it into smaller batches")
+    kinds: dict[str, str] = model["columns"]
+    allowed = [*kinds, *RESERVED]
+    cols = _columns_of(rows, allowed, [*kinds, "prediction"], what)
+    out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], what) for c, k in kinds.items()}}
+    out["prediction"] = _labels(cols["prediction"], model, "prediction", what)
+    ids = cols.get("row_id") or [None] * n
+    out["row_id"] = [f"{batch_id}:{i}" if r is None else str(r) for i, r in enumerate(ids)]
+    if len(set(out["row_id"])) < n:
+        raise InputError(f"{what} repeats a row_id; labels are joined by row_id, so each row needs its own")
+    if any(len(r) > 200 for r in out["row_id"]):
+        raise InputError(f"{what}: a row_id is longer than 200 characters; use shorter ids")
+    ts = _timestamps(cols.get("timestamp") or [None] * n, time.time(), what)
+    out["timestamp"] = ts
+    if "score" in cols:
+        out["score"] = _normalise("score", "numeric", cols["score"], what)
+    if "probabilities" in cols:
+        out["probabilities"] = _probabilities(cols["probabilities"], model, what)
+    return out, n, min(ts), max(ts)
+
+
+def _probabilities(values: list[Any], model: Mapping[str, Any], what: str) -> list[Any]:
+    k = len(model["classes"] or [])
+    for i, p in enumerate(values):
+        if p is None:
+            continue
+        if not isinstance(p, list) or len(p) != k or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p):
+            raise InputError(f"{what}: probabilities of row {i} must be a list of {k} numbers (one per class, in "
+                             f"the order {model['classes']}); got {p!r}")
+    return values
+
+
+def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, Any],
+                      max_rows: int) -> tuple[dict[str, Any], int]:
+    """The stored columns of a reference set: the model's inputs and, optionally, its predictions."""
+    n = len(rows)
+    if n == 0:
+        raise InputError("the reference set has no rows; upload the data the model was validated on")
+    if n > max_rows:
+        raise TooLarge(f"the reference set has {n} rows, more than the limit of {max_rows}; upload a sample")
+    kinds: dict[str, str] = model["columns"]
+    cols = _columns_of(rows, [*kinds, "prediction", "label"], list(kinds), "the reference set")
+    out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
+    if "prediction" in cols:
+        out["prediction"] = _labels(cols["prediction"], model, "prediction", "the reference set")
+    return out, n
+
+
+def label_pairs(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, Any], max_rows: int
+                ) -> list[tuple[str, Any]]:
+    """``(row_id, label)`` pairs of a labels upload."""
+    n = len(rows)
+    if n == 0:
+        raise InputError("no labels sent; send rows of {\"row_id\": ..., \"label\": ...}")
+    if n > max_rows:
+        raise TooLarge(f"{n} labels in one request, more than the limit of {max_rows}; send them in parts")
+    cols = _columns_of(rows, ["row_id", "label"], ["row_id", "label"], "the labels")
+    if any(r is None for r in cols["row_id"]):
+        raise InputError("the labels: a row_id is missing; each label needs the row_id of its batch row")
+    return list(zip((str(r) for r in cols["row_id"]), _labels(cols["label"], model, "label", "the labels")))
+
+
+def frame(inputs: Mapping[str, list[Any]], kinds: Mapping[str, str]) -> pd.DataFrame:
+    """A DataFrame of stored input columns, with dtypes that follow the schema's kinds."""
+    data = {}
+    for name, kind in kinds.items():
+        values = inputs[name]
+        if kind in ("numeric", "integer"):
+            data[name] = pd.Series(values, dtype="float64")
+        else:
+            data[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(data)

@@ -1,0 +1,38 @@
+"""`stalwart serve --create-key` and the exit-2 contract of the service's commands."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from stalwart.cli import app
+from stalwart.monitor import Store
+
+runner = CliRunner()
+
+
+def test_create_key_prints_a_working_key_once(tmp_path):
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    r = runner.invoke(app, ["serve", "--db", db, "--create-key", "--project", "shop", "--scope", "ingest"])
+    assert r.exit_code == 0, r.output
+    key = r.stdout.strip()
+    who = Store(db).authenticate(key)
+    assert (who.project, who.scope) == ("shop", "ingest")
+    assert key not in (tmp_path / "m.db").read_bytes().decode("latin-1")  # only its hash is stored
+
+
+def test_bad_options_exit_2_with_the_fix():
+    r = runner.invoke(app, ["serve", "--create-key"])
+    assert r.exit_code == 2 and "--project" in r.output
+    r = runner.invoke(app, ["serve", "--db", "nonsense", "--create-key", "--project", "p"])
+    assert r.exit_code == 2 and "not a database URL" in r.output
+    r = runner.invoke(app, ["serve", "--db", "mysql+nodriver://x/y", "--create-key", "--project", "p"])
+    assert r.exit_code == 2 and "driver" in r.output
+
+
+def test_without_the_extra_serve_says_what_to_install():
+    code = ("import sys; sys.modules['fastapi'] = None; sys.argv = ['stalwart', 'serve']; "
+            "from stalwart.cli import main; main()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'stalwart[monitor]'" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,70 @@
+"""The HTTP service: the auth matrix, idempotent ingest, limits, labels."""
+
+import numpy as np
+
+from .conftest import auth, register, table_rows
+
+BATCHES = "/v1/projects/shop/models/churn/batches"
+
+
+def test_health_is_open_and_everything_else_needs_a_key(service):
+    client, store, admin = service
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/v1/projects/shop/models").status_code == 401
+    assert client.get("/v1/projects/shop/models", headers=auth("sw_0123456789_nope")).status_code == 401
+    assert client.get("/v1/whoami", headers=auth(admin)).json()["scope"] == "admin"
+
+
+def test_auth_matrix(service):
+    client, store, admin = service
+    register(client, admin)
+    read = client.post("/v1/projects/shop/keys", json={"scope": "read"}, headers=auth(admin)).json()["key"]
+    ingest = store.create_key("shop", "ingest")
+    other = store.create_key("bank", "admin")
+    rows = table_rows(np.random.default_rng(1), 5)
+    batch = {"batch_id": "b1", "rows": rows}
+    assert client.post(BATCHES, json=batch, headers=auth(read)).status_code == 403
+    assert client.post(BATCHES, json=batch, headers=auth(other)).status_code == 403
+    assert client.post(BATCHES, json=batch, headers=auth(ingest)).status_code == 201
+    assert client.get("/v1/projects/shop/models", headers=auth(read)).status_code == 200
+    assert client.get("/v1/projects/shop/models", headers=auth(ingest)).status_code == 403
+    assert client.get("/v1/projects/shop/models", headers=auth(other)).status_code == 403
+    assert client.get("/v1/projects/bank/models", headers=auth(read)).status_code == 403
+    assert client.post("/v1/projects/shop/keys", json={"scope": "read"}, headers=auth(ingest)).status_code == 403
+    # a key is never returned after creation
+    listed = client.get("/v1/projects/shop/models/churn", headers=auth(read)).text
+    assert read not in listed and admin not in listed
+
+
+def test_a_retried_batch_is_acknowledged_and_stored_once(service):
+    client, store, admin = service
+    model = register(client, admin)
+    rows = table_rows(np.random.default_rng(2), 50)
+    first = client.post(BATCHES, json={"batch_id": "b-7", "rows": rows}, headers=auth(admin))
+    again = client.post(BATCHES, json={"batch_id": "b-7", "rows": rows}, headers=auth(admin))
+    assert (first.status_code, first.json()["duplicate"]) == (201, False)
+    assert (again.status_code, again.json()["duplicate"]) == (200, True)
+    assert store.batch_count(model["id"]) == (1, 50)
+    csv = "a,b,c,d,prediction\n0.1,0.2,x,3,1\n-0.5,1.5,y,4,0\n"
+    r = client.post(BATCHES + "?batch_id=csv-1", content=csv, headers={**auth(admin), "Content-Type": "text/csv"})
+    assert r.status_code == 201 and r.json()["rows"] == 2
+    assert store.batch_count(model["id"]) == (2, 52)
+
+
+def test_bad_and_oversized_batches_are_refused_with_the_reason(service):
+    client, store, admin = service
+    register(client, admin)
+    rows = table_rows(np.random.default_rng(3), 3)
+    r = client.post(BATCHES, json={"batch_id": "x", "rows": [{**rows[0], "a": "high"}]}, headers=auth(admin))
+    assert r.status_code == 422 and "'a' is numeric" in r.json()["detail"]
+    r = client.post(BATCHES, json={"batch_id": "x", "rows": [{**rows[0], "zz": 1}]}, headers=auth(admin))
+    assert r.status_code == 422 and "unknown column(s) ['zz']" in r.json()["detail"]
+    r = client.post(BATCHES, json={"rows": rows}, headers=auth(admin))
+    assert r.status_code == 422 and "batch_id" in r.json()["detail"]
+    r = client.post(BATCHES, json={"batch_id": "big", "rows": rows * 700}, headers=auth(admin))
+    assert r.status_code == 413 and "limit of 2000" in r.json()["detail"]
+    r = client.post(BATCHES, content=b"x" * 2_000_001, headers={**auth(admin), "Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = client.post(BATCHES, json={"batch_id": "x", "rows": [{**rows[0], "prediction": 7}]}, headers=auth(admin))
+    assert r.status_code == 422 and "not one of the model's classes" in r.json()["detail"]
+    assert client.get("/v1/projects/shop/models/nope", headers=auth(admin)).status_code == 404
