@@ -45,6 +45,8 @@ def test_a_retried_batch_is_acknowledged_and_stored_once(service):
     assert (first.status_code, first.json()["duplicate"]) == (201, False)
     assert (again.status_code, again.json()["duplicate"]) == (200, True)
     assert store.batch_count(model["id"]) == (1, 50)
+    reused = client.post(BATCHES, json={"batch_id": "b-7", "rows": rows[:10]}, headers=auth(admin))
+    assert reused.status_code == 409 and "other content" in reused.json()["detail"]
     csv = "a,b,c,d,prediction\n0.1,0.2,x,3,1\n-0.5,1.5,y,4,0\n"
     r = client.post(BATCHES + "?batch_id=csv-1", content=csv, headers={**auth(admin), "Content-Type": "text/csv"})
     assert r.status_code == 201 and r.json()["rows"] == 2

@@ -1,11 +1,12 @@
 """The SQL store: migrations build exactly the tables the code uses, SQLite runs in WAL mode,
 batches are idempotent by id and round-trip, labels join by row id."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from stalwart.monitor.store import MIGRATIONS, Store, metadata
+from stalwart.monitor.store import MIGRATIONS, Conflict, Store, metadata
 
 
 def _store(tmp_path):
@@ -28,8 +29,10 @@ def test_a_batch_is_stored_once_and_reads_back(tmp_path):
     pid = store.project_id("p", create=True)
     mid = store.add_model(pid, "m", "classification", [0, 1], {"a": "numeric"}, {"window_rows": 10})["id"]
     cols = {"row_id": ["r0", "r1"], "timestamp": [1.0, 2.0], "prediction": [0, 1], "inputs": {"a": [0.5, None]}}
-    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0) is True
-    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0) is False
+    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0, "d1") is True
+    assert store.add_batch(mid, "b1", cols, 2, 1.0, 2.0, "d1") is False
+    with pytest.raises(Conflict, match="other content"):
+        store.add_batch(mid, "b1", cols, 2, 1.0, 2.0, "d2")
     assert store.batch_count(mid) == (1, 2)
     (row,) = store.batches_after(mid, 0)
     assert store.batch_data(mid, row.id, row.id) == [cols]

@@ -21,12 +21,14 @@ route                                                    scope    what
 =======================================================  =======  ======================================
 
 A batch is answered only after it is committed: 201 when stored, 200 with ``"duplicate": true``
-when its ``batch_id`` was stored before (a retry), 413 over the size limits, 422 with what to fix.
+when its ``batch_id`` was stored before with the same body (a retry), 409 when with another body,
+413 over the size limits, 422 with what to fix.
 Analysis and webhooks run in a worker thread, woken by each new batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -268,7 +270,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             if not isinstance(key, str) or not 0 < len(key) <= 200:
                 raise InputError(f"batch_id must be text of 1 to 200 characters; got {key!r}")
             columns, n, first, last = batch_columns(rows, found, key, settings.max_batch_rows)
-            stored = store.add_batch(found["id"], key, columns, n, first, last)
+            digest = hashlib.sha256(body).hexdigest()
+            stored = store.add_batch(found["id"], key, columns, n, first, last, digest)
             return {"batch_id": key, "rows": n, "stored": stored, "duplicate": not stored}, 201 if stored else 200
         answer, status = await run_in_threadpool(work)
         if answer["stored"]:

@@ -94,6 +94,7 @@ batches = sa.Table(
     sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
     sa.Column("batch_key", sa.String(_NAME), nullable=False),
     sa.Column("n_rows", sa.Integer, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # SHA-256 of the body as sent: a retry has the same
     sa.Column("first_ts", sa.Float, nullable=False),
     sa.Column("last_ts", sa.Float, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
@@ -380,24 +381,28 @@ class Store:
 
     # -- ingest -----------------------------------------------------------------------------------
     def add_batch(self, model_id: int, batch_key: str, columns: Mapping[str, Any], n_rows: int,
-                  first_ts: float, last_ts: float) -> bool:
-        """Store one batch; False (nothing stored) when ``batch_key`` was stored before for this model.
+                  first_ts: float, last_ts: float, digest: str) -> bool:
+        """Store one batch; False (nothing stored) when ``batch_key`` was stored before for this
+        model with the same ``digest`` (a retry), Conflict when with another (a reused id).
 
         Returns after the commit, so a True or False answer means the batch is durable.
         """
         _check_name("batch_id", batch_key)
         blob = encode_columns(columns)
-        insert = batches.insert().values(model_id=model_id, batch_key=batch_key, n_rows=n_rows, first_ts=first_ts,
-                                         last_ts=last_ts, data=blob, received_at=_now())
+        insert = batches.insert().values(model_id=model_id, batch_key=batch_key, n_rows=n_rows, digest=digest,
+                                         first_ts=first_ts, last_ts=last_ts, data=blob, received_at=_now())
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert)
         except IntegrityError:
             with self.engine.connect() as conn:
-                seen = conn.execute(sa.select(batches.c.id).where(batches.c.model_id == model_id,
-                                                                  batches.c.batch_key == batch_key)).scalar()
+                seen = conn.execute(sa.select(batches.c.digest).where(batches.c.model_id == model_id,
+                                                                      batches.c.batch_key == batch_key)).first()
             if seen is None:
                 raise
+            if seen.digest != digest:
+                raise Conflict(f"batch_id {batch_key!r} was stored before with other content; a retry must send "
+                               "the same body, and a new batch needs a new batch_id") from None
             return False
         return True
 

@@ -61,7 +61,7 @@ def upgrade() -> None:
                     _text("state", 16), _int("breaches"), _int("clears"), _int("last_window"),
                     _float("created_at"), *_keys("alert_rules", "model_id", "name"))
     op.create_table("batches", _id(), *_owner("batches", "model_id", "models"), _text("batch_key", 200),
-                    _int("n_rows"), _float("first_ts"), _float("last_ts"),
+                    _int("n_rows"), _text("digest", 64), _float("first_ts"), _float("last_ts"),
                     sa.Column("data", sa.LargeBinary(), nullable=False), _float("received_at"),
                     *_keys("batches", "model_id", "batch_key"))
     op.create_index(op.f("ix_batches_model_id_id"), "batches", ["model_id", "id"], unique=False)
