@@ -77,7 +77,7 @@ def push(
                                             show_default=False)] = None,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per batch.")] = 1000,
 ) -> None:
-    """Send FILE's rows as batches; pushing the same file again stores nothing twice."""
+    """Send FILE's rows as batches; pushing the same file again (same --batch-rows) stores nothing twice."""
     if not key:
         fail(f"no API key: pass --key or set {KEY_ENV} (create one with `stalwart serve --create-key "
              "--project NAME --scope ingest`)")
@@ -92,7 +92,7 @@ def push(
         with Client(url, key) as client:
             for i, start in enumerate(range(0, len(table), batch_rows)):
                 answer = client.log_batch(model, table.iloc[start:start + batch_rows],
-                                          batch_id=f"{file.name[:120]}-{digest}-{i}")
+                                          batch_id=f"{file.name[:120]}-{digest}-{batch_rows}-{i}")
                 stored += answer["stored"]
                 duplicates += answer["duplicate"]
     out_console.print(f"{len(table)} rows of {escape(file.name)} sent to {escape(model)}: {stored} batch(es) stored, "
