@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import warnings
 
 import numpy as np
@@ -78,6 +79,108 @@ def test_adwin_parameter_errors():
     for det in (ADWIN(), PageHinkley(), KSWIN()):
         with pytest.raises(InputError, match=rf"{type(det).__name__}.update got nan; stream values must be finite"):
             det.update(float("nan"))
+
+
+def moa_first_cut_tick(values: np.ndarray, delta: float = 0.002, clock: int = 32, min_window: int = 5) -> int | None:
+    """The first clock tick at which some split of the raw window is a cut by MOA's bound.
+
+    Straight from the formula, every split position tried: ADWIN tests only bucket boundaries,
+    which are every position when no bucket ever merges.
+    """
+    for t in range(clock - 1, len(values), clock):
+        window = values[: t + 1]
+        width = len(window)
+        if width <= 10:  # the grace period
+            continue
+        dd = math.log(2 * math.log(width) / delta)
+        n0 = np.arange(1, width)
+        n1 = width - n0
+        s0 = np.cumsum(window)[:-1]
+        ok = (n0 > min_window + 1) & (n1 > min_window + 1)
+        n0, n1, s0 = n0[ok], n1[ok], s0[ok]
+        m = 1 / (n0 - min_window + 1) + 1 / (n1 - min_window + 1)
+        eps = np.sqrt(2 * m * window.var() * dd) + 2 / 3 * dd * m
+        if (np.abs(s0 / n0 - (window.sum() - s0) / n1) > eps).any():
+            return t
+    return None
+
+
+def test_adwin_reproduces_rivers_published_detection_index():
+    # river's ADWIN docstring: this stream (Python's own random module, so it is reproduced
+    # here exactly) is detected at index 1023 and nowhere else -- the first clock tick after the
+    # jump from mean 0.5 to 5.5 at index 1000
+    rng = random.Random(12345)
+    stream = rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
+    assert ADWIN().run(stream) == [1023]
+    assert moa_first_cut_tick(np.asarray(stream, dtype=float)) == 1023
+
+
+def test_adwin_fires_at_the_tick_moas_bound_gives():
+    # a half-sd mean shift at 1000 makes the first cut land on different ticks for different
+    # seeds (1055-1151); with buckets that never merge ADWIN tests every split, so it must fire
+    # exactly where the formula does -- not a tick earlier (the bound without MOA's small-window
+    # correction fired one tick early on 6 of 30 seeds) and not later
+    for seed in range(10):
+        stream = mean_shift(seed, shift=0.5, n_after=1000)
+        expected = moa_first_cut_tick(stream)
+        assert expected is not None and expected >= CHANGE
+        assert ADWIN(max_buckets=4096).run(stream)[0] == expected, seed
+        # the default histogram tests a subset of those splits: never earlier, on a tick
+        first = ADWIN().run(stream)[0]
+        assert first >= expected and first % 32 == 31, seed
+
+
+def test_adwin_one_alarm_per_change_or_moas_shrinking():
+    restart, shrink = [], []
+    for seed in SEEDS:
+        stream = mean_shift(seed, n_after=1000)
+        det = ADWIN()
+        hits = det.run(stream)
+        restart.append(len(hits))
+        # after the alarm the window restarted: it holds exactly the values since
+        assert det.width == len(stream) - hits[-1] - 1
+        shrink.append(len(ADWIN(on_change="shrink").run(stream)))
+    assert restart == [1] * len(SEEDS)  # river's count on these streams (checked with river 0.26.1)
+    # MOA's estimator keeps cutting away the rest of the old regime (measured: 2.5 per change)
+    assert np.mean(shrink) > 1.5 and min(shrink) >= 1
+
+
+def test_adwin_update_many_gives_the_alarms_of_update_bit_for_bit():
+    rng = np.random.default_rng(123)
+    for seed in range(6):
+        gen = np.random.default_rng(seed)
+        # several changes, longer than one batch of 64 ticks
+        stream = np.concatenate([gen.normal(0, 1, 1500), gen.normal(1.0, 1, 2500), gen.normal(0.3, 2, 2000),
+                                 (gen.random(1500) < 0.3).astype(float)])
+        for kwargs in ({}, {"on_change": "shrink"}, {"clock": 5, "max_buckets": 2}, {"clock": 1, "delta": 0.05}):
+            one = ADWIN(**kwargs)
+            single = [i for i, v in enumerate(stream) if one.update(v)]
+            assert single, (seed, kwargs)
+            batched = ADWIN(**kwargs)
+            hits = []
+            for chunk in np.split(stream, np.sort(rng.choice(len(stream), 40, replace=False))):
+                if len(chunk) == 1:
+                    hits += [batched.n_seen] if batched.update(chunk[0]) else []
+                else:
+                    hits += batched.update_many(chunk)
+            assert hits == single == batched.detected_at == one.detected_at, (seed, kwargs)
+            assert batched.n_seen == one.n_seen == len(stream)
+            # the same window, to the last bit
+            assert (batched.width, batched.estimation, batched.variance, batched.n_buckets) == \
+                (one.width, one.estimation, one.variance, one.n_buckets)
+
+
+def test_adwin_update_many_errors_feed_nothing():
+    det = ADWIN()
+    with pytest.raises(InputError, match=r"ADWIN.update_many got nan at position 2; stream values must be finite"):
+        det.update_many([1.0, 2.0, float("nan")])
+    assert det.n_seen == 0 and det.width == 0
+    with pytest.raises(InputError, match=r"ADWIN.update_many\(values=\.\.\.\) must be a one-dimensional stream"):
+        det.update_many(np.zeros((3, 2)))
+    with pytest.raises(ConfigError, match=r"ADWIN\(on_change=\.\.\.\) must be one of \['restart', 'shrink'\]"):
+        ADWIN(on_change="reset")
+    # the other detectors take batches one value at a time
+    assert DDM().update_many(np.r_[np.zeros(1000), 1.0, 1.0, 1.0]) == [1002]
 
 
 # -- Page-Hinkley --------------------------------------------------------------------------------------
@@ -179,6 +282,69 @@ def test_ddm_warning_then_drift_by_hand():
     # a third: 3/32 + sqrt(3/32 * 29/32 / 32) = 0.145 >= 0.1317 -> drift, and a restart
     assert det.update(1.0) is True and det.detected_at == [31]
     assert not det.warning and det.error_rate == 0.0
+
+
+def test_ddm_is_silent_on_a_model_without_mistakes():
+    # p = s = 0 throughout: no spread to judge by, so no alarm (it fired 33 times per 1000 before:
+    # p + s >= p_min + 3 s_min read 0 >= 0); river fires none
+    assert DDM().run(np.zeros(1000)) == []
+    assert DDM().run(np.ones(1000)) == []
+    assert DDM(min_instances=1).run(np.zeros(1000)) == []
+
+
+def test_ddm_after_a_faultless_start_by_hand():
+    det = DDM()
+    det.run(np.zeros(1000))
+    # the first error, at n = 1001, is the first point with s > 0: the minimum
+    assert det.update(1.0) is False and not det.warning
+    p_min = 1 / 1001
+    s_min = math.sqrt(p_min * (1 - p_min) / 1001)
+
+    def level(errors: int, n: int) -> float:
+        p = errors / n
+        return p + math.sqrt(p * (1 - p) / n)
+
+    # a second error: 0.00341 lies between p_min + 2 s_min = 0.00299 and p_min + 3 s_min = 0.00399
+    assert p_min + 2 * s_min < level(2, 1002) <= p_min + 3 * s_min
+    assert det.update(1.0) is False and det.warning and det.warnings_at == [1001]
+    # a third: 0.00472 > 0.00399 -> drift at index 1002
+    assert level(3, 1003) > p_min + 3 * s_min
+    assert det.update(1.0) is True and det.detected_at == [1002]
+
+
+def test_ddm_detects_an_error_rate_jump_within_its_delay_bound():
+    p0, p1 = 0.05, 0.4
+
+    def delay_bound(n_ref: int, sigmas: float) -> int:
+        # values after the change until p + s > p_min + 3 s_min, taking p_min + s_min as the
+        # error rate and its standard deviation over the n_ref values since the last restart
+        # (p0 + sigmas standard deviations) and the errors since the change sigmas standard
+        # deviations below their mean p1 d; p + s is bounded below by p (s >= 0)
+        p = p0 + sigmas * math.sqrt(p0 * (1 - p0) / n_ref)
+        s = math.sqrt(p * (1 - p) / n_ref)
+        d = 1
+        while p1 * d - sigmas * math.sqrt(p1 * (1 - p1) * d) <= (n_ref + d) * (p + 3 * s) - n_ref * p:
+            d += 1
+        return d
+
+    # the expected delay, with p + s at its expected value: 39 values after 1000 at 0.05
+    s_ref = math.sqrt(p0 * (1 - p0) / CHANGE)
+    expected = next(d for d in range(1, 1000)
+                    if (q := (CHANGE * p0 + d * p1) / (CHANGE + d)) + math.sqrt(q * (1 - q) / (CHANGE + d))
+                    > p0 + 3 * s_ref)
+    assert expected == 39
+    delays = []
+    for seed in SEEDS:
+        hits = DDM().run(error_stream(seed, before=p0, after=p1))
+        # DDM's own false alarms (about one per 1000 values at 5% errors) restart it: judge the
+        # delay against the values it had seen since
+        before = [h for h in hits if h < CHANGE]
+        n_ref = CHANGE - (before[-1] + 1) if before else CHANGE
+        assert n_ref >= 100, seed
+        delay = first_after(hits) - CHANGE
+        assert delay <= delay_bound(n_ref, sigmas=3.0), (seed, n_ref, delay)  # 118-136
+        delays.append(delay)
+    assert np.median(delays) <= expected  # measured 3-51, median 24
 
 
 def test_ddm_errors():

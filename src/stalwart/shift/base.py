@@ -1,7 +1,8 @@
 """Detector interfaces shared by drift tests, streaming detectors and OOD scores.
 
 - batch drift: ``fit(reference)`` then ``test(current) -> DriftResult``
-- streaming: ``update(value) -> bool`` (True when a change is detected), ``detected_at``
+- streaming: ``update(value) -> bool`` (True when a change is detected), ``update_many(values)``
+  (the indices where it fired in a batch), ``detected_at``
 - OOD: ``fit(x_in)`` then ``score(x)`` (higher = more unusual), ``predict(x)`` with a threshold
   set by ``infer_threshold``; judged by :func:`stalwart.shift.ood.evaluate_ood`.
 """
@@ -106,9 +107,30 @@ class StreamDetector(ABC):
         self.n_seen += 1
         return fired
 
+    def update_many(self, values: Any) -> list[int]:
+        """Feed a batch of values in order; return the stream indices at which it fired.
+
+        Gives exactly the detections one :meth:`update` per value gives (a detector may process
+        the batch faster, as :class:`~stalwart.shift.streaming.ADWIN` does); ``detected_at`` and
+        ``n_seen`` advance as they would.
+        """
+        return self._feed(self._stream(values, "update_many"))
+
     def run(self, values: Any) -> list[int]:
-        """Feed a whole stream; return the indices where the detector fired."""
-        what = f"{type(self).__name__}.run(values=...) must be a one-dimensional stream of numbers"
+        """Feed a whole stream; return every index where the detector fired (``detected_at``)."""
+        self._feed(self._stream(values, "run"))
+        return list(self.detected_at)
+
+    def _feed(self, arr: np.ndarray) -> list[int]:
+        """Feed a validated 1-D float array; the indices where it fired. Override to batch."""
+        before = len(self.detected_at)
+        for v in arr:
+            self.update(v)
+        return self.detected_at[before:]
+
+    def _stream(self, values: Any, method: str) -> np.ndarray:
+        """``values`` as a 1-D float array, or an :class:`InputError` saying what a stream is."""
+        what = f"{type(self).__name__}.{method}(values=...) must be a one-dimensional stream of numbers"
         try:
             arr = np.asarray(values, dtype=float)
         except (TypeError, ValueError):  # text, or rows of different lengths
@@ -117,9 +139,7 @@ class StreamDetector(ABC):
         if arr.ndim != 1:
             raise InputError(f"{what}; got shape {arr.shape}. Pass one stream at a time (e.g. values[:, j] for "
                              "column j), or a list for a single value.")
-        for v in arr:
-            self.update(v)
-        return list(self.detected_at)
+        return arr
 
     def _number(self, value: Any) -> float:
         """``value`` as a float, or an :class:`InputError` naming what the stream takes."""
