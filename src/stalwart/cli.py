@@ -16,6 +16,7 @@ from rich.table import Table
 
 from stalwart import __version__
 from stalwart._cli_app import SEED_HELP, STRICT_HELP, app, report_app
+from stalwart._cli_execute import ADDRESS_HELP, EXECUTOR_HELP, executor_option
 from stalwart._cli_support import (
     STATUS_STYLE,
     check_out_dir,
@@ -91,6 +92,8 @@ def scan(
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP)] = "local",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Scan MODEL on DATA with a suite of checks; write the report; exit 1 if a check fails."""
     from stalwart._scan import scan as run_scan
@@ -99,7 +102,7 @@ def scan(
 
     _check_modality(modality)
     check_out_dir(out)
-    with user_errors():
+    with user_errors(), executor_option(executor, address):
         loaded_model = load_model(model, trust=trust)
         dataset = load_data(data, target=target, modality=modality)
         with progress() as update:
@@ -136,6 +139,8 @@ def attack(
                                       "it.")] = Path("adv.npz"),
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Only --attack evaluate is sharded so far.")] = "local",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Attack MODEL on DATA; save adversarial examples and a summary."""
     from stalwart.data import load_data
@@ -150,7 +155,7 @@ def attack(
     fmt = check_out_file(out, ATTACK_FORMATS, inputs=(data, model))
     summary_path = _summary_path(out)
     check_out_file(summary_path, {".json": "json"}, inputs=(data, model))
-    with user_errors():
+    with user_errors(), executor_option(executor, address):
         loaded_model = load_model(model, trust=trust)
         dataset = load_data(data, target=target, modality=modality)
         if fmt not in _ATTACK_FORMATS_FOR[dataset.modality]:
@@ -162,6 +167,9 @@ def attack(
         if max_samples is not None:
             dataset = dataset.sample(max_samples, seed=seed)
         attack_name = attack_name or ("word_substitution" if dataset.modality == "text" else "pgd")
+        if executor != "local" and attack_name != "evaluate":
+            err_console.print(f"[yellow]note:[/] --executor {escape(executor)}: only --attack evaluate is sharded "
+                              f"so far; {escape(attack_name)} runs in this process")
         with progress() as update:
             if dataset.modality == "text":
                 summary = _attack_text(loaded_model, dataset, attack_name, max_change, seed, out, fmt, update)

@@ -14,8 +14,9 @@ ray      Ray tasks: ``ray.init()`` on this machine, or ``address="auto"`` / ``"r
 
 What every shard needs (the model, the threat model) is shipped once per worker: the process
 pool unpickles it in each worker's initializer, Ray puts it in the object store once and each
-worker process deserializes it once. A shard that raises is run again (``retries``); a shard
-that keeps failing fails the whole run with its own error, never a smaller sample.
+worker process deserializes it once. A shard that raises (whatever the error: Ray cannot tell a
+transient failure from a lasting one either) or whose worker dies is run again, ``retries`` times;
+a shard that keeps failing fails the whole run with its own error, never a smaller sample.
 
 >>> from stalwart.execute import get_executor, shard_slices, shard_seeds
 >>> shard_slices(5, 2)
@@ -37,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from stalwart.errors import ConfigError, MissingDependencyError, ModelError, StalwartError
+from stalwart.errors import ConfigError, MissingDependencyError, ModelError
 
 __all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "get_executor", "resolve_executor",
            "EXECUTORS", "DEFAULT_SHARD_SIZE", "shard_slices", "shard_seeds", "use_executor"]
@@ -160,8 +161,6 @@ class _LocalSession(Session):
                 try:
                     out.append(fn(self.shared, item))
                     break
-                except StalwartError:
-                    raise  # bad input or configuration: the same on every attempt
                 except Exception as exc:
                     if attempt == self.retries:
                         _with_note(exc, i, len(items), attempt + 1)
@@ -247,7 +246,7 @@ class _ProcessSession(Session):
                         if on_done is not None:
                             on_done(len(results))
                         continue
-                    if isinstance(exc, StalwartError) or attempts[i] > self.executor.retries:
+                    if attempts[i] > self.executor.retries:
                         raise _with_note(exc, i, n, attempts[i])
                     if isinstance(exc, BrokenProcessPool):  # a worker died: every pending shard went with it
                         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -360,8 +359,7 @@ class _RaySession(Session):
                         results[i] = ray.get(r)
                     except ray.exceptions.RayTaskError as err:
                         cause = err.cause if isinstance(err.cause, BaseException) else err
-                        tries = 1 if isinstance(cause, StalwartError) else self.executor.retries + 1
-                        raise _with_note(cause, i, n, tries) from None
+                        raise _with_note(cause, i, n, self.executor.retries + 1) from None
                     if on_done is not None:
                         on_done(len(results))
         except BaseException:
@@ -459,10 +457,13 @@ def get_executor(name: str = "local", **options: Any) -> Executor:
         raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}; got {name!r}")
     if name == "ray":
         import_ray()  # the install hint now, not at the first shard
-    try:
-        return EXECUTORS[name](**options)
-    except TypeError as exc:
-        raise ConfigError(f"get_executor({name!r}, ...): {exc}") from None
+    import inspect
+
+    known = [p for p in inspect.signature(EXECUTORS[name]).parameters if p != "init_options"]
+    unknown = sorted(set(options) - set(known)) if name != "ray" else []
+    if unknown:
+        raise ConfigError(f"get_executor({name!r}, ...) takes {', '.join(known)}; got {', '.join(unknown)}")
+    return EXECUTORS[name](**options)
 
 
 def resolve_executor(executor: Executor | str | None) -> Executor:
