@@ -164,10 +164,14 @@ def test_adwin_update_many_gives_the_alarms_of_update_bit_for_bit():
                 else:
                     hits += batched.update_many(chunk)
             assert hits == single == batched.detected_at == one.detected_at, (seed, kwargs)
+            # batches of a few ticks and of many take different code paths: both are checked
+            whole = ADWIN(**kwargs)
+            assert whole.update_many(stream) == single, (seed, kwargs)
             assert batched.n_seen == one.n_seen == len(stream)
             # the same window, to the last bit
-            assert (batched.width, batched.estimation, batched.variance, batched.n_buckets) == \
-                (one.width, one.estimation, one.variance, one.n_buckets)
+            for det in (batched, whole):
+                assert (det.width, det.estimation, det.variance, det.n_buckets) == \
+                    (one.width, one.estimation, one.variance, one.n_buckets)
 
 
 def test_adwin_update_many_errors_feed_nothing():

@@ -207,19 +207,19 @@ class ADWIN(StreamDetector):
         if bad.size:
             raise InputError(f"ADWIN.update_many got {float(arr[bad[0]])!r} at position {bad[0]}; stream values must be "
                              "finite (drop or impute missing values first). Nothing was fed.")
-        start, fired = self.n_seen, []
-        pos, n, clock = 0, len(arr), self.clock
+        values, start, fired = arr.tolist(), self.n_seen, []
+        pos, n, clock = 0, len(values), self.clock
         while pos < n:
             if self._restart_due:
                 self._clear()
             need = clock - self._tick % clock
             if n - pos < need:  # no tick in what is left: it waits for the next one
-                self._pending.extend(arr[pos:].tolist())
+                self._pending.extend(values[pos:])
                 self._tick += n - pos
                 break
             ticks = min(self.batch_ticks, 1 + (n - pos - need) // clock)
             end = pos + need + clock * (ticks - 1)
-            first = self._advance(arr[pos:end], need, ticks)
+            first = self._advance(values[pos:end], need, ticks)
             used = end - pos if first < 0 else need + clock * first
             pos += used
             self._tick += used
@@ -230,7 +230,7 @@ class ADWIN(StreamDetector):
         self.detected_at.extend(fired)
         return fired
 
-    def _advance(self, values: np.ndarray, need: int, ticks: int) -> int:
+    def _advance(self, values: list[float], need: int, ticks: int) -> int:
         """Feed ``values``, which hold ``ticks`` clock ticks, the first after ``need`` of them.
 
         Computes the buckets at every tick at once, tests them all for a cut, and leaves the
@@ -241,9 +241,84 @@ class ADWIN(StreamDetector):
         ``max(0, (c + r - max_buckets + 1) // 2)`` merges, of its buckets taken pairwise in
         order: each level is a queue, and a tick's buckets are a slice of it.
         """
+        # one merge and one row at a time in Python costs less than numpy's call overhead for a
+        # few ticks; whole levels as arrays cost less for many. Both do the same float operations
+        # in the same order, so they leave the same buckets and find the same cuts.
+        if ticks >= 8:
+            return self._advance_arrays(values, need, ticks)
+        return self._advance_lists(values, need, ticks)
+
+    def _advance_lists(self, values: list[float], need: int, ticks: int) -> int:
+        """:meth:`_advance` for a few ticks: merges and rows built from Python lists."""
+        most, clock = self.max_buckets, self.clock
+        new_t = self._pending + values
+        new_v = [0.0] * len(new_t)
+        arrived = [len(self._pending) + need + clock * j for j in range(ticks)]  # at level 0, by each tick
+        self._pending = []
+        queues = []  # (totals, m2s, heads, tails) of the levels that receive buckets in this batch
+        level = 0
+        while arrived[-1]:
+            old_t = self._totals[level] if level < len(self._totals) else []
+            old_v = self._m2s[level] if level < len(self._m2s) else []
+            held = len(old_t)
+            queue_t, queue_v = old_t + new_t, old_v + new_v
+            merged = [max(0, (held + r - most + 1) // 2) for r in arrived]
+            queues.append((queue_t, queue_v, [2 * k for k in merged], [held + r for r in arrived]))
+            k = 2 * merged[-1]
+            a, b = queue_t[0:k:2], queue_t[1:k:2]
+            twice = 2.0 * (1 << level)
+            new_v = [va + vb + (x - y) * (x - y) / twice
+                     for va, vb, x, y in zip(queue_v[0:k:2], queue_v[1:k:2], a, b)]
+            new_t = [x + y for x, y in zip(a, b)]
+            arrived = merged
+            level += 1
+        # the levels above receive nothing: every tick starts with the same (oldest) buckets
+        still = range(len(self._totals) - 1, level - 1, -1)
+        base_n = [1 << lv for lv in still for _ in self._totals[lv]]
+        base_t = list(chain.from_iterable(self._totals[lv] for lv in still))
+        base_v = list(chain.from_iterable(self._m2s[lv] for lv in still))
+        flat_n, flat_t, flat_v, lengths = [], [], [], []
+        for j in range(ticks):
+            flat_n += base_n
+            flat_t += base_t
+            flat_v += base_v
+            count = len(base_n)
+            for lv in range(level - 1, -1, -1):
+                queue_t, queue_v, heads, tails = queues[lv]
+                h, t = heads[j], tails[j]
+                flat_n += [1 << lv] * (t - h)
+                flat_t += queue_t[h:t]
+                flat_v += queue_v[h:t]
+                count += t - h
+            lengths.append(count)
+        lengths_a = np.array(lengths)
+        mask = np.arange(lengths_a.max()) < lengths_a[:, None]
+        sizes = np.zeros(mask.shape, dtype=np.int64)
+        totals = np.zeros(mask.shape)
+        m2s = np.zeros(mask.shape)
+        sizes[mask] = flat_n
+        totals[mask] = flat_t
+        m2s[mask] = flat_v
+        cuts = self._cut_rows(sizes, totals, m2s, mask)
+        first = int(np.argmax(cuts)) if cuts.any() else -1
+        at = first if first >= 0 else ticks - 1
+        for lv, (queue_t, queue_v, heads, tails) in enumerate(queues):
+            if lv == len(self._totals):
+                self._totals.append([])
+                self._m2s.append([])
+            self._totals[lv] = queue_t[heads[at]:tails[at]]
+            self._m2s[lv] = queue_v[heads[at]:tails[at]]
+        while len(self._totals) > 1 and not self._totals[-1]:
+            self._totals.pop()
+            self._m2s.pop()
+        self._width = int(sizes[at].sum())
+        return first
+
+    def _advance_arrays(self, values: list[float], need: int, ticks: int) -> int:
+        """:meth:`_advance` for many ticks: each level's merges as array operations."""
         most, pending = self.max_buckets, self._pending
         self._pending = []
-        new_t = np.concatenate([np.asarray(pending, dtype=float), values]) if pending else values
+        new_t = np.asarray(pending + values, dtype=float)
         new_v = np.zeros(len(new_t))
         arrived = len(pending) + need + self.clock * np.arange(ticks)  # at level 0, by each tick
         queues, heads, tails = [], [], []
