@@ -568,10 +568,12 @@ def _retrain(ctx: Context) -> Advice:
                       "rows toward the current distribution) and compare the error on both windows.")
     target = "the model" if ctx.family != "none" else "a model that consumes this data"
     return Advice(f"Estimate how accurate {target} still is without new labels: "
-                  "`stalwart.shift.ImportanceWeightedEstimator(model).fit(x_reference, y_reference)"
-                  ".estimate(x_current)`. If accuracy dropped, retrain on recent labelled data, or weight the "
-                  "training rows toward the current distribution and refit.",
-                  ("stalwart.shift.ImportanceWeightedEstimator",))
+                  "`stalwart.shift.ConfidenceEstimator(model).fit(x_reference, y_reference).estimate(x_current)` "
+                  "(trust it when `reliable` is True; `stalwart.shift.ImportanceWeightedEstimator(model, "
+                  "domain_classifier=\"hgb\")` is a second opinion that does not rely on the model's confidence). "
+                  "If accuracy dropped, retrain on recent labelled data, or weight the training rows toward the "
+                  "current distribution and refit.",
+                  ("stalwart.shift.ConfidenceEstimator", "stalwart.shift.ImportanceWeightedEstimator"))
 
 
 def _monitor() -> Advice:
