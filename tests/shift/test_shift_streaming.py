@@ -174,6 +174,20 @@ def test_adwin_update_many_gives_the_alarms_of_update_bit_for_bit():
                     (one.width, one.estimation, one.variance, one.n_buckets)
 
 
+def test_adwin_state_survives_pickling_mid_stream():
+    import pickle
+
+    stream = np.concatenate([mean_shift(3, n_after=1000), mean_shift(4, shift=-1.0, n_after=700)])
+    straight = ADWIN().run(stream)
+    det = ADWIN()
+    det.update_many(stream[:1500])
+    for _ in range(3):  # a few values wait between ticks when it is saved
+        det.update(stream[det.n_seen])
+    det = pickle.loads(pickle.dumps(det))
+    det.update_many(stream[det.n_seen:])
+    assert det.detected_at == straight and len(straight) >= 2
+
+
 def test_adwin_update_many_errors_feed_nothing():
     det = ADWIN()
     with pytest.raises(InputError, match=r"ADWIN.update_many got nan at position 2; stream values must be finite"):
