@@ -161,6 +161,34 @@ def test_local_and_process_executors_give_identical_evaluations(digits_logreg):
     _same(local, pooled)
 
 
+@pytest.mark.slow
+def test_the_corruption_grid_is_the_same_on_a_process_pool():
+    from stalwart.checks.corruption import CorruptionRobustness
+
+    train, test = stalwart.datasets.load_split("digits", seed=0)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    xt, yt = torch.as_tensor(np.asarray(train.x, dtype=np.float32)), torch.as_tensor(np.asarray(train.y))
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    check = CorruptionRobustness(perturbations=["gaussian_noise", "contrast", "saturate"], severities=[1, 3],
+                                 max_samples=60)
+
+    def run():
+        d = check.run(stalwart.wrap(net.eval()), test, seed=0).to_dict()
+        d.pop("time_s", None)
+        return json.dumps(d, sort_keys=True, default=str)
+
+    local = run()
+    with use_executor(ProcessExecutor(workers=2)):
+        pooled = run()
+    assert local == pooled
+    assert "saturate" in local  # the cell that fails (grey images) is reported the same way on both
+
+
 # -- failures ---------------------------------------------------------------------------------------------
 
 

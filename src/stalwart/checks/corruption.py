@@ -230,31 +230,20 @@ class CorruptionRobustness(Check):
 
         wrong, b_wrong, flips, used, errors = [], [], [], [], {}
         unusable: dict[str, str] = {}
+        grid = _corruption_grid(model, baseline, names, sevs, x, sample.schema, base)
         for pname in names:
-            p = perturb.get(pname)
-            try:
-                w, bw, f = [], [], []
-                for sev in sevs:
-                    # the same nested streams as NaturalRobustness: every severity makes the same draws
-                    x_pert = p.apply(x, sev, nested_rng(base, pname), sample.schema)
-                    pred = np.asarray(model.predict(x_pert))
-                    w.append(pred != y)
-                    f.append(pred != clean_pred)
-                    if baseline is not None:
-                        bw.append(np.asarray(baseline.predict(x_pert)) != y)
-            except InputError as exc:
-                if self.perturbations is None:  # default set: e.g. saturate on grey images
-                    unusable[pname] = str(exc).split(". ")[0]
-                else:  # asked for by name: score the rest and say why this one is missing
-                    errors[pname] = error_text(exc)
-                continue
-            except Exception as exc:  # noqa: BLE001 - the model failed on this corruption: score the rest
-                errors[pname] = error_text(exc)
+            cells = [grid[(pname, sev)] for sev in sevs]
+            failed = next((c for c in cells if "pred" not in c), None)
+            if failed is not None:
+                if "input_error" in failed and self.perturbations is None:  # default set: e.g. saturate on grey
+                    unusable[pname] = failed["input_error"]
+                else:  # asked for by name, or the model failed on it: score the rest and say why this one is missing
+                    errors[pname] = failed["error"]
                 continue
             used.append(pname)
-            wrong.append(w)
-            flips.append(f)
-            b_wrong.append(bw)
+            wrong.append([c["pred"] != y for c in cells])
+            flips.append([c["pred"] != clean_pred for c in cells])
+            b_wrong.append([] if baseline is None else [c["baseline_pred"] != y for c in cells])
         if not used:
             raise ConfigError("the model could not be scored under any corruption: "
                               + "; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -363,6 +352,36 @@ class CorruptionRobustness(Check):
             warnings = (*warnings, f"the baseline's error does not rise under {left}; their relative CE is "
                         "undefined and left out of relative_mce")
         return Measurement(metrics, tables, curves, warnings, figures)
+
+
+def _corruption_grid(model: Any, baseline: Any, names: list[str], severities: Sequence[int], x: np.ndarray,
+                     schema: Any, base: int) -> dict[tuple[str, int], dict[str, Any]]:
+    """Predictions at every (corruption, severity), on the current executor (:mod:`stalwart.execute`).
+
+    Every cell draws from its own stream (``nested_rng(base, name)``), so cells are independent and
+    the grid is the same whichever executor runs it and in whatever order.
+    """
+    from stalwart.execute import resolve_executor
+
+    shared = (model, baseline, {name: perturb.get(name) for name in names}, x, schema, base)
+    cells = [(name, int(sev)) for name in names for sev in severities]
+    return dict(zip(cells, resolve_executor(None).map(_corruption_cell, cells, shared=shared)))
+
+
+def _corruption_cell(shared: tuple, cell: tuple[str, int]) -> dict[str, Any]:
+    """One cell of the grid: the model's (and the baseline's) predictions, or why there are none."""
+    model, baseline, perturbations, x, schema, base = shared
+    name, sev = cell
+    try:
+        # the same nested streams as NaturalRobustness: every severity makes the same draws
+        x_pert = perturbations[name].apply(x, sev, nested_rng(base, name), schema)
+        pred = np.asarray(model.predict(x_pert))
+        baseline_pred = None if baseline is None else np.asarray(baseline.predict(x_pert))
+    except InputError as exc:
+        return {"input_error": str(exc).split(". ")[0], "error": error_text(exc)}
+    except Exception as exc:  # noqa: BLE001 - the model failed on this corruption: score the rest
+        return {"error": error_text(exc)}
+    return {"pred": pred, "baseline_pred": baseline_pred}
 
 
 def _resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
