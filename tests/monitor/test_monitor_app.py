@@ -1,6 +1,9 @@
 """The HTTP service: the auth matrix, idempotent ingest, limits, labels."""
 
+import io
+
 import numpy as np
+import pandas as pd
 
 from .conftest import auth, register, table_rows
 
@@ -50,7 +53,16 @@ def test_a_retried_batch_is_acknowledged_and_stored_once(service):
     csv = "a,b,c,d,prediction\n0.1,0.2,x,3,1\n-0.5,1.5,y,4,0\n"
     r = client.post(BATCHES + "?batch_id=csv-1", content=csv, headers={**auth(admin), "Content-Type": "text/csv"})
     assert r.status_code == 201 and r.json()["rows"] == 2
-    assert store.batch_count(model["id"]) == (2, 52)
+    buf = io.BytesIO()
+    pd.DataFrame(rows[:30]).to_parquet(buf)
+    r = client.post(BATCHES + "?batch_id=pq-1", content=buf.getvalue(),
+                    headers={**auth(admin), "Content-Type": "application/vnd.apache.parquet"})
+    assert r.status_code == 201 and r.json()["rows"] == 30
+    assert store.batch_count(model["id"]) == (3, 82)
+    (*_, last) = store.batches_after(model["id"], 0)
+    (stored,) = store.batch_data(model["id"], last.id, last.id)
+    assert np.array_equal(stored["inputs"]["b"], [r["b"] for r in rows[:30]])
+    assert stored["inputs"]["c"] == [r["c"] for r in rows[:30]] and stored["row_id"] == [r["row_id"] for r in rows[:30]]
 
 
 def test_bad_and_oversized_batches_are_refused_with_the_reason(service):

@@ -106,10 +106,17 @@ def label_metrics(predictions: list[Any], labels: list[Any], task: str) -> dict[
     return out
 
 
+def _joined(values: list[Any]) -> Any:
+    if all(isinstance(v, np.ndarray) for v in values):
+        return np.concatenate(values)
+    return [x for v in values for x in v]
+
+
 def _stitch(parts: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"inputs": {c: [v for p in parts for v in p["inputs"][c]] for c in kinds}}
+    """One window's columns from its batches' (float columns stay arrays)."""
+    out: dict[str, Any] = {"inputs": {c: _joined([p["inputs"][c] for p in parts]) for c in kinds}}
     for key in ("prediction", "row_id", "timestamp"):
-        out[key] = [v for p in parts for v in p[key]]
+        out[key] = _joined([p[key] for p in parts])
     return out
 
 

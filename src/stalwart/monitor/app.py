@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -44,6 +45,7 @@ from pydantic import BaseModel, Field
 from stalwart.errors import InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
 from stalwart.monitor.analysis import analyze
+from stalwart.monitor.auth import token_hash
 from stalwart.monitor.ingest import (
     RESERVED,
     TooLarge,
@@ -55,7 +57,7 @@ from stalwart.monitor.ingest import (
 from stalwart.monitor.settings import Settings
 from stalwart.monitor.store import Conflict, NotFound, Principal, Store
 
-__all__ = ["create_app", "Worker"]
+__all__ = ["create_app", "Worker", "KEY_CACHE_S"]
 
 log = logging.getLogger("stalwart.monitor")
 
@@ -88,22 +90,34 @@ class KeyIn(BaseModel):
 
 
 _STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413))
+#: seconds a checked key is trusted without a database lookup (a revocation, when it comes, waits this long)
+KEY_CACHE_S = 30.0
 _bearer = HTTPBearer(auto_error=False, description="an API key from `stalwart serve --create-key`")
 
 
-def _principal(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-               ) -> Principal:
+async def _principal(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                     ) -> Principal:
     if creds is None:
         raise HTTPException(401, "no API key: send the header 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    found = request.app.state.store.authenticate(creds.credentials)
+    # a key checked in the last KEY_CACHE_S seconds is not looked up again (ingest is hot);
+    # the cache holds hashes, never keys
+    cache, now = request.app.state.key_cache, time.monotonic()
+    digest = token_hash(creds.credentials)
+    hit = cache.get(digest)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    found = await run_in_threadpool(request.app.state.store.authenticate, creds.credentials)
     if found is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    if len(cache) >= 10_000:
+        cache.clear()
+    cache[digest] = (found, now + KEY_CACHE_S)
     return found
 
 
-def _need(scope: str) -> Callable[..., Principal]:
-    def check(project: str, who: Annotated[Principal, Depends(_principal)]) -> Principal:
+def _need(scope: str) -> Callable[..., Any]:
+    async def check(project: str, who: Annotated[Principal, Depends(_principal)]) -> Principal:
         if who.project != project:
             raise HTTPException(403, f"this key belongs to another project than {project!r}")
         if not who.allows(scope):
@@ -176,7 +190,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app = FastAPI(title="stalwart monitor", version=__version__, lifespan=lifespan,
                   description="Drift, accuracy and alerts for deployed models. Every route but /health needs "
                               "'Authorization: Bearer <key>'.")
-    app.state.store, app.state.settings = store, settings
+    app.state.store, app.state.settings, app.state.key_cache = store, settings, {}
+    ingest_models: dict[tuple[int, str], dict[str, Any]] = {}  # what ingest reads of a model never changes
 
     @app.exception_handler(StalwartError)
     async def _stalwart_error(_request: Request, exc: StalwartError) -> JSONResponse:
@@ -261,7 +276,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         body = await body_of(request)
 
         def work() -> tuple[dict[str, Any], int]:
-            found = store.model(who.project_id, model)
+            found = ingest_models.get((who.project_id, model))
+            if found is None:
+                found = ingest_models[who.project_id, model] = store.model(who.project_id, model)
             rows, extra = parse_body(body, request.headers.get("content-type", ""), "rows")
             key = extra.get("batch_id", batch_id)
             if key is None:

@@ -1,4 +1,4 @@
-"""Turn an uploaded body (JSON rows or CSV) into the checked columns the store keeps.
+"""Turn an uploaded body (JSON rows, CSV or Parquet) into the checked columns the store keeps.
 
 A batch row holds the model's input columns plus reserved fields: ``prediction`` (required),
 ``row_id`` (for labels that arrive later; default ``<batch_id>:<position>``), ``timestamp``
@@ -20,14 +20,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stalwart.errors import InputError
 
-__all__ = ["RESERVED", "TooLarge", "parse_body", "batch_columns", "reference_columns", "label_pairs", "frame",
+__all__ = ["RESERVED", "PARQUET_TYPES", "TooLarge", "parse_body", "batch_columns", "reference_columns", "label_pairs", "frame",
            "canonical_classes"]
 
 RESERVED = ("row_id", "timestamp", "prediction", "score", "probabilities")
+PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -39,13 +41,19 @@ class TooLarge(InputError):
 def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str, Any]] | pd.DataFrame, dict]:
     """Rows of a JSON body (``{key: [...], ...}`` or a bare list) or a CSV body, and the JSON's other fields."""
     kind = (content_type or "application/json").split(";")[0].strip().lower()
+    if kind in PARQUET_TYPES:
+        try:
+            return pd.read_parquet(io.BytesIO(body)), {}
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise InputError(f"the body is not a readable Parquet file ({exc})") from None
     if kind in ("text/csv", "application/csv"):
         try:
             return pd.read_csv(io.BytesIO(body), keep_default_na=True), {}
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"the body is not readable CSV ({exc}); send a header line and one line per row") from None
     if kind != "application/json":
-        raise InputError(f"Content-Type {kind!r} is not supported; send application/json or text/csv")
+        raise InputError(f"Content-Type {kind!r} is not supported; send application/json, text/csv or "
+                         f"{PARQUET_TYPES[0]}")
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -65,11 +73,14 @@ def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str,
 
 def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str], needed: Sequence[str],
                 what: str) -> dict[str, list[Any]]:
+    uniform = False
     if isinstance(rows, pd.DataFrame):
         names = [str(c) for c in rows.columns]
-        cols = {str(c): rows[c].astype(object).where(rows[c].notna(), None).tolist() for c in rows.columns}
+        cols = {str(c): rows[c] for c in rows.columns}  # Series: numeric columns stay vectorised
     else:
-        names = list(dict.fromkeys(k for r in rows for k in r))
+        first = rows[0].keys() if rows else {}
+        uniform = all(r.keys() == first for r in rows)  # the usual case, checked in C
+        names = list(first) if uniform else list(dict.fromkeys(k for r in rows for k in r))
         cols = {n: [r.get(n) for r in rows] for n in names}
     unknown = [n for n in names if n not in allowed]
     if unknown:
@@ -78,12 +89,19 @@ def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str
     missing = [n for n in needed if n not in cols]
     if missing:
         raise InputError(f"{what} lacks column(s) {missing[:10]}; every row needs them")
-    if not isinstance(rows, pd.DataFrame):  # a key absent from some rows only
+    if not isinstance(rows, pd.DataFrame) and not uniform:  # a key absent from some rows only
         for n in needed:
             gap = next((i for i, r in enumerate(rows) if n not in r), None)
             if gap is not None:
                 raise InputError(f"{what}: row {gap} lacks {n!r} (use null for a missing value)")
     return cols
+
+
+def _list(values: Any) -> list[Any]:
+    """Plain values (None for missing) of a list or a DataFrame column."""
+    if isinstance(values, pd.Series):
+        return values.astype(object).where(values.notna(), None).tolist()
+    return values
 
 
 def _number(v: Any) -> float | None:
@@ -100,14 +118,35 @@ def _number(v: Any) -> float | None:
     return math.nan
 
 
-def _normalise(name: str, kind: str, values: list[Any], what: str) -> list[Any]:
-    if kind in ("numeric", "integer"):
+def _numbers(name: str, kind: str, values: list[Any], what: str) -> np.ndarray:
+    """float64 values, NaN for null (and for infinities); vectorised, with a per-value pass only
+    to name the first bad value."""
+    if isinstance(values, pd.Series):
+        arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        if not np.isnan(arr[values.notna().to_numpy()]).any():
+            arr[~np.isfinite(arr)] = np.nan
+            return arr
+        values, arr = _list(values), None
+    else:
+        try:
+            arr = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+    if arr is None or arr.ndim != 1:
         out = [_number(v) for v in values]
         bad = next((i for i, f in enumerate(out) if f is not None and math.isnan(f)), None)
         if bad is not None:
             raise InputError(f"{what}: column {name!r} is {kind} but row {bad} holds {values[bad]!r}; send a "
                              "number or null, or register the column as categorical")
-        return out
+        arr = np.array([np.nan if f is None else f for f in out], dtype=np.float64)
+    arr[~np.isfinite(arr)] = np.nan
+    return arr
+
+
+def _normalise(name: str, kind: str, values: list[Any], what: str) -> Any:
+    if kind in ("numeric", "integer"):
+        return _numbers(name, kind, values, what)
+    values = _list(values)
     if kind == "boolean":
         out = []
         for i, v in enumerate(values):
@@ -181,20 +220,21 @@ def batch_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str,
     allowed = [*kinds, *RESERVED]
     cols = _columns_of(rows, allowed, [*kinds, "prediction"], what)
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], what) for c, k in kinds.items()}}
-    out["prediction"] = _labels(cols["prediction"], model, "prediction", what)
-    ids = cols.get("row_id") or [None] * n
+    out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", what)
+    ids = _list(cols["row_id"]) if "row_id" in cols else [None] * n
     out["row_id"] = [f"{batch_id}:{i}" if r is None else str(r) for i, r in enumerate(ids)]
     if len(set(out["row_id"])) < n:
         raise InputError(f"{what} repeats a row_id; labels are joined by row_id, so each row needs its own")
     if any(len(r) > 200 for r in out["row_id"]):
         raise InputError(f"{what}: a row_id is longer than 200 characters; use shorter ids")
-    ts = _timestamps(cols.get("timestamp") or [None] * n, time.time(), what)
+    stamps = _list(cols["timestamp"]) if "timestamp" in cols else [None] * n
+    ts = np.array(_timestamps(stamps, time.time(), what), dtype=np.float64)
     out["timestamp"] = ts
     if "score" in cols:
         out["score"] = _normalise("score", "numeric", cols["score"], what)
     if "probabilities" in cols:
-        out["probabilities"] = _probabilities(cols["probabilities"], model, what)
-    return out, n, min(ts), max(ts)
+        out["probabilities"] = _probabilities(_list(cols["probabilities"]), model, what)
+    return out, n, float(ts.min()), float(ts.max())
 
 
 def _probabilities(values: list[Any], model: Mapping[str, Any], what: str) -> list[Any]:
@@ -221,7 +261,7 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
     cols = _columns_of(rows, [*kinds, "prediction", "label"], list(kinds), "the reference set")
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
     if "prediction" in cols:
-        out["prediction"] = _labels(cols["prediction"], model, "prediction", "the reference set")
+        out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", "the reference set")
     return out, n
 
 
@@ -234,9 +274,10 @@ def label_pairs(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, A
     if n > max_rows:
         raise TooLarge(f"{n} labels in one request, more than the limit of {max_rows}; send them in parts")
     cols = _columns_of(rows, ["row_id", "label"], ["row_id", "label"], "the labels")
-    if any(r is None for r in cols["row_id"]):
+    row_ids, values = _list(cols["row_id"]), _list(cols["label"])
+    if any(r is None for r in row_ids):
         raise InputError("the labels: a row_id is missing; each label needs the row_id of its batch row")
-    return list(zip((str(r) for r in cols["row_id"]), _labels(cols["label"], model, "label", "the labels")))
+    return list(zip((str(r) for r in row_ids), _labels(values, model, "label", "the labels")))
 
 
 def frame(inputs: Mapping[str, list[Any]], kinds: Mapping[str, str]) -> pd.DataFrame:
