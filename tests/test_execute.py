@@ -162,8 +162,10 @@ def test_local_and_process_executors_give_identical_evaluations(digits_logreg):
 
 
 @pytest.mark.slow
-def test_the_corruption_grid_is_the_same_on_a_process_pool():
+@pytest.mark.parametrize("check_name", ["corruption", "natural"])
+def test_the_perturbation_grid_is_the_same_on_a_process_pool(check_name):
     from stalwart.checks.corruption import CorruptionRobustness
+    from stalwart.checks.natural import NaturalRobustness
 
     train, test = stalwart.datasets.load_split("digits", seed=0)
     torch.manual_seed(0)
@@ -174,8 +176,8 @@ def test_the_corruption_grid_is_the_same_on_a_process_pool():
         opt.zero_grad()
         nn.functional.cross_entropy(net(xt), yt).backward()
         opt.step()
-    check = CorruptionRobustness(perturbations=["gaussian_noise", "contrast", "saturate"], severities=[1, 3],
-                                 max_samples=60)
+    kind = {"corruption": CorruptionRobustness, "natural": NaturalRobustness}[check_name]
+    check = kind(perturbations=["gaussian_noise", "contrast", "saturate"], severities=[1, 3], max_samples=60)
 
     def run():
         d = check.run(stalwart.wrap(net.eval()), test, seed=0).to_dict()

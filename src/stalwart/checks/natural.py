@@ -220,30 +220,30 @@ class NaturalRobustness(Check):
             else []
         ex_names = set(ex_order)
         kept: dict[str, Any] = {}
+        grid = _perturbation_grid(model, names, self.severities, sample, base,
+                                  (ex_sev, ex_index, data.modality, ex_names))
         for pname in names:
-            p = perturb.get(pname)
             changed = False
             for sev in self.severities:
-                try:
-                    x_pert = p.apply(sample.x, sev, nested_rng(base, pname), sample.schema)
-                except InputError as exc:
+                cell = grid[(pname, sev)]
+                if "input_error" in cell:
                     if self.perturbations is not None:  # asked for by name: an error row and a warning
-                        errors.setdefault(pname, error_text(exc))
+                        errors.setdefault(pname, cell["error"])
                         cells[(pname, sev)] = None
                         changed = True
                         continue
                     # picked by default but unusable on this data (saturate on grey images)
-                    unusable[pname] = str(exc).split(". ")[0]
+                    unusable[pname] = cell["input_error"]
                     break
-                try:
-                    changed = changed or not _same(x_pert, sample.x)
-                    cells[(pname, sev)] = np.asarray(model.predict(x_pert))
-                    if sev == ex_sev and (data.modality == "text" or pname in ex_names):
-                        kept[pname] = x_pert[ex_index] if data.modality == "image" else x_pert
-                except Exception as exc:  # noqa: BLE001 - the model may reject perturbed input
-                    errors.setdefault(pname, error_text(exc))
+                if "pred" not in cell:  # the model may reject perturbed input
+                    errors.setdefault(pname, cell["error"])
                     cells[(pname, sev)] = None
                     changed = True
+                    continue
+                changed = changed or cell["changed"]
+                cells[(pname, sev)] = cell["pred"]
+                if "example" in cell:
+                    kept[pname] = cell["example"]
             if pname in unusable:
                 continue
             if not changed:
@@ -389,6 +389,37 @@ def _sensitivity_bars(ranking, regression) -> dict[str, Any]:
             "labels": [r["column"] for r in ranking[:MAX_BARS]],
             "values": [r.get(key, 0.0) for r in ranking[:MAX_BARS]],
             "low": None, "high": None}
+
+
+def _perturbation_grid(model: Any, names: list[str], severities: Sequence[int], sample: Any, base: int,
+                       examples: tuple) -> dict[tuple[str, int], dict[str, Any]]:
+    """Predictions at every (perturbation, severity), on the current executor (:mod:`stalwart.execute`).
+
+    Every cell draws from its own stream (``nested_rng(base, name)``), so cells are independent and
+    the grid is the same whichever executor runs it and in whatever order.
+    """
+    from stalwart.execute import resolve_executor
+
+    shared = (model, {name: perturb.get(name) for name in names}, sample.x, sample.schema, base, examples)
+    grid = [(name, int(sev)) for name in names for sev in severities]
+    return dict(zip(grid, resolve_executor(None).map(_perturbation_cell, grid, shared=shared)))
+
+
+def _perturbation_cell(shared: tuple, cell: tuple[str, int]) -> dict[str, Any]:
+    """One cell of the grid: predictions, whether any input changed, the example kept for the report."""
+    model, perturbations, x, schema, base, (ex_sev, ex_index, modality, ex_names) = shared
+    name, sev = cell
+    try:
+        x_pert = perturbations[name].apply(x, sev, nested_rng(base, name), schema)
+    except InputError as exc:
+        return {"input_error": str(exc).split(". ")[0], "error": error_text(exc)}
+    try:
+        out: dict[str, Any] = {"changed": not _same(x_pert, x), "pred": np.asarray(model.predict(x_pert))}
+    except Exception as exc:  # noqa: BLE001 - the model may reject perturbed input
+        return {"error": error_text(exc)}
+    if sev == ex_sev and (modality == "text" or name in ex_names):
+        out["example"] = x_pert[ex_index] if modality == "image" else x_pert
+    return out
 
 
 def _same(a: Any, b: Any) -> bool:
