@@ -52,7 +52,7 @@ def serve(
                 fail(f"--scope must be ingest, read or admin; got {scope!r}")
             key = Store(db).create_key(project, scope)
             out_console.print(key, highlight=False, soft_wrap=True)
-            err_console.print(f"a {scope} key for project {escape(project)}: store it now, it is not shown again",
+            err_console.print(f"new {scope} key for project {escape(project)}: store it now, it is not shown again",
                               highlight=False)
             return
         if project is not None:
