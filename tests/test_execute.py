@@ -322,6 +322,24 @@ def test_cli_executor_errors_exit_2(cli_files, monkeypatch, args, message):
     assert "Traceback" not in result.output and not out.exists()
 
 
+@pytest.mark.slow
+def test_scan_reports_are_identical_on_the_local_and_process_executors(cli_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from stalwart.cli import app
+    from stalwart.report import drop_timings
+
+    reports = []
+    for executor in ("local", "process"):
+        out = tmp_path / executor
+        result = CliRunner().invoke(app, ["scan", str(cli_files / "bc.skops"), str(cli_files / "test.csv"),
+                                          "--target", "label", "--out", str(out), "--executor", executor])
+        assert result.exit_code in (0, 1), result.output
+        reports.append(drop_timings(json.loads((out / "report.json").read_text())))
+    assert reports[0] == reports[1]
+    assert any(r["check"] == "natural_robustness" for r in reports[0]["results"])
+
+
 # -- Ray ---------------------------------------------------------------------------------------------------
 
 
