@@ -364,4 +364,6 @@ def test_ray_gives_the_local_answer_and_surfaces_a_failing_task(digits_logreg, f
             executor.map(flaky, items, shared=1)
         assert "shard 2 of 2 failed 2 time(s)" in "".join(info.value.__notes__)
         assert int((tmp_path / "a").read_text()) == 2  # failed once, then its retry succeeded
+        with pytest.raises(ModelError, match="cannot be pickled.*executor='local'"):
+            executor.map(_probabilities, [x], shared=threading.Lock())
     assert not ray.is_initialized()

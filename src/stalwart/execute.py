@@ -136,12 +136,14 @@ def _star(shared: Any, item: tuple[Callable[..., Any], tuple]) -> Any:
     return fn(*args)
 
 
-def _check_picklable(shared: Any, dumps: Callable[[Any], bytes], executor: str) -> bytes:
+def _check_picklable(shared: Any, dumps: Callable[[Any], Any], executor: str) -> Any:
+    """``dumps(shared)``, or a :class:`ModelError` that says how to make the model travel."""
     try:
         return dumps(shared)
     except Exception as exc:  # pickle raises PicklingError, AttributeError, TypeError, ...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ModelError(
-            f"executor={executor!r} must copy the model to its workers, but it cannot be pickled ({exc}). "
+            f"executor={executor!r} must copy the model to its workers, but it cannot be pickled ({reason}). "
             "Define the model's function or class at module level (not a lambda or a function inside "
             "another function), or use executor='local'."
         ) from None
@@ -425,8 +427,7 @@ class RayExecutor(Executor):
     def open(self, shared: Any) -> Iterator[Session]:
         self.start()
         ray = import_ray()
-        _check_picklable(shared, ray.cloudpickle.dumps, self.name)  # a clear message before anything ships
-        ref = ray.put(shared)
+        ref = _check_picklable(shared, ray.put, self.name)  # serialized once, into the object store
         try:
             yield _RaySession(self, ref)
         finally:
