@@ -50,7 +50,11 @@ def serve(
                 fail("--create-key needs --project NAME (the project the key belongs to)")
             if scope not in ("ingest", "read", "admin"):
                 fail(f"--scope must be ingest, read or admin; got {scope!r}")
-            key = Store(db).create_key(project, scope)
+            store = Store(db)
+            try:
+                key = store.create_key(project, scope)
+            finally:
+                store.close()
             out_console.print(key, highlight=False, soft_wrap=True)
             err_console.print(f"new {scope} key for project {escape(project)}: store it now, it is not shown again",
                               highlight=False)

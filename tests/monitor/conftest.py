@@ -1,5 +1,7 @@
-"""Shared set-up of the monitoring tests: an app over a temporary SQLite file, keys, a model."""
+"""Shared set-up of the monitoring tests: an app over a temporary SQLite file (and over PostgreSQL
+too when STALWART_TEST_POSTGRES names an empty database, as CI will), keys, a model."""
 
+import os
 import warnings
 
 import numpy as np
@@ -12,6 +14,11 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+#: a PostgreSQL URL to run the store and service tests against as well, e.g.
+#: postgresql+psycopg://postgres@127.0.0.1:5432/monitor (its tables are dropped before each test)
+POSTGRES_ENV = "STALWART_TEST_POSTGRES"
+BACKENDS = ["sqlite", *(["postgresql"] if os.environ.get(POSTGRES_ENV) else [])]
+
 COLUMNS = {"a": "numeric", "b": "numeric", "c": "categorical", "d": "integer"}
 
 
@@ -23,14 +30,31 @@ def table_rows(rng, n, *, shift_b=0.0, start=0, classes=(0, 1)):
              "prediction": classes[int(a[i] > 0)], "row_id": f"r{start + i}"} for i in range(n)]
 
 
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file, or the PostgreSQL database of STALWART_TEST_POSTGRES."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'monitor.db'}"
+    import sqlalchemy as sa
+
+    url = os.environ[POSTGRES_ENV]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
-def service(tmp_path):
-    """(client, store, admin key of project 'shop') over a fresh database file, no worker thread."""
-    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'monitor.db'}", worker=False, max_batch_rows=2000,
+def service(db_url):
+    """(client, store, admin key of project 'shop') over a fresh database, no worker thread."""
+    app = create_app(Settings(db=db_url, worker=False, max_batch_rows=2000,
                               max_body_bytes=2_000_000, webhook_backoff_s=0.0))
     store = app.state.store
     with TestClient(app) as client:
         yield client, store, store.create_key("shop", "admin")
+    store.close()
 
 
 def auth(key):

@@ -16,7 +16,9 @@ def test_create_key_prints_a_working_key_once(tmp_path):
     r = runner.invoke(app, ["serve", "--db", db, "--create-key", "--project", "shop", "--scope", "ingest"])
     assert r.exit_code == 0, r.output
     key = r.stdout.strip()
-    who = Store(db).authenticate(key)
+    store = Store(db)
+    who = store.authenticate(key)
+    store.close()
     assert (who.project, who.scope) == ("shop", "ingest")
     assert key not in (tmp_path / "m.db").read_bytes().decode("latin-1")  # only its hash is stored
 

@@ -9,23 +9,27 @@ from alembic.migration import MigrationContext
 from stalwart.monitor.store import MIGRATIONS, Conflict, Store, metadata
 
 
-def _store(tmp_path):
-    return Store(f"sqlite:///{tmp_path / 'monitor.db'}")
+@pytest.fixture
+def store(db_url):
+    opened = Store(db_url)
+    yield opened
+    opened.close()
 
 
-def test_migrations_ship_in_the_package_and_build_the_model_tables(tmp_path):
+def test_migrations_ship_in_the_package_and_build_the_model_tables(store, db_url):
     assert MIGRATIONS.parent.name == "monitor" and (MIGRATIONS / "env.py").is_file()
-    store = _store(tmp_path)
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        if db_url.startswith("sqlite"):
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
     store.upgrade()  # a second start-up changes nothing
-    assert Store(store.url).model_ids() == []
+    again = Store(store.url)
+    assert again.model_ids() == []
+    again.close()
 
 
-def test_a_batch_is_stored_once_and_reads_back(tmp_path):
-    store = _store(tmp_path)
+def test_a_batch_is_stored_once_and_reads_back(store):
     pid = store.project_id("p", create=True)
     mid = store.add_model(pid, "m", "classification", [0, 1], {"a": "numeric"}, {"window_rows": 10})["id"]
     cols = {"row_id": ["r0", "r1"], "timestamp": [1.0, 2.0], "prediction": [0, 1], "inputs": {"a": [0.5, None]}}
@@ -41,8 +45,7 @@ def test_a_batch_is_stored_once_and_reads_back(tmp_path):
     assert store.labels_for(mid, ["r0", "r1", "r9"]) == {"r0": 0, "r1": 1}
 
 
-def test_keys_are_stored_hashed_and_scoped(tmp_path):
-    store = _store(tmp_path)
+def test_keys_are_stored_hashed_and_scoped(store):
     key = store.create_key("p", "read")
     with store.engine.connect() as conn:
         stored = [tuple(r) for r in conn.execute(sa.text("SELECT key_id, key_hash, scope FROM api_keys"))]
