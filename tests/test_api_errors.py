@@ -52,7 +52,7 @@ from stalwart.errors import ConfigError, InputError, MissingDependencyError, Mod
 PUBLIC_MODULES = ("stalwart", "stalwart.attacks", "stalwart.perturb", "stalwart.shift", "stalwart.checks",
                   "stalwart.data", "stalwart.datasets", "stalwart.models", "stalwart.defend", "stalwart.report",
                   "stalwart.suite", "stalwart.testing", "stalwart.certify", "stalwart.groups",
-                  "stalwart.security")
+                  "stalwart.security", "stalwart.monitor")
 
 #: names that are constants, not callables; each says which case shows it in use or why none can
 CONSTANTS = {
@@ -72,6 +72,7 @@ CONSTANTS = {
     "stalwart.report.TIMING_KEYS": "a frozenset of key names drop_timings removes",
     "stalwart.suite.PRESETS": "a tuple: covered by resolve's unknown-preset case",
     "stalwart.suite.QUICK_PERTURBATIONS": "a dict of perturbation names per modality",
+    "stalwart.monitor.SCOPES": "a tuple of scope names: covered by the Store.create_key case",
 }
 
 #: callables no input can misuse; each says why
@@ -1071,7 +1072,34 @@ CASES: list[Case] = [
     case("stalwart.testing.check_linear_closed_form",
          lambda e: testing.check_linear_closed_form("x", e.m_net, e.x, e.y, np.ones(4), 0.0), ConfigError,
          r"attack.*Attack"),
+    # -- the monitoring service (the monitor extra) ----------------------------------------------------
+    case("stalwart.monitor.Settings", lambda e: _monitor().Settings(db="monitor.db"), ConfigError, r"db=.*URL"),
+    case("stalwart.monitor.Settings", lambda e: _monitor().Settings(window_rows=0), ConfigError, r"window_rows"),
+    case("stalwart.monitor.Store", lambda e: _monitor().Store("nonsense"), ConfigError, r"not a database URL"),
+    case("stalwart.monitor.Store", lambda e: _monitor().Store("sqlite:///:memory:").create_key("p", "root"),
+         InputError, r"scope must be one of"),
+    case("stalwart.monitor.create_app", lambda e: _monitor().create_app("sqlite:///x.db"), ConfigError,
+         r"settings=.*Settings"),
+    case("stalwart.monitor.analyze", lambda e: _monitor().analyze("sqlite:///x.db"), ConfigError, r"store=.*Store"),
+    case("stalwart.monitor.analyze", lambda e: _monitor().analyze(_monitor().Store("sqlite:///:memory:"), 7),
+         InputError, r"no model with id 7"),
+    case("stalwart.monitor.deliver_pending", lambda e: _monitor().deliver_pending(None), ConfigError, r"store="),
+    case("stalwart.monitor.next_state", lambda e: _monitor().next_state("on fire", 0, 0, True, 1), ConfigError,
+         r"'on fire' is not one of"),
+    case("stalwart.monitor.AlertRule", lambda e: _monitor().AlertRule("r", "accuracy is high"), ConfigError,
+         r"cannot parse condition"),
+    case("stalwart.monitor.AlertRule", lambda e: _monitor().AlertRule("r", "accuracy >= 0.9", for_windows=0),
+         ConfigError, r"for_windows"),
+    case("stalwart.monitor.Client", lambda e: _monitor().Client("127.0.0.1:8000", "k"), ConfigError, r"http"),
+    case("stalwart.monitor.Client", lambda e: _monitor().Client("http://127.0.0.1:8000", ""), ConfigError,
+         r"key=.*create-key"),
 ]
+
+
+def _monitor() -> Any:
+    import stalwart.monitor
+
+    return stalwart.monitor
 
 
 def _params() -> list[Any]:

@@ -20,7 +20,7 @@ for _module in ("fastapi", "sqlalchemy", "alembic", "httpx", "python_multipart")
 _EXPORTS = {
     "Settings": ".settings",
     **dict.fromkeys(("Store", "SCOPES"), ".store"),
-    **dict.fromkeys(("analyze", "window_metrics"), ".analysis"),
+    "analyze": ".analysis",
     **dict.fromkeys(("AlertRule", "deliver_pending", "next_state"), ".alerts"),
     "create_app": ".app",
     "Client": ".client",

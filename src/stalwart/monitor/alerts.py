@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from stalwart._validation import check_param
 from stalwart.checks.base import Condition, Metric, Status
 from stalwart.errors import ConfigError
-from stalwart.monitor.store import Store
+from stalwart.monitor.store import Store, check_store
 
 __all__ = ["AlertRule", "STATES", "LABEL_METRICS", "next_state", "judge_rules", "deliver_pending", "webhook_body"]
 
@@ -147,6 +147,9 @@ def deliver_pending(store: Store, *, retries: int = 3, backoff_s: float = 0.5, t
     """
     import httpx
 
+    check_store(store, "deliver_pending")
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        raise ConfigError(f"deliver_pending(retries=...) must be an integer in 0..10; got {retries!r}")
     own = client is None
     client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
     counts = {"delivered": 0, "failed": 0}

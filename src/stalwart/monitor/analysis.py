@@ -28,7 +28,7 @@ import numpy as np
 from stalwart._stats import wilson_interval
 from stalwart.errors import InputError
 from stalwart.monitor.ingest import frame
-from stalwart.monitor.store import Store
+from stalwart.monitor.store import Store, check_store
 
 __all__ = ["analyze", "window_metrics", "label_metrics"]
 
@@ -178,6 +178,7 @@ def analyze(store: Store, model_id: int | None = None) -> dict[str, Any]:
     """
     from stalwart.monitor.alerts import judge_rules
 
+    check_store(store, "analyze")
     ids = store.model_ids() if model_id is None else [model_id]
     out: dict[str, Any] = {"windows": {}, "relabelled": 0, "alerts": []}
     for mid in ids:

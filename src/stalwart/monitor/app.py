@@ -42,7 +42,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from stalwart.errors import InputError, StalwartError
+from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
 from stalwart.monitor.analysis import analyze
 from stalwart.monitor.auth import token_hash
@@ -55,7 +55,7 @@ from stalwart.monitor.ingest import (
     reference_columns,
 )
 from stalwart.monitor.settings import Settings
-from stalwart.monitor.store import Conflict, NotFound, Principal, Store
+from stalwart.monitor.store import Conflict, NotFound, Principal, Store, check_store
 
 __all__ = ["create_app", "Worker", "KEY_CACHE_S"]
 
@@ -170,8 +170,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     >>> sorted(r.path for r in app.routes if "/models/{model}/" in r.path)[:3]
     ['/v1/projects/{project}/models/{model}/alerts', '/v1/projects/{project}/models/{model}/analyze', '/v1/projects/{project}/models/{model}/batches']
     """
-    settings = settings or Settings()
-    store = store or Store(settings.db, synchronous=settings.sqlite_synchronous)
+    settings = Settings() if settings is None else settings
+    if not isinstance(settings, Settings):
+        raise ConfigError(f"create_app(settings=...) must be a stalwart.monitor.Settings (Settings(db=...)); "
+                          f"got {type(settings).__name__}")
+    if store is None:
+        store = Store(settings.db, synchronous=settings.sqlite_synchronous)
+    check_store(store, "create_app")
     wake, lock = threading.Event(), threading.Lock()
 
     @asynccontextmanager

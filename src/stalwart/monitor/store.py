@@ -29,7 +29,7 @@ from stalwart.errors import ConfigError, InputError
 from stalwart.monitor.auth import SCOPES, allows, new_token, same_hash, token_hash, token_id
 from stalwart.monitor.settings import DEFAULT_DB
 
-__all__ = ["Store", "Principal", "NotFound", "Conflict", "metadata", "encode_columns", "decode_columns",
+__all__ = ["Store", "Principal", "NotFound", "Conflict", "metadata", "check_store", "encode_columns", "decode_columns",
            "SCOPES", "MIGRATIONS"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -252,6 +252,13 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
     return engine
 
 
+def check_store(store: Any, owner: str) -> None:
+    """ConfigError unless ``store`` is a :class:`Store`."""
+    if not isinstance(store, Store):
+        raise ConfigError(f"{owner}(store=...) must be a stalwart.monitor.Store (Store('sqlite:///monitor.db')); "
+                          f"got {type(store).__name__}")
+
+
 def _now() -> float:
     return time.time()
 
@@ -395,7 +402,7 @@ class Store:
             ref = conn.execute(sa.select(reference_sets.c.n_rows).where(
                 reference_sets.c.model_id == model_id)).scalar()
         if row is None:
-            raise NotFound(f"no model with id {model_id}")
+            raise NotFound(f"no model with id {model_id!r}; use one of Store.model_ids() {self.model_ids()}")
         return _model_dict(row, ref)
 
     def set_reference(self, model_id: int, columns: Mapping[str, list[Any]], n_rows: int) -> None:
