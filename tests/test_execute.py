@@ -135,6 +135,7 @@ def test_shards_merge_into_the_evaluations_of_each_shard_with_its_seed(digits_lo
         standing = sum(round(p.curve["robust_accuracy"][i] * p.n) for p in parts)
         assert all(p.curve["eps"][i] == e for p in parts)
         assert ev.curve["robust_accuracy"][i] == pytest.approx(standing / len(y))
+    assert ev.to_dict()["shards"] == {"count": 3, "size": 8} and parts[0].to_dict()["shards"]["count"] == 1
     first = ev.attacks[0]
     assert first["attacked"] == sum(p.attacks[0]["attacked"] for p in parts) == int(ev.clean_correct.sum())
     assert first["broken"] == sum(p.attacks[0]["broken"] for p in parts)

@@ -110,7 +110,9 @@ class EvaluationResult:
     sanity: tuple[SanityCheck, ...]
     notes: tuple[str, ...]
     time_s: float
-    curve_time_s: float = 0.0  # of time_s: the eps curve's extra attack runs
+    curve_time_s: float = 0.0  # the eps curve's extra attack runs (summed over shards)
+    n_shards: int = 1  # shards of at most shard_size samples, each with its own seed (see stalwart.execute)
+    shard_size: int | None = None
 
     @property
     def n(self) -> int:
@@ -144,6 +146,7 @@ class EvaluationResult:
             "robust_accuracy": self.robust_accuracy, "robust_accuracy_low": lo, "robust_accuracy_high": hi,
             "attacks": list(self.attacks), "curve": self.curve,
             "sanity": [s.to_dict() for s in self.sanity], "notes": list(self.notes), "time_s": self.time_s,
+            "shards": {"count": self.n_shards, "size": self.shard_size},
         }
 
 
@@ -297,7 +300,8 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         :class:`stalwart.execute.Executor` (see :mod:`stalwart.execute`); the result does not
         depend on it
     shard_size : samples per shard (default :data:`stalwart.execute.DEFAULT_SHARD_SIZE`, 1000).
-        Up to one shard, the evaluation is the unsharded one with ``seed``; beyond, shard ``i``
+        Up to one shard, the evaluation is the unsharded one with ``seed``, in this process whatever
+        the executor; beyond, shard ``i``
         runs the ensemble and the eps curve with a seed derived from ``seed`` and ``i``, and the
         decisions that look at every sample (escalating Square, the sanity checks) are taken
         across all shards. Results depend on ``seed`` and ``shard_size``, never on the executor
@@ -380,7 +384,8 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     return EvaluationResult(
         threat=threat, level=level, white_box=white, x_adv=x_adv, y=ys, clean_correct=clean_correct,
         robust=broken_by == "", broken_by=broken_by.astype(str), attacks=tuple(record), curve=curve,
-        sanity=tuple(checks), notes=tuple(notes), time_s=time.perf_counter() - start, curve_time_s=curve_time)
+        sanity=tuple(checks), notes=tuple(notes), time_s=time.perf_counter() - start, curve_time_s=curve_time,
+        n_shards=len(shards), shard_size=int(size))
 
 
 def _attack_shard(shared, item) -> dict[str, Any]:
