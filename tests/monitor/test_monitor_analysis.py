@@ -90,3 +90,20 @@ def test_labels_arriving_later_give_the_exact_accuracy(service):
     assert np.allclose((acc["low"], acc["high"]), _wilson(correct, 150))
     r = client.post(MODEL + "/labels", json={"labels": [{"row_id": "r0", "label": 5}]}, headers=auth(admin))
     assert r.status_code == 422 and "not one of the model's classes" in r.json()["detail"]
+
+
+def test_a_time_window_closes_when_a_batch_starts_past_its_span(service):
+    client, store, admin = service
+    register(client, admin, window_rows=1000, window_seconds=3600)
+    rng = np.random.default_rng(7)
+    t0 = 1_700_000_000.0
+    starts = [0, 600, 1800, 3500, 3700, 5000, 7400]  # seconds after t0, one batch of 60 rows each
+    for i, start in enumerate(starts):
+        rows = [{**r, "timestamp": t0 + start + j} for j, r in enumerate(table_rows(rng, 60, start=60 * i))]
+        _send(client, admin, rows, f"t{i}")
+    assert client.post(MODEL + "/analyze", headers=auth(admin)).json()["windows"] == [0, 1]
+    w0, w1 = client.get(MODEL + "/windows", headers=auth(admin)).json()["windows"]
+    # [t0, t0 + 1 h) holds the batches at 0, 600, 1800 and 3500 s; the one at 3700 s starts the next
+    # window, which the batch at 7400 s (>= 3700 + 3600) closes; that batch waits for the next one
+    assert (w0["n_rows"], w0["start_ts"], w0["end_ts"]) == (240, t0, t0 + 3559)
+    assert (w1["n_rows"], w1["start_ts"], w1["end_ts"]) == (120, t0 + 3700, t0 + 5059)

@@ -1,8 +1,10 @@
 """Windows and their analysis, run off the request path by the service's worker (or by a test).
 
 A window is a run of consecutive batches of one model that holds at least the model's
-``window_rows`` rows (a batch is never split); windows are cut from the batches as they arrive,
-independently of the reference, which stays the model's registered set. Each window is judged
+``window_rows`` rows (a batch is never split) or, for a model with ``window_seconds``, that closes
+earlier when a batch starts that many seconds (by its rows' timestamps) after the window's first
+row; windows are cut from the batches as they arrive, independently of the reference, which stays
+the model's registered set. The last window waits for the batch that closes it. Each window is judged
 once, against the reference:
 
 - per-column drift with :func:`stalwart.shift.detect_drift` (its automatic test per column and
@@ -120,32 +122,39 @@ def _stitch(parts: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[str, 
     return out
 
 
-def _new_windows(store: Store, model: dict[str, Any]) -> list[dict[str, Any]]:
+def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
     reference = store.reference(model["id"])
     if reference is None:
         return []  # nothing to compare with yet: batches wait for a reference
     last = store.last_window(model["id"])
     after, seq = (-1, 0) if last is None else (last.last_batch, last.seq + 1)
     size = int(model["config"].get("window_rows", 1000))
-    made = []
+    span = model["config"].get("window_seconds")
+    made: list[int] = []
     pending: list[Any] = []
-    rows = 0
-    for batch in store.batches_after(model["id"], after):
-        pending.append(batch)
-        rows += batch.n_rows
-        if rows < size:
-            continue
+
+    def close() -> None:
+        nonlocal seq, pending
         parts = store.batch_data(model["id"], pending[0].id, pending[-1].id)
         window = _stitch(parts, model["columns"])
         metrics, table = window_metrics(reference, window, model)
         labels = store.labels_for(model["id"], window["row_id"])
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
         metrics.update(lm)
-        store.add_window(model["id"], seq=seq, first_batch=pending[0].id, last_batch=pending[-1].id, n_rows=rows,
-                         start_ts=min(b.first_ts for b in pending), end_ts=max(b.last_ts for b in pending),
-                         n_labelled=lm["n_labelled"]["value"], metrics=metrics, drift=table)
+        store.add_window(model["id"], seq=seq, first_batch=pending[0].id, last_batch=pending[-1].id,
+                         n_rows=sum(b.n_rows for b in pending), start_ts=min(b.first_ts for b in pending),
+                         end_ts=max(b.last_ts for b in pending), n_labelled=int(lm["n_labelled"]["value"]),
+                         metrics=metrics, drift=table)
         made.append(seq)
-        seq, pending, rows = seq + 1, [], 0
+        seq, pending = seq + 1, []
+
+    for batch in store.batches_after(model["id"], after):
+        # a time window closes when a batch starts past its span (by the rows' timestamps)
+        if pending and span is not None and batch.first_ts >= min(b.first_ts for b in pending) + span:
+            close()
+        pending.append(batch)
+        if sum(b.n_rows for b in pending) >= size:
+            close()
     return made
 
 

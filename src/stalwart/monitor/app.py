@@ -70,6 +70,7 @@ class ModelIn(BaseModel):
     task: Literal["classification", "regression"] = "classification"
     classes: list[int | str | bool] | None = None
     window_rows: int | None = Field(default=None, ge=10, le=10_000_000)
+    window_seconds: float | None = Field(default=None, gt=0, description="also close a window after this span")
     drift_method: str = "auto"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: Literal["bonferroni", "bh"] | None = "bonferroni"
@@ -244,7 +245,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         if spec.task == "regression" and spec.classes is not None:
             raise InputError("a regression model has no classes; drop 'classes' or use task 'classification'")
         TabularDrift(method=spec.drift_method, alpha=spec.alpha, correction=spec.correction)  # checks them
-        config = {"window_rows": spec.window_rows or settings.window_rows, "drift_method": spec.drift_method,
+        config = {"window_rows": spec.window_rows or settings.window_rows, "window_seconds": spec.window_seconds,
+                  "drift_method": spec.drift_method,
                   "alpha": spec.alpha, "correction": spec.correction}
         model = store.add_model(who.project_id, spec.name, spec.task, spec.classes, spec.columns, config)
         if spec.reference is not None:

@@ -118,7 +118,8 @@ class Client:
                  window_rows: int | None = None, **options: Any) -> dict[str, Any]:
         """Register model ``name`` with its input ``columns`` (``{name: kind}``; inferred from a
         DataFrame ``reference`` without its ``prediction`` and ``label`` columns when omitted)
-        and upload ``reference``. ``options``: ``drift_method``, ``alpha``, ``correction``."""
+        and upload ``reference``. ``options``: ``window_seconds``, ``drift_method``, ``alpha``,
+        ``correction``."""
         if columns is None:
             if not isinstance(reference, pd.DataFrame):
                 raise ConfigError("register() needs columns={name: kind}, or a DataFrame reference to infer them")
