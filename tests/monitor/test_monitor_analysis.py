@@ -107,3 +107,29 @@ def test_a_time_window_closes_when_a_batch_starts_past_its_span(service):
     # window, which the batch at 7400 s (>= 3700 + 3600) closes; that batch waits for the next one
     assert (w0["n_rows"], w0["start_ts"], w0["end_ts"]) == (240, t0, t0 + 3559)
     assert (w1["n_rows"], w1["start_ts"], w1["end_ts"]) == (120, t0 + 3700, t0 + 5059)
+
+
+def test_one_failing_model_does_not_stop_the_others(service, monkeypatch):
+    import stalwart.monitor.analysis as analysis
+    from stalwart.monitor import analyze
+
+    client, store, admin = service
+    good = register(client, admin, name="good", window_rows=100)
+    bad = register(client, admin, name="bad", window_rows=100)
+    rows = table_rows(np.random.default_rng(9), 100)
+    for name in ("good", "bad"):
+        r = client.post(f"/v1/projects/shop/models/{name}/batches", json={"batch_id": "b", "rows": rows},
+                        headers=auth(admin))
+        assert r.status_code == 201
+    real = analysis.window_metrics
+
+    def broken(reference, window, model):
+        if model["name"] == "bad":
+            raise RuntimeError("planted failure")
+        return real(reference, window, model)
+
+    monkeypatch.setattr(analysis, "window_metrics", broken)
+    out = analyze(store)
+    assert out["windows"] == {good["id"]: [0]} and out["errors"] == {bad["id"]: "RuntimeError: planted failure"}
+    monkeypatch.setattr(analysis, "window_metrics", real)
+    assert analyze(store)["windows"] == {bad["id"]: [0]}  # retried on the next pass

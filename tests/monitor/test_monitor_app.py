@@ -18,7 +18,8 @@ def test_health_is_open_and_everything_else_needs_a_key(service):
     assert client.get("/v1/whoami", headers=auth(admin)).json()["scope"] == "admin"
 
 
-def test_auth_matrix(service):
+def test_auth_matrix(service, caplog):
+    caplog.set_level("DEBUG")
     client, store, admin = service
     register(client, admin)
     read = client.post("/v1/projects/shop/keys", json={"scope": "read"}, headers=auth(admin)).json()["key"]
@@ -37,6 +38,8 @@ def test_auth_matrix(service):
     # a key is never returned after creation
     listed = client.get("/v1/projects/shop/models/churn", headers=auth(read)).text
     assert read not in listed and admin not in listed
+    assert read.split("_")[1] in caplog.text  # the key's id is logged, never the key
+    assert not any(k in caplog.text for k in (read, admin, ingest, other))
 
 
 def test_a_retried_batch_is_acknowledged_and_stored_once(service):

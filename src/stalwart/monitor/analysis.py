@@ -21,6 +21,7 @@ alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,8 @@ from stalwart.monitor.ingest import frame
 from stalwart.monitor.store import Store, check_store
 
 __all__ = ["analyze", "window_metrics", "label_metrics"]
+
+log = logging.getLogger("stalwart.monitor")
 
 
 def _metric(value: float, low: float | None = None, high: float | None = None, n: int | None = None
@@ -183,19 +186,27 @@ def analyze(store: Store, model_id: int | None = None) -> dict[str, Any]:
     and move every alert rule through the new windows. Safe to call at any time, from one thread
     at a time (the service's worker, or a test).
 
-    Returns ``{"windows": {model_id: [seq, ...]}, "relabelled": n, "alerts": [event, ...]}``.
+    Returns ``{"windows": {model_id: [seq, ...]}, "relabelled": n, "alerts": [event, ...],
+    "errors": {model_id: message}}``. Without ``model_id`` every model is analysed and one that
+    fails is logged and listed under ``errors`` while the others go on; with it, the error is raised.
     """
     from stalwart.monitor.alerts import judge_rules
 
     check_store(store, "analyze")
     ids = store.model_ids() if model_id is None else [model_id]
-    out: dict[str, Any] = {"windows": {}, "relabelled": 0, "alerts": []}
+    out: dict[str, Any] = {"windows": {}, "relabelled": 0, "alerts": [], "errors": {}}
     for mid in ids:
-        model = store.model_by_id(mid)
-        made = _new_windows(store, model)
-        if made:
-            out["windows"][mid] = made
-        out["relabelled"] += _refresh_labels(store, model)
-        out["alerts"] += judge_rules(store, mid)
+        try:
+            model = store.model_by_id(mid)
+            made = _new_windows(store, model)
+            if made:
+                out["windows"][mid] = made
+            out["relabelled"] += _refresh_labels(store, model)
+            out["alerts"] += judge_rules(store, mid)
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not stop the others'
+            if model_id is not None:
+                raise
+            log.exception("analysing model %s failed; the next pass retries it", mid)
+            out["errors"][mid] = f"{type(exc).__name__}: {exc}"
     return out
 
