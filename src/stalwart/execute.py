@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from stalwart._validation import check_seed
 from stalwart.errors import ConfigError, MissingDependencyError, ModelError
 
 __all__ = ["Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "get_executor", "resolve_executor",
@@ -57,6 +58,7 @@ def shard_slices(n: int, shard_size: int) -> list[slice]:
     """Consecutive slices of ``shard_size`` samples (the last one shorter) covering ``range(n)``."""
     if not isinstance(shard_size, (int, np.integer)) or isinstance(shard_size, bool) or shard_size < 1:
         raise ConfigError(f"shard_size must be an integer >= 1 (samples per shard); got {shard_size!r}")
+    _check_count("shard_slices", "n", n)
     return [slice(s, min(s + int(shard_size), n)) for s in range(0, max(n, 1), int(shard_size))]
 
 
@@ -66,9 +68,18 @@ def shard_seeds(seed: int, n_shards: int) -> list[int]:
     A single shard keeps ``seed`` itself, so unsharded work gives today's numbers; more shards
     get independent streams spawned from ``numpy.random.SeedSequence(seed)``.
     """
+    check_seed("shard_seeds", seed)
+    _check_count("shard_seeds", "n_shards", n_shards, minimum=1)
     if n_shards == 1:
         return [int(seed)]
     return [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(int(seed)).spawn(n_shards)]
+
+
+def _check_count(owner: str, name: str, value: Any, minimum: int = 0) -> int:
+    """An integer >= ``minimum``, else a :class:`ConfigError` naming the argument."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{owner}({name}=...) must be an integer >= {minimum}; got {value!r}")
+    return int(value)
 
 
 def _with_note(exc: BaseException, index: int, n: int, attempts: int) -> BaseException:
@@ -96,10 +107,7 @@ class Executor(ABC):
     name: ClassVar[str]
 
     def __init__(self, retries: int = 0) -> None:
-        if not isinstance(retries, (int, np.integer)) or isinstance(retries, bool) or retries < 0:
-            raise ConfigError(f"{type(self).__name__}(retries=...) must be an integer >= 0 (extra attempts of a "
-                              f"failing shard); got {retries!r}")
-        self.retries = int(retries)
+        self.retries = _check_count(type(self).__name__, "retries", retries)  # extra attempts of a failing shard
 
     @abstractmethod
     def open(self, shared: Any) -> Any:
@@ -284,10 +292,8 @@ class ProcessExecutor(Executor):
 
     def __init__(self, workers: int | None = None, retries: int = 2, context: str = "spawn") -> None:
         super().__init__(retries)
-        if workers is not None and (not isinstance(workers, (int, np.integer)) or isinstance(workers, bool)
-                                    or workers < 1):
-            raise ConfigError(f"ProcessExecutor(workers=...) must be an integer >= 1 or None (one per CPU); "
-                              f"got {workers!r}")
+        if workers is not None:
+            _check_count("ProcessExecutor", "workers", workers, minimum=1)
         if context not in ("spawn", "forkserver"):
             raise ConfigError(f"ProcessExecutor(context=...) must be 'spawn' or 'forkserver' (fork is unsafe "
                               f"with torch's threads); got {context!r}")
@@ -394,9 +400,8 @@ class RayExecutor(Executor):
         super().__init__(retries)
         if address is not None and not isinstance(address, str):
             raise ConfigError(f"RayExecutor(address=...) must be None, 'auto' or 'ray://host:port'; got {address!r}")
-        if num_cpus is not None and (not isinstance(num_cpus, (int, np.integer)) or isinstance(num_cpus, bool)
-                                     or num_cpus < 1):
-            raise ConfigError(f"RayExecutor(num_cpus=...) must be an integer >= 1 or None; got {num_cpus!r}")
+        if num_cpus is not None:
+            _check_count("RayExecutor", "num_cpus", num_cpus, minimum=1)
         self.address, self.num_cpus, self.init_options = address, num_cpus, init_options
         self._started = False
         self._remote: Any = None
@@ -463,7 +468,8 @@ def get_executor(name: str = "local", **options: Any) -> Executor:
     known = [p for p in inspect.signature(EXECUTORS[name]).parameters if p != "init_options"]
     unknown = sorted(set(options) - set(known)) if name != "ray" else []
     if unknown:
-        raise ConfigError(f"get_executor({name!r}, ...) takes {', '.join(known)}; got {', '.join(unknown)}")
+        raise ConfigError(f"get_executor({name!r}, ...) takes {', '.join(known)}; got {', '.join(unknown)}: pass only "
+                          "those")
     return EXECUTORS[name](**options)
 
 
