@@ -133,3 +133,27 @@ def test_one_failing_model_does_not_stop_the_others(service, monkeypatch):
     assert out["windows"] == {good["id"]: [0]} and out["errors"] == {bad["id"]: "RuntimeError: planted failure"}
     monkeypatch.setattr(analysis, "window_metrics", real)
     assert analyze(store)["windows"] == {bad["id"]: [0]}  # retried on the next pass
+
+
+def test_a_regression_model_gets_prediction_drift_and_the_exact_mae(service):
+    client, store, admin = service
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=600)
+    ref = [{"x": float(v), "prediction": float(2 * v), "row_id": f"ref{i}"} for i, v in enumerate(x[:400])]
+    r = client.post("/v1/projects/shop/models", headers=auth(admin), json={
+        "name": "price", "columns": {"x": "numeric"}, "task": "regression", "window_rows": 200, "reference": ref})
+    assert r.status_code == 201, r.text
+    path = "/v1/projects/shop/models/price"
+    rows = [{"x": float(v), "prediction": float(2 * v + 3), "row_id": f"r{i}"} for i, v in enumerate(x[400:])]
+    assert client.post(path + "/batches", json={"batch_id": "b", "rows": rows}, headers=auth(admin)).status_code == 201
+    truth = 2 * x[400:] + rng.normal(size=200)
+    client.post(path + "/labels", json={"labels": [{"row_id": f"r{i}", "label": float(t)} for i, t in
+                                                   enumerate(truth)]}, headers=auth(admin))
+    client.post(path + "/analyze", headers=auth(admin))
+    (w,) = client.get(path + "/windows", headers=auth(admin)).json()["windows"]
+    err = np.abs(np.array([r["prediction"] for r in rows]) - truth)
+    half = 1.96 * err.std(ddof=1) / np.sqrt(200)
+    mae = w["metrics"]["mae"]
+    assert np.allclose([mae["value"], mae["low"], mae["high"]], [err.mean(), err.mean() - half, err.mean() + half])
+    assert w["metrics"]["drift_share"]["value"] == 0.0  # the inputs did not move
+    assert w["metrics"]["prediction_drift"]["value"] == 1.0  # the predictions moved by 3

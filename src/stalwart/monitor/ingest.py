@@ -177,10 +177,10 @@ def _labels(values: list[Any], model: Mapping[str, Any], name: str, what: str) -
     for i, v in enumerate(values):
         if v is None:
             raise InputError(f"{what}: {name} of row {i} is missing; every row needs one")
-        if by_text is None:
-            out.append(v if isinstance(v, (int, str, bool)) else str(v))
-            continue
         key = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        if by_text is None:  # classes not registered: compared as text, so CSV's 1 is JSON's 1 and "1"
+            out.append(key)
+            continue
         if key not in by_text:
             raise InputError(f"{what}: {name} {v!r} of row {i} is not one of the model's classes "
                              f"{list(by_text.values())}")
@@ -258,7 +258,8 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
     if n > max_rows:
         raise TooLarge(f"the reference set has {n} rows, more than the limit of {max_rows}; upload a sample")
     kinds: dict[str, str] = model["columns"]
-    cols = _columns_of(rows, [*kinds, "prediction", "label"], list(kinds), "the reference set")
+    # row ids and timestamps may come along (a sample of logged rows) and are not kept
+    cols = _columns_of(rows, [*kinds, "prediction", "label", "row_id", "timestamp"], list(kinds), "the reference set")
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
     if "prediction" in cols:
         out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", "the reference set")
