@@ -53,7 +53,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ from stalwart._validation import check_array, check_choice, check_seed, labels_t
 from stalwart.attacks._common import check_threat_shape, classifier, norm_of, numeric_batch
 from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel
 from stalwart.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stalwart.execute import Executor
 
 __all__ = ["evaluate", "EvaluationResult", "SanityCheck", "minimal_perturbation", "MinimalPerturbation",
            "check_eps_scale"]
@@ -270,7 +273,7 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
              eps_curve: list[float] | None = None, seed: int = 0, sanity: bool = True,
              escalate_square: bool = True,
              progress: Callable[[str, int, int], None] | None = None,
-             executor: Any = None, shard_size: int | None = None) -> EvaluationResult:
+             executor: Executor | str | None = None, shard_size: int | None = None) -> EvaluationResult:
     """Robust accuracy under ``threat`` from an AutoAttack-style ensemble, with its eps curve.
 
     Parameters
@@ -301,11 +304,10 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         depend on it
     shard_size : samples per shard (default :data:`stalwart.execute.DEFAULT_SHARD_SIZE`, 1000).
         Up to one shard, the evaluation is the unsharded one with ``seed``, in this process whatever
-        the executor; beyond, shard ``i``
-        runs the ensemble and the eps curve with a seed derived from ``seed`` and ``i``, and the
-        decisions that look at every sample (escalating Square, the sanity checks) are taken
-        across all shards. Results depend on ``seed`` and ``shard_size``, never on the executor
-        or its number of workers.
+        the executor; beyond, shard ``i`` runs the ensemble and the eps curve with a seed derived
+        from ``seed`` and ``i``, and the decisions that look at every sample (escalating Square,
+        the sanity checks) are taken across all shards. Results depend on ``seed`` and
+        ``shard_size``, never on the executor or its number of workers.
 
     Returns
     -------
