@@ -11,6 +11,7 @@ Both need the ``monitor`` extra; without it they print how to install it and exi
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     window_rows: Annotated[int, typer.Option(min=10, help="Rows per analysis window of newly registered models "
                                                           "(a model may set its own).")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes sharing the database (one of "
+                                                            "them runs the analysis at a time).")] = 1,
     create_key: Annotated[bool, typer.Option("--create-key", help="Print a new API key for --project and "
                                                                    "--scope, then exit (the key is shown once).")
                           ] = False,
@@ -62,13 +65,23 @@ def serve(
         if project is not None:
             fail("--project only goes with --create-key")
         settings = Settings(db=db, window_rows=window_rows)
-        application = create_app(settings)
+        store = Store(db)  # migrates once, before any server process starts
+        where = store.engine.url.render_as_string(hide_password=True)
+        application = create_app(settings, store=store) if workers == 1 else None
+        if workers > 1:
+            store.close()
     import uvicorn
 
     err_console.print(f"stalwart monitor on http://{escape(host)}:{port} (API docs at /docs), data in "
-                      f"{escape(application.state.store.engine.url.render_as_string(hide_password=True))}",
-                      highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+                      f"{escape(where)}{f', {workers} processes' if workers > 1 else ''}", highlight=False)
+    if application is not None:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    from stalwart.monitor.app import SETTINGS_ENV, settings_env
+
+    os.environ[SETTINGS_ENV] = settings_env(settings)
+    uvicorn.run("stalwart.monitor.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="info")
 
 
 @monitor_app.command("push")

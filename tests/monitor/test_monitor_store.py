@@ -22,7 +22,7 @@ def test_migrations_ship_in_the_package_and_build_the_model_tables(store, db_url
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         if db_url.startswith("sqlite"):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     store.upgrade()  # a second start-up changes nothing
     again = Store(store.url)
     assert again.model_ids() == []
@@ -52,3 +52,30 @@ def test_keys_are_stored_hashed_and_scoped(store):
     assert len(stored) == 1 and key not in stored[0] and stored[0][2] == "read"
     assert store.authenticate(key).project == "p"
     assert store.authenticate(key[:-1]) is None and store.authenticate("Bearer nonsense") is None
+
+
+def test_a_lease_has_one_holder_until_it_expires(store):
+    assert store.acquire_lease("analysis", "p1", 30, now=100.0)
+    assert not store.acquire_lease("analysis", "p2", 30, now=110.0)
+    assert store.acquire_lease("analysis", "p1", 30, now=125.0)  # renewed: runs to 155
+    assert not store.acquire_lease("analysis", "p2", 30, now=150.0)
+    assert store.acquire_lease("analysis", "p2", 30, now=156.0)  # p1 stopped renewing
+    assert not store.acquire_lease("analysis", "p1", 30, now=160.0)
+
+
+def test_migrations_run_in_order_from_an_older_database(db_url):
+    from alembic import command
+    from alembic.config import Config
+
+    old = Store(db_url, migrate=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    with old.engine.connect() as conn:
+        assert "leases" not in sa.inspect(conn).get_table_names()
+    old.upgrade()  # what a start-up of the newer version does
+    with old.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    old.close()

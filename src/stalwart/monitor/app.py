@@ -28,8 +28,12 @@ Analysis and webhooks run in a worker thread, woken by each new batch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,7 +61,7 @@ from stalwart.monitor.ingest import (
 from stalwart.monitor.settings import Settings
 from stalwart.monitor.store import Conflict, NotFound, Principal, Store, check_store
 
-__all__ = ["create_app", "Worker", "KEY_CACHE_S"]
+__all__ = ["create_app", "app_from_env", "settings_env", "Worker", "KEY_CACHE_S", "LEASE_S", "SETTINGS_ENV"]
 
 log = logging.getLogger("stalwart.monitor")
 
@@ -91,6 +95,10 @@ class KeyIn(BaseModel):
 
 
 _STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413))
+#: seconds the analysis lease lasts without renewal (a pass renews it)
+LEASE_S = 60.0
+#: the environment variable through which `stalwart serve --workers N` hands its settings to each process
+SETTINGS_ENV = "STALWART_MONITOR_SETTINGS"
 #: seconds a checked key is trusted without a database lookup (a revocation, when it comes, waits this long)
 KEY_CACHE_S = 30.0
 _bearer = HTTPBearer(auto_error=False, description="an API key from `stalwart serve --create-key`")
@@ -134,20 +142,29 @@ Admin = Annotated[Principal, Depends(_need("admin"))]
 
 
 class Worker(threading.Thread):
-    """Analyses complete windows and delivers alerts, every ``interval`` seconds or when woken."""
+    """Analyses complete windows and delivers alerts, every ``interval`` seconds or when woken.
+
+    Several server processes may share one database (``stalwart serve --workers N``): only the
+    holder of the database lease ``"analysis"`` runs a pass; it renews the lease each pass, and
+    another process takes over once it lapses (:data:`LEASE_S` without a pass).
+    """
 
     def __init__(self, store: Store, settings: Settings, wake: threading.Event, lock: threading.Lock) -> None:
         super().__init__(name="stalwart-monitor-worker", daemon=True)
         self.store, self.settings, self.wake, self.lock = store, settings, wake, lock
         self.stopping = threading.Event()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def run(self) -> None:
+        ttl = max(LEASE_S, 10 * self.settings.worker_interval_s)
         while not self.stopping.is_set():
             self.wake.wait(self.settings.worker_interval_s)
             self.wake.clear()
             if self.stopping.is_set():
                 break
             try:
+                if not self.store.acquire_lease("analysis", self.holder, ttl):
+                    continue  # another process analyses
                 with self.lock:
                     analyze(self.store)
                 deliver_pending(self.store, retries=self.settings.webhook_retries,
@@ -348,6 +365,20 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         return {"alerts": store.alerts(store.model(who.project_id, model)["id"])}
 
     return app
+
+
+def settings_env(settings: Settings) -> str:
+    """``settings`` as the JSON :func:`app_from_env` reads from :data:`SETTINGS_ENV`."""
+    return json.dumps(dataclasses.asdict(settings))
+
+
+def app_from_env() -> FastAPI:
+    """The app of one server process of ``stalwart serve --workers N`` (a uvicorn factory): its
+    settings come from :data:`SETTINGS_ENV`, set by the parent process."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if raw is None:
+        raise ConfigError(f"{SETTINGS_ENV} is not set; start the service with `stalwart serve`, which sets it")
+    return create_app(Settings(**json.loads(raw)))
 
 
 def _raw_body(description: str) -> dict[str, Any]:

@@ -159,6 +159,13 @@ alerts = sa.Table(
     sa.Column("delivered_at", sa.Float, nullable=True),
     sa.Index(None, "model_id", "id"),
 )
+# revision 0002: who runs the analysis worker when several server processes share the database
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
 
 
 _MAGIC = b"SWB1"
@@ -580,6 +587,25 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
                 delivery=delivery, attempts=attempts, delivered_at=_now() if delivery == "delivered" else None))
+
+    # -- leases -----------------------------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl_s: float, now: float | None = None) -> bool:
+        """Take or renew lease ``name`` for ``holder`` for ``ttl_s`` seconds; False while another
+        holder's lease runs. One row per lease, changed in one statement, so two processes never
+        both hold it."""
+        now = _now() if now is None else now
+        with self.engine.begin() as conn:
+            taken = conn.execute(leases.update().where(
+                leases.c.name == name, sa.or_(leases.c.holder == holder, leases.c.expires_at < now)
+            ).values(holder=holder, expires_at=now + ttl_s)).rowcount
+            if taken:
+                return True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(leases.insert().values(name=name, holder=holder, expires_at=now + ttl_s))
+        except IntegrityError:  # the lease exists and is another holder's
+            return False
+        return True
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
