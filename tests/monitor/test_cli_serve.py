@@ -38,3 +38,20 @@ def test_without_the_extra_serve_says_what_to_install():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "pip install 'stalwart[monitor]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_each_server_process_builds_its_app_from_the_settings_in_the_environment(tmp_path, monkeypatch):
+    import pytest
+
+    from stalwart.errors import ConfigError
+    from stalwart.monitor import Settings
+    from stalwart.monitor.app import SETTINGS_ENV, app_from_env, settings_env
+
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    with pytest.raises(ConfigError, match="stalwart serve"):
+        app_from_env()
+    settings = Settings(db=f"sqlite:///{tmp_path / 'm.db'}", window_rows=123, worker=False)
+    monkeypatch.setenv(SETTINGS_ENV, settings_env(settings))
+    application = app_from_env()
+    assert application.state.settings == settings
+    application.state.store.close()
