@@ -6,6 +6,7 @@ import importlib
 import json
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -190,6 +191,32 @@ def test_the_perturbation_grid_is_the_same_on_a_process_pool(check_name):
         pooled = run()
     assert local == pooled
     assert "saturate" in local  # the cell that fails (grey images) is reported the same way on both
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])
+def test_model_files_pickle_refuses_travel_as_their_bytes(kind, tmp_path):
+    """TorchScript modules and ONNX Runtime sessions cannot be pickled; they travel as saved models."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, size=(16, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 1.0).astype(int)
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    if kind == "torchscript":
+        with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but still what users ship
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(net), tmp_path / "m.pt")
+        model = stalwart.load_model(tmp_path / "m.pt")
+    else:
+        from skl2onnx import to_onnx
+        from sklearn.linear_model import LogisticRegression
+
+        onx = to_onnx(LogisticRegression().fit(x, y), x[:1], options={"zipmap": False})
+        (tmp_path / "m.onnx").write_bytes(onx.SerializeToString())
+        model = stalwart.load_model(tmp_path / "m.onnx")
+    threat = ThreatModel("linf", 0.1, (0.0, 1.0))
+    local = evaluate(model, x, y, threat, level="fast", seed=2, shard_size=8)
+    pooled = evaluate(model, x, y, threat, level="fast", seed=2, shard_size=8, executor=ProcessExecutor(workers=1))
+    _same(local, pooled)
 
 
 # -- failures ---------------------------------------------------------------------------------------------

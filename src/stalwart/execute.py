@@ -12,9 +12,10 @@ ray      Ray tasks: ``ray.init()`` on this machine, or ``address="auto"`` / ``"r
          for a running cluster (``pip install 'stalwart[ray]'``)
 ======== =================================================================================
 
-What every shard needs (the model, the threat model) is shipped once per worker: the process
-pool unpickles it in each worker's initializer, Ray puts it in the object store once and each
-worker process deserializes it once. A shard that raises (whatever the error: Ray cannot tell a
+What every shard needs (the model, the threat model) is pickled once per run and unpickled once
+per worker: in each worker's initializer for the process pool; for Ray, the bytes go into the
+object store once and each worker process loads them on its first task. TorchScript modules and
+ONNX Runtime sessions, which pickle refuses, travel as their saved model bytes. A shard that raises (whatever the error: Ray cannot tell a
 transient failure from a lasting one either) or whose worker dies is run again, ``retries`` times;
 a shard that keeps failing fails the whole run with its own error, never a smaller sample.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -144,16 +146,80 @@ def _star(shared: Any, item: tuple[Callable[..., Any], tuple]) -> Any:
     return fn(*args)
 
 
-def _check_picklable(shared: Any, dumps: Callable[[Any], Any], executor: str) -> Any:
-    """``dumps(shared)``, or a :class:`ModelError` that says how to make the model travel."""
+def _load_script_module(data: bytes) -> Any:
+    """A TorchScript module back from the bytes ``torch.jit.save`` wrote."""
+    import io
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # TorchScript is deprecated in recent torch, but it is what users ship
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(io.BytesIO(data))
+
+
+def _load_onnx_session(data: bytes, providers: list[str]) -> Any:
+    """An ONNX Runtime session from the model's bytes, on the providers this worker has."""
+    import onnxruntime as ort
+
+    usable = [p for p in providers if p in ort.get_available_providers()] or ["CPUExecutionProvider"]
+    return ort.InferenceSession(data, providers=usable)
+
+
+def _onnx_bytes(session: Any) -> bytes | None:
+    """The model an ONNX Runtime session was built from (bytes, or its file read now), if it says."""
+    data = getattr(session, "_model_bytes", None)
+    if data:
+        return bytes(data)
+    path = getattr(session, "_model_path", None)
+    if path and os.path.isfile(path):
+        with open(path, "rb") as fh:
+            return fh.read()
+    return None
+
+
+class _Pickler(pickle.Pickler):
+    """pickle, plus what pickle refuses but a model file format can carry: TorchScript modules
+    (through ``torch.jit.save``) and ONNX Runtime sessions (the ONNX model's bytes)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.jit.ScriptModule):
+            import io
+            import warnings
+
+            buffer = io.BytesIO()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.jit.save(obj, buffer)
+            return _load_script_module, (buffer.getvalue(),)
+        ort = sys.modules.get("onnxruntime")
+        if ort is not None and isinstance(obj, ort.InferenceSession):
+            data = _onnx_bytes(obj)
+            if data is not None:
+                return _load_onnx_session, (data, list(obj.get_providers()))
+        return NotImplemented
+
+
+def _dumps(obj: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
+def _check_picklable(shared: Any, executor: str) -> bytes:
+    """``shared`` pickled, or a :class:`ModelError` that says how to make the model travel."""
     try:
-        return dumps(shared)
+        return _dumps(shared)
     except Exception as exc:  # pickle raises PicklingError, AttributeError, TypeError, ...
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ModelError(
             f"executor={executor!r} must copy the model to its workers, but it cannot be pickled ({reason}). "
             "Define the model's function or class at module level (not a lambda or a function inside "
-            "another function), or use executor='local'."
+            "another function; models loaded from .pt TorchScript, .onnx or .skops files travel, torch.export "
+            ".pt2 programs do not yet), or use executor='local'."
         ) from None
 
 
@@ -302,8 +368,7 @@ class ProcessExecutor(Executor):
 
     @contextmanager
     def open(self, shared: Any) -> Iterator[Session]:
-        payload = _check_picklable(shared, lambda obj: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL),
-                                   self.name)
+        payload = _check_picklable(shared, self.name)
         session = _ProcessSession(self, payload)
         try:
             yield session
@@ -327,7 +392,7 @@ def _ray_shared(holder: list[Any]) -> Any:
     key = ref.hex()
     if _RAY_CACHE.get("key") != key:
         _RAY_CACHE.clear()
-        _RAY_CACHE.update(key=key, value=ray.get(ref))
+        _RAY_CACHE.update(key=key, value=pickle.loads(ray.get(ref)))
     return _RAY_CACHE["value"]
 
 
@@ -432,7 +497,7 @@ class RayExecutor(Executor):
     def open(self, shared: Any) -> Iterator[Session]:
         self.start()
         ray = import_ray()
-        ref = _check_picklable(shared, ray.put, self.name)  # serialized once, into the object store
+        ref = ray.put(_check_picklable(shared, self.name))  # serialized once, into the object store
         try:
             yield _RaySession(self, ref)
         finally:
