@@ -13,7 +13,8 @@ once, against the reference:
 - prediction drift, when the reference holds predictions: the same test on the prediction
   column (``prediction_drift`` 1/0 and its ``prediction_drift_statistic``);
 - realised ``accuracy`` (classification; Wilson interval) or ``mae`` (regression) over the rows
-  whose labels have arrived, refreshed on later passes as labels keep arriving.
+  whose labels have arrived, refreshed on later passes as labels keep arriving (into the
+  :data:`LABEL_WINDOWS` most recent windows that still miss labels).
 
 Every metric is stored as ``{"value", "low", "high", "n"}``, the shape of a check's metric, so
 alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
@@ -36,6 +37,8 @@ from stalwart.monitor.store import Store, check_store
 __all__ = ["analyze", "window_metrics", "label_metrics"]
 
 log = logging.getLogger("stalwart.monitor")
+#: how many of the most recent windows still missing labels a pass joins new labels into
+LABEL_WINDOWS = 100
 
 
 def _metric(value: float, low: float | None = None, high: float | None = None, n: int | None = None
@@ -167,7 +170,8 @@ def _refresh_labels(store: Store, model: dict[str, Any]) -> int:
     if newest <= model["labels_seen"]:
         return 0
     changed = 0
-    for w in store.windows(model["id"], incomplete_labels=True, limit=100_000):
+    # bounded work per pass: labels are joined into the most recent windows still missing some
+    for w in store.windows(model["id"], incomplete_labels=True, limit=LABEL_WINDOWS, newest=True):
         parts = store.batch_data(model["id"], w["first_batch"], w["last_batch"])
         window = _stitch(parts, model["columns"])
         labels = store.labels_for(model["id"], window["row_id"])

@@ -528,15 +528,16 @@ class Store:
             conn.execute(windows.update().where(windows.c.id == window_id).values(
                 metrics=json.dumps(metrics, allow_nan=False), n_labelled=n_labelled))
 
-    def windows(self, model_id: int, *, after: int = -1, limit: int = 1000,
-                incomplete_labels: bool = False) -> list[dict[str, Any]]:
-        """Windows of a model with seq > ``after``, oldest first."""
+    def windows(self, model_id: int, *, after: int = -1, limit: int = 1000, incomplete_labels: bool = False,
+                newest: bool = False) -> list[dict[str, Any]]:
+        """Windows of a model with seq > ``after``, oldest first (the ``limit`` newest when ``newest``)."""
         query = sa.select(windows).where(windows.c.model_id == model_id, windows.c.seq > after)
         if incomplete_labels:
             query = query.where(windows.c.n_labelled < windows.c.n_rows)
+        order = windows.c.seq.desc() if newest else windows.c.seq
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(windows.c.seq).limit(limit))
-            return [_window_dict(r) for r in rows]
+            rows = [_window_dict(r) for r in conn.execute(query.order_by(order).limit(limit))]
+        return rows[::-1] if newest else rows
 
     # -- alerts -----------------------------------------------------------------------------------
     def add_rule(self, model_id: int, name: str, condition: str, for_windows: int, webhook_url: str | None
