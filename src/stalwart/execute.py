@@ -272,9 +272,17 @@ class LocalExecutor(Executor):
 _WORKER_SHARED: list[Any] = [None]
 
 
-def _install_shared(payload: bytes) -> None:
-    """Pool initializer: unpickle the shared payload once per worker process."""
+def _install_shared(payload: bytes, threads: int) -> None:
+    """Pool initializer: unpickle the shared payload once per worker process.
+
+    Each worker gets its share of the CPUs: with every worker running a full set of OpenMP threads,
+    the threads spin-wait on each other and a pool runs several times slower than one process.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for libraries the payload has not loaded yet
     _WORKER_SHARED[0] = pickle.loads(payload)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def _call_in_worker(fn: Callable[..., Any], item: Any) -> Any:
@@ -291,9 +299,11 @@ class _ProcessSession(Session):
         from concurrent.futures import ProcessPoolExecutor
 
         if self.pool is None:
-            workers = self.executor.workers or max(1, min(os.cpu_count() or 1, n_items))
+            cpus = os.cpu_count() or 1
+            workers = self.executor.workers or max(1, min(cpus, n_items))
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(self.executor.context),
-                                            initializer=_install_shared, initargs=(self.payload,))
+                                            initializer=_install_shared,
+                                            initargs=(self.payload, max(1, cpus // workers)))
         return self.pool
 
     def map(self, fn, items, on_done=None):
