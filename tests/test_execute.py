@@ -40,6 +40,19 @@ def flaky(shared, item):
     if n < fail_times:
         raise RuntimeError(f"shard {value} broke on attempt {n + 1}")
     return shared * value
+
+
+def dies(shared, item):
+    """Kills its worker process on the first attempt at value 1, as an out-of-memory kill would."""
+    import os
+
+    path, value = item
+    p = Path(path)
+    n = int(p.read_text()) if p.exists() else 0
+    p.write_text(str(n + 1))
+    if n == 0 and value == 1:
+        os._exit(1)
+    return shared * value
 '''
 
 
@@ -49,7 +62,7 @@ def flaky(tmp_path, monkeypatch):
     (tmp_path / "stalwart_flaky_helper.py").write_text(FLAKY)
     monkeypatch.syspath_prepend(str(tmp_path))
     module = importlib.import_module("stalwart_flaky_helper")
-    yield module.flaky
+    yield module
     sys.modules.pop("stalwart_flaky_helper", None)
 
 
@@ -227,8 +240,14 @@ def test_model_files_pickle_refuses_travel_as_their_bytes(kind, tmp_path):
 def test_a_failing_shard_is_retried(executor, flaky, tmp_path):
     counters = [tmp_path / f"c{i}" for i in range(3)]
     items = [(str(counters[0]), 0, 1), (str(counters[1]), 2, 2), (str(counters[2]), 1, 3)]
-    assert executor.map(flaky, items, shared=10) == [10, 20, 30]
+    assert executor.map(flaky.flaky, items, shared=10) == [10, 20, 30]
     assert [int(c.read_text()) for c in counters] == [1, 3, 2]  # attempts: first try, two retries, one retry
+
+
+def test_a_shard_whose_worker_dies_is_run_again(flaky, tmp_path):
+    items = [(str(tmp_path / "a"), 1), (str(tmp_path / "b"), 2)]
+    assert ProcessExecutor(workers=1, retries=1).map(flaky.dies, items, shared=5) == [5, 10]
+    assert int((tmp_path / "a").read_text()) == 2  # killed its worker once, then ran in a fresh pool
 
 
 @pytest.mark.parametrize("executor", [LocalExecutor(retries=1), ProcessExecutor(workers=1, retries=1)],
@@ -236,7 +255,7 @@ def test_a_failing_shard_is_retried(executor, flaky, tmp_path):
 def test_a_shard_that_keeps_failing_fails_the_run_with_its_own_error(executor, flaky, tmp_path):
     items = [(str(tmp_path / "a"), 0, 1), (str(tmp_path / "b"), 5, 2)]
     with pytest.raises(RuntimeError, match="shard 2 broke on attempt 2") as info:
-        executor.map(flaky, items, shared=1)
+        executor.map(flaky.flaky, items, shared=1)
     assert "shard 2 of 2 failed 2 time(s)" in "".join(info.value.__notes__)
     assert int((tmp_path / "b").read_text()) == 2
 
@@ -389,7 +408,7 @@ def test_ray_gives_the_local_answer_and_surfaces_a_failing_task(digits_logreg, f
         ray.cloudpickle.register_pickle_by_value(sys.modules["stalwart_flaky_helper"])
         items = [(str(tmp_path / "a"), 1, 1), (str(tmp_path / "b"), 5, 2)]
         with pytest.raises(RuntimeError, match="shard 2 broke on attempt 2") as info:
-            executor.map(flaky, items, shared=1)
+            executor.map(flaky.flaky, items, shared=1)
         assert "shard 2 of 2 failed 2 time(s)" in "".join(info.value.__notes__)
         assert int((tmp_path / "a").read_text()) == 2  # failed once, then its retry succeeded
         with pytest.raises(ModelError, match="cannot be pickled.*executor='local'"):
