@@ -232,6 +232,32 @@ def test_model_files_pickle_refuses_travel_as_their_bytes(kind, tmp_path):
     _same(local, pooled)
 
 
+@pytest.mark.slow
+def test_streamed_drift_tests_columns_in_parallel_with_the_same_result(tmp_path):
+    """One task per column: the exact streamed test gives the same result on a process pool, spilled
+    runs included (window < rows), and flags the planted columns."""
+    import pandas as pd
+
+    from stalwart.shift.drift import detect_drift_parquet
+
+    rng = np.random.default_rng(0)
+    n = 3000
+
+    def frame(shift: float) -> pd.DataFrame:
+        return pd.DataFrame({"steady": rng.normal(size=n), "moved": rng.normal(shift, 1.0, size=n),
+                             "count": rng.poisson(3.0, size=n),
+                             "colour": rng.choice(["red", "green", "blue"], size=n, p=[0.5, 0.3, 0.2]),
+                             "grade": rng.choice(["a", "b"], size=n, p=[0.5 + shift / 2, 0.5 - shift / 2])})
+
+    frame(0.0).to_parquet(tmp_path / "ref.parquet")
+    frame(0.4).to_parquet(tmp_path / "cur.parquet")
+    runs = [detect_drift_parquet(tmp_path / "ref.parquet", tmp_path / "cur.parquet", window=2000, batch_size=500,
+                                 executor=ex).to_dict() for ex in ("local", ProcessExecutor(workers=2))]
+    assert json.dumps(runs[0], sort_keys=True, default=str) == json.dumps(runs[1], sort_keys=True, default=str)
+    assert set(runs[0]["drifted_features"]) == {"moved", "grade"}
+    assert runs[0]["details"]["chunked"] and runs[0]["details"]["exact"]
+
+
 # -- failures ---------------------------------------------------------------------------------------------
 
 

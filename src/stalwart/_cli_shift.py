@@ -21,6 +21,7 @@ import typer
 from rich.table import Table
 
 from stalwart._cli_app import SEED_HELP, STRICT_HELP, app
+from stalwart._cli_execute import ADDRESS_HELP, EXECUTOR_HELP, executor_option
 from stalwart._cli_support import (
     STATUS_STYLE,
     check_out_dir,
@@ -100,6 +101,8 @@ def drift(
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib models (runs code in them).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP + " Here: any drifted column exits 1.")] = False,
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Used by --stream: one task per column.")] = "local",
+    address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Test CURRENT against REFERENCE for drift, column by column.
 
@@ -110,7 +113,7 @@ def drift(
     from stalwart.checks.drift import DataDrift
 
     check_out_dir(out)
-    with user_errors():
+    with user_errors(), executor_option(executor, address):
         if correction not in ("bonferroni", "bh", "none"):
             fail(f"--correction must be bonferroni, bh or none; got {correction!r}")
         corr = None if correction == "none" else correction

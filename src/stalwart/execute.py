@@ -239,7 +239,8 @@ class _LocalSession(Session):
                     break
                 except Exception as exc:
                     if attempt == self.retries:
-                        _with_note(exc, i, len(items), attempt + 1)
+                        if self.retries:  # nothing was run again otherwise: the error is the whole story
+                            _with_note(exc, i, len(items), attempt + 1)
                         raise
             if on_done is not None:
                 on_done(i + 1)

@@ -601,7 +601,8 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
                          threshold: float | dict[str, float] | None = None, schema: Schema | None = None,
                          n_bins: int = 10, min_samples: int = MIN_TEST_SAMPLES, exact: bool = True,
                          window: int | None = None, batch_size: int = BATCH_ROWS, tmp_dir: str | Path | None = None,
-                         resolution: int = 2000, sample_size: int = 100_000, seed: int = 0) -> DriftResult:
+                         resolution: int = 2000, sample_size: int = 100_000, seed: int = 0,
+                         executor: Any = None) -> DriftResult:
     """:func:`~stalwart.shift.drift.detect_drift` on two Parquet files, read column by column.
 
     Parameters
@@ -628,6 +629,12 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
     resolution, sample_size, seed
         Binned test only: fine quantile bins per numeric column (its accuracy), the expected size
         of the uniform reference sample they are cut from, and the sample's seed.
+    executor : optional
+        Exact test only: where the columns are tested, one task per column ("local", "process",
+        "ray" or a :class:`stalwart.execute.Executor`; default: the one
+        :func:`stalwart.execute.use_executor` set, else this process). Columns are independent, so
+        the result is the same on each; every worker reads the files by their paths (a cluster
+        needs them on shared storage) and holds up to one window of values.
 
     Returns
     -------
@@ -666,10 +673,13 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
     missing: dict[str, float] = {}
     workspace = tempfile.TemporaryDirectory(prefix="stalwart-drift-", dir=tmp_dir) if large else nullcontext()
     with workspace as work:
-        column = _Exact(det, (Path(reference_path), Path(current_path)), batch_size, window,
-                        Path(work) if work else None)
-        for name in names:
-            col, outcome, missing[name] = column.run(name, kinds[name])
+        from stalwart.execute import resolve_executor
+
+        shared = (det, (Path(reference_path).resolve(), Path(current_path).resolve()), batch_size, window,
+                  Path(work) if work else None)
+        outcomes = resolve_executor(executor).map(_exact_column, list(enumerate((n, kinds[n]) for n in names)),
+                                                  shared=shared)
+        for name, (col, outcome, missing[name]) in zip(names, outcomes):
             fits.append(col)
             if isinstance(outcome, TypeChange):
                 changed[name] = outcome
@@ -682,6 +692,17 @@ def detect_drift_parquet(reference_path: str | Path, current_path: str | Path, *
                     missing=missing, changed=changed, too_few=too_few)
     res.details.update({"chunked": True, "exact": True, "categorical": [c.name for c in fits if c.categorical]})
     return res
+
+
+def _exact_column(shared: tuple, item: tuple[int, tuple[str, str | None]]):
+    """The exact test of one column (a task of :mod:`stalwart.execute`): columns are independent, and
+    each spills its sorted runs into its own subdirectory of the workspace."""
+    det, paths, batch_size, window, work = shared
+    index, (name, kind) = item
+    if work is not None:
+        work = work / f"column-{index}"
+        work.mkdir(exist_ok=True)
+    return _Exact(det, paths, batch_size, window, work).run(name, kind)
 
 
 # -- the binned approximation ----------------------------------------------------------------------
