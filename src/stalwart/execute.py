@@ -487,7 +487,9 @@ class RayExecutor(Executor):
         ray = import_ray()
         if ray.is_initialized():
             return
-        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, **self.init_options}
+        # quiet by default (the CLI prints its own progress); init_options override any of these
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR",
+                                   **self.init_options}
         if self.address is None and self.num_cpus is not None:
             options["num_cpus"] = self.num_cpus
         try:
