@@ -21,7 +21,7 @@ Attacks (higher score = "member"):
   score is the likelihood ratio of the target model's ``phi`` under the two (online), or, with
   ``online=False``, how far ``phi`` sits above the OUT Gaussian (a one-sided test, from the
   OUT models only). Below 64 shadow models a per-candidate variance is unreliable, so, as in
-  the paper, one variance is shared by all candidates.
+  the paper, one variance is shared by all candidates (online: by the IN and the OUT side too).
 
 Following Carlini et al., a leak is judged by the true-positive rate at a low false-positive
 rate (an attack that confidently identifies a few members is a privacy breach even if its
@@ -462,6 +462,14 @@ def _lira(target: Any, train: Callable[..., Any], mx: Any, my: np.ndarray, nx: A
     mu_out, sd_out = _gaussian(phi, ~is_in, per_example)
     if online:
         mu_in, sd_in = _gaussian(phi, is_in, per_example)
+        if not per_example:
+            # one variance for both sides, as the paper's fixed-variance variant: two separately pooled variances
+            # make the ratio quadratic in phi, so a target model slightly more (or less) confident than its
+            # shadows everywhere pushes members, furthest out, to the narrower side's tail and ranks them below
+            # non-members (AUC 0.46 on an early-stopped MLP that leaks nothing); one variance keeps the score
+            # increasing in phi wherever IN sits above OUT
+            sd_in = sd_out = _shared_sd(phi, is_in, mu_in, mu_out)
+            mu_in = _shrunk_in_mean(mu_in, mu_out, sd_in[0], is_in)
         score = stats.norm.logpdf(phi_target, mu_in, sd_in) - stats.norm.logpdf(phi_target, mu_out, sd_out)
     else:
         # log P(Z < phi) for Z ~ OUT: log, so that rows far in the tail stay ordered instead of tying at 1
@@ -493,6 +501,29 @@ def _gaussian(phi: np.ndarray, mask: np.ndarray, per_example: bool) -> tuple[np.
         # spread over all of them, the paper's own global estimate
         var = np.full(count.size, sq.sum() / dof if dof > 0 else float(np.var(phi[mask])))
     return mu, np.sqrt(np.maximum(var, _MIN_VARIANCE))
+
+
+def _shared_sd(phi: np.ndarray, is_in: np.ndarray, mu_in: np.ndarray, mu_out: np.ndarray) -> np.ndarray:
+    """The within-candidate spread pooled over the IN and the OUT models of every candidate."""
+    resid = np.where(is_in, phi - mu_in, phi - mu_out)
+    dof = resid.size - 2 * resid.shape[1]
+    var = float((resid**2).sum() / dof) if dof > 0 else float(np.var(phi))
+    return np.full(resid.shape[1], np.sqrt(max(var, _MIN_VARIANCE)))
+
+
+def _shrunk_in_mean(mu_in: np.ndarray, mu_out: np.ndarray, sd: float, is_in: np.ndarray) -> np.ndarray:
+    """Empirical-Bayes IN means: each candidate's IN-OUT gap shrunk towards the average gap by the share of
+    the gaps' spread that is not estimation noise. With a few shadow models per side the gap of a model that
+    barely memorises is mostly noise, and the likelihood ratio, linear in phi with that gap as slope, ranks
+    candidates by it rather than by the target's phi (online AUC 0.49 over four seeds on an early-stopped
+    MLP where the OUT-only test reaches 0.53); shrunk, the ratio falls back to phi against the OUT mean
+    there, and keeps each candidate's own gap where the gaps vary far beyond the noise."""
+    gap = mu_in - mu_out
+    n_in, n_out = is_in.sum(axis=0), (~is_in).sum(axis=0)
+    noise = float(np.mean(sd**2 * (1.0 / n_in + 1.0 / n_out)))
+    spread = float(np.var(gap))
+    keep = 0.0 if spread <= 0 else max(0.0, 1.0 - noise / spread)
+    return mu_out + gap.mean() + keep * (gap - gap.mean())
 
 
 def _shadow(target: Any, train: Callable[..., Any], mx: Any, my: np.ndarray, nx: Any, ny: np.ndarray,
