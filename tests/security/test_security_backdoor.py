@@ -3,18 +3,19 @@ the other classes' training images carry a 2x2 white corner patch and the label 
 class 0). Measured (seed 0, 10 epochs; clean accuracy 0.99, attack success 1.00), AUROC over the 1300
 training rows:
 
-======================  ==============================  ======================================
-detector                penultimate layer (default)     conv features (layer="flat")
-======================  ==============================  ======================================
-spectral signatures     0.87                            0.98
-activation clustering   0.99; verdict wrong: class 1    1.00; class 0 judged poisoned, exactly
-                        judged poisoned, class 0 not    its 118 poisoned rows flagged
-======================  ==============================  ======================================
+======================  ===============================  ======================================
+detector                penultimate layer ("relu3")      conv features (default: input of "fc")
+======================  ===============================  ======================================
+spectral signatures     0.92 (one-sided from the         0.98
+                        median; 0.87 squared)
+activation clustering   0.99; verdict wrong: class 1     1.00; class 0 judged poisoned, exactly
+                        judged poisoned, class 0 not     its 118 poisoned rows flagged
+======================  ===============================  ======================================
 
 STRIP, 150 clean vs 150 patched test images, 150 clean training images as overlays: AUROC 0.83 with
 the 50/50 blend, 1.00 with the additive one (flags 100% of patched, 5% of clean). The clean model
-(same data, no poison): activation clustering at "flat" judges no class poisoned (at the penultimate
-layer it judges class 9, whose two writing styles split as clearly as a planted cluster); spectral
+(same data, no poison): activation clustering at the conv features judges no class poisoned (at the
+penultimate layer it judges class 9, whose two writing styles split as clearly as a planted cluster); spectral
 flags exactly its budget (101 of 1300 rows); STRIP flags 2% ("mean") and 0.5% ("add") of clean test
 images.
 """
@@ -119,27 +120,32 @@ def tiny():
 @pytest.mark.slow
 def test_spectral_signatures_rank_the_poisoned_rows_first(planted):
     net, x, y, poisoned, *_ = planted
-    res = detect_backdoor(net, x, y, method="spectral", layer="flat", poison_rate=0.5)
+    res = detect_backdoor(net, x, y, method="spectral", poison_rate=0.5)
+    assert res.params["layer"] == "fc"  # default: the conv features, the input of the first Linear
     assert res.auroc(poisoned) >= 0.95  # measured 0.98
     assert res.flagged[poisoned].mean() >= 0.95  # 1.5 x 0.5: three quarters of each class flagged
-    # at the penultimate layer (default) poison is 49% of class 0, far above the small share the
-    # method assumes; measured 0.87 (0.72-0.90 over six seeds)
-    default = detect_backdoor(net, x, y, method="spectral")
-    assert default.auroc(poisoned) >= 0.8
-    assert default.params["layer"] == "head"
+    assert np.array_equal(res.scores, detect_backdoor(net, x, y, method="spectral", layer="flat",
+                                                      poison_rate=0.5).scores)  # the same features
+    # at the penultimate layer poison is 49% of class 0, far above the small share the method
+    # assumes; measured 0.92, and 0.87 with the paper's squared projection, which also ranks clean
+    # rows on the far side of the median high
+    penultimate = detect_backdoor(net, x, y, method="spectral", layer="relu3")
+    assert penultimate.auroc(poisoned) >= 0.88
+    within = y == 0  # inside the poisoned class the two clusters separate almost perfectly
+    assert detection_auroc(penultimate.scores[within], poisoned[within]) >= 0.98  # measured 0.996
 
 
 @pytest.mark.slow
 def test_activation_clustering_finds_the_poisoned_class_and_rows(planted):
     net, x, y, poisoned, *_ = planted
-    res = detect_backdoor(net, x, y, method="activation_clustering", layer="flat")
-    assert res.suspicious_classes == [0]
+    res = detect_backdoor(net, x, y, method="activation_clustering")
+    assert res.params["layer"] == "fc" and res.suspicious_classes == [0]
     assert res.auroc(poisoned) >= 0.99  # measured 1.00
     assert poisoned[res.flagged].mean() >= 0.95 and res.flagged[poisoned].mean() >= 0.95
     row = res.per_class[0]
     assert row.silhouette >= 0.40 and sum(row.cluster_sizes) == row.n == int((y == 0).sum())
     # the penultimate layer still ranks the poisoned rows first (measured 0.99)
-    assert detect_backdoor(net, x, y, method="activation_clustering").auroc(poisoned) >= 0.9
+    assert detect_backdoor(net, x, y, method="activation_clustering", layer="relu3").auroc(poisoned) >= 0.9
 
 
 @pytest.mark.slow
@@ -165,7 +171,7 @@ def test_strip_gives_patched_inputs_low_entropy(planted):
 @pytest.mark.slow
 def test_clean_model_raises_few_alarms(clean):
     net, x, y, x_test, _ = clean
-    ac = detect_backdoor(net, x, y, method="activation_clustering", layer="flat")
+    ac = detect_backdoor(net, x, y, method="activation_clustering")
     assert ac.suspicious_classes == [] and ac.n_flagged == 0
     # spectral signatures always flag their budget: ceil(1.5 x 0.05 x n) rows of each class
     sp = detect_backdoor(net, x, y, method="spectral")
@@ -187,6 +193,14 @@ def test_same_seed_same_result_and_a_plain_dict(tiny):
         d = json.loads(json.dumps(a.to_dict()))
         assert d["method"] == method and d["n"] == 40 and d["flag_rate"]["low"] <= d["flag_rate"]["value"]
         assert len(a.to_frame()) == 3
+
+
+def test_default_layer_is_the_penultimate_one_without_convolutions(tiny):
+    net, x, y = tiny
+    res = detect_backdoor(net, x, y)
+    assert res.params["layer"] == "3"  # the input of the last Linear: no conv features to prefer
+    mine = detect_backdoor(net, x, y, layer="2")  # the ReLU's output is that same input
+    np.testing.assert_allclose(res.scores, mine.scores)
 
 
 def test_strip_without_labels_tables_by_predicted_class(tiny):

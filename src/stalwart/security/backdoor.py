@@ -6,13 +6,15 @@ the target. :func:`detect_backdoor` screens inputs with one of three methods (hi
 suspicious); :func:`detection_auroc` measures it against known poisoned rows.
 
 - ``"spectral"`` (Tran, Li & Madry, 2018, "Spectral Signatures in Backdoor Attacks"): per class,
-  the top right singular vector ``v`` of the mean-centred representations; score = squared
-  projection on ``v``; the top ``1.5 * poison_rate`` of every class is flagged, clean or not.
-  Rows are projected from the class's coordinate-wise median (``v`` still comes from the mean):
-  the same when little of a class is poisoned, but when poison nears half of it the mean falls
-  between clean and poisoned rows, which then project about equally far (planted digits of the
-  tests, penultimate / conv layer: AUROC 0.77 / 0.86 from the mean, 0.87 / 0.98 from the median).
-  Scores are not rescaled per class: all rows share one feature space.
+  the top right singular vector ``v`` of the mean-centred representations; score = projection on
+  ``v``; the top ``1.5 * poison_rate`` of every class is flagged, clean or not. The paper squares
+  the projection from the mean; here rows are projected from the class's coordinate-wise median,
+  on the side the mean lies (the poison is the minority, so it pulls the mean off the median
+  towards itself): when poison nears half a class the mean falls between clean and poisoned rows,
+  which then project about equally far, and squaring also ranks the clean rows of the far tail
+  high (planted digits of the tests, poison 49% of class 0: AUROC at the penultimate layer 0.77
+  squared from the mean, 0.87 squared from the median, 0.92 one-sided; at the conv features 0.86,
+  0.98, 0.98). Scores are not rescaled per class: all rows share one feature space.
 - ``"activation_clustering"`` (Chen et al., 2018, "Detecting Backdoor Attacks on Deep Neural
   Networks by Activation Clustering"): per class, 10 principal components split by 2-means; a
   class is judged poisoned when its silhouette is >= 0.40, and its smaller cluster is flagged.
@@ -34,9 +36,13 @@ suspicious); :func:`detection_auroc` measures it against known poisoned rows.
   threshold rejecting 1% of clean inputs under a normal fit to ``clean_x``'s entropies (as in
   the paper), else a robust fit (median, MAD) to the screened inputs', assuming most are clean.
 
-Representations: the input of the model's last ``nn.Linear`` (penultimate activations), or the
-output of ``layer`` (a name in ``model.named_modules()``); a trigger that is a pixel pattern often
-shows more clearly in an earlier layer.
+Representations: the output of ``layer`` (a name in ``model.named_modules()``), by default the
+input of the first ``nn.Linear`` after the last convolution (the flattened convolutional features),
+or of the last ``nn.Linear`` (the penultimate activations) in a network without convolutions. A
+trigger is a pixel pattern, and it shows more clearly before the dense layers mix it with the
+class: on the planted digits of the tests (two CNN widths) spectral AUROC is 0.98 at the conv
+features against 0.87-0.92 at the penultimate layer, and activation clustering's verdict is right
+there only.
 """
 
 from __future__ import annotations
@@ -191,7 +197,8 @@ def detect_backdoor(model: Any, x: Any, y: Any = None, *, method: str = "spectra
         ``"spectral"`` and ``"activation_clustering"``, which work per class
     method : ``"spectral"``, ``"activation_clustering"`` or ``"strip"`` (module docstring)
     layer : a submodule (or its name in ``model.named_modules()``) whose output is the
-        representation; default: the input of the last ``nn.Linear``. Not used by ``"strip"``.
+        representation; default: the conv features, or the penultimate activations of a network
+        without convolutions (module docstring). Not used by ``"strip"``.
     poison_rate : ``"spectral"`` only: the largest share of a class that may be poisoned, in
         (0, 0.5]; the top ``1.5 * poison_rate`` of each class is flagged (default budget: 0.05)
     seed : every random choice (overlays, k-means starts, large-matrix SVD) derives from it
@@ -253,7 +260,7 @@ def detect_backdoor(model: Any, x: Any, y: Any = None, *, method: str = "spectra
         notes.append(f"method={method!r} does not blend images: clean_x, n_overlay and blend were not used.")
     from stalwart.shift.ood import FeatureExtractor
 
-    extractor = FeatureExtractor(net, layer, _OWNER)
+    extractor = FeatureExtractor(net, layer, _OWNER, conv_features=True)
     feats = extractor(arr)
     params["layer"] = extractor.path
     notes.append(f"representations: the {'input' if extractor.take_input else 'output'} of layer "
@@ -318,8 +325,10 @@ def _spectral(feats: np.ndarray, labels: np.ndarray, rate: float, seed: int, not
             table.append(ClassReport(label, len(idx), 0, note="one row: no direction to project on"))
             continue
         f = feats[idx]
-        v = _components(f - f.mean(axis=0), 1, seed)[0]
-        s = ((f - np.median(f, axis=0)) @ v) ** 2
+        mean, median = f.mean(axis=0), np.median(f, axis=0)
+        v = _components(f - mean, 1, seed)[0]
+        # poison is the minority, so it pulls the mean off the median towards itself: score the side it is on
+        s = (f - median) @ v * (-1.0 if (mean - median) @ v < 0 else 1.0)
         scores[idx] = s
         k = min(len(idx), math.ceil(round(_FLAG_FACTOR * rate * len(idx), 9)))  # 1.5 * 0.05 * 120 is 9, not 10
         flagged[idx[np.argsort(-s, kind="stable")[:k]]] = True

@@ -81,14 +81,15 @@ def _needs_classifier(model: Any) -> str | None:
 class FeatureExtractor:
     """Maps inputs to the feature space a distance-based detector works in.
 
-    For a TorchModel: the input of ``layer`` when it is None (then the last linear layer: the
-    penultimate activations), else the output of ``layer`` (a submodule or its dotted name, as in
+    For a TorchModel: the input of a linear layer when ``layer`` is None (the last one: the
+    penultimate activations; with ``conv_features=True``, in a network with convolutions, the
+    first one after them: the flattened convolutional features), else the output of ``layer`` (a submodule or its dotted name, as in
     ``model.named_modules()``). An eager module's activations are captured by a forward hook
     during ``predict_proba``; a TorchScript module takes no hooks, so its forward graph is cut at
     the layer instead (:mod:`stalwart.shift._torchscript`). Otherwise: the flattened inputs.
     """
 
-    def __init__(self, model: Any, layer: Any, owner: str) -> None:
+    def __init__(self, model: Any, layer: Any, owner: str, *, conv_features: bool = False) -> None:
         self.model = None if model is None else classifier(model, owner)
         self.layer = layer
         self.module = None
@@ -101,7 +102,7 @@ class FeatureExtractor:
             from stalwart.shift import _torchscript
 
             net = self.model.module
-            self.path, self.module, self.take_input = self._find_layer(net, layer, owner)
+            self.path, self.module, self.take_input = self._find_layer(net, layer, owner, conv_features)
             if _torchscript.is_script(net):
                 self.script = _torchscript.cut(net, self.path, self.take_input, owner)
                 self.module = None
@@ -111,7 +112,7 @@ class FeatureExtractor:
                              "to work on the inputs.")
 
     @staticmethod
-    def _find_layer(net: Any, layer: Any, owner: str) -> tuple[str, Any, bool]:
+    def _find_layer(net: Any, layer: Any, owner: str, conv_features: bool) -> tuple[str, Any, bool]:
         """(dotted name, submodule, whether its input rather than its output is the feature)."""
         import torch
 
@@ -120,13 +121,21 @@ class FeatureExtractor:
         named = dict(net.named_modules())
         if layer is None:
             # TorchScript submodules are all RecursiveScriptModule; original_name keeps the class
-            linears = [n for n, m in named.items() if isinstance(m, torch.nn.Linear)
-                       or getattr(m, "original_name", None) == "Linear"]
+            def kind(m: Any) -> str:
+                return type(m).__name__ if not hasattr(m, "original_name") else str(m.original_name)
+
+            order = list(named)
+            linears = [n for n, m in named.items() if isinstance(m, torch.nn.Linear) or kind(m) == "Linear"]
             if not linears:
                 raise ModelError(f"{owner} found no Linear layer in {module_label(net)} to take penultimate "
                                  "features from; pass layer=<name of a submodule> (CLI: --layer NAME), one of "
                                  f"{_layer_names(named)}.")
-            return linears[-1], named[linears[-1]], True
+            conv_types = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+            convs = [order.index(n) for n, m in named.items()
+                     if isinstance(m, conv_types) or kind(m) in ("Conv1d", "Conv2d", "Conv3d")]
+            after = [n for n in linears if convs and order.index(n) > max(convs)]
+            name = after[0] if conv_features and after else linears[-1]
+            return name, named[name], True
         if isinstance(layer, torch.nn.Module):
             name = next((n for n, m in named.items() if m is layer), None)
             if name is None:
