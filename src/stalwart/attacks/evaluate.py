@@ -380,6 +380,8 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
         record += _escalation_records(decision, [d["record"] for d in done])
     curve = _curve_rows({e: np.concatenate([d["curve"][e] for d in done]) for e in done[0]["curve"]})
     curve_time = float(sum(d["curve_time_s"] for d in done))
+    if sanity and len(shards) == 1:
+        step("sanity checks")
     checks = _sanity(model, xs, ys, threat, level, white, seed, broken_by, clean_correct) if sanity else ()
     if progress is not None:
         progress("done", 1, 1) if len(shards) > 1 else step(None)
