@@ -16,8 +16,9 @@ Each model has a clean twin (same data and seed, no poison) for false alarms.
   (2 clusters, 10 dimensions, ART's default PCA reduction and "smaller" analysis; also FastICA, the
   reduction of Chen et al.). ART gives no per-row score: AUROC of its flags, and of a score read from
   its clustering, one minus the share of its class in the row's cluster.
-- Both at the penultimate layer (stalwart's default; ART's ``relu3``), at the conv features
-  (``flat``) and at ART's default, the last layer it can name (``head``: the logits).
+- Both at the conv features (``flat``, the input of the first Linear after the last convolution:
+  stalwart's default), at the penultimate layer (``relu3``) and at ART's default, the last layer it
+  can name (``head``: the logits).
 - STRIP: stalwart's ``"strip"`` (``blend="mean"`` and ``"add"``) against ART's ``STRIP`` transformer
   (its abstaining classifier, fitted with ``mitigate`` on clean images) on 150 clean and the same 150
   patched test images, 150 clean training images as overlays / validation set, 20 overlays each
@@ -57,7 +58,9 @@ N_SCREEN = 150  # clean test images for STRIP (and the same ones patched), clean
 N_OVERLAY = 20  # ART STRIP's default num_samples; stalwart's n_overlay set to match
 FAR = 0.01  # STRIP: ART's false_acceptance_rate, stalwart's fixed 1% of clean inputs rejected
 MODELS = {"digits CNN": (16, 32, 64), "wide CNN": (32, 64, 128)}  # conv1, conv2, fc widths
-LAYERS = {"penultimate": (None, "relu3"), "conv (flat)": ("flat", "flat"), "logits (head)": ("head", "head")}
+# label -> (stalwart's layer, ART's layer); stalwart's None is its default, the conv features (``flat``)
+LAYERS = {"conv (flat), stalwart's default": (None, "flat"), "penultimate": ("relu3", "relu3"),
+          "logits (head)": ("head", "head")}
 
 
 def seed_all(seed: int = SEED) -> None:
