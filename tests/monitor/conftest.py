@@ -15,9 +15,11 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 #: a PostgreSQL URL to run the store and service tests against as well, e.g.
-#: postgresql+psycopg://postgres@127.0.0.1:5432/monitor (its tables are dropped before each test)
+#: postgresql+psycopg://postgres:pw@127.0.0.1:5432/postgres (.ci/run starts a throwaway server and
+#: sets it). Its user needs CREATEDB: each pytest process (each xdist worker) creates a database of
+#: its own from it, empties it before each test and drops it at the end; the named one is not touched.
 POSTGRES_ENV = "STALWART_TEST_POSTGRES"
-BACKENDS = ["sqlite", *(["postgresql"] if os.environ.get(POSTGRES_ENV) else [])]
+BACKENDS = ["sqlite", "postgresql"]
 
 COLUMNS = {"a": "numeric", "b": "numeric", "c": "categorical", "d": "integer"}
 
@@ -30,15 +32,37 @@ def table_rows(rng, n, *, shift_b=0.0, start=0, classes=(0, 1)):
              "prediction": classes[int(a[i] > 0)], "row_id": f"r{start + i}"} for i in range(n)]
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database of this test process only (skips when STALWART_TEST_POSTGRES is unset)."""
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set (.ci/run sets it to a throwaway PostgreSQL server)")
+    import sqlalchemy as sa
+
+    base = sa.make_url(url)
+    # xdist workers run at once: a name per worker and process, so no two runs share a database
+    name = f"stalwart_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+        conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
-    """A fresh, empty database: a SQLite file, or the PostgreSQL database of STALWART_TEST_POSTGRES."""
+    """A fresh, empty database: a SQLite file, or this process's PostgreSQL database emptied."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'monitor.db'}"
     import sqlalchemy as sa
 
-    url = os.environ[POSTGRES_ENV]
-    engine = sa.create_engine(url)
+    url = request.getfixturevalue("postgres_url")
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
