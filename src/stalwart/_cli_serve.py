@@ -43,11 +43,20 @@ def serve(
                           ] = False,
     project: Annotated[str | None, typer.Option(help="Project of the new key (created if new).")] = None,
     scope: Annotated[str, typer.Option(help="Scope of the new key: ingest, read or admin.")] = "admin",
+    grafana_dashboard: Annotated[bool, typer.Option("--grafana-dashboard", help="Print the Grafana dashboard "
+                                                    "(JSON, over the service's /metrics) and exit.")] = False,
 ) -> None:
     """Run the monitoring service: ingest batches and labels, analyse windows, raise alerts."""
     with user_errors():
         from stalwart.monitor import Settings, Store, create_app
 
+        if grafana_dashboard:
+            import json
+
+            from stalwart.monitor.metrics import grafana_dashboard as dashboard
+
+            out_console.print(json.dumps(dashboard(), indent=1), highlight=False, soft_wrap=True, markup=False)
+            return
         if create_key:
             if not project:
                 fail("--create-key needs --project NAME (the project the key belongs to)")

@@ -14,7 +14,7 @@ importing this package raises :class:`~stalwart.errors.MissingDependencyError` (
 from stalwart._lazy import lazy_module
 from stalwart.errors import require
 
-for _module in ("fastapi", "sqlalchemy", "alembic", "httpx", "python_multipart"):
+for _module in ("fastapi", "sqlalchemy", "alembic", "httpx", "python_multipart", "prometheus_client"):
     require(_module, "monitor")
 
 _EXPORTS = {

@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -58,6 +58,7 @@ from stalwart.monitor.ingest import (
     parse_body,
     reference_columns,
 )
+from stalwart.monitor.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from stalwart.monitor.settings import Settings
 from stalwart.monitor.store import Conflict, NotFound, Principal, Store, check_store
 
@@ -149,10 +150,12 @@ class Worker(threading.Thread):
     another process takes over once it lapses (:data:`LEASE_S` without a pass).
     """
 
-    def __init__(self, store: Store, settings: Settings, wake: threading.Event, lock: threading.Lock) -> None:
+    def __init__(self, store: Store, settings: Settings, wake: threading.Event, lock: threading.Lock,
+                 metrics: Metrics | None = None) -> None:
         super().__init__(name="stalwart-monitor-worker", daemon=True)
         self.store, self.settings, self.wake, self.lock = store, settings, wake, lock
         self.stopping = threading.Event()
+        self.metrics = metrics
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def run(self) -> None:
@@ -166,7 +169,10 @@ class Worker(threading.Thread):
                 if not self.store.acquire_lease("analysis", self.holder, ttl):
                     continue  # another process analyses
                 with self.lock:
-                    analyze(self.store)
+                    start = time.perf_counter()
+                    result = analyze(self.store)
+                if self.metrics is not None:
+                    self.metrics.analysed(result, time.perf_counter() - start, "worker")
                 deliver_pending(self.store, retries=self.settings.webhook_retries,
                                 backoff_s=self.settings.webhook_backoff_s, timeout_s=self.settings.webhook_timeout_s,
                                 sleep=self.stopping.wait)
@@ -199,7 +205,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        worker = Worker(store, settings, wake, lock) if settings.worker else None
+        worker = Worker(store, settings, wake, lock, metrics) if settings.worker else None
         if worker is not None:
             worker.start()
         try:
@@ -214,6 +220,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                   description="Drift, accuracy and alerts for deployed models. Every route but /health needs "
                               "'Authorization: Bearer <key>'.")
     app.state.store, app.state.settings, app.state.key_cache = store, settings, {}
+    metrics = app.state.metrics = Metrics(store)  # Prometheus: this app's own registry
+    app.add_middleware(RequestMetrics, metrics=metrics)
     ingest_models: dict[tuple[int, str], dict[str, Any]] = {}  # what ingest reads of a model never changes
 
     @app.exception_handler(StalwartError)
@@ -241,6 +249,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @app.get("/v1/whoami", tags=["service"])
     def whoami(who: AnyKey) -> dict[str, str]:
         return {"project": who.project, "scope": who.scope, "key_id": who.key_id}
+
+    @app.get("/metrics", tags=["service"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+    def prometheus(who: AnyKey) -> Response:
+        """Prometheus metrics; a read (or admin) key sees its project's series and the service-wide ones."""
+        if not who.allows("read"):
+            raise HTTPException(403, f"this key has scope {who.scope!r}; /metrics needs 'read'")
+        return Response(metrics.exposition(who.project), media_type=CONTENT_TYPE)
 
     @app.post("/v1/projects/{project}/keys", status_code=201, tags=["keys"])
     def new_key(project: str, spec: KeyIn, who: Admin) -> dict[str, str]:
@@ -315,6 +331,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             stored = store.add_batch(found["id"], key, columns, n, first, last, digest)
             return {"batch_id": key, "rows": n, "stored": stored, "duplicate": not stored}, 201 if stored else 200
         answer, status = await run_in_threadpool(work)
+        metrics.batch(who.project, model, rows=answer["rows"], stored=answer["stored"])
         if answer["stored"]:
             wake.set()
         return JSONResponse(answer, status_code=status)
@@ -346,7 +363,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def analyze_now(project: str, model: str, who: Admin) -> dict[str, Any]:
         found = store.model(who.project_id, model)
         with lock:
+            start = time.perf_counter()
             result = analyze(store, found["id"])
+        metrics.analysed(result, time.perf_counter() - start, "request")
         return {"windows": result["windows"].get(found["id"], []), "relabelled": result["relabelled"],
                 "alerts": result["alerts"]}
 
