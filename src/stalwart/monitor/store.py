@@ -125,6 +125,7 @@ windows = sa.Table(
     sa.Column("metrics", sa.Text, nullable=False),  # JSON {name: {value, low, high, n}}
     sa.Column("drift", sa.Text, nullable=False),  # JSON per-column drift table
     sa.Column("analysed_at", sa.Float, nullable=False),
+    sa.Column("details", sa.Text, nullable=True),  # revision 0003: JSON the analysis keeps (probe, online FDR)
     sa.UniqueConstraint("model_id", "seq"),
 )
 alert_rules = sa.Table(
@@ -165,6 +166,18 @@ leases = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+# revision 0003: the model file a service holds (one per model; skops, ONNX or TorchScript)
+model_artifacts = sa.Table(
+    "model_artifacts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False,
+              unique=True),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("n_bytes", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 
@@ -420,6 +433,31 @@ class Store:
             conn.execute(reference_sets.insert().values(model_id=model_id, n_rows=n_rows, data=blob,
                                                         created_at=_now()))
 
+    def reference_stamp(self, model_id: int) -> int | None:
+        """An id that changes whenever the model's reference is replaced (None without one)."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(reference_sets.c.id).where(reference_sets.c.model_id == model_id)).scalar()
+
+    def set_artifact(self, model_id: int, fmt: str, data: bytes, sha256: str) -> dict[str, Any]:
+        """Store (or replace) the model's file; the analysis loads it lazily on its next pass."""
+        with self.engine.begin() as conn:
+            conn.execute(model_artifacts.delete().where(model_artifacts.c.model_id == model_id))
+            conn.execute(model_artifacts.insert().values(model_id=model_id, format=fmt, sha256=sha256,
+                                                         n_bytes=len(data), data=data, created_at=_now()))
+        return self.artifact_info(model_id)  # type: ignore[return-value]
+
+    def artifact_info(self, model_id: int) -> dict[str, Any] | None:
+        """Format, SHA-256, size and time of the model's stored file (None without one)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(model_artifacts.c.format, model_artifacts.c.sha256, model_artifacts.c.n_bytes,
+                                         model_artifacts.c.created_at)
+                               .where(model_artifacts.c.model_id == model_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def artifact_data(self, model_id: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(model_artifacts.c.data).where(model_artifacts.c.model_id == model_id)).scalar()
+
     def reference(self, model_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             blob = conn.execute(sa.select(reference_sets.c.data).where(
@@ -518,7 +556,8 @@ class Store:
 
     def add_window(self, model_id: int, **values: Any) -> int:
         values = {**values, "metrics": json.dumps(values["metrics"], allow_nan=False),
-                  "drift": json.dumps(values["drift"], allow_nan=False)}
+                  "drift": json.dumps(values["drift"], allow_nan=False),
+                  "details": None if values.get("details") is None else json.dumps(values["details"], allow_nan=False)}
         with self.engine.begin() as conn:
             return int(conn.execute(windows.insert().values(model_id=model_id, analysed_at=_now(), **values))
                        .inserted_primary_key[0])
@@ -527,6 +566,12 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(windows.update().where(windows.c.id == window_id).values(
                 metrics=json.dumps(metrics, allow_nan=False), n_labelled=n_labelled))
+
+    def window_details(self, window_id: int) -> dict[str, Any]:
+        """What the analysis kept beside a window's metrics (``{}`` for windows analysed before 0003)."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(sa.select(windows.c.details).where(windows.c.id == window_id)).scalar()
+        return {} if raw is None else json.loads(raw)
 
     def windows(self, model_id: int, *, after: int = -1, limit: int = 1000, incomplete_labels: bool = False,
                 newest: bool = False) -> list[dict[str, Any]]:
