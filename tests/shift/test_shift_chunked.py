@@ -125,7 +125,7 @@ def test_quantile_edges_from_runs_are_numpy_quantiles(tmp_path):
             got = chunked._quantile_edges(runs, n_bins, target=300)
             want = np.unique(np.quantile(np.sort(x), np.arange(1, n_bins) / n_bins))
             assert got.tobytes() == want.tobytes()
-        assert [runs.count_le(v) for v in (-1e9, 0.0, 1.5, 1e9)] == [int((x <= v).sum()) for v in (-1e9, 0, 1.5, 1e9)]
+        assert [runs.count_lt(v) for v in (-1e9, 0.0, 1.0, 1.5, 1e9)] == [int((x < v).sum()) for v in (-1e9, 0, 1, 1.5, 1e9)]
         runs.close()
 
 

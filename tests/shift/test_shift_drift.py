@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from stalwart.errors import ConfigError, InputError
+from stalwart.shift import univariate as uv
 from stalwart.shift.base import DETECTORS
 from stalwart.shift.drift import TabularDrift, choose_test, detect_drift, multiple_testing
 
@@ -232,3 +233,15 @@ def test_one_row_is_refused_and_a_sparse_column_is_not_tested():
                                                                                            "current": 5}}
     with pytest.raises(ConfigError, match=r"TabularDrift\(min_samples=...\) must be an integer >= 1"):
         TabularDrift(min_samples=0)
+
+
+@pytest.mark.parametrize("method", ["psi", "jensen_shannon", "hellinger"])
+def test_values_on_a_bin_edge_fall_in_the_same_bin_in_both_samples(method):
+    """Integer data put values on the quantile edges: the reference and the current sample must
+    bin them alike (both above the edge), so a sample compared with itself shows no drift."""
+    x = np.random.default_rng(1).integers(0, 50, 2000).astype(float)
+    y = np.random.default_rng(2).integers(0, 52, 1500).astype(float)
+    res = TabularDrift(method=method).fit(pd.DataFrame({"a": x})).test(pd.DataFrame({"a": x}))
+    assert res.features[0].statistic == 0.0
+    got = TabularDrift(method=method).fit(pd.DataFrame({"a": x})).test(pd.DataFrame({"a": y})).features[0].statistic
+    assert got == getattr(uv, method)(x, y).statistic

@@ -285,15 +285,15 @@ class _Runs:
         self._file.readinto(memoryview(out).cast("B"))
         return out
 
-    def count_le(self, value: float) -> int:
-        """How many values are ``<= value``."""
+    def count_lt(self, value: float) -> int:
+        """How many values are ``< value`` (a value equal to a bin edge is binned above it)."""
         total = 0
         for run, sample in enumerate(self.samples):
-            k = int(np.searchsorted(sample, value, side="right"))  # sampled values <= value
+            k = int(np.searchsorted(sample, value, side="left"))  # sampled values < value
             if k == 0:
                 continue
             lo, hi = (k - 1) * _STRIDE, min(k * _STRIDE, self.lengths[run])
-            total += lo + int(np.searchsorted(self.read(run, lo, hi), value, side="right"))
+            total += lo + int(np.searchsorted(self.read(run, lo, hi), value, side="left"))
         return total
 
     def close(self) -> None:
@@ -526,7 +526,7 @@ class _Exact:
         col.std = moments.std
         if col.test in HISTOGRAM_TESTS:
             col.edges = _quantile_edges(spill, det.n_bins, self.window // 2)
-            cuts = [spill.count_le(e) for e in col.edges.tolist()]
+            cuts = [spill.count_lt(e) for e in col.edges.tolist()]
             col.counts = np.diff(np.array([0, *cuts, spill.n], dtype=np.int64))
         return col, spill
 

@@ -441,8 +441,9 @@ def quantile_edges(ref_sorted: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def sorted_counts(x_sorted: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Counts per bin (bin = #{edges <= x}) of an already sorted sample."""
-    cuts = np.searchsorted(x_sorted, edges, side="right")
+    """Counts per bin (bin = #{edges <= x}: a value equal to an edge goes to the bin above it,
+    as ``np.searchsorted(edges, x, side="right")`` bins a current sample) of a sorted sample."""
+    cuts = np.searchsorted(x_sorted, edges, side="left")
     return np.diff(np.concatenate([[0], cuts, [x_sorted.size]]))
 
 
