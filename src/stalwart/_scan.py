@@ -16,7 +16,7 @@ from stalwart.models import Model, load_model, wrap
 
 def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: str | None = None,
          modality: str | None = None, trust: bool = False, sensitive: Any = None,
-         progress: Callable[[str, int, int], None] | None = None):
+         progress: Callable[[str, int, int], None] | None = None, executor: Any = None):
     """Scan ``model`` on ``data`` with a suite of checks and return a :class:`~stalwart.report.Report`.
 
     Parameters
@@ -29,6 +29,9 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
     seed : every random choice derives from it; the same seed gives the same report
     sensitive : column names of the data whose groups the scan compares: adds ``group_metrics``
         and ``group_robustness`` (tabular data) to the suite
+    executor : "local", "process", "ray" or an :class:`~stalwart.execute.Executor` (None: the one
+        :func:`~stalwart.execute.use_executor` set, else local); on a parallel one the checks run
+        at the same time, and the report is the same as the sequential one (timings aside)
     """
     from stalwart.suite import resolve
 
@@ -37,6 +40,10 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
                 and seed >= 0, "a non-negative integer, e.g. seed=0")
     check_param("scan", "progress", progress, progress is None or callable(progress),
                 "None or a callable progress(name, done, total)")
+    if executor is not None:  # a bad name (or Ray missing) fails now, not after the model has loaded
+        from stalwart.execute import resolve_executor
+
+        resolve_executor(executor)
     if isinstance(model, (str, Path)):
         model = load_model(model, trust=trust)
     model = model if isinstance(model, Model) else wrap(model)
@@ -68,4 +75,4 @@ def scan(model: Any, data: Any, *, suite: Any = "quick", seed: int = 0, target: 
                 data = data.with_sensitive(outside)
         extra = [GroupPerformance(sensitive=names), GroupRobustness(sensitive=names)]
         chosen = Suite([*chosen.checks, *extra], name=chosen.name, gate=chosen.gate)
-    return chosen.run(model, data, seed=seed, progress=progress)
+    return chosen.run(model, data, seed=seed, progress=progress, executor=executor)

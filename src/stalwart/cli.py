@@ -139,7 +139,8 @@ def attack(
                                       "it.")] = Path("adv.npz"),
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib files (runs code in them).")] = False,
-    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Only --attack evaluate is sharded so far.")] = "local",
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Numeric attacks are sharded by samples (1,000 a "
+                                          "shard); text attacks run in this process.")] = "local",
     address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Attack MODEL on DATA; save adversarial examples and a summary."""
@@ -167,9 +168,9 @@ def attack(
         if max_samples is not None:
             dataset = dataset.sample(max_samples, seed=seed)
         attack_name = attack_name or ("word_substitution" if dataset.modality == "text" else "pgd")
-        if executor != "local" and attack_name != "evaluate":
-            err_console.print(f"[yellow]note:[/] --executor {escape(executor)}: only --attack evaluate is sharded "
-                              f"so far; {escape(attack_name)} runs in this process")
+        if executor != "local" and dataset.modality == "text":
+            err_console.print(f"[yellow]note:[/] --executor {escape(executor)}: text attacks are not sharded; "
+                              f"{escape(attack_name)} runs in this process")
         with progress() as update:
             if dataset.modality == "text":
                 summary = _attack_text(loaded_model, dataset, attack_name, max_change, seed, out, fmt, update)
@@ -236,9 +237,7 @@ def _attack_numeric(model: Any, dataset: Any, name: str, norm: str, eps: float, 
         columns = {"robust": ev.robust, "broken_by": ev.broken_by}
     else:
         extra = {"schema": dataset.schema} if name == "tabular-search" else {}
-        update(name, 0, 1)
-        res = attacks.get(name, threat, seed=seed, **extra).run(model, x, dataset.y)
-        update(name, 1, 1)
+        res = attacks.run_sharded(attacks.get(name, threat, seed=seed, **extra), model, x, dataset.y, progress=update)
         summary = res.to_dict()
         arrays = {"x_adv": res.x_adv, "y": res.y, "success": res.success, "distance": res.distance,
                   "pred_adv": res.pred_adv, "queries": res.queries}

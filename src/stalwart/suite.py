@@ -186,7 +186,8 @@ class Suite:
         return cls.from_dict(d)
 
     # -- running -------------------------------------------------------------------------------
-    def run(self, model: Any, data: Dataset, *, seed: int = 0, progress: Progress | None = None):
+    def run(self, model: Any, data: Dataset, *, seed: int = 0, progress: Progress | None = None,
+            executor: Any = None):
         """Run every check on ``model`` and ``data``; return a :class:`~stalwart.report.Report`.
 
         Model and data are validated once, up front (:func:`~stalwart.models.compat.check_compatible`):
@@ -196,12 +197,22 @@ class Suite:
 
         ``progress(check_name, i, n)`` is called before check ``i`` (0-based) and once at the
         end with ``i == n``.
+
+        ``executor`` ("local", "process", "ray", an :class:`~stalwart.execute.Executor`, or None for
+        the one :func:`~stalwart.execute.use_executor` set): on a parallel executor the checks,
+        which do not depend on each other, run as tasks at the same time (the model and data travel
+        to each worker once); the report is the sequential one, checks in suite order, and a check
+        that fails to measure is ERROR in it as it is sequentially. Progress then counts finished
+        checks (``progress("checks", k, n)``). Inside a worker a check's own shards run in that worker,
+        or as further Ray tasks on Ray.
         """
+        from stalwart.execute import resolve_executor, use_executor
         from stalwart.models import Model, wrap
         from stalwart.models.compat import check_compatible
         from stalwart.report import Report
 
         check_seed("Suite.run", seed)
+        runner = resolve_executor(executor)
         model = model if isinstance(model, Model) else wrap(model)
         if not isinstance(data, Dataset):
             raise InputError(f"data must be a stalwart Dataset; got {type(data).__name__}. "
@@ -217,10 +228,27 @@ class Suite:
         start = time.perf_counter()
         results = []
         n = len(self.checks)
-        for i, check in enumerate(self.checks):
+        if runner.parallel and n > 1:
             if progress is not None:
-                progress(check.name, i, n)
-            results.append(check.run(model, data, seed=int(seed)))
+                progress("checks", 0, n)
+            nested = runner.retries if runner.name == "ray" else None
+            try:
+                results = runner.map(_run_check, [(check, int(seed), nested) for check in self.checks],
+                                     shared=(model, data),
+                                     on_done=None if progress is None else (lambda k: progress("checks", k, n)))
+            finally:
+                if isinstance(executor, str):  # made here, for this run: a Ray runtime it started is shut down
+                    runner.close()
+        else:  # one after the other here; a check's own shards (a perturbation grid) go to the executor
+            try:
+                with use_executor(runner):
+                    for i, check in enumerate(self.checks):
+                        if progress is not None:
+                            progress(check.name, i, n)
+                        results.append(check.run(model, data, seed=int(seed)))
+            finally:
+                if isinstance(executor, str):
+                    runner.close()
         if progress is not None:
             progress("done", n, n)
         return Report.from_run(model=model, data=data, results=results, suite=self.to_dict(), seed=int(seed),
@@ -228,6 +256,21 @@ class Suite:
 
     def __repr__(self) -> str:
         return f"Suite(name={self.name!r}, checks={[c.name for c in self.checks]})"
+
+
+def _run_check(shared: tuple[Any, Dataset], item: tuple[Check, int, int | None]) -> Any:
+    """One check of a suite as a task: ``check.run(model, data, seed)`` (in a worker).
+
+    A check's own sharded work (a perturbation grid) runs in this worker, or, when the suite runs on
+    Ray, as further Ray tasks (``item[2]`` is then the driver's retries; Ray is already running in
+    its workers, so nothing is started or shut down here).
+    """
+    from stalwart.execute import LocalExecutor, RayExecutor, use_executor
+
+    model, data = shared
+    check, seed, ray_retries = item
+    with use_executor(LocalExecutor() if ray_retries is None else RayExecutor(retries=ray_retries)):
+        return check.run(model, data, seed=seed)
 
 
 def _yaml_problem(exc: Exception) -> str:

@@ -37,6 +37,7 @@ from stalwart.attacks.evaluate import (
 )
 from stalwart.attacks.gradient import FGSM, PGD
 from stalwart.attacks.hopskipjump import HopSkipJump
+from stalwart.attacks.sharded import run_sharded
 from stalwart.attacks.square import Square
 from stalwart.attacks.synonyms import LexiconSynonyms, SynonymSource, WordNetSynonyms, default_synonyms
 from stalwart.attacks.tabular import TabularSearch
@@ -47,7 +48,7 @@ __all__ = [
     "names", "FGSM", "PGD", "APGD", "CW", "DeepFool", "Square", "HopSkipJump", "TabularSearch",
     "evaluate", "EvaluationResult", "SanityCheck", "check_eps_scale", "minimal_perturbation", "MinimalPerturbation",
     "WordSubstitution", "TextAttackResult", "SynonymSource", "LexiconSynonyms", "WordNetSynonyms",
-    "default_synonyms",
+    "default_synonyms", "run_sharded",
 ]
 
 
