@@ -15,8 +15,8 @@ resolved  pending (firing when n = 1)                    ok
 ========  =============================================  ==============================================
 
 A window that did not measure the metric leaves the state alone; a rule on a label metric
-(``accuracy``, ``mae``, ``n_labelled``) waits at such a window until its labels arrive. Each
-transition is stored; those into ``firing`` and ``resolved`` are delivered to the rule's webhook
+(``accuracy``, ``mae``, ``n_labelled``, ``probe_accuracy``) waits at such a window until its labels
+arrive. Each transition is stored; those into ``firing`` and ``resolved`` are delivered to the rule's webhook
 as JSON with a Slack-compatible ``text`` field and an ``Idempotency-Key`` header (the same key on
 every retry and after a restart), retried with exponential backoff on network errors, 5xx and 429.
 """
@@ -38,7 +38,7 @@ from stalwart.monitor.store import Store, check_store
 __all__ = ["AlertRule", "STATES", "LABEL_METRICS", "next_state", "judge_rules", "deliver_pending", "webhook_body"]
 
 STATES = ("ok", "pending", "firing", "resolved")
-LABEL_METRICS = ("accuracy", "mae", "n_labelled")
+LABEL_METRICS = ("accuracy", "mae", "n_labelled", "probe_accuracy")
 _NOTIFY = ("firing", "resolved")
 
 

@@ -22,6 +22,7 @@ alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -30,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from stalwart._stats import wilson_interval
-from stalwart.errors import InputError
+from stalwart.errors import InputError, StalwartError
 from stalwart.monitor.ingest import frame
 from stalwart.monitor.store import Store, check_store
 
-__all__ = ["analyze", "window_metrics", "label_metrics"]
+__all__ = ["analyze", "window_metrics", "label_metrics", "lond", "lond_gamma", "fit_ood", "ood_metrics",
+           "estimate_metrics", "run_probe", "probe_metrics", "model_metrics", "PROBES"]
 
 log = logging.getLogger("stalwart.monitor")
 #: how many of the most recent windows still missing labels a pass joins new labels into
@@ -114,6 +116,312 @@ def label_metrics(predictions: list[Any], labels: list[Any], task: str) -> dict[
     return out
 
 
+# -- online control of false discoveries across windows ----------------------------------------------
+#: the constant that makes the LOND weights sum to (just under) one (Javanmard & Montanari, 2018)
+LOND_C = 0.07720838
+
+
+def lond_gamma(j: Any) -> np.ndarray:
+    """The LOND weights ``gamma_j = C log(max(j, 2)) / (j exp(sqrt(log j)))`` for tests j = 1, 2, ...
+
+    Their sum over all j is about 0.98 (at most one), so the levels never spend more than alpha.
+
+    >>> [round(float(g), 5) for g in lond_gamma([1, 2, 10])]
+    [0.05352, 0.01164, 0.0039]
+    """
+    j = np.asarray(j, dtype=np.float64)
+    if np.any(j < 1):
+        raise InputError("lond_gamma(j=...) needs test indices 1, 2, ...; got an index below 1")
+    return LOND_C * np.log(np.maximum(j, 2.0)) / (j * np.exp(np.sqrt(np.log(j))))
+
+
+def lond(p_values: Any, alpha: float, tests_before: int = 0, discoveries_before: int = 0
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """LOND ("significance Levels based On Number of Discoveries"; Javanmard & Montanari, 2018,
+    *Online rules for control of false discovery rate and false discovery exceedance*, Ann. Stat.
+    46(2)): test j is rejected when ``p_j <= alpha * gamma_j * (D_{j-1} + 1)``, with ``D_{j-1}`` the
+    discoveries among the tests before it. It controls the false discovery rate at ``alpha`` at
+    every point of an endless stream of tests, under independence and under positive regression
+    dependence of the p-values (both shown there).
+
+    ``tests_before`` and ``discoveries_before`` continue a stream tested in earlier calls.
+    Returns ``(rejected, levels)``, one entry per p-value, in order.
+
+    >>> rejected, levels = lond([0.001, 0.5, 0.0001], alpha=0.05)
+    >>> rejected.tolist(), [round(float(v), 6) for v in levels]
+    ([True, False, True], [0.002676, 0.001164, 0.000991])
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if not 0 < alpha < 1:
+        raise InputError(f"lond(alpha=...) must be in (0, 1); got {alpha!r}")
+    if np.any(np.isnan(p)) or np.any((p < 0) | (p > 1)):
+        raise InputError("lond(p_values=...) must be p-values in [0, 1]; drop the tests without one")
+    gamma = lond_gamma(np.arange(tests_before + 1, tests_before + len(p) + 1))
+    rejected, levels = np.zeros(len(p), dtype=bool), np.empty(len(p))
+    found = discoveries_before
+    for i in range(len(p)):  # each level depends on the discoveries before it
+        levels[i] = alpha * gamma[i] * (found + 1)
+        rejected[i] = p[i] <= levels[i]
+        found += int(rejected[i])
+    return rejected, levels
+
+
+def _online_drift(metrics: dict[str, Any], table: list[dict[str, Any]], state: dict[str, int], alpha: float
+                  ) -> dict[str, int]:
+    """The window's LOND test (its hypothesis: no column drifted; its p-value: Bonferroni over the
+    columns' raw p-values), and the columns that carry a rejection at that window's level."""
+    cols = [row for row in table if row["feature"] != "<prediction>" and row.get("p_value") is not None]
+    if not cols:
+        return state
+    m = len(cols)
+    p_window = min(1.0, m * min(row["p_value"] for row in cols))
+    (rejected,), (level,) = lond([p_window], alpha, state["tests"], state["discoveries"])
+    flagged = 0
+    for row in cols:
+        row["drifted_online"] = bool(rejected and m * row["p_value"] <= level)
+        flagged += row["drifted_online"]
+    metrics["drift_p_value"] = _metric(p_window, n=m)
+    metrics["drifted_online"] = _metric(float(rejected), n=m)
+    metrics["n_drifted_online"] = _metric(flagged, n=m)
+    metrics["online_level"] = _metric(level, n=state["tests"] + 1)
+    return {"tests": state["tests"] + 1, "discoveries": state["discoveries"] + int(rejected)}
+
+
+# -- OOD rate ------------------------------------------------------------------------------------------
+#: rows of a window the OOD detector scores (a seeded sample; the Wilson interval carries n)
+OOD_SAMPLE = 5000
+#: reference rows the detector is fitted on, and (each) calibrates its threshold / measures its false alarms
+OOD_FIT, OOD_CALIBRATE = 5000, 2500
+#: the false-alarm rate the OOD threshold is set for
+OOD_FPR = 0.05
+
+
+def _numeric_columns(kinds: Mapping[str, str]) -> list[str]:
+    return [c for c, k in kinds.items() if k != "categorical"]
+
+
+def fit_ood(reference: Mapping[str, Any], kinds: Mapping[str, str], seed: int = 0) -> dict[str, Any] | None:
+    """A :class:`~stalwart.shift.KNNDistance` detector (k = 5, standardised inputs) fitted on the
+    reference's numeric, integer and boolean columns, its threshold and its measured false alarms.
+
+    The reference is split at random: half (at most :data:`OOD_FIT` rows) fits the detector, a
+    quarter sets the threshold as the conformal ``(1 - OOD_FPR)`` quantile of its scores (so fresh
+    in-distribution rows exceed it with probability at most ``OOD_FPR``), and the last quarter
+    measures that false-alarm rate: the baseline a window's OOD rate is read against. Missing
+    values are filled with the reference's column medians. None when the reference has no numeric
+    column or fewer than 40 rows.
+    """
+    from stalwart.shift import KNNDistance
+
+    columns = _numeric_columns(kinds)
+    if not columns:
+        return None
+    from stalwart.monitor.artifacts import input_matrix
+
+    x = input_matrix(reference["inputs"], columns)
+    if len(x) < 40:
+        return None
+    with np.errstate(all="ignore"):
+        fill = np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0)
+    fill = np.where(np.isfinite(fill), fill, 0.0)
+    x = np.where(np.isnan(x), fill, x)
+    order = np.random.default_rng(seed).permutation(len(x))
+    half, quarter = len(x) // 2, len(x) // 4
+    fit_rows = order[:min(half, OOD_FIT)]
+    cal_rows = order[half:half + min(quarter, OOD_CALIBRATE)]
+    test_rows = order[half + quarter:half + quarter + min(len(x) - half - quarter, OOD_CALIBRATE)]
+    detector = KNNDistance(k=5, normalize="standard").fit(x[fit_rows])
+    cal = np.sort(detector.score(x[cal_rows]))
+    rank = min(len(cal), int(math.ceil((len(cal) + 1) * (1 - OOD_FPR))))  # conformal quantile
+    threshold = float(cal[rank - 1])
+    alarms = int((detector.score(x[test_rows]) > threshold).sum())
+    return {"detector": detector, "columns": columns, "fill": fill, "threshold": threshold,
+            "baseline": (alarms, len(test_rows))}
+
+
+def ood_metrics(fitted: Mapping[str, Any], window: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """``ood_rate`` (share of a seeded sample of the window's rows scored above the threshold) and
+    ``ood_baseline`` (the same share on held-out reference rows), each with its Wilson interval."""
+    from stalwart.monitor.artifacts import input_matrix
+
+    n = len(window["prediction"])
+    rows = np.sort(np.random.default_rng(seed).choice(n, OOD_SAMPLE, replace=False)) if n > OOD_SAMPLE else None
+    x = input_matrix(window["inputs"], fitted["columns"], rows)
+    x = np.where(np.isnan(x), fitted["fill"], x)
+    flagged = int((fitted["detector"].score(x) > fitted["threshold"]).sum())
+    return {"ood_rate": _rate(flagged, len(x)), "ood_baseline": _rate(*fitted["baseline"])}
+
+
+# -- the model the service holds: estimated accuracy and the robustness probe -----------------------
+#: rows of a window the label-free estimate reads, and bootstrap resamples of its interval
+ESTIMATE_SAMPLE, ESTIMATE_BOOT = 10_000, 200
+#: rows of a window the robustness probe perturbs
+PROBE_SAMPLE = 500
+#: the probe's perturbations and severities (stalwart.perturb names): noise of 0.2 and 0.5 standard
+#: deviations per numeric column, 10% of cells missing, a sensor stuck for 20% of the rows
+PROBES = (("feature_noise", 2), ("feature_noise", 4), ("missing_values", 2), ("stuck_sensor", 3))
+
+
+def _key(value: Any) -> str:
+    """A prediction or label as text, so 1, 1.0 and "1" name the same class."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _held_model(store: Store, model: Mapping[str, Any]) -> tuple[Any, list[str]] | None:
+    """The model's uploaded file, loaded once per process (cached by its SHA-256), and the
+    columns it takes; None when no file was uploaded."""
+    from stalwart.monitor.artifacts import MODEL_CACHE, load_artifact, model_columns
+
+    info = store.artifact_info(model["id"])
+    if info is None:
+        return None
+
+    def build() -> tuple[Any, list[str]]:
+        data = store.artifact_data(model["id"])
+        wrapped = load_artifact(data, info["format"], model)
+        return wrapped, model_columns(wrapped, model["columns"])
+    return MODEL_CACHE.get(("model", store.url, model["id"], info["sha256"]), build)
+
+
+def _estimator(store: Store, model: Mapping[str, Any], held: tuple[Any, list[str]], reference: Mapping[str, Any]
+               ) -> Any:
+    """A :class:`~stalwart.shift.ConfidenceEstimator` calibrated on the labelled reference (cached
+    with the model and the reference it was fitted on)."""
+    from stalwart.monitor.artifacts import MODEL_CACHE, input_matrix
+    from stalwart.shift import ConfidenceEstimator
+
+    wrapped, columns = held
+    info = store.artifact_info(model["id"])
+
+    def build() -> Any:
+        x = input_matrix(reference["inputs"], columns)
+        return ConfidenceEstimator(wrapped, n_boot=ESTIMATE_BOOT, seed=0).fit(x, reference["label"])
+    key = ("estimator", store.url, model["id"], info["sha256"] if info else None, store.reference_stamp(model["id"]))
+    return MODEL_CACHE.get(key, build)
+
+
+def estimate_metrics(estimator: Any, x: np.ndarray) -> dict[str, Any]:
+    """``estimated_accuracy`` (mean calibrated confidence, bootstrap interval) and whether the
+    estimator deems itself ``estimated_accuracy_reliable`` (1/0)."""
+    out = estimator.estimate(x)
+    low, high = out["interval"]
+    return {"estimated_accuracy": _metric(out["accuracy"], low, high, out["n"]),
+            "estimated_accuracy_reliable": _metric(float(out["reliable"]), n=out["n"])}
+
+
+def _schema(columns: list[str], kinds: Mapping[str, str]) -> Any:
+    from stalwart.data.schema import Column, Schema
+
+    return Schema("tabular", columns=tuple(
+        Column(c, kinds[c] if kinds[c] in ("numeric", "integer") else "boolean") for c in columns))
+
+
+def run_probe(wrapped: Any, x: np.ndarray, columns: list[str], kinds: Mapping[str, str], seed: int,
+              probes: tuple[tuple[str, int], ...] = PROBES) -> dict[str, Any]:
+    """The model's predictions on ``x`` and on each perturbed copy of it.
+
+    Returns ``{"clean": [...], "<name>_<severity>": [...] or {"error": message}}``: a perturbation
+    the model fails on (a model that takes no missing values, say) is reported as such.
+    """
+    import pandas as pd
+
+    from stalwart import perturb
+    from stalwart.perturb.base import nested_rng
+
+    schema = _schema(columns, kinds)
+    clean = wrapped.predict(x)
+    out: dict[str, Any] = {"clean": [v.item() if isinstance(v, np.generic) else v for v in clean]}
+    frame_x = pd.DataFrame(x, columns=columns)
+    for name, severity in probes:
+        moved = perturb.get(name).apply(frame_x, severity=severity, rng=nested_rng(seed, name), schema=schema)
+        try:
+            pred = wrapped.predict(moved[columns].to_numpy(dtype=np.float64))
+        except StalwartError as exc:
+            out[f"{name}_{severity}"] = {"error": str(exc)[:300]}
+            continue
+        out[f"{name}_{severity}"] = [v.item() if isinstance(v, np.generic) else v for v in pred]
+    return out
+
+
+def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Stability (share of the sample whose prediction the perturbation left unchanged) per probe,
+    and, over the sample's labelled rows, accuracy clean and under each perturbation; Wilson
+    intervals. ``probe_stability`` and ``probe_accuracy`` are the lowest over the probes."""
+    clean = [_key(v) for v in probe["clean"]]
+    rows = probe.get("rows", [])
+    known = [i for i, r in enumerate(rows) if labels is not None and r in labels]
+    truth = {i: _key(labels[rows[i]]) for i in known} if labels is not None else {}
+    out: dict[str, Any] = {}
+    worst_stab, worst_acc = None, None
+    if known:
+        out["probe_accuracy_clean"] = _rate(sum(clean[i] == truth[i] for i in known), len(known))
+    for name, preds in probe.items():
+        if name in ("clean", "rows") or not isinstance(preds, list):
+            continue
+        moved = [_key(v) for v in preds]
+        stab = _rate(sum(a == b for a, b in zip(clean, moved)), len(clean))
+        out[f"probe_stability_{name}"] = stab
+        if worst_stab is None or stab["value"] < worst_stab["value"]:
+            worst_stab = stab
+        if known:
+            acc = _rate(sum(moved[i] == truth[i] for i in known), len(known))
+            out[f"probe_accuracy_{name}"] = acc
+            if worst_acc is None or acc["value"] < worst_acc["value"]:
+                worst_acc = acc
+    if worst_stab is not None:
+        out["probe_stability"] = dict(worst_stab)
+    if worst_acc is not None:
+        out["probe_accuracy"] = dict(worst_acc)
+    return out
+
+
+def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any], window: Mapping[str, Any],
+                  seed: int, *, probe: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics that need the model file (estimated accuracy, robustness probe) and what the
+    window keeps for later (the probe's predictions, joined with labels as they arrive).
+
+    A failure here never loses the window's other metrics: it is kept as ``model_note``.
+    """
+    from stalwart.monitor.artifacts import input_matrix
+
+    details: dict[str, Any] = {}
+    try:
+        held = _held_model(store, model)
+    except StalwartError as exc:
+        return {}, {"model_note": f"the uploaded model could not be loaded: {exc}"}
+    if held is None:
+        return {}, details
+    if model["task"] != "classification":
+        return {}, {"model_note": "estimated accuracy and the robustness probe need a classifier"}
+    wrapped, columns = held
+    metrics: dict[str, Any] = {}
+    n = len(window["prediction"])
+    rng = np.random.default_rng(seed)
+    if "label" in reference:
+        rows = np.sort(rng.choice(n, ESTIMATE_SAMPLE, replace=False)) if n > ESTIMATE_SAMPLE else None
+        try:
+            metrics.update(estimate_metrics(_estimator(store, model, held, reference),
+                                            input_matrix(window["inputs"], columns, rows)))
+        except StalwartError as exc:
+            details["estimate_note"] = f"no label-free estimate: {exc}"
+    else:
+        details["estimate_note"] = "no label-free estimate: the reference has no 'label' column to calibrate on"
+    if probe:
+        rows = np.sort(rng.choice(n, PROBE_SAMPLE, replace=False)) if n > PROBE_SAMPLE else np.arange(n)
+        try:
+            result = run_probe(wrapped, input_matrix(window["inputs"], columns, rows), columns, model["columns"],
+                               seed)
+        except StalwartError as exc:
+            details["probe_note"] = f"no robustness probe: {exc}"
+        else:
+            result["rows"] = [str(window["row_id"][i]) for i in rows]
+            details["probe"] = result
+            metrics.update(probe_metrics(result))
+    return metrics, details
+
+
 def _joined(values: list[Any]) -> Any:
     if all(isinstance(v, np.ndarray) for v in values):
         return np.concatenate(values)
@@ -134,23 +442,37 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
         return []  # nothing to compare with yet: batches wait for a reference
     last = store.last_window(model["id"])
     after, seq = (-1, 0) if last is None else (last.last_batch, last.seq + 1)
+    previous = {} if last is None or last.details is None else json.loads(last.details)
+    online = previous.get("online_fdr", {"tests": 0, "discoveries": 0})
+    alpha = float(model["config"].get("alpha", 0.05))
     size = int(model["config"].get("window_rows", 1000))
     span = model["config"].get("window_seconds")
     made: list[int] = []
     pending: list[Any] = []
 
     def close() -> None:
-        nonlocal seq, pending
+        nonlocal seq, pending, online
         parts = store.batch_data(model["id"], pending[0].id, pending[-1].id)
         window = _stitch(parts, model["columns"])
         metrics, table = window_metrics(reference, window, model)
+        online = _online_drift(metrics, table, online, alpha)
+        seed = int(np.random.SeedSequence([model["id"], seq]).generate_state(1)[0])
+        ood = _ood_for(store, model, reference)
+        if ood is not None:
+            metrics.update(ood_metrics(ood, window, seed))
+        extra, details = model_metrics(store, model, reference, window, seed,
+                                       probe=bool(model["config"].get("probe", True)))
+        metrics.update(extra)
+        details["online_fdr"] = online
         labels = store.labels_for(model["id"], window["row_id"])
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
         metrics.update(lm)
+        if "probe" in details and labels:
+            metrics.update(probe_metrics(details["probe"], labels))
         store.add_window(model["id"], seq=seq, first_batch=pending[0].id, last_batch=pending[-1].id,
                          n_rows=sum(b.n_rows for b in pending), start_ts=min(b.first_ts for b in pending),
                          end_ts=max(b.last_ts for b in pending), n_labelled=int(lm["n_labelled"]["value"]),
-                         metrics=metrics, drift=table)
+                         metrics=metrics, drift=table, details=details)
         made.append(seq)
         seq, pending = seq + 1, []
 
@@ -162,6 +484,14 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
         if sum(b.n_rows for b in pending) >= size:
             close()
     return made
+
+
+def _ood_for(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The model's fitted OOD detector (cached per process until the reference is replaced)."""
+    from stalwart.monitor.artifacts import MODEL_CACHE
+
+    key = ("ood", store.url, model["id"], store.reference_stamp(model["id"]))
+    return MODEL_CACHE.get(key, lambda: fit_ood(reference, model["columns"]))
 
 
 def _refresh_labels(store: Store, model: dict[str, Any]) -> int:
@@ -177,8 +507,12 @@ def _refresh_labels(store: Store, model: dict[str, Any]) -> int:
         labels = store.labels_for(model["id"], window["row_id"])
         if len(labels) == w["n_labelled"]:
             continue
-        metrics = {k: v for k, v in w["metrics"].items() if k not in ("accuracy", "mae", "n_labelled")}
+        metrics = {k: v for k, v in w["metrics"].items()
+                   if k not in ("accuracy", "mae", "n_labelled") and not k.startswith("probe_accuracy")}
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
+        probe = store.window_details(w["id"]).get("probe")
+        if probe is not None:  # accuracy under the probe's perturbations, on its sample's labelled rows
+            lm = {**lm, **{k: v for k, v in probe_metrics(probe, labels).items() if k.startswith("probe_accuracy")}}
         store.update_window(w["id"], {**metrics, **lm}, int(lm["n_labelled"]["value"]))
         changed += 1
     store.set_labels_seen(model["id"], newest)

@@ -229,16 +229,16 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 422)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
-    async def body_of(request: Request) -> bytes:
-        limit = settings.max_body_bytes
+    async def body_of(request: Request, limit: int | None = None, fix: str = "send smaller batches") -> bytes:
+        limit = settings.max_body_bytes if limit is None else limit
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise TooLarge(f"the body has {int(declared)} bytes, more than the limit of {limit}; send smaller batches")
+            raise TooLarge(f"the body has {int(declared)} bytes, more than the limit of {limit}; {fix}")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise TooLarge(f"the body is larger than the limit of {limit} bytes; send smaller batches")
+                raise TooLarge(f"the body is larger than the limit of {limit} bytes; {fix}")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -292,7 +292,29 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def get_model(project: str, model: str, who: Reader) -> dict[str, Any]:
         found = store.model(who.project_id, model)
         n_batches, n_rows = store.batch_count(found["id"])
-        return {**found, "batches": n_batches, "rows": n_rows}
+        return {**found, "batches": n_batches, "rows": n_rows, "artifact": store.artifact_info(found["id"])}
+
+    @app.put("/v1/projects/{project}/models/{model}/artifact", tags=["models"], openapi_extra={"requestBody": {
+        "required": True, "description": "the model file: skops, ONNX, TorchScript or torch.export",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def put_artifact(project: str, model: str, request: Request, who: Admin,
+                           format: Literal["skops", "onnx", "torchscript", "torch_export"] | None = None
+                           ) -> dict[str, Any]:
+        """Hand the service the model file, so each window also reports the label-free estimated
+        accuracy and the robustness probe. Loaded as `stalwart scan` loads files (no pickles); a
+        file that is unsafe, unreadable or does not run on the reference is refused with 422."""
+        body = await body_of(request, settings.max_model_bytes,
+                             "upload a smaller model file, or start the service with a larger max_model_bytes")
+
+        def work() -> dict[str, Any]:
+            from stalwart.monitor.artifacts import check_artifact, digest
+
+            found = store.model(who.project_id, model)
+            fmt, _ = check_artifact(body, format, found, store.reference(found["id"]))
+            return {"model": model, **store.set_artifact(found["id"], fmt, body, digest(body))}
+        answer = await run_in_threadpool(work)
+        wake.set()
+        return answer
 
     @app.put("/v1/projects/{project}/models/{model}/reference", tags=["models"],
              openapi_extra=_raw_body("reference rows: {\"rows\": [...]} or CSV with a header"))

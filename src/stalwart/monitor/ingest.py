@@ -251,7 +251,8 @@ def _probabilities(values: list[Any], model: Mapping[str, Any], what: str) -> li
 
 def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, Any],
                       max_rows: int) -> tuple[dict[str, Any], int]:
-    """The stored columns of a reference set: the model's inputs and, optionally, its predictions."""
+    """The stored columns of a reference set: the model's inputs and, optionally, its predictions
+    and true labels."""
     n = len(rows)
     if n == 0:
         raise InputError("the reference set has no rows; upload the data the model was validated on")
@@ -263,6 +264,8 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
     if "prediction" in cols:
         out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", "the reference set")
+    if "label" in cols:  # true labels: the label-free accuracy estimate calibrates on them
+        out["label"] = _labels(_list(cols["label"]), model, "label", "the reference set")
     return out, n
 
 

@@ -22,6 +22,7 @@ class Settings:
     max_body_bytes : requests larger than this are refused with 413
     max_batch_rows : rows per ingested batch above which it is refused with 413
     max_reference_rows : rows of a reference set above which it is refused with 413
+    max_model_bytes : an uploaded model file larger than this is refused with 413
     window_rows : default rows per analysis window of a newly registered model
     worker : run the analysis and webhook worker in a background thread (off in tests, which call
         :func:`stalwart.monitor.analyze` themselves)
@@ -41,6 +42,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch_rows: int = 10_000
     max_reference_rows: int = 1_000_000
+    max_model_bytes: int = 64 * 1024 * 1024
     window_rows: int = 1000
     worker: bool = True
     worker_interval_s: float = 2.0
@@ -52,7 +54,7 @@ class Settings:
     def __post_init__(self) -> None:
         check_param(self, "db", self.db, isinstance(self.db, str) and "://" in self.db,
                     "a SQLAlchemy URL such as 'sqlite:///monitor.db' or 'postgresql+psycopg://user@host/db'")
-        for name in ("max_body_bytes", "max_batch_rows", "max_reference_rows", "window_rows"):
+        for name in ("max_body_bytes", "max_batch_rows", "max_reference_rows", "max_model_bytes", "window_rows"):
             check_positive(self, name, getattr(self, name), integer=True)
         check_positive(self, "worker_interval_s", self.worker_interval_s)
         check_positive(self, "webhook_backoff_s", self.webhook_backoff_s, strict=False)
