@@ -842,6 +842,8 @@ CASES: list[Case] = [
     case("stalwart.certify.RandomizedSmoothing",
          lambda e: certify.RandomizedSmoothing(n0=5, n=10).predict(e.net, e.imgs), (InputError, ModelError),
          r"shape|features|takes"),
+    case(("stalwart.certify.RandomizedSmoothing", "stalwart.certify.clopper_pearson_upper"),
+         lambda e: certify.RandomizedSmoothing(sequential=True, futility=1.0), ConfigError, r"futility.*\[0, 1\)"),
     case(("stalwart.certify.CertificationResult", "stalwart.certify.clopper_pearson_lower"),
          lambda e: certify.RandomizedSmoothing(n0=5, n=10).certify(e.net, e.x.astype(np.float32), e.y)
          .certified_accuracy(-1.0), ConfigError, r"radius"),

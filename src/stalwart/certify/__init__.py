@@ -9,7 +9,8 @@ from stalwart._lazy import lazy_module
 
 _EXPORTS = {
     **dict.fromkeys(("CERTIFIERS", "CertificationResult", "Certifier", "get", "names", "register"), ".base"),
-    **dict.fromkeys(("RandomizedSmoothing", "clopper_pearson_lower", "feature_scale"), ".smoothing"),
+    **dict.fromkeys(("RandomizedSmoothing", "clopper_pearson_lower", "clopper_pearson_upper", "feature_scale"),
+                   ".smoothing"),
     **dict.fromkeys(("CROWN", "IBP", "network_layers", "margin_bounds"), ".bounds"),
     **dict.fromkeys(("bracket", "BracketResult"), ".robustness_bracket"),
 }
