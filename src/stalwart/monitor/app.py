@@ -50,6 +50,7 @@ from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
 from stalwart.monitor.analysis import analyze
 from stalwart.monitor.auth import token_hash
+from stalwart.monitor.dashboard import dashboard_router
 from stalwart.monitor.ingest import (
     RESERVED,
     TooLarge,
@@ -405,6 +406,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def list_alerts(project: str, model: str, who: Reader) -> dict[str, Any]:
         return {"alerts": store.alerts(store.model(who.project_id, model)["id"])}
 
+    app.include_router(dashboard_router(store))  # HTML pages under /dashboard (session cookie, not the API key)
     return app
 
 

@@ -51,6 +51,10 @@ WINDOW_GAUGES = {
     "mae": ("mae", "Realised mean absolute error over the labelled rows of the newest window (regression)."),
     "estimated_accuracy": ("estimated_accuracy", "Label-free accuracy estimate of the newest window."),
     "ood_rate": ("ood_rate", "Share of the newest window's rows flagged out-of-distribution (0-1)."),
+    "probe_accuracy": ("probe_accuracy", "Robustness probe: accuracy on the newest window's sample under its worst "
+                       "natural perturbation."),
+    "probe_stability": ("probe_stability", "Robustness probe: share of predictions unchanged under the worst "
+                        "natural perturbation."),
     "n_rows": ("window_rows", "Rows in the newest window."),
     "n_labelled": ("window_labelled_rows", "Rows of the newest window whose labels have arrived."),
 }
