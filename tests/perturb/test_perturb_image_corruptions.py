@@ -221,6 +221,21 @@ def test_defocus_at_224_has_the_imagenet_radius():
     assert (k * (yy**2 + xx**2)).sum() == pytest.approx(36 / 2 + 2 * 0.5**2, rel=0.03)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (1, 2, 20, 37), (1, 1, 3, 5), (1, 3, 96, 80)])
+def test_defocus_equals_a_direct_mirror_correlation(shape):
+    """Small images take the kernel's separable terms as matrices, larger ones the FFT: both are the plain
+    correlation with mirror padding (``dcb|abcd|cba``, folded again when the kernel outgrows the image)."""
+    from scipy import ndimage
+
+    x = natural(shape)
+    p = DefocusBlur(constants="imagenet")
+    for severity in (1, 3, 5):
+        kernel = p.kernel(severity, min(shape[2:])).astype(np.float64)
+        expected = np.stack([[ndimage.correlate(x[i, c].astype(np.float64), kernel, mode="mirror")
+                              for c in range(shape[1])] for i in range(shape[0])])
+        np.testing.assert_allclose(p.apply(x, severity, schema=UNIT), expected, atol=2e-6)
+
+
 def test_motion_blur_moves_an_impulse_along_a_line():
     x = np.zeros((64, 1, 41, 41), dtype=np.float32)
     x[:, :, 20, 20] = 1.0
@@ -330,6 +345,42 @@ def test_jpeg_is_eight_bit_and_matches_blocks():
     np.testing.assert_allclose(out * 255, np.round(out * 255), atol=1e-4)
     grey = JpegCompression().apply(x[:, :1], 3, schema=UNIT)
     assert 1 / 255 < change(x[:, :1], grey) < 10 / 255
+
+
+def test_jpeg_one_small_image_matches_the_batched_torch_codec():
+    """One 32 px image per call runs the numpy codec (linear steps folded into fewer products), a large
+    batch the torch one. Float32 rounding differs between them, and a DCT coefficient within ~1e-4 of a
+    .5 boundary then quantises to the neighbouring level, which moves its 8 x 8 block by a few levels:
+    about 1-3% of the values, far below what the coding itself changes."""
+    x = natural((48, 3, 32, 40)) * 255.0
+    for severity in (1, 3, 5):
+        p = JpegCompression()
+        batched = p.apply(torch.from_numpy(x), severity).numpy()  # 184k values: the torch codec
+        singles = np.concatenate([p.apply(x[i:i + 1], severity) for i in range(len(x))])
+        gap = np.mean((batched - singles) ** 2)
+        assert np.mean(batched != singles) < 0.05 and gap < 0.02 * np.mean((batched - x) ** 2), severity
+
+
+def test_jpeg_matches_pillow_at_the_same_quality():
+    """Against libjpeg itself (Pillow, when installed): the same 8-bit images out, up to libjpeg's
+    fixed-point DCT and colour rounding, at both the 32 px (mild) and the 224 px (strong) qualities."""
+    pil = pytest.importorskip("PIL.Image")
+    import io
+
+    for size, severity in ((32, 2), (224, 3)):
+        x = np.round(natural((3, 3, size, size), seed=5) * 255.0)
+        p = JpegCompression()
+        ours = p.apply(x, severity, schema=Schema("image", value_range=(0.0, 255.0)))
+        theirs = []
+        for img in x.astype(np.uint8).transpose(0, 2, 3, 1):
+            buf = io.BytesIO()
+            pil.fromarray(img).save(buf, "JPEG", quality=p.quality(severity, size))
+            theirs.append(np.asarray(pil.open(io.BytesIO(buf.getvalue())).convert("RGB")).transpose(2, 0, 1))
+        theirs = np.stack(theirs).astype(np.float64)
+        mse = float(np.mean((ours - theirs) ** 2))
+        psnr = 10 * np.log10(255.0**2 / max(mse, 1e-12))
+        coding = float(np.mean((x - theirs) ** 2))  # what JPEG itself changes, for scale
+        assert psnr > 40 and mse < 0.05 * coding, (size, psnr, mse, coding)
 
 
 def test_elastic_displacement_scales_with_alpha():

@@ -109,6 +109,7 @@ _CHROMA = np.array([
 # JFIF colour conversion: (Y, Cb - 128, Cr - 128) = RGB_TO_YCC @ RGB and back
 _COLOUR = (torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]),
            torch.tensor([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]]))
+_COLOUR_ARRAYS = tuple(m.numpy() for m in _COLOUR)  # the same memory, without a conversion per call
 
 
 def jpeg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
@@ -216,37 +217,67 @@ def _plane_steps(quality: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
             np.tile(chroma, (h // 16, w // 16)).astype(np.float32))
 
 
-def _code_planes(planes: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Blockwise DCT, quantise, dequantise and inverse DCT of level-shifted planes ... x H x W."""
-    coef = np.matmul(np.matmul(rows, planes), cols.T)
+def _code_planes(planes: np.ndarray, steps: np.ndarray, rows: np.ndarray, cols_t: np.ndarray) -> np.ndarray:
+    """Blockwise DCT and quantisation of level-shifted planes ... x H x W: the dequantised coefficients.
+
+    ``rows`` and ``cols_t`` are the blockwise DCTs of H and (transposed) of W; the inverse is left to the
+    caller, which may fold more linear steps into it.
+    """
+    coef = np.matmul(np.matmul(rows, planes), cols_t)
     coef /= steps
     np.rint(coef, out=coef)
     coef *= steps
-    return np.matmul(np.matmul(rows.T, coef), cols)
+    return coef
+
+
+@functools.lru_cache(maxsize=64)
+def _array_codec(quality: int, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Every constant matrix of :func:`_jpeg_array` for ``h x w`` planes (multiples of 16) at ``quality``.
+
+    Luma: the DCT of H and W (forward, transposed where a product takes it so) and the steps. Chroma: the
+    2 x 2 means, its DCTs and steps, and the inverse DCT with the triangular upsampling folded in (both
+    linear, nothing rounded between them in the decoder model): ``up_h @ dct_h.T`` and ``dct_w @ up_w.T``.
+    """
+    (dh, downh, uph), (dw, downw, upw) = _plane_maps(h), _plane_maps(w)
+    ch, cw = _plane_maps(h // 2)[0], _plane_maps(w // 2)[0]
+    luma_steps, chroma_steps = _plane_steps(quality, h, w)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731 - products of the float32 maps, rounded once
+    c = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    out = (dh, c(dw.T), c(dh.T), dw, luma_steps, downh, c(downw.T), ch, c(cw.T), chroma_steps,
+           c(f64(uph) @ f64(ch).T), c(f64(cw) @ f64(upw).T))
+    for a in out:
+        a.flags.writeable = False  # cached: shared by every call
+    return out
 
 
 def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
-    """:meth:`JpegCompression._corrupt` on a numpy array (``rint`` rounds half to even like ``torch.round``)."""
+    """:meth:`JpegCompression._corrupt` on a numpy array (``rint`` rounds half to even like ``torch.round``).
+
+    Every step is one numpy call on the whole (small) batch: at one 32 px image per call the cost is the
+    number of calls, so linear steps with nothing rounded between them are folded into one matrix.
+    """
     n, c, h, w = x.shape
-    v = np.rint(x.clip(0.0, 255.0))
+    v = np.maximum(x, np.float32(0.0))  # a new array: the caller's is never written
+    np.minimum(v, np.float32(255.0), out=v)
+    np.rint(v, out=v)
     hh, ww = -(-h // 16) * 16, -(-w // 16) * 16  # whole 4:2:0 blocks (greyscale could stop at 8)
     if (hh, ww) != (h, w):  # edges repeated up to whole blocks
         v = v[:, :, np.minimum(np.arange(hh), h - 1)][..., np.minimum(np.arange(ww), w - 1)]
-    (dh, downh, uph), (dw, downw, upw) = _plane_maps(hh), _plane_maps(ww)
-    luma_steps, chroma_steps = _plane_steps(quality, hh, ww)
+    dh, dw_t, dh_t, dw, luma_steps, downh, downw_t, ch, cw_t, chroma_steps, up_h, up_w_t = \
+        _array_codec(quality, hh, ww)
     if c != 3:
         v -= np.float32(128.0)
-        out = _code_planes(v, luma_steps, dh, dw)
+        out = np.matmul(np.matmul(dh_t, _code_planes(v, luma_steps, dh, dw_t)), dw)
         out += np.float32(128.0)
         return np.rint(out, out=out)[..., :h, :w]
-    ycc = np.matmul(_COLOUR[0].numpy(), v.reshape(n, 3, hh * ww))
+    ycc = np.matmul(_COLOUR_ARRAYS[0], v.reshape(n, 3, hh * ww))
     planes = np.rint(ycc, out=ycc).reshape(n, 3, hh, ww)  # chroma centred on 0 (see _corrupt)
-    chroma = np.rint(np.matmul(np.matmul(downh, planes[:, 1:]), downw.T))
+    chroma = np.rint(np.matmul(np.matmul(downh, planes[:, 1:]), downw_t))
     luma = planes[:, 0] - np.float32(128.0)
-    planes[:, 0] = _code_planes(luma, luma_steps, dh, dw) + np.float32(128.0)
-    chroma = _code_planes(chroma, chroma_steps, _plane_maps(hh // 2)[0], _plane_maps(ww // 2)[0])
-    planes[:, 1:] = np.matmul(np.matmul(uph, chroma), upw.T)
-    rgb = np.matmul(_COLOUR[1].numpy(), ycc)
+    luma = np.matmul(np.matmul(dh_t, _code_planes(luma, luma_steps, dh, dw_t)), dw)
+    np.add(luma, np.float32(128.0), out=planes[:, 0])
+    np.matmul(np.matmul(up_h, _code_planes(chroma, chroma_steps, ch, cw_t)), up_w_t, out=planes[:, 1:])
+    rgb = np.matmul(_COLOUR_ARRAYS[1], ycc)
     return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
 
 
@@ -299,9 +330,10 @@ class JpegCompression(SizedImagePerturbation):
 
     def _corrupt(self, x: Tensor, severity: int, rng: np.random.Generator | None) -> Tensor:
         n, c, h, w = x.shape  # on the 8-bit scale (class attribute ``scale``)
-        luma_q, chroma_q = _codecs(self.quality(severity, min(h, w)))
+        quality = self.quality(severity, min(h, w))
         if isinstance(x, np.ndarray):
-            return _jpeg_array(x, self.quality(severity, min(h, w)))
+            return _jpeg_array(x, quality)
+        luma_q, chroma_q = _codecs(quality)
         v = _pad_to(x.clamp(0.0, 255.0).round_(), 8 if c != 3 else 16)  # 8-bit samples, a new tensor
         hh, ww = v.shape[-2:]
         blocked = (hh // 8, 8, ww // 8, 8)  # H x W split into 8 x 8 blocks, a view of any plane
