@@ -3,6 +3,7 @@ label-free accuracy estimate, the robustness probe (with the model file the serv
 online control of false discoveries across windows, and the model-file upload itself."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -203,6 +204,30 @@ def test_model_upload_is_checked_and_refused_with_the_loaders_message(service, s
     info = r.json()
     assert (info["format"], info["n_bytes"]) == ("skops", len(blob)) and len(info["sha256"]) == 64
     assert client.get(MODEL, headers=auth(admin)).json()["artifact"]["sha256"] == info["sha256"]
+
+
+def test_torchscript_is_taken_and_a_pickled_torch_module_refused(service):
+    import io
+
+    import torch
+
+    client, store, admin = service
+    _register(client, admin, _fitted())
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    pickled = io.BytesIO()
+    torch.save(net, pickled)
+    r = client.put(MODEL + "/artifact", content=pickled.getvalue(), headers=auth(admin))
+    assert r.status_code == 422 and "runs arbitrary code" in r.json()["detail"]
+    assert "never loads files that run code" in r.json()["detail"]
+    wrong, script = io.BytesIO(), io.BytesIO()
+    with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but still what users ship
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), wrong)  # takes 2 columns, not a, b, d
+        torch.jit.save(torch.jit.script(net), script)
+    r = client.put(MODEL + "/artifact", content=wrong.getvalue(), headers=auth(admin))
+    assert r.status_code == 422 and "does not run on the reference rows" in r.json()["detail"]
+    r = client.put(MODEL + "/artifact", content=script.getvalue(), headers=auth(admin))
+    assert r.status_code == 200 and r.json()["format"] == "torchscript", r.text
 
 
 def test_model_upload_over_the_size_limit_is_a_413(db_url, skops_file):

@@ -14,7 +14,22 @@ once, against the reference:
   column (``prediction_drift`` 1/0 and its ``prediction_drift_statistic``);
 - realised ``accuracy`` (classification; Wilson interval) or ``mae`` (regression) over the rows
   whose labels have arrived, refreshed on later passes as labels keep arriving (into the
-  :data:`LABEL_WINDOWS` most recent windows that still miss labels).
+  :data:`LABEL_WINDOWS` most recent windows that still miss labels);
+- control across windows: each window is one test in an online LOND stream (:func:`lond`; its
+  p-value is Bonferroni over the columns' raw p-values), giving ``drift_p_value``,
+  ``drifted_online``, ``n_drifted_online`` and ``online_level``; only p-value tests take part
+  (a reference over 1,000 rows makes ``auto`` judge columns by distances, which have no p-value);
+- ``ood_rate`` of the window and ``ood_baseline``, the reference's own false-alarm rate
+  (:func:`fit_ood`, :func:`ood_metrics`), both with Wilson intervals;
+- with the model file the service holds (``PUT .../artifact``; classifiers): the label-free
+  ``estimated_accuracy`` (:class:`~stalwart.shift.ConfidenceEstimator` calibrated on the
+  reference's ``label`` column; bootstrap interval, :data:`ESTIMATE_BOOT` resamples over at most
+  :data:`ESTIMATE_SAMPLE` rows) with ``estimated_accuracy_reliable``, and the robustness probe
+  (:data:`PROBES` on a seeded sample of :data:`PROBE_SAMPLE` rows): ``probe_stability`` (the
+  lowest share of unchanged predictions over the probes) and ``probe_stability_<name>_<severity>``,
+  and once labels arrive ``probe_accuracy``, ``probe_accuracy_<name>_<severity>`` and
+  ``probe_accuracy_clean`` on the same rows. No adversarial attack is run: the probe stays with
+  natural perturbations, which need no gradients and cost a few model calls.
 
 Every metric is stored as ``{"value", "low", "high", "n"}``, the shape of a check's metric, so
 alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.

@@ -12,9 +12,10 @@ upload), so every server process sharing the database sees it and a backup holds
 worker loads it on first use and keeps it in a small in-process cache keyed by its SHA-256.
 
 The model takes the monitored columns as one float matrix: the columns it declares
-(``feature_names_in_`` of a scikit-learn model fitted on a DataFrame), else every registered column
-in registration order; booleans become 0/1 and missing values NaN. Categorical columns cannot be
-fed this way, so a model that needs one is refused with a message saying so.
+(``feature_names_in_`` of a scikit-learn model fitted on a DataFrame), else the registered numeric,
+integer and boolean columns in registration order; booleans become 0/1 and missing values NaN.
+Categorical columns are never fed (they cannot be numbers here), so a model that declares one is
+refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -81,7 +82,10 @@ def load_artifact(data: bytes, fmt: str, model: Mapping[str, Any]) -> Any:
         try:
             return load_model(path, trust=False, **kwargs)
         except StalwartError as exc:
-            raise ModelError(str(exc).replace(str(path), "the uploaded file")) from None
+            message = str(exc).replace(str(path), "the uploaded file")
+            if "trust=True" in message:  # the service has no such switch
+                message += ". The service never loads files that run code: upload skops, ONNX or TorchScript"
+            raise ModelError(message) from None
         except Exception as exc:  # noqa: BLE001 - third-party loaders raise anything on a bad file
             message = " ".join(str(exc).replace(str(path), "the uploaded file").split())[:400]
             raise ModelError(f"the uploaded file could not be loaded as {fmt} ({type(exc).__name__}: {message}); "
@@ -100,16 +104,19 @@ def model_columns(wrapped: Any, kinds: Mapping[str, str]) -> list[str]:
                              "it takes")
         use = list(declared)
     else:
-        use = list(kinds)
+        use = [c for c, k in kinds.items() if k != "categorical"]
         n = getattr(wrapped, "n_features", None)
         if n is not None and n != len(use):
-            raise ModelError(f"the model takes {n} features but the monitored model has {len(use)} columns "
-                             f"{use[:20]}; upload the model that takes exactly these columns, in this order")
+            raise ModelError(f"the model takes {n} features but the monitored model has {len(use)} numeric, integer "
+                             f"and boolean columns {use[:20]}; upload the model that takes exactly these columns, "
+                             "in this order")
     categorical = [c for c in use if kinds[c] == "categorical"]
     if categorical:
         raise ModelError(f"the model needs categorical column(s) {categorical[:10]}, which the service cannot feed "
-                         "it as numbers; upload a model whose inputs are the numeric, integer and boolean columns "
-                         "(encode categories inside an ONNX or TorchScript graph that takes codes)")
+                         "it as numbers; upload a model whose inputs are the numeric, integer and boolean columns")
+    if not use:
+        raise ModelError("the monitored model has no numeric, integer or boolean column to feed the model; register "
+                         "its numeric inputs")
     return use
 
 
