@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,11 @@ from stalwart.errors import InputError
 
 __all__ = ["RESERVED", "PARQUET_TYPES", "TooLarge", "parse_body", "batch_columns", "reference_columns", "label_pairs", "frame",
            "canonical_classes"]
+
+try:  # optional: parses a batch of JSON rows about five times faster than the standard library
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None
 
 RESERVED = ("row_id", "timestamp", "prediction", "score", "probabilities")
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
@@ -54,10 +60,7 @@ def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str,
     if kind != "application/json":
         raise InputError(f"Content-Type {kind!r} is not supported; send application/json, text/csv or "
                          f"{PARQUET_TYPES[0]}")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"the body is not valid JSON ({exc})") from None
+    doc = _json_loads(body)
     if isinstance(doc, list):
         doc = {key: doc}
     if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
@@ -71,6 +74,21 @@ def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str,
     return rows, doc
 
 
+def _json_loads(body: bytes) -> Any:
+    """The parsed JSON of a body: by orjson when it is installed, and by the standard library when
+    it is not or when orjson refuses the body (NaN, numbers beyond 64 bits, other encodings), so the
+    answer does not depend on what is installed."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            pass  # the standard library decides (and words the error)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"the body is not valid JSON ({exc})") from None
+
+
 def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str], needed: Sequence[str],
                 what: str) -> dict[str, list[Any]]:
     uniform = False
@@ -81,7 +99,11 @@ def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str
         first = rows[0].keys() if rows else {}
         uniform = all(r.keys() == first for r in rows)  # the usual case, checked in C
         names = list(first) if uniform else list(dict.fromkeys(k for r in rows for k in r))
-        cols = {n: [r.get(n) for r in rows] for n in names}
+        if uniform and names:  # transposed in C: one tuple per row, zipped into columns
+            cols = dict(zip(names, map(list, zip(*map(itemgetter(*names), rows))))) if len(names) > 1 else \
+                {names[0]: [r[names[0]] for r in rows]}
+        else:
+            cols = {n: [r.get(n) for r in rows] for n in names}
     unknown = [n for n in names if n not in allowed]
     if unknown:
         raise InputError(f"{what} has unknown column(s) {unknown[:10]}; the model takes {list(allowed)}. "

@@ -14,7 +14,9 @@ applies them at start-up, and a test checks that they build exactly :data:`metad
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +183,7 @@ model_artifacts = sa.Table(
 )
 
 
+_INSERT_BATCH = batches.insert()
 _MAGIC = b"SWB1"
 
 
@@ -311,6 +314,9 @@ class Store:
             raise ConfigError(f"Store(synchronous=...) must be 'NORMAL' or 'FULL'; got {synchronous!r}")
         self.url = url
         self.engine = make_engine(url, synchronous)
+        # SQLite has one writer at a time, and a writer that finds the file locked polls it in sleeps
+        # of up to 100 ms: ingest threads of this process queue on a lock instead
+        self._ingest_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
         if migrate:
             self.upgrade()
 
@@ -474,11 +480,11 @@ class Store:
         """
         _check_name("batch_id", batch_key)
         blob = encode_columns(columns)
-        insert = batches.insert().values(model_id=model_id, batch_key=batch_key, n_rows=n_rows, digest=digest,
-                                         first_ts=first_ts, last_ts=last_ts, data=blob, received_at=_now())
+        values = {"model_id": model_id, "batch_key": batch_key, "n_rows": n_rows, "digest": digest,
+                  "first_ts": first_ts, "last_ts": last_ts, "data": blob, "received_at": _now()}
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert)
+            with self._ingest_lock, self.engine.begin() as conn:
+                conn.execute(_INSERT_BATCH, values)  # one statement, compiled once
         except IntegrityError:
             with self.engine.connect() as conn:
                 seen = conn.execute(sa.select(batches.c.digest).where(batches.c.model_id == model_id,
