@@ -249,7 +249,8 @@ def test_in_headless_chromium_a_key_logs_in_and_sees_the_firing_alert(live, tmp_
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'chromium'}",
                  "--window-size=1300,1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=ChromiumService(executable_path=CHROMEDRIVER))

@@ -47,7 +47,7 @@ COOKIE = "stalwart_session"
 #: seconds a session lasts
 SESSION_S = 8 * 3600
 #: windows drawn on the model page's charts unless ``?windows=N`` asks for another number
-CHART_WINDOWS = 500
+CHART_WINDOWS = 200
 _MAX_WINDOWS = 5000
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -126,14 +126,16 @@ def _when(ts: Any) -> str:
 
 
 def _value(metric: Any) -> float | None:
-    value = metric.get("value") if isinstance(metric, Mapping) else metric
-    if isinstance(value, bool):
-        return float(value)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    # stored metrics are JSON: plain dicts, floats, ints, bools (exact type checks: this runs per point)
+    value = metric.get("value") if type(metric) is dict else metric
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    return float(value) if kind is int or kind is bool else None
 
 
 def _bound(metric: Any, key: str) -> float | None:
-    return _value(metric.get(key)) if isinstance(metric, Mapping) else None
+    return _value(metric.get(key)) if type(metric) is dict else None
 
 
 def _interval(metric: Any) -> str:
