@@ -1040,6 +1040,7 @@ CASES: list[Case] = [
     case(("stalwart.defend.BitDepth", "stalwart.defend.Squeezer"), lambda e: defend.BitDepth(bits=40), ConfigError,
          r"bits"),
     case("stalwart.defend.MedianFilter", lambda e: defend.MedianFilter(size=1), ConfigError, r"size"),
+    case("stalwart.defend.JPEG", lambda e: defend.JPEG(quality=101), ConfigError, r"quality.*1 to 100"),
     case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, "bits"), ConfigError, r"squeezers"),
     case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, defend.BitDepth(), bounds=(1, 0)),
          ConfigError, r"bounds"),

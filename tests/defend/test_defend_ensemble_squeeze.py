@@ -160,3 +160,75 @@ def test_the_report_shows_plain_and_adaptive_robust_accuracy_side_by_side(digits
     assert res.status.value in ("WARN", "FAIL")  # at least the sanity checks of the plain run flag it
     undefended = checks.get("adversarial_robustness", eps=[0.1], level="fast", minimal=False).run(nets[0], ds)
     assert "defence" not in undefended.tables
+
+
+@pytest.fixture(scope="module")
+def image_net(digits):
+    """The digits MLP on 1 x 8 x 8 images (a Flatten first), so image squeezers apply."""
+    x, y = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.as_tensor(x[:1200]).view(-1, 1, 8, 8)),
+                                          torch.as_tensor(y[:1200])).backward()
+        opt.step()
+    return net.eval()
+
+
+def test_jpeg_is_stalwarts_own_jpeg_corruption_at_a_fixed_quality():
+    from stalwart.defend import JPEG
+    from stalwart.perturb.image import JpegCompression
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.random((3, 3, 32, 32)), dtype=torch.float32)
+    # the severity table at 32 px ("cifar" constants): severity 1 is quality 80, severity 5 quality 40
+    for quality, severity in ((80, 1), (40, 5)):
+        ref = JpegCompression(constants="cifar").apply(x, severity)
+        assert torch.equal(JPEG(quality)(x, (0.0, 1.0)), torch.as_tensor(ref))
+    # and independently, a greyscale codec written from the standard: per 8 x 8 block, the level-shifted
+    # orthonormal DCT-II quantised by the IJG luma table at the quality, then inverted and rounded
+    from scipy.fft import dctn, idctn
+
+    annex_k_luma = np.array([  # ITU-T T.81 Annex K, table K.1, scaled to quality 60 as libjpeg does
+        16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+        14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+        49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]).reshape(8, 8)
+    table = np.clip((annex_k_luma * (200 - 2 * 60) + 50) // 100, 1, 255)
+    grey = np.round(rng.random((16, 16)) * 255)
+    blocks = grey.reshape(2, 8, 2, 8).transpose(0, 2, 1, 3) - 128
+    coded = np.round(dctn(blocks, axes=(2, 3), norm="ortho") / table) * table
+    want = np.clip(np.round(idctn(coded, axes=(2, 3), norm="ortho") + 128), 0, 255).transpose(0, 2, 1, 3)
+    ours = JPEG(60)(torch.as_tensor(grey, dtype=torch.float32)[None, None], (0.0, 255.0))[0, 0].numpy()
+    assert np.abs(ours - want.reshape(16, 16)).max() <= 1 and np.abs(ours - grey).mean() > 5  # lossy, the same loss
+    # inputs in other bounds are coded on the 8-bit scale and mapped back
+    shifted = JPEG(60)(torch.as_tensor(grey, dtype=torch.float32)[None, None] / 255 * 2 - 1, (-1.0, 1.0))
+    np.testing.assert_allclose(shifted[0, 0].numpy(), ours / 255 * 2 - 1, atol=1e-5)
+    # its own derivative is zero (the plain attack's view), the tensor keeps its graph
+    t = x.clone().requires_grad_(True)
+    JPEG(75)(t, (0.0, 1.0)).sum().backward()
+    assert t.grad is not None and float(t.grad.abs().max()) == 0.0
+    with pytest.raises(InputError, match="1 or 3 channels"):
+        JPEG()(torch.rand(2, 64), (0.0, 1.0))
+    with pytest.raises(ConfigError, match="quality"):
+        JPEG(0)
+
+
+def test_bpda_breaks_jpeg_squeezing_where_the_plain_attack_sees_robustness(digits, image_net):
+    from stalwart.defend import JPEG
+
+    x, y = digits
+    xs, ys = x[1200:1400].reshape(-1, 1, 8, 8), y[1200:1400]
+    threat = attacks.ThreatModel("linf", 0.1, (0.0, 1.0))
+    plain = SqueezedModel(image_net, JPEG(75), gradient="exact")
+    adaptive = SqueezedModel(image_net, JPEG(75))
+    pgd = attacks.PGD(threat, steps=40, random_start=False)
+    looks = pgd.run(plain, xs, ys).robust_accuracy
+    real = pgd.run(adaptive, xs, ys).robust_accuracy
+    clean = float(np.mean(adaptive.predict(xs) == ys))
+    undefended = pgd.run(image_net, xs, ys).robust_accuracy
+    assert clean >= 0.85
+    assert looks >= clean - 0.02  # the illusion: almost nothing broken
+    assert real <= looks - 0.3  # BPDA breaks it
+    assert real <= undefended + 0.15  # JPEG barely helps once attacked properly

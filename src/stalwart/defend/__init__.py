@@ -6,9 +6,9 @@ from stalwart.defend.augment import AugmentedClassifier, ImageAugment, TextAugme
 from stalwart.defend.distill import DistillationResult, DistilledModel, distill
 from stalwart.defend.ensemble import Ensemble
 from stalwart.defend.reweight import ReweightedFit, importance_weighted_fit
-from stalwart.defend.squeeze import BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
+from stalwart.defend.squeeze import JPEG, BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
 from stalwart.defend.training import TrainingResult, adversarial_training
 
 __all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
-           "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult", "importance_weighted_fit",
+           "JPEG", "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult", "importance_weighted_fit",
            "ReweightedFit", "distill", "DistilledModel", "DistillationResult"]

@@ -8,6 +8,11 @@ model therefore exposes the **BPDA** gradient by default (``gradient="bpda"``): 
 attack and :func:`stalwart.attacks.evaluate` becomes the adaptive attack. ``gradient="exact"``
 keeps the squeezer's own gradient, to show the illusion beside the real number.
 
+:class:`JPEG` codes images with stalwart's own JPEG corruption
+(:class:`stalwart.perturb.image.JpegCompression`: the encoder's lossy steps, 8-bit rounding
+included) at a fixed quality. Its exact derivative is zero almost everywhere (every output is
+rounded), which is what ``gradient="exact"`` shows the attack.
+
 :class:`SqueezingDetector` flags inputs whose prediction moves when squeezed (the L1 distance
 between the probability vectors, maximised over the squeezers, Xu et al.), with a threshold set
 on clean data at a chosen false-positive rate.
@@ -24,10 +29,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from stalwart._validation import check_array, check_choice, check_param, check_positive, param_error
+from stalwart.data.schema import Schema
 from stalwart.errors import InputError, ModelError
 from stalwart.models.base import Model
+from stalwart.perturb.image import JpegCompression
 
-__all__ = ["Squeezer", "BitDepth", "MedianFilter", "SqueezedModel", "SqueezingDetector"]
+__all__ = ["Squeezer", "BitDepth", "MedianFilter", "JPEG", "SqueezedModel", "SqueezingDetector"]
 
 
 class Squeezer(ABC):
@@ -83,6 +90,43 @@ class MedianFilter(Squeezer):
         return flat.kthvalue((k * k + 1) // 2, dim=-1).values
 
 
+class JPEG(Squeezer):
+    """Baseline JPEG at ``quality`` (1..100, IJG tables) of images N x C x H x W (C = 1 or 3).
+
+    The codec is stalwart's ``jpeg_compression`` corruption run at this one quality instead of its
+    severity table; values are mapped from the bounds to 8 bits and back. The result carries a
+    gradient of exactly zero (JPEG's derivative almost everywhere), so the plain attack stalls and
+    the BPDA one of :class:`SqueezedModel` goes through.
+    """
+
+    name = "jpeg"
+
+    def __init__(self, quality: int = 75) -> None:
+        check_param(self, "quality", quality, isinstance(quality, (int, np.integer)) and not isinstance(quality, bool)
+                    and 1 <= quality <= 100, "an integer from 1 to 100 (75 is usual; lower compresses more)")
+        self.quality = int(quality)
+
+    def __call__(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise InputError(f"JPEG codes images N x C x H x W with 1 or 3 channels; got shape {tuple(x.shape)}. "
+                             "Use BitDepth for tables.")
+        codec = _FixedQualityJpeg(self.quality)
+        schema = Schema("image", value_range=(float(bounds[0]), float(bounds[1])), shape=tuple(x.shape[1:]))
+        coded = torch.as_tensor(codec.apply(x.detach(), 1, schema=schema), device=x.device, dtype=x.dtype)
+        return coded + 0.0 * x  # JPEG's own derivative: zero almost everywhere
+
+
+class _FixedQualityJpeg(JpegCompression):
+    """stalwart's JPEG corruption at one quality, whatever the severity (not registered)."""
+
+    def __init__(self, quality: int) -> None:
+        super().__init__()
+        self.fixed_quality = quality
+
+    def quality(self, severity: int, size: int) -> int:
+        return self.fixed_quality
+
+
 class SqueezedModel(Model):
     """``model(squeeze(x))`` for each squeezer in turn (applied in order).
 
@@ -105,7 +149,7 @@ class SqueezedModel(Model):
                              "classifier.")
         items = [squeezers] if isinstance(squeezers, Squeezer) else squeezers
         if not isinstance(items, Sequence) or not items or not all(isinstance(s, Squeezer) for s in items):
-            raise param_error(self, "squeezers", "a Squeezer (BitDepth(4), MedianFilter(2)) or a list of them",
+            raise param_error(self, "squeezers", "a Squeezer (BitDepth(4), MedianFilter(2), JPEG(75)) or a list of them",
                               squeezers)
         self.gradient = check_choice(self, "gradient", gradient, ("bpda", "exact"))
         bounds = bounds if bounds is not None else (base.input_bounds or (0.0, 1.0))
