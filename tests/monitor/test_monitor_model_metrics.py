@@ -212,7 +212,8 @@ def test_torchscript_is_taken_and_a_pickled_torch_module_refused(service):
     import torch
 
     client, store, admin = service
-    _register(client, admin, _fitted())
+    _register(client, admin, _fitted(), window_rows=500)
+    torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     pickled = io.BytesIO()
     torch.save(net, pickled)
@@ -228,6 +229,17 @@ def test_torchscript_is_taken_and_a_pickled_torch_module_refused(service):
     assert r.status_code == 422 and "does not run on the reference rows" in r.json()["detail"]
     r = client.put(MODEL + "/artifact", content=script.getvalue(), headers=auth(admin))
     assert r.status_code == 200 and r.json()["format"] == "torchscript", r.text
+    # the worker runs the TorchScript model on a window: its own predictions, its own probe
+    x, y = _data(np.random.default_rng(9), 500)
+    _send(client, admin, _rows(x, y, np.zeros(500, dtype=int), 0), "w0")
+    client.post(MODEL + "/analyze", headers=auth(admin))
+    (w,) = client.get(MODEL + "/windows", headers=auth(admin)).json()["windows"]
+    probe = store.window_details(w["id"])["probe"]
+    with torch.no_grad():
+        own = net(torch.tensor(np.column_stack([x["a"], x["b"], x["d"]]), dtype=torch.float32)).argmax(1).numpy()
+    assert probe["clean"] == own.tolist()  # the sample is the whole 500-row window, in order
+    assert w["metrics"]["probe_stability_feature_noise_2"]["n"] == 500
+    assert "estimated_accuracy" in w["metrics"] and not any(k.endswith("_note") for k in w["metrics"])
 
 
 def test_model_upload_over_the_size_limit_is_a_413(db_url, skops_file):
@@ -326,6 +338,8 @@ def test_windows_are_tested_online_with_lond_levels(service):
     # within a rejected window, the column named is the shifted one
     assert [row["feature"] for row in windows[1]["drift"] if row.get("drifted_online")] == ["b"]
     assert store.window_details(windows[3]["id"])["online_fdr"] == {"tests": 4, "discoveries": 2}
+    # no model file: no model metrics and no notes about them
+    assert not any(k.startswith(("estimated", "probe")) or k.endswith("_note") for k in windows[0]["metrics"])
 
 
 def test_migration_0003_upgrades_from_0001_and_downgrades(db_url):

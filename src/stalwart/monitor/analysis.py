@@ -392,24 +392,38 @@ def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = N
     return out
 
 
+def _note(name: str, message: str) -> dict[str, Any]:
+    """A metric without a value that says why a figure is missing (rules skip it)."""
+    return {name: {"value": None, "low": None, "high": None, "n": None, "message": message}}
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, StalwartError):
+        return str(exc)
+    log.warning("model metrics failed: %s: %s", type(exc).__name__, exc)
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+
+
 def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any], window: Mapping[str, Any],
                   seed: int, *, probe: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics that need the model file (estimated accuracy, robustness probe) and what the
     window keeps for later (the probe's predictions, joined with labels as they arrive).
 
-    A failure here never loses the window's other metrics: it is kept as ``model_note``.
+    A failure here never loses the window's other metrics: it is kept as a note (``model_note``,
+    ``estimate_note``, ``probe_note``) among the metrics, with a ``message`` and no value, and the
+    model's own exceptions are logged.
     """
     from stalwart.monitor.artifacts import input_matrix
 
     details: dict[str, Any] = {}
     try:
         held = _held_model(store, model)
-    except StalwartError as exc:
-        return {}, {"model_note": f"the uploaded model could not be loaded: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - a bad model file must not stop the window's other metrics
+        return _note("model_note", f"the uploaded model could not be loaded: {_why(exc)}"), details
     if held is None:
         return {}, details
     if model["task"] != "classification":
-        return {}, {"model_note": "estimated accuracy and the robustness probe need a classifier"}
+        return _note("model_note", "estimated accuracy and the robustness probe need a classifier"), details
     wrapped, columns = held
     metrics: dict[str, Any] = {}
     n = len(window["prediction"])
@@ -419,17 +433,18 @@ def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str
         try:
             metrics.update(estimate_metrics(_estimator(store, model, held, reference),
                                             input_matrix(window["inputs"], columns, rows)))
-        except StalwartError as exc:
-            details["estimate_note"] = f"no label-free estimate: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
+            metrics.update(_note("estimate_note", f"no label-free estimate: {_why(exc)}"))
     else:
-        details["estimate_note"] = "no label-free estimate: the reference has no 'label' column to calibrate on"
+        metrics.update(_note("estimate_note", "no label-free estimate: the reference has no 'label' column to "
+                                              "calibrate on; upload it with one"))
     if probe:
         rows = np.sort(rng.choice(n, PROBE_SAMPLE, replace=False)) if n > PROBE_SAMPLE else np.arange(n)
         try:
             result = run_probe(wrapped, input_matrix(window["inputs"], columns, rows), columns, model["columns"],
                                seed)
-        except StalwartError as exc:
-            details["probe_note"] = f"no robustness probe: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
+            metrics.update(_note("probe_note", f"no robustness probe: {_why(exc)}"))
         else:
             result["rows"] = [str(window["row_id"][i]) for i in rows]
             details["probe"] = result
@@ -472,9 +487,13 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
         metrics, table = window_metrics(reference, window, model)
         online = _online_drift(metrics, table, online, alpha)
         seed = int(np.random.SeedSequence([model["id"], seq]).generate_state(1)[0])
-        ood = _ood_for(store, model, reference)
-        if ood is not None:
-            metrics.update(ood_metrics(ood, window, seed))
+        try:
+            ood = _ood_for(store, model, reference)
+            if ood is not None:
+                metrics.update(ood_metrics(ood, window, seed))
+        except Exception as exc:  # noqa: BLE001 - drift and labels must not wait on the OOD figure
+            log.exception("the OOD rate of model %s failed", model["id"])
+            metrics.update(_note("ood_note", f"no OOD rate: {type(exc).__name__}: {exc}"))
         extra, details = model_metrics(store, model, reference, window, seed,
                                        probe=bool(model["config"].get("probe", True)))
         metrics.update(extra)
