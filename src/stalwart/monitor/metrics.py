@@ -199,13 +199,14 @@ class Metrics:
         errors = result.get("errors") or {}
         if errors:
             self.analysis_errors.inc(len(errors))
-        made = result.get("windows") or {}
+        made = {int(k): len(v) for k, v in (result.get("windows") or {}).items() if v}
         if made:
-            names = {row["model_id"]: row for row in model_overview(self.store)}
-            for model_id, seqs in made.items():
-                row = names.get(int(model_id))
-                if row is not None:
-                    self.windows.labels(row["project"], row["model"]).inc(len(seqs))
+            m, p = tables.models, tables.projects
+            query = (sa.select(m.c.id, m.c.name, p.c.name.label("project")).join(p, p.c.id == m.c.project_id)
+                     .where(m.c.id.in_(list(made))))
+            with self.store.engine.connect() as conn:
+                for row in conn.execute(query):
+                    self.windows.labels(row.project, row.name).inc(made[int(row.id)])
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).observe(seconds)
