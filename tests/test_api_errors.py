@@ -748,6 +748,11 @@ CASES: list[Case] = [
     case("stalwart.shift.detect_drift_parquet", lambda e: shift.detect_drift_parquet(e.dir / "garbage.parquet",
                                                                                      e.dir / "ref.parquet"),
          InputError, r"garbage\.parquet"),
+    case("stalwart.shift.detect_drift_partitioned", lambda e: shift.detect_drift_partitioned(e.dir / "nope",
+                                                                                             e.dir / "ref.parquet"),
+         InputError, r"does not exist.*directory of Parquet files"),
+    case("stalwart.shift.detect_drift_partitioned", lambda e: shift.detect_drift_partitioned(
+        e.dir / "ref.parquet", e.dir / "ref.parquet", method="anderson"), ConfigError, r"anderson.*not available"),
     case(("stalwart.shift.TabularDrift", "stalwart.shift.DriftDetector", "stalwart.shift.DriftResult",
           "stalwart.shift.FeatureDrift"), lambda e: shift.TabularDrift().test(e.df), ConfigError, r"fit"),
     case("stalwart.shift.TabularDrift", lambda e: shift.TabularDrift(alpha=0), ConfigError, r"alpha"),
