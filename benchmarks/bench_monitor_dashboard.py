@@ -50,6 +50,7 @@ def fill(store, model_id: int, n_windows: int, columns: list[str], rng: np.rando
                    "ood_rate": metric(0.05 + share / 4, 0.04, 0.2, 1000), "drift_p_value": metric(10 ** -(share * 20)),
                    "online_level": metric(0.05 / (seq + 1) ** 1.1), "probe_accuracy_clean": metric(acc),
                    **{f"probe_accuracy_{p}": metric(acc - 0.05 * (i + 1), n=200) for i, p in enumerate(PROBES)},
+                   **{f"probe_stability_{p}": metric(0.95 - 0.03 * i, n=200) for i, p in enumerate(PROBES)},
                    "probe_accuracy": metric(acc - 0.25, n=200), "probe_stability": metric(0.8, n=200)}
         table = [{"feature": c, "test": "ks", "statistic": float(rng.random()), "p_value": float(rng.random()),
                   "threshold": 0.002, "drifted": bool(d), "kind": "numeric", "current_kind": None}

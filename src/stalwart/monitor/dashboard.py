@@ -303,8 +303,8 @@ def _charts(windows: list[dict[str, Any]], task: str) -> list[str]:
                                                               _series(windows, "ood_baseline", "on the reference")]),
         chart("Robustness probe (window sample)", "accuracy / stability", [
             _series(windows, "probe_accuracy_clean", "accuracy, clean"),
-            _series(windows, "probe_accuracy", "accuracy, worst perturbation"),
-            _series(windows, "probe_stability", "stability, worst perturbation")]),
+            _series(windows, "probe_accuracy", "accuracy, worst"),
+            _series(windows, "probe_stability", "stability, worst")]),
         chart("Drift across windows (online test)", f"p-value (floored at {_P_FLOOR:g})", [
             _floored(_series(windows, "drift_p_value", "window p-value")),
             _floored(_series(windows, "online_level", "online level"))], y_scale="log"),
@@ -312,9 +312,12 @@ def _charts(windows: list[dict[str, Any]], task: str) -> list[str]:
     keys = sorted({k for w in windows for k, v in w["metrics"].items() if _value(v) is not None}
                   - _KNOWN - _NOT_CHARTED)
     per_probe = [k for k in keys if k.startswith("probe_")]
-    out.append(chart("Robustness probe per perturbation", "accuracy / stability",
-                     [_series(windows, k, k.removeprefix("probe_").replace("_", " ", 1)) for k in per_probe]))
-    for k in [k for k in keys if k not in per_probe][:_MAX_OTHER_CHARTS]:
+    for kind in ("accuracy", "stability"):
+        named = [k for k in per_probe if k.startswith(f"probe_{kind}_")]
+        out.append(chart(f"Probe {kind} per perturbation", kind,
+                         [_series(windows, k, k.removeprefix(f"probe_{kind}_").replace("_", " ")) for k in named]))
+    rest = [k for k in per_probe if not k.startswith(("probe_accuracy_", "probe_stability_"))]
+    for k in [k for k in keys if k not in per_probe or k in rest][:_MAX_OTHER_CHARTS]:
         out.append(chart(k.replace("_", " "), k, [_series(windows, k, k)]))
     return [c for c in out if c is not None]
 
