@@ -8,6 +8,7 @@ for a key of another project or without the scope the route needs (``read``, ``i
 route                                                    scope    what
 =======================================================  =======  ======================================
 ``GET /v1/whoami``                                       any      the key's project and scope
+``GET /metrics``                                         read     Prometheus text format (own project's series)
 ``POST .../keys``                                        admin    a new key of the project (shown once)
 ``POST .../models``, ``GET .../models[/{model}]``         admin,   register a model (and its reference),
                                                          read     list them
@@ -23,7 +24,9 @@ route                                                    scope    what
 A batch is answered only after it is committed: 201 when stored, 200 with ``"duplicate": true``
 when its ``batch_id`` was stored before with the same body (a retry), 409 when with another body,
 413 over the size limits, 422 with what to fix.
-Analysis and webhooks run in a worker thread, woken by each new batch.
+Analysis and webhooks run in a worker thread, woken by each new batch. The HTML dashboard
+(``/dashboard``, :mod:`stalwart.monitor.dashboard`) takes a read key once and keeps a signed session
+cookie instead.
 """
 
 from __future__ import annotations
