@@ -182,6 +182,26 @@ def test_every_user_string_is_escaped(service):
     assert "&lt;svg onload=alert(3)&gt;" in missing.text
 
 
+def test_a_regression_model_charts_its_error_and_a_fresh_model_says_what_it_waits_for(service):
+    client, store, admin = service
+    register(client, admin, name="empty")
+    rng = np.random.default_rng(15)
+    ref = [{k: v for k, v in r.items() if k != "row_id"} for r in table_rows(rng, 300, classes=(0.0, 1.0))]
+    body = {"name": "price", "columns": {"a": "numeric", "b": "numeric", "c": "categorical", "d": "integer"},
+            "task": "regression", "window_rows": 100, "reference": ref}
+    assert client.post("/v1/projects/shop/models", json=body, headers=auth(admin)).status_code == 201
+    rows = table_rows(rng, 100, classes=(0.0, 1.0))
+    client.post("/v1/projects/shop/models/price/batches", json={"batch_id": "b", "rows": rows}, headers=auth(admin))
+    client.post("/v1/projects/shop/models/price/labels", headers=auth(admin),
+                json={"labels": [{"row_id": r["row_id"], "label": r["prediction"] + 0.5} for r in rows]})
+    client.post("/v1/projects/shop/models/price/analyze", headers=auth(admin))
+    login(client, admin)
+    html = client.get("/dashboard/models/price").text
+    assert "<title>realised MAE: 0 → 0.5</title>" in html  # every label 0.5 off its prediction
+    assert "<title>realised: " not in html  # no accuracy chart for a regression model
+    empty = client.get("/dashboard/models/empty").text
+    assert "No window analysed yet" in empty and "500 per window" in empty and "No alert rule" in empty
+
 # -- in a real browser ----------------------------------------------------------------------------
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
