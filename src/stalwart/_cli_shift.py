@@ -83,8 +83,10 @@ def _report(results: list, *, model: Any, data: Any, data_info: dict[str, Any], 
 
 @app.command()
 def drift(
-    reference: Annotated[str, typer.Argument(help="Reference data: .csv or .parquet (training or a trusted window).")],
-    current: Annotated[str, typer.Argument(help="Current data to compare with it: .csv or .parquet.")],
+    reference: Annotated[str, typer.Argument(help="Reference data: .csv or .parquet (training or a trusted window), "
+                                             "or a directory of Parquet files (tested with --sketch).")],
+    current: Annotated[str, typer.Argument(help="Current data to compare with it: .csv or .parquet, or a directory "
+                                           "of Parquet files.")],
     target: Annotated[str | None, typer.Option(help="Label column (kept out of the feature tests; "
                                                "label and accuracy drift use it).")] = None,
     method: Annotated[str, typer.Option(help="auto, ks, anderson, chi2, psi, wasserstein, jensen_shannon "
@@ -98,10 +100,15 @@ def drift(
     stream: Annotated[bool | None, typer.Option("--stream/--no-stream", help="Read Parquet files column by column "
                                                 "in bounded memory, with the same results (default: when a file has "
                                                 f"{STREAM_ROWS:,} rows or more).")] = None,
+    sketch: Annotated[bool, typer.Option("--sketch", help="Test from mergeable summaries that each task builds from "
+                                         "its Parquet row groups (on --executor): exact for categorical columns, "
+                                         "within a reported error for numeric ones (default when REFERENCE or "
+                                         "CURRENT is a directory).")] = False,
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
     trust: Annotated[bool, typer.Option("--trust", help="Allow loading pickle/joblib models (runs code in them).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP + " Here: any drifted column exits 1.")] = False,
-    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Used by --stream: one task per column.")] = "local",
+    executor: Annotated[str, typer.Option(help=EXECUTOR_HELP + " Used by --stream (one task per column) and "
+                                          "--sketch (one task per group of row groups).")] = "local",
     address: Annotated[str | None, typer.Option(help=ADDRESS_HELP)] = None,
 ) -> None:
     """Test CURRENT against REFERENCE for drift, column by column.
@@ -120,7 +127,11 @@ def drift(
         cols = names_option(columns)
         check = DataDrift(reference=reference, method=method, correction=corr, alpha=alpha, columns=cols)
         start = time.perf_counter()
-        rows = [_parquet_rows(reference), _parquet_rows(current)]
+        use_sketch = sketch or Path(reference).is_dir() or Path(current).is_dir()
+        if use_sketch and (model is not None or stream):
+            fail(f"{'--model' if model is not None else '--stream'} does not go with partitioned data (a directory "
+                 "or --sketch): the sketch path never loads a table; pass Parquet files without --sketch for it")
+        rows = [None, None] if use_sketch else [_parquet_rows(reference), _parquet_rows(current)]
         both_parquet = None not in rows
         if stream and not both_parquet:
             fail("--stream reads Parquet files; REFERENCE and CURRENT must both be .parquet")
@@ -129,7 +140,9 @@ def drift(
         use_stream = stream if stream is not None else (both_parquet and model is None
                                                         and max(rows) >= STREAM_ROWS)
         loaded_model = data = None
-        if use_stream:
+        if use_sketch:
+            result, data_info = _drift_sketched(reference, current, target, cols, method, corr, alpha)
+        elif use_stream:
             result, data_info = _drift_streamed(reference, current, target, cols, method, corr, alpha, seed)
         else:
             from stalwart.data import load_data
@@ -151,6 +164,8 @@ def drift(
                          total_s=time.perf_counter() - start)
         report.save(out, strict=strict)
     _print_drift(result)
+    if use_sketch:
+        _print_sketch(data_info)
     out_console.print(f"report written to {escape(str(out / 'index.html'))}", highlight=False)
     raise typer.Exit(exit_code(report.status.value, strict))
 
@@ -178,6 +193,50 @@ def _drift_streamed(reference: str, current: str, target: str | None, cols: list
             "reference": {"name": Path(reference).name, "n_samples": int(res.details["n_reference"]),
                           "source": str(reference)}}
     return check_result, info
+
+
+def _drift_sketched(reference: str, current: str, target: str | None, cols: list[str] | None, method: str,
+                    correction: str | None, alpha: float) -> tuple[Any, dict[str, Any]]:
+    """The data_drift result of two partitioned Parquet data sets, from mergeable summaries built on
+    the executor; ``data_info`` says which path ran and how large its approximation error is."""
+    from stalwart.checks.drift import result_from_drift
+    from stalwart.errors import InputError, require
+    from stalwart.shift.partitioned import detect_drift_partitioned, parquet_files
+
+    pq = require("pyarrow.parquet", "parquet")
+    names = pq.read_schema(parquet_files(reference, "REFERENCE")[0]).names
+    if target is not None and target not in names:
+        raise InputError(f"target column {target!r} is not in the reference {reference!r}; it has columns {names}")
+    tested = cols if cols is not None else [c for c in names if c != target]
+    res = detect_drift_partitioned(reference, current, columns=tested, method=method, correction=correction,
+                                   alpha=alpha)
+    check_result = result_from_drift(res, reference=reference, method=method, correction=correction, alpha=alpha,
+                                     columns=cols)
+    approx = res.details["approximation"]
+    info = {"name": Path(current).name, "modality": "tabular", "n_samples": int(res.details["n_current"]),
+            "fingerprint": "sketched", "drift_path": "sketch",
+            "sketch": {**res.details["sketch"], "max_error": res.details["max_error"],
+                       "exact_columns": sorted(c for c, a in approx.items() if a["exact"]),
+                       "approximation": approx},
+            "reference": {"name": Path(reference).name, "n_samples": int(res.details["n_reference"]),
+                          "source": str(reference)}}
+    return check_result, info
+
+
+def _print_sketch(info: dict[str, Any]) -> None:
+    sk = info["sketch"]
+    err = sk["max_error"]
+    parts = sk["partitions"]
+    approx = [c for c in sk["approximation"] if c not in sk["exact_columns"]]
+    line = (f"path: mergeable summaries of {parts['reference']} + {parts['current']} Parquet files in {sk['tasks']} "
+            f"tasks on the {sk['executor']} executor; ")
+    if not approx:
+        line += "every statistic is exact"
+    else:
+        line += (f"{len(approx)} numeric column(s) approximate: statistics within {err['statistic']:.2g} of the exact "
+                 "ones" + (f", histogram bins within {err['bin_error']:.2g} of a sample" if err["bin_error"] else "")
+                 + " (per column in report.json)")
+    out_console.print(escape(line), highlight=False)
 
 
 def _print_drift(result: Any) -> None:
