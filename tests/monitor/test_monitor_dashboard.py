@@ -119,6 +119,10 @@ def test_model_page_shows_alerts_charts_and_the_drifted_column(service):
     assert "drift_share &lt;= 0.2" in rules and 'state-firing">firing<' in rules
     state = client.get("/v1/projects/shop/models/churn/rules", headers=auth(admin)).json()["rules"][0]["state"]
     assert state == "firing"
+    fired = next(a for a in client.get("/v1/projects/shop/models/churn/alerts", headers=auth(admin)).json()["alerts"]
+                 if a["to_state"] == "firing")
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(fired["created_at"]))
+    assert f"firing</span></td><td>{since}</td>" in rules
     # charts over the three windows: one point per window for the drift share
     assert html.count('<svg class="chart"') >= 2
     assert html.count("<title>drift share: ") == 3
