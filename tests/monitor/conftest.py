@@ -33,25 +33,39 @@ def table_rows(rng, n, *, shift_b=0.0, start=0, classes=(0, 1)):
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A PostgreSQL database of this test process only (skips when STALWART_TEST_POSTGRES is unset)."""
+def postgres_databases():
+    """``make(suffix)``: the URL of a new, empty PostgreSQL database of this test process (all are
+    dropped at the end); skips when STALWART_TEST_POSTGRES is unset."""
     url = os.environ.get(POSTGRES_ENV)
     if not url:
         pytest.skip(f"{POSTGRES_ENV} is not set (.ci/run sets it to a throwaway PostgreSQL server)")
     import sqlalchemy as sa
 
     base = sa.make_url(url)
-    # xdist workers run at once: a name per worker and process, so no two runs share a database
-    name = f"stalwart_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    quoted = admin.dialect.identifier_preparer.quote(name)
+    # xdist workers run at once: a name per worker and process, so no two runs share a database
+    prefix = f"stalwart_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
+    made = []
+
+    def make(suffix=""):
+        quoted = admin.dialect.identifier_preparer.quote(f"{prefix}_{suffix}" if suffix else prefix)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+            conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+        made.append(quoted)
+        return base.set(database=quoted.strip('"')).render_as_string(hide_password=False)
+
+    yield make
     with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
-        conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        for quoted in made:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_databases):
+    """This test process's PostgreSQL database, emptied by :func:`db_url` before each test."""
+    return postgres_databases()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -66,8 +66,10 @@ class AlertRule:
                     "an integer in 1..1000 (consecutive windows before firing or resolving)")
         if self.webhook_url is not None:
             parts = urlsplit(self.webhook_url) if isinstance(self.webhook_url, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError(f"AlertRule(webhook_url=...) must be an http(s) URL; got {self.webhook_url!r}")
+            if (parts is None or parts.scheme not in ("http", "https") or not parts.netloc
+                    or any(ord(ch) <= 32 or ord(ch) == 127 for ch in self.webhook_url)):
+                raise ConfigError(f"AlertRule(webhook_url=...) must be an http(s) URL without spaces or control "
+                                  f"characters; got {self.webhook_url!r}")
 
 
 def next_state(state: str, breaches: int, clears: int, violated: bool, n: int) -> tuple[str, int, int]:

@@ -43,11 +43,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DataError
 
 from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
@@ -233,6 +234,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 422)
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # a value the database cannot hold (out of its range, text it refuses) that no check above
+        # caught: the request's fault, so a 422 that says so rather than a 500
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        return JSONResponse({"detail": f"the database refused a value of this request ({reason}); check for "
+                                       "numbers out of range and text with NUL characters"}, status_code=422)
+
     async def body_of(request: Request, limit: int | None = None, fix: str = "send smaller batches") -> bytes:
         limit = settings.max_body_bytes if limit is None else limit
         declared = request.headers.get("content-length", "")
@@ -377,8 +386,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         return answer
 
     @app.get("/v1/projects/{project}/models/{model}/windows", tags=["analysis"])
-    def list_windows(project: str, model: str, who: Reader, after: int = -1, limit: int = 100,
-                     drift: bool = True) -> dict[str, Any]:
+    def list_windows(project: str, model: str, who: Reader,
+                     after: Annotated[int, Query(ge=-1, le=2**31 - 1, description="windows with seq > after")] = -1,
+                     limit: int = 100, drift: bool = True) -> dict[str, Any]:
         found = store.model(who.project_id, model)
         rows = store.windows(found["id"], after=after, limit=max(1, min(limit, 10_000)))
         if not drift:

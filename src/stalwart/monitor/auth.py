@@ -30,6 +30,8 @@ def token_id(token: str) -> str | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "sw" or len(parts[1]) != _ID_CHARS or not parts[2]:
         return None
+    if parts[1].strip("0123456789abcdef"):  # ids are hex: anything else is never looked up
+        return None
     return parts[1]
 
 

@@ -289,6 +289,8 @@ def _now() -> float:
 def _check_name(what: str, name: Any) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > _NAME:
         raise InputError(f"{what} must be a non-empty string of at most {_NAME} characters; got {name!r}")
+    if "\x00" in name:  # PostgreSQL cannot store it, and no name needs it
+        raise InputError(f"{what} must not contain NUL characters (\\x00); got {name!r}")
     return name
 
 
@@ -402,6 +404,7 @@ class Store:
         return self.model(project_id, name)
 
     def model(self, project_id: int, name: str) -> dict[str, Any]:
+        _check_name("model name", name)
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(models).where(models.c.project_id == project_id,
                                                        models.c.name == name)).first()
@@ -525,6 +528,10 @@ class Store:
         now = _now()
         rows = [{"model_id": model_id, "row_id": str(r), "label": json.dumps(v), "received_at": now} for r, v in pairs]
         ids = [r["row_id"] for r in rows]
+        bad = next((r for r in ids if "\x00" in r), None)
+        if bad is not None:
+            raise InputError(f"row_id {bad!r} contains a NUL character (\\x00), which the database cannot store; "
+                             "use row ids without it")
         with self.engine.begin() as conn:
             # a delete then insert is portable (SQLite and PostgreSQL alike) and gives relabelled
             # rows a new id, so the worker's "labels after id N" sees them as new
@@ -544,7 +551,8 @@ class Store:
         with self.engine.connect() as conn:
             if conn.execute(sa.select(labels.c.id).where(labels.c.model_id == model_id).limit(1)).first() is None:
                 return out  # no label yet: skip the lookups
-            for chunk in _chunks([str(r) for r in row_ids], 2000):
+            # a row id with NUL never has a label (add_labels refuses it; PostgreSQL cannot compare it)
+            for chunk in _chunks([str(r) for r in row_ids if "\x00" not in str(r)], 2000):
                 for row_id, label in conn.execute(sa.select(labels.c.row_id, labels.c.label).where(
                         labels.c.model_id == model_id, labels.c.row_id.in_(chunk))):
                     out[row_id] = json.loads(label)
