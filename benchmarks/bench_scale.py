@@ -1,0 +1,187 @@
+"""Beyond one process: `evaluate` and the corruption check on the local, process and Ray executors.
+
+Two workloads, the issue's sizes by default:
+
+- ``evaluate`` (the AutoAttack-style ensemble, default level "standard") on the digits CNN of the
+  benchmark zoo (``cnn-s``, conv16-conv32-pool-fc64 on 1 x 8 x 8) over 2,000 samples: the digits
+  test split repeated with a little seeded noise (the split has fewer than 2,000 images);
+- the corruption check (``CorruptionRobustness``: every image corruption at severities 1-5) on the
+  zoo's ``cnn-m`` over 2,000 synthetic 3 x 32 x 32 colour textures.
+
+torch runs on one thread in every process (this one, each pool worker, each Ray worker), so
+``local`` is single-threaded and the speed-ups come from the workers alone. Rows:
+
+- ``unsharded``: ``evaluate`` with one shard of every sample (the code before executors);
+- ``local``: shards one after the other in this process (by default evaluate's own shard size,
+  1,000 samples: what a user gets without asking); its ``overhead`` is its time over the unsharded
+  time, minus 1 (target <= 5%). Every attack step has a cost that does not shrink with the batch,
+  so on a model this small many small shards cost more (4 shards of 50 digits took about twice
+  the unsharded time of 200 in a trial run);
+- ``process`` / ``ray``: the same shards on ``--workers`` processes; ``speed-up`` is the unsharded
+  (evaluate) or local (corruptions) time over theirs. Their results equal ``local``'s exactly
+  (same shards, same seeds). Ray's start-up (``ray.init``, then its workers starting and importing
+  stalwart) is timed apart and not in its rows; the process pool's workers start inside each run.
+
+    python benchmarks/bench_scale.py                           # the issue's sizes; writes the section
+    python benchmarks/bench_scale.py --samples 200 --images 200 --level fast --no-write   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, markdown_table, timed, write_section  # noqa: E402
+from zoo import build_zoo  # noqa: E402
+
+import stalwart  # noqa: E402
+from stalwart.attacks import ThreatModel, evaluate  # noqa: E402
+from stalwart.execute import DEFAULT_SHARD_SIZE, LocalExecutor, ProcessExecutor, RayExecutor, use_executor  # noqa: E402
+
+warnings.filterwarnings("ignore")
+TITLE = "Beyond one process: executors"
+
+
+def portable(net: nn.Module) -> nn.Module:
+    """The zoo network as torch's own modules only, so workers unpickle it without the zoo module."""
+    return nn.Sequential(net.features, net.head) if hasattr(net, "features") else net
+
+
+def digits_samples(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` digits: the test split repeated, each copy after the first with seeded noise (sd 0.03)."""
+    reps = -(-n // len(x))
+    rng = np.random.default_rng(0)
+    xs = np.concatenate([x.numpy()] * reps)[:n].astype(np.float32)
+    noisy = np.arange(n) >= len(x)
+    xs[noisy] = np.clip(xs[noisy] + rng.normal(0.0, 0.03, size=xs[noisy].shape), 0.0, 1.0)
+    return xs, np.concatenate([y.numpy()] * reps)[:n]
+
+
+def evaluate_rows(executors: dict, args: argparse.Namespace) -> tuple[list[list], str]:
+    (m,) = build_zoo(["cnn-s"], n_digits=10_000)
+    net = portable(m.net)
+    x, y = digits_samples(m.x, m.y, args.samples)
+    threat = ThreatModel("linf", m.eps, (0.0, 1.0))
+
+    def run(executor, shard_size):
+        return evaluate(net, x, y, threat, level=args.level, seed=0, shard_size=shard_size, executor=executor)
+
+    base, t_base = timed(lambda: run(LocalExecutor(), len(y)))
+    rows = [["unsharded", 1, f"{base.robust_accuracy:.4f}", t_base, "", ""]]
+    local = None
+    for name, executor in executors.items():
+        res, t = timed(lambda ex=executor: run(ex, args.shard_size))
+        same = "" if local is None else ("yes" if np.array_equal(res.broken_by, local.broken_by)
+                                          and np.array_equal(res.x_adv, local.x_adv) else "NO")
+        if local is None:
+            local = res
+        overhead = f"{t / t_base - 1:+.1%}" if name == "local" else ""
+        speed = "" if name == "local" else f"{t_base / t:.2f}x"
+        rows.append([name, res.n_shards, f"{res.robust_accuracy:.4f}" + ("" if not same else f" (same: {same})"),
+                     t, overhead, speed])
+        print(rows[-1], flush=True)
+    what = (f"`evaluate(level={args.level!r})` on {m.description} (clean accuracy {m.clean_accuracy:.3f} on the "
+            f"split), {len(y):,} samples, linf eps {m.eps:g}, shards of {args.shard_size}")
+    return rows, what
+
+
+def corruption_rows(executors: dict, args: argparse.Namespace) -> tuple[list[list], str]:
+    from stalwart.checks.corruption import CorruptionRobustness
+
+    (m,) = build_zoo(["cnn-m"], n_rgb=args.images)
+    model = stalwart.wrap(portable(m.net))
+    data = stalwart.Dataset.from_arrays(m.x.numpy(), m.y.numpy(), modality="image")
+    check = CorruptionRobustness(max_samples=args.images, perturbations=args.corruptions)
+    rows, local, t_local = [], None, None
+    for name, executor in executors.items():
+        with use_executor(executor):
+            res, t = timed(lambda: check.run(model, data, seed=0))
+        d = res.to_dict()
+        if local is None:
+            local, t_local = d, t
+        same = "" if name == "local" else ("yes" if d["metrics"] == local["metrics"] else "NO")
+        headline = d["metrics"][d["headline_metric"]]
+        value = headline["value"] if isinstance(headline, dict) else headline
+        rows.append([name, len(d["tables"]["cells"]), f"{value:.4f}" + (f" (same: {same})" if same else ""), t,
+                     "", "" if name == "local" else f"{t_local / t:.2f}x"])
+        print(rows[-1], flush=True)
+    cells = len(local["tables"]["cells"])
+    what = (f"`CorruptionRobustness` ({cells} corruption x severity cells, one task each) on {m.description}, "
+            f"{args.images:,} images")
+    return rows, what
+
+
+def warm(shared, item) -> int:
+    """A task that loads what every shard needs, so Ray's worker processes start (and import) before the timing."""
+    import stalwart.attacks  # noqa: F401
+    import stalwart.checks.corruption  # noqa: F401
+
+    return os.getpid()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2000, help="digits for evaluate (default 2,000)")
+    parser.add_argument("--images", type=int, default=2000, help="3 x 32 x 32 images for the corruptions")
+    parser.add_argument("--level", default="standard", choices=["standard", "fast"])
+    parser.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                        help="samples per evaluate shard (default: evaluate's own, 1,000)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--corruptions", nargs="+", default=None, help="default: every image corruption")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["evaluate", "corruptions", "ray"])
+    parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)  # local is single-threaded; pool workers get cpus // workers threads
+    if (os.cpu_count() or 1) // args.workers != 1:
+        print(f"note: {os.cpu_count()} CPUs for {args.workers} workers: pool workers run "
+              f"{(os.cpu_count() or 1) // args.workers} torch threads each", flush=True)
+    load_start = os.getloadavg()[0]
+    executors: dict = {"local": LocalExecutor(), "process": ProcessExecutor(workers=args.workers)}
+    ray_init = None
+    if "ray" not in args.skip:
+        ray_exec = RayExecutor(num_cpus=args.workers)
+        _, ray_init = timed(ray_exec.start)
+        _, ray_warm = timed(lambda: ray_exec.map(warm, list(range(4 * args.workers))))
+        executors["ray"] = ray_exec
+    sections = []
+    header = ["executor", "shards / cells", "result", "seconds", "overhead vs unsharded", "speed-up"]
+    try:
+        if "evaluate" not in args.skip:
+            rows, what = evaluate_rows(executors, args)
+            sections.append(f"**evaluate**: {what}. `result`: robust accuracy.\n\n" + markdown_table(header, rows))
+        if "corruptions" not in args.skip:
+            rows, what = corruption_rows(executors, args)
+            sections.append(f"**corruptions**: {what}. `result`: the check's headline metric (mean corruption "
+                            "error); speed-up over `local`.\n\n" + markdown_table(header, rows))
+    finally:
+        for ex in executors.values():
+            ex.close()
+    load_end = os.getloadavg()[0]
+    startup = "" if ray_init is None else (
+        f" Ray start-up, not in the rows: `ray.init` with {args.workers} CPUs {ray_init:.1f} s, then {ray_warm:.1f} s "
+        "for its worker processes to start and import stalwart (paid once per Ray runtime; a process pool pays its "
+        "workers' start-up at every `evaluate` or check, so it is in the process rows).")
+    body = "\n\n".join([
+        f"Command: `python benchmarks/bench_scale.py` (machine: {machine()}, torch {torch.__version__}, "
+        f"{args.workers} workers, one torch thread per process; load average {load_start:.1f} at the start and "
+        f"{load_end:.1f} at the end). One run each.{startup} `(same: yes)`: the result equals `local`'s exactly "
+        "(same shards, same seeds).",
+        *sections,
+    ])
+    if args.no_write:
+        print(body)
+    else:
+        write_section(TITLE, body)
+
+
+if __name__ == "__main__":
+    main()
