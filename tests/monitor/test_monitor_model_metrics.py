@@ -287,7 +287,23 @@ def test_a_window_reports_ood_estimated_accuracy_and_probe_and_rules_read_them(s
     assert est["n"] == 2000 and est["low"] < est["value"] < est["high"]
     assert m0["probe_stability"]["n"] == 500 and 0.5 < m0["probe_stability"]["value"] <= 1.0
     assert {k for k in m0 if k.startswith("probe_stability_")} == {
-        "probe_stability_feature_noise_2", "probe_stability_feature_noise_4", "probe_stability_stuck_sensor_3"}
+        "probe_stability_feature_noise_2", "probe_stability_feature_noise_4", "probe_stability_stuck_sensor_3",
+        "probe_stability_attack_pgd"}  # the logistic regression has a torch mirror: it is attacked too
+    # a linear model flips under an linf attack of eps (in units of each column's range r_j) exactly
+    # where |w.x + b| <= eps * sum_j |w_j| r_j: PGD should find every such row and no other
+    import pandas as pd
+
+    from stalwart.monitor.analysis import ATTACK_EPS
+
+    probe = store.window_details(w0["id"])["probe"]
+    rows = [int(r[1:]) for r in probe["rows"]]
+    xr, _ = _data(np.random.default_rng(1), 2000)  # the reference, as registered
+    both = {k: np.concatenate([xr[k], x0[k][rows]]) for k in ("a", "b", "d")}
+    reach = ATTACK_EPS * sum(abs(w) * (both[k].max() - both[k].min()) for w, k in zip(model.coef_[0], "abd"))
+    margin = model.decision_function(pd.DataFrame({k: x0[k][rows] for k in ("a", "b", "d")}))
+    attacked = m0["probe_stability_attack_pgd"]
+    assert attacked["n"] == 500 and abs(attacked["value"] - np.mean(np.abs(margin) > reach)) <= 0.01
+    assert attacked["value"] < m0["probe_stability"]["value"]  # the attack is the harder test
     # LogisticRegression takes no missing values: that probe says so instead of a figure
     assert "missing" in store.window_details(w0["id"])["probe"]["missing_values_2"]["error"].lower()
     # a reference over 1,000 rows is judged by distances (no p-value): no online test to run

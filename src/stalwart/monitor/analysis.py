@@ -28,8 +28,9 @@ once, against the reference:
   (:data:`PROBES` on a seeded sample of :data:`PROBE_SAMPLE` rows): ``probe_stability`` (the
   lowest share of unchanged predictions over the probes) and ``probe_stability_<name>_<severity>``,
   and once labels arrive ``probe_accuracy``, ``probe_accuracy_<name>_<severity>`` and
-  ``probe_accuracy_clean`` on the same rows. No adversarial attack is run: the probe stays with
-  natural perturbations, which need no gradients and cost a few model calls.
+  ``probe_accuracy_clean`` on the same rows; for a model with gradients (torch, or scikit-learn
+  with a torch mirror) also a PGD attack on the same rows (:func:`run_attack`):
+  ``probe_stability_attack_pgd`` and, with labels, ``probe_accuracy_attack_pgd``.
 
 Every metric is stored as ``{"value", "low", "high", "n"}``, the shape of a check's metric, so
 alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
@@ -51,7 +52,7 @@ from stalwart.monitor.ingest import frame
 from stalwart.monitor.store import Store, check_store
 
 __all__ = ["analyze", "window_metrics", "label_metrics", "lond", "lond_gamma", "fit_ood", "ood_metrics",
-           "estimate_metrics", "run_probe", "probe_metrics", "model_metrics", "PROBES"]
+           "estimate_metrics", "run_probe", "run_attack", "probe_metrics", "model_metrics", "PROBES"]
 
 log = logging.getLogger("stalwart.monitor")
 #: how many of the most recent windows still missing labels a pass joins new labels into
@@ -275,6 +276,11 @@ PROBE_SAMPLE = 500
 #: the probe's perturbations and severities (stalwart.perturb names): noise of 0.2 and 0.5 standard
 #: deviations per numeric column, 10% of cells missing, a sensor stuck for 20% of the rows
 PROBES = (("feature_noise", 2), ("feature_noise", 4), ("missing_values", 2), ("stuck_sensor", 3))
+#: the probe's attack on differentiable models (torch, and scikit-learn models with a torch mirror):
+#: PGD in linf, eps a fraction of each column's range (over the reference and the sample), steps
+ATTACK_EPS, ATTACK_STEPS = 0.05, 10
+#: the probe key of the attack (its metrics are ``probe_stability_attack_pgd`` and so on)
+ATTACK_KEY = "attack_pgd"
 
 
 def _key(value: Any) -> str:
@@ -326,6 +332,14 @@ def estimate_metrics(estimator: Any, x: np.ndarray) -> dict[str, Any]:
             "estimated_accuracy_reliable": _metric(float(out["reliable"]), n=out["n"])}
 
 
+def _reference_sample(reference: Mapping[str, Any], columns: list[str], n: int = 5000) -> np.ndarray:
+    """Up to ``n`` reference rows (the first ones) of the model's columns, for the attack's bounds."""
+    from stalwart.monitor.artifacts import input_matrix
+
+    size = len(reference["inputs"][columns[0]])
+    return input_matrix(reference["inputs"], columns, np.arange(min(size, n)))
+
+
 def _schema(columns: list[str], kinds: Mapping[str, str]) -> Any:
     from stalwart.data.schema import Column, Schema
 
@@ -360,10 +374,46 @@ def run_probe(wrapped: Any, x: np.ndarray, columns: list[str], kinds: Mapping[st
     return out
 
 
+def run_attack(wrapped: Any, x: np.ndarray, clean: Any, reference_x: np.ndarray, seed: int) -> list[Any] | dict:
+    """The model's predictions on PGD examples of ``x`` (linf, ``ATTACK_EPS`` of each column's
+    range, :data:`ATTACK_STEPS` steps) that try to change its own ``clean`` predictions.
+
+    Rows with a missing value keep their clean prediction's slot as None (they are not attacked);
+    ``{"error": ...}`` when the model gives no gradients.
+    """
+    from stalwart.attacks import PGD, ThreatModel
+
+    if not wrapped.differentiable:
+        return {"error": f"{wrapped.name} gives no gradients: no attack (torch models and scikit-learn models "
+                         "with a torch mirror are attacked)"}
+    both = np.vstack([reference_x, x])
+    with np.errstate(all="ignore"):
+        lower, upper = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
+    movable = np.isfinite(lower) & np.isfinite(upper) & (upper > lower)
+    lower, upper = np.where(movable, lower, 0.0), np.where(movable, upper, 1.0)  # fixed columns: any valid range
+    ok = np.isfinite(x).all(axis=1)
+    out: list[Any] = [None] * len(x)
+    if ok.any() and movable.any():
+        import torch
+
+        threat = ThreatModel("linf", ATTACK_EPS, (lower, upper), mutable=movable, unit="range")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # 500 small rows: more threads only spin (4x slower on a busy machine)
+        try:
+            result = PGD(threat, steps=ATTACK_STEPS, seed=seed % (2**31)).run(wrapped, x[ok], np.asarray(clean)[ok])
+        finally:
+            torch.set_num_threads(threads)
+        pred = wrapped.predict(result.x_adv)
+        for i, v in zip(np.flatnonzero(ok), pred):
+            out[i] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
 def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Stability (share of the sample whose prediction the perturbation left unchanged) per probe,
     and, over the sample's labelled rows, accuracy clean and under each perturbation; Wilson
-    intervals. ``probe_stability`` and ``probe_accuracy`` are the lowest over the probes."""
+    intervals. ``probe_stability`` and ``probe_accuracy`` are the lowest over the natural
+    perturbations (the attack, when run, is reported on its own as ``..._attack_pgd``)."""
     clean = [_key(v) for v in probe["clean"]]
     rows = probe.get("rows", [])
     known = [i for i, r in enumerate(rows) if labels is not None and r in labels]
@@ -375,15 +425,20 @@ def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = N
     for name, preds in probe.items():
         if name in ("clean", "rows") or not isinstance(preds, list):
             continue
-        moved = [_key(v) for v in preds]
-        stab = _rate(sum(a == b for a, b in zip(clean, moved)), len(clean))
+        moved = [None if v is None else _key(v) for v in preds]
+        done = [i for i, v in enumerate(moved) if v is not None]  # the attack skips rows with a missing value
+        if not done:
+            continue
+        stab = _rate(sum(clean[i] == moved[i] for i in done), len(done))
         out[f"probe_stability_{name}"] = stab
-        if worst_stab is None or stab["value"] < worst_stab["value"]:
+        natural = name != ATTACK_KEY
+        if natural and (worst_stab is None or stab["value"] < worst_stab["value"]):
             worst_stab = stab
-        if known:
-            acc = _rate(sum(moved[i] == truth[i] for i in known), len(known))
+        scored = [i for i in known if moved[i] is not None]
+        if scored:
+            acc = _rate(sum(moved[i] == truth[i] for i in scored), len(scored))
             out[f"probe_accuracy_{name}"] = acc
-            if worst_acc is None or acc["value"] < worst_acc["value"]:
+            if natural and (worst_acc is None or acc["value"] < worst_acc["value"]):
                 worst_acc = acc
     if worst_stab is not None:
         out["probe_stability"] = dict(worst_stab)
@@ -441,8 +496,9 @@ def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str
     if probe:
         rows = np.sort(rng.choice(n, PROBE_SAMPLE, replace=False)) if n > PROBE_SAMPLE else np.arange(n)
         try:
-            result = run_probe(wrapped, input_matrix(window["inputs"], columns, rows), columns, model["columns"],
-                               seed)
+            x = input_matrix(window["inputs"], columns, rows)
+            result = run_probe(wrapped, x, columns, model["columns"], seed)
+            result[ATTACK_KEY] = run_attack(wrapped, x, result["clean"], _reference_sample(reference, columns), seed)
         except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
             metrics.update(_note("probe_note", f"no robustness probe: {_why(exc)}"))
         else:
