@@ -88,10 +88,14 @@ def sketchable(test: str) -> bool:
 
 def _keys(x: np.ndarray, center: float, bits: int) -> np.ndarray:
     """Bucket of each value: the top ``12 + bits`` bits of the order-preserving image of ``x - center``."""
-    d = np.subtract(x, center) + 0.0  # -0.0 becomes 0.0; the subtraction is monotone in x
-    u = d.view(np.uint64)
-    s = np.where(u >= _SIGN, ~u, u | _SIGN)
-    return s >> np.uint64(52 - bits)
+    d = np.subtract(x, center)
+    d += 0.0  # -0.0 becomes 0.0; the subtraction is monotone in x
+    # negative floats: flip every bit; others: set the sign bit (the arithmetic shift spreads the sign)
+    flip = (d.view(np.int64) >> 63).view(np.uint64)
+    flip |= _SIGN
+    flip ^= d.view(np.uint64)
+    flip >>= np.uint64(52 - bits)
+    return flip
 
 
 def _reduce(keys: np.ndarray, counts: np.ndarray, mins: np.ndarray, maxs: np.ndarray, at_min: np.ndarray,
