@@ -24,6 +24,7 @@ torch runs on one thread in every process (this one, each pool worker, each Ray 
 
     python benchmarks/bench_scale.py                           # the issue's sizes; writes the section
     python benchmarks/bench_scale.py --samples 200 --images 200 --level fast --no-write   # a quick check
+    python benchmarks/bench_scale.py --shard-costs   # per-shard costs for docs/scale.md's estimate
 """
 
 from __future__ import annotations
@@ -127,6 +128,48 @@ def warm(shared, item) -> int:
     return os.getpid()
 
 
+def shard_costs(args: argparse.Namespace) -> None:
+    """Per-shard costs behind docs/scale.md's paper estimate, in this process on one torch thread."""
+    import tempfile
+
+    import pandas as pd
+    from _common import peak_memory
+
+    from stalwart.shift.drift import detect_drift_parquet
+
+    rows = args.drift_rows
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, shift in (("ref", 0.0), ("cur", 0.1)):
+            pd.DataFrame({"num": rng.normal(shift, 1.0, rows),
+                          "cat": rng.choice(list("abcdefgh"), rows)}).to_parquet(f"{tmp}/{name}.parquet")
+        for column in ("num", "cat"):
+            for window in (2 * rows, rows // 2):
+                if column == "cat" and window < 2 * rows:
+                    continue  # counts: no window, nothing spilled
+                _, t, mib = peak_memory(lambda c=column, w=window: detect_drift_parquet(
+                    f"{tmp}/ref.parquet", f"{tmp}/cur.parquet", columns=[c], window=w, tmp_dir=tmp))
+                print(f"drift exact, column {column!r}, {rows:,} + {rows:,} rows, window {window:,}: {t:.2f} s, "
+                      f"{t / (2 * rows) * 1e9:.0f} ns per value, peak traced {mib:.0f} MiB", flush=True)
+    (m,) = build_zoo(["cnn-m"], n_rgb=args.images_cost)
+    net, x, y = portable(m.net), m.x.numpy(), m.y.numpy()
+    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+
+    def passes() -> None:
+        for _ in range(20):
+            xg = xt.clone().requires_grad_(True)
+            nn.functional.cross_entropy(net(xg), yt).backward()
+
+    _, t_pass = timed(passes)
+    t_pass /= 20 * len(x)
+    print(f"cnn-m: one forward+backward pass {t_pass * 1e6:.0f} us per image", flush=True)
+    for level in ("fast", "standard"):
+        ev, t = timed(lambda lv=level: evaluate(net, x, y, ThreatModel("linf", m.eps, (0.0, 1.0)), level=lv, seed=0))
+        print(f"evaluate(level={level!r}) on {len(y)} 3x32x32 images of cnn-m: {t:.1f} s, {t / len(y) * 1e3:.0f} ms "
+              f"per image = {t / len(y) / t_pass:.0f} forward+backward passes per image "
+              f"(robust accuracy {ev.robust_accuracy:.3f})", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000, help="digits for evaluate (default 2,000)")
@@ -138,9 +181,16 @@ def main() -> None:
     parser.add_argument("--corruptions", nargs="+", default=None, help="default: every image corruption")
     parser.add_argument("--skip", nargs="+", default=[], choices=["evaluate", "corruptions", "ray"])
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
+    parser.add_argument("--shard-costs", action="store_true",
+                        help="print the per-shard costs behind docs/scale.md's paper estimate, then stop")
+    parser.add_argument("--drift-rows", type=int, default=1_000_000, help="rows per file for --shard-costs")
+    parser.add_argument("--images-cost", type=int, default=100, help="images for --shard-costs")
     args = parser.parse_args()
 
     torch.set_num_threads(1)  # local is single-threaded; pool workers get cpus // workers threads
+    if args.shard_costs:
+        shard_costs(args)
+        return
     if (os.cpu_count() or 1) // args.workers != 1:
         print(f"note: {os.cpu_count()} CPUs for {args.workers} workers: pool workers run "
               f"{(os.cpu_count() or 1) // args.workers} torch threads each", flush=True)
