@@ -199,7 +199,12 @@ def test_model_upload_is_checked_and_refused_with_the_loaders_message(service, s
     r = client.put(put, content=blob, headers=auth(store.create_key("shop", "ingest")))
     assert r.status_code == 403
     assert client.get(MODEL, headers=auth(admin)).json()["artifact"] is None
-    r = client.put(put, content=blob, headers=auth(admin))
+    from skl2onnx import to_onnx
+
+    onnx = to_onnx(model, np.zeros((1, 3), dtype=np.float32), options={"zipmap": False}).SerializeToString()
+    r = client.put(put, content=onnx, headers=auth(admin))
+    assert r.status_code == 200 and r.json()["format"] == "onnx", r.text
+    r = client.put(put, content=blob, headers=auth(admin))  # replaces it
     assert r.status_code == 200, r.text
     info = r.json()
     assert (info["format"], info["n_bytes"]) == ("skops", len(blob)) and len(info["sha256"]) == 64
