@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -97,7 +96,9 @@ def generate(root: Path, rows: int, files: int, row_group: int, seed: int = 0) -
 
 
 def _self_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from stalwart.shift.partitioned import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def compare_with_memory(root: Path, results: dict) -> list[list]:

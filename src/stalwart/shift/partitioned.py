@@ -50,7 +50,7 @@ from stalwart.shift.sketch import (
 )
 
 __all__ = ["detect_drift_partitioned", "parquet_files", "summarise_partition", "PartitionSummary",
-           "ColumnSummary", "ROWS_PER_TASK", "BATCH_ROWS"]
+           "ColumnSummary", "peak_rss_mb", "ROWS_PER_TASK", "BATCH_ROWS"]
 
 #: rows of whole row groups per task (a file's row groups are never split)
 ROWS_PER_TASK = 4_000_000
@@ -131,7 +131,16 @@ class PartitionSummary:
                                 self.files + other.files, max(self.peak_rss_mb, other.peak_rss_mb))
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process since it started its program (MB): ``VmHWM`` on
+    Linux; ``ru_maxrss`` elsewhere, which in a spawned worker may include its parent's at the fork."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # not on Windows
@@ -186,7 +195,7 @@ def summarise_partition(shared: tuple, item: tuple[str, tuple[int, ...]]) -> Par
                     vc = pc.value_counts(pc.drop_null(arr))
                     part = CategoryCounts(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
                 col.parts[kind] = col.parts[kind].merge(part) if kind in col.parts else part
-    return PartitionSummary(rows, cols, (str(path),), _peak_rss_mb())
+    return PartitionSummary(rows, cols, (str(path),), peak_rss_mb())
 
 
 # -- the driver -------------------------------------------------------------------------------------
