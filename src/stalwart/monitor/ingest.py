@@ -122,7 +122,8 @@ def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str
 def _list(values: Any) -> list[Any]:
     """Plain values (None for missing) of a list or a DataFrame column."""
     if isinstance(values, pd.Series):
-        return values.astype(object).where(values.notna(), None).tolist()
+        out, missing = values.tolist(), values.isna().to_numpy()
+        return [None if m else v for v, m in zip(out, missing)] if missing.any() else out
     return values
 
 
@@ -143,6 +144,10 @@ def _number(v: Any) -> float | None:
 def _numbers(name: str, kind: str, values: list[Any], what: str) -> np.ndarray:
     """float64 values, NaN for null (and for infinities); vectorised, with a per-value pass only
     to name the first bad value."""
+    if isinstance(values, pd.Series) and values.dtype.kind in "fiu":  # numbers already (Parquet, CSV)
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        arr[~np.isfinite(arr)] = np.nan
+        return arr
     if isinstance(values, pd.Series):
         arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         if not np.isnan(arr[values.notna().to_numpy()]).any():

@@ -1,0 +1,141 @@
+"""The ingest path's fast paths give the answers of the plain ones: JSON with or without an
+accelerator, DataFrame bodies (CSV, Parquet) and JSON rows alike, and concurrent SQLite writers."""
+
+import io
+import json
+import threading
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stalwart.errors import InputError
+from stalwart.monitor import Store, ingest
+from stalwart.monitor.ingest import batch_columns, parse_body
+
+KINDS = {"x": "numeric", "k": "integer", "c": "categorical", "f": "boolean"}
+MODEL = {"id": 1, "task": "classification", "classes": [0, 1], "columns": KINDS}
+ROWS = [
+    {"x": 0.5, "k": 3, "c": "red", "f": True, "prediction": 1, "row_id": "a"},
+    {"x": None, "k": 4, "c": None, "f": False, "prediction": 0, "row_id": "b"},
+    {"x": -1.25e-3, "k": None, "c": "7", "f": None, "prediction": 1, "row_id": "c"},
+]
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            _same(a[key], b[key])
+        elif isinstance(a[key], np.ndarray):
+            assert np.array_equal(a[key], b[key], equal_nan=True), key
+        else:
+            assert list(a[key]) == list(b[key]), key
+
+
+def _columns(rows):
+    cols, n, _, _ = batch_columns(rows, MODEL, "b1", 100)
+    cols.pop("timestamp")  # the time of arrival
+    return cols, n
+
+
+def test_json_rows_are_stored_as_the_schema_says():
+    cols, n = _columns(parse_body(json.dumps(ROWS).encode(), "application/json", "rows")[0])
+    assert n == 3
+    assert np.array_equal(cols["inputs"]["x"], [0.5, np.nan, -1.25e-3], equal_nan=True)
+    assert np.array_equal(cols["inputs"]["k"], [3.0, 4.0, np.nan], equal_nan=True)
+    assert cols["inputs"]["c"] == ["red", None, "7"]
+    assert cols["inputs"]["f"] == [True, False, None]
+    assert cols["prediction"] == [1, 0, 1] and cols["row_id"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_dataframe_body_stores_what_the_same_json_rows_store(fmt):
+    frame = pd.DataFrame(ROWS)
+    if fmt == "csv":
+        body, kind = frame.to_csv(index=False).encode(), "text/csv"
+    else:
+        buf = io.BytesIO()
+        frame.to_parquet(buf)
+        body, kind = buf.getvalue(), "application/vnd.apache.parquet"
+    from_json = _columns(parse_body(json.dumps(ROWS).encode(), "application/json", "rows")[0])
+    _same(*[c for c, _ in (from_json, _columns(parse_body(body, kind, "rows")[0]))])
+
+
+def test_a_dataframe_with_text_in_a_numeric_column_is_refused_by_row():
+    frame = pd.DataFrame([{**ROWS[0]}, {**ROWS[0], "x": "lots", "row_id": "z"}])
+    with pytest.raises(InputError, match=r"column 'x' is numeric but row 1 holds 'lots'"):
+        batch_columns(frame, MODEL, "b1", 100)
+
+
+def test_rows_with_keys_in_another_order_are_transposed_by_name():
+    reordered = [dict(reversed(list(r.items()))) if i == 1 else r for i, r in enumerate(ROWS)]
+    _same(_columns(ROWS)[0], _columns(reordered)[0])
+
+
+class _StrictLoader(types.SimpleNamespace):
+    """Stands in for orjson: refuses NaN and non-UTF-8 bodies, as orjson does."""
+
+
+def _strict_loader(calls):
+    class JSONDecodeError(ValueError):
+        pass
+
+    def loads(body):
+        calls.append(body)
+        if b"NaN" in body or not body.isascii():
+            raise JSONDecodeError("refused")
+        return json.loads(body)
+    return _StrictLoader(loads=loads, JSONDecodeError=JSONDecodeError)
+
+
+def test_what_an_accelerator_refuses_the_standard_library_decides(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ingest, "_orjson", _strict_loader(calls))
+    rows, _ = parse_body(b'[{"x": NaN, "prediction": 1}]', "application/json", "rows")
+    assert len(calls) == 1 and np.isnan(rows[0]["x"])  # standard JSON would refuse it; Python's takes it
+    rows, extra = parse_body(json.dumps({"batch_id": "b", "rows": ROWS}).encode("utf-16"), "application/json", "rows")
+    assert rows == ROWS and extra == {"batch_id": "b"}
+    with pytest.raises(InputError, match="not valid JSON"):
+        parse_body(b'{"rows": [NaN', "application/json", "rows")
+    assert parse_body(json.dumps(ROWS).encode(), "application/json", "rows")[0] == ROWS
+    assert len(calls) == 4
+
+
+def test_orjson_when_installed_parses_as_the_standard_library_does(monkeypatch):
+    orjson = pytest.importorskip("orjson")
+    body = json.dumps({"rows": ROWS + [{"x": 1e308, "k": -(2 ** 62), "c": "é\u2603", "f": True, "prediction": 0}]}
+                      ).encode()
+    assert orjson.loads(body) == json.loads(body)
+    fast = parse_body(body, "application/json", "rows")
+    monkeypatch.setattr(ingest, "_orjson", None)
+    assert parse_body(body, "application/json", "rows") == fast
+
+
+def test_concurrent_sqlite_ingest_threads_store_every_batch_once(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    project = store.authenticate(store.create_key("p", "admin")).project_id
+    model = store.add_model(project, "m", "classification", [0, 1], KINDS, {"window_rows": 100})
+    cols, n, first, last = batch_columns(ROWS, model, "b", 100)
+    answers, errors = [], []
+
+    def send(t):
+        try:
+            for i in range(25):
+                # every batch twice from two threads: one stores it, the other sees a retry
+                answers.append((f"b{i}-{t // 2}", store.add_batch(model["id"], f"b{i}-{t // 2}", cols, n, first, last,
+                                                                  "same")))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.batch_count(model["id"]) == (75, 225)
+    stored = [key for key, new in answers if new]
+    assert len(answers) == 150 and sorted(stored) == sorted({key for key, _ in answers})
+    store.close()
