@@ -161,6 +161,26 @@ def test_a_sharded_random_attack_is_each_shard_run_with_its_derived_seed(digits_
     np.testing.assert_array_equal(single.x_adv, plain.x_adv)
 
 
+def test_a_budget_in_range_units_is_sharded_like_any_other():
+    """eps as a fraction of each feature's range (tabular): each shard rescales its rows the same way."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = stalwart.datasets.load_split("breast_cancer", seed=0)
+    x, y = np.asarray(test.x, dtype=np.float32)[:60], np.asarray(test.y)[:60]
+    model = stalwart.wrap(make_pipeline(StandardScaler(), LogisticRegression()).fit(train.x, train.y))
+    threat = ThreatModel.from_schema(train.schema, "linf", 0.05)
+    assert threat.needs_rescaling
+    attack = PGD(threat, steps=10, seed=2)
+    merged = run_sharded(attack, model, x, y, shard_size=25)
+    parts = [PGD(threat, steps=10, seed=sd).run(model, x[s], y[s])
+             for s, sd in zip(shard_slices(60, 25), shard_seeds(2, 3))]
+    np.testing.assert_array_equal(merged.x_adv, np.concatenate([p.x_adv for p in parts]))
+    np.testing.assert_array_equal(merged.success, np.concatenate([p.success for p in parts]))
+    assert 0 < merged.success.sum() < 60 and merged.threat is threat
+
+
 def test_one_progress_report_across_attack_shards():
     net, x, y, _ = _linear_problem(n=30)
     seen = []
