@@ -258,6 +258,28 @@ def test_pixelation_averages_whole_blocks_when_the_factor_divides():
     np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 150, 200), (2, 1, 224, 224), (1, 3, 40, 36), (4, 3, 130, 60)])
+def test_pixelation_is_the_exact_area_mean_of_each_cell(shape):
+    """Every size takes its own route (whole maps as products, taps along H, taps along W from 128 px);
+    all equal a float64 area average: cell k covers [k, k + 1) * side / cells, each pixel weighted by its
+    overlap, and every output pixel shows the cell its centre lies in."""
+
+    def area(size, cells):
+        width, m = size / cells, np.zeros((size, size))
+        for i in range(size):
+            k = min(int((i + 0.5) / width), cells - 1)
+            for j in range(size):
+                m[i, j] = max(0.0, min((k + 1) * width, j + 1) - max(k * width, j)) / width
+        return m
+
+    x = texture(shape, seed=2).astype(np.float64)
+    p = Pixelation()
+    for severity in (2, 5):
+        f = p.cells(severity, min(shape[2:])) / min(shape[2:])
+        rows, cols = (area(s, max(1, min(round(s * f), s - severity))) for s in shape[2:])
+        np.testing.assert_allclose(p.apply(x, severity, schema=UNIT), rows @ x @ cols.T, atol=2e-6)
+
+
 def test_pixelation_with_fractional_cells_keeps_the_mean_of_constant_regions():
     x = grey(0.7, (1, 1, 33, 31))
     np.testing.assert_allclose(Pixelation().apply(x, 5, schema=UNIT), x, atol=1e-6)

@@ -230,8 +230,7 @@ def _finish_array(a: np.ndarray, lo: float, hi: float, scale: float | None) -> n
             np.divide(a, np.float32(scale / (hi - lo)), out=a)
         if lo != 0.0:
             np.add(a, np.float32(lo), out=a)
-    np.maximum(a, np.float32(lo), out=a)  # ndarray.clip's Python wrapper costs more than both on small images
-    return np.minimum(a, np.float32(hi), out=a)
+    return a.clip(lo, hi, out=a)
 
 
 def _finish_tensor(t: Tensor, lo: float, hi: float, scale: float | None) -> Tensor:

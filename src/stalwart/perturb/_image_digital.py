@@ -257,8 +257,7 @@ def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
     number of calls, so linear steps with nothing rounded between them are folded into one matrix.
     """
     n, c, h, w = x.shape
-    v = np.maximum(x, np.float32(0.0))  # a new array: the caller's is never written
-    np.minimum(v, np.float32(255.0), out=v)
+    v = x.clip(0.0, 255.0)  # a new array: the caller's is never written
     np.rint(v, out=v)
     hh, ww = -(-h // 16) * 16, -(-w // 16) * 16  # whole 4:2:0 blocks (greyscale could stop at 8)
     if (hh, ww) != (h, w):  # edges repeated up to whole blocks

@@ -342,22 +342,34 @@ class Pixelation(SizedImagePerturbation):
         rows = _pixelate_maps(h, max(1, min(round(h * f), h - severity)))
         cols = _pixelate_maps(w, max(1, min(round(w * f), w - severity)))
         if isinstance(x, np.ndarray):  # small batches: two products with the whole maps
-            return np.matmul(np.matmul(rows[5], x), cols[5].T)
+            return np.matmul(rows[5], np.matmul(x.reshape(-1, w), cols[6]).reshape(n * c, h, w)).reshape(x.shape)
         # cell means along H: each cell is a weighted sum of a few whole rows (copies of contiguous rows,
-        # cheaper than a product with the mostly empty area matrix); along W one small matrix product
-        index, weight = rows[1], rows[2]
-        y = x.index_select(2, on_device_of(index[0], x)).mul_(on_device_of(weight[0], x))
-        for k in range(1, len(index)):
-            y.addcmul_(x.index_select(2, on_device_of(index[k], x)), on_device_of(weight[k], x))
-        z = torch.matmul(y.reshape(-1, w), on_device_of(cols[0], x).T).reshape(n, c, -1, cols[0].shape[0])
+        # cheaper than a product with the mostly empty area matrix)
+        y = _cell_means(x, rows)
+        if w >= _TAPS_FROM:  # along W the same on the transposed rows, two small copies
+            z = _cell_means(y.transpose(2, 3).contiguous(), cols).transpose(2, 3).contiguous()
+        else:  # on narrow images one small matrix product
+            z = torch.matmul(y.reshape(-1, w), on_device_of(cols[0], x).T).reshape(n, c, -1, cols[0].shape[0])
         if x.device.type == "cpu":  # numpy repeats runs along the last axis many times faster than torch
             return torch.from_numpy(np.repeat(np.repeat(z.numpy(), cols[4], axis=3), rows[4], axis=2))
         return z.index_select(3, on_device_of(cols[3], x)).index_select(2, on_device_of(rows[3], x))
 
 
+_TAPS_FROM = 128  # pixels along W from which cell means by taps beat the product with the area matrix
+
+
+def _cell_means(x: Tensor, maps: tuple) -> Tensor:
+    """Area means of cells along H (dim 2) by :func:`_pixelate_maps`' taps: a weighted sum of whole rows."""
+    index, weight = maps[1], maps[2]
+    y = x.index_select(2, on_device_of(index[0], x)).mul_(on_device_of(weight[0], x))
+    for k in range(1, len(index)):
+        y.addcmul_(x.index_select(2, on_device_of(index[k], x)), on_device_of(weight[k], x))
+    return y
+
+
 @functools.lru_cache(maxsize=64)
 def _pixelate_maps(size: int, cells: int) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...], Tensor,
-                                                   np.ndarray, np.ndarray]:
+                                                   np.ndarray, np.ndarray, np.ndarray]:
     """One axis of pixelation: exact box (area) downsampling to ``cells``, then nearest upsampling.
 
     Cell ``k`` covers ``[k, k + 1) * size / cells``; each input pixel contributes its overlap with
@@ -365,7 +377,7 @@ def _pixelate_maps(size: int, cells: int) -> tuple[Tensor, tuple[Tensor, ...], t
     is not an integer). Each output pixel takes the cell its centre lies in. Returns the
     ``cells x size`` downsampling matrix; the same as taps (for tap ``t``, each cell's pixel and weight
     ``1 x 1``: ``down[k, index[t][k]] == weight[t][k, 0]``); each pixel's cell; how many pixels
-    each cell covers; and the whole map, down then up (``size x size``).
+    each cell covers; and the whole map, down then up (``size x size``), also transposed (contiguous).
     """
     width = size / cells
     edges = np.arange(cells + 1) * width
@@ -379,7 +391,8 @@ def _pixelate_maps(size: int, cells: int) -> tuple[Tensor, tuple[Tensor, ...], t
     cell_of = np.minimum(((pixel + 0.5) / width).astype(np.int64), cells - 1)  # non-decreasing: runs
     return (torch.from_numpy(down.astype(np.float32)), tuple(torch.from_numpy(i) for i in index),
             tuple(torch.from_numpy(wt.astype(np.float32)[:, None]) for wt in weight), torch.from_numpy(cell_of),
-            np.bincount(cell_of, minlength=cells), down[cell_of].astype(np.float32))
+            np.bincount(cell_of, minlength=cells), down[cell_of].astype(np.float32),
+            np.ascontiguousarray(down[cell_of].T, dtype=np.float32))
 
 
 # the other ImageNet-C families and the geometric set live in helper modules; importing them registers them
