@@ -2,7 +2,9 @@
 in :mod:`stalwart.cli`.
 
 - ``stalwart serve [--db URL] [--host 127.0.0.1] [--port 8000]`` runs the service with uvicorn;
-  ``stalwart serve --create-key --project P --scope admin`` prints a new API key once and exits.
+  ``stalwart serve --create-key --project P --scope admin`` prints a new API key once and exits;
+  ``--list-keys --project P`` lists a project's keys (ids, never secrets), ``--revoke-key ID``
+  revokes one (a running server refuses it within a second).
 - ``stalwart monitor push FILE --model NAME`` sends a CSV or Parquet file of rows as batches.
 
 Both need the ``monitor`` extra; without it they print how to install it and exit 2.
@@ -41,8 +43,16 @@ def serve(
     create_key: Annotated[bool, typer.Option("--create-key", help="Print a new API key for --project and "
                                                                    "--scope, then exit (the key is shown once).")
                           ] = False,
-    project: Annotated[str | None, typer.Option(help="Project of the new key (created if new).")] = None,
+    project: Annotated[str | None, typer.Option(help="Project of the new key (created if new), of the keys to "
+                                                     "list, or of the key to revoke.")] = None,
     scope: Annotated[str, typer.Option(help="Scope of the new key: ingest, read or admin.")] = "admin",
+    list_keys: Annotated[bool, typer.Option("--list-keys", help="List the keys of --project (id, scope, "
+                                                               "created, revoked; never the secrets) and exit.")
+                         ] = False,
+    revoke_key: Annotated[str | None, typer.Option("--revoke-key", metavar="ID",
+                                                   help="Revoke the key with this id (see --list-keys) and exit; a "
+                                                        "running server refuses it within a second.",
+                                                   show_default=False)] = None,
     grafana_dashboard: Annotated[bool, typer.Option("--grafana-dashboard", help="Print the Grafana dashboard "
                                                     "(JSON, over the service's /metrics) and exit.")] = False,
 ) -> None:
@@ -71,8 +81,11 @@ def serve(
             err_console.print(f"new {scope} key for project {escape(project)}: store it now, it is not shown again",
                               highlight=False)
             return
+        if list_keys or revoke_key is not None:
+            _manage_keys(Store, db, project, list_keys, revoke_key)
+            return
         if project is not None:
-            fail("--project only goes with --create-key")
+            fail("--project only goes with --create-key, --list-keys or --revoke-key")
         settings = Settings(db=db, window_rows=window_rows)
         store = Store(db)  # migrates once, before any server process starts
         where = store.engine.url.render_as_string(hide_password=True)
@@ -91,6 +104,32 @@ def serve(
     os.environ[SETTINGS_ENV] = settings_env(settings)
     uvicorn.run("stalwart.monitor.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
+
+
+def _manage_keys(store_class, db: str, project: str | None, list_keys: bool, revoke_key: str | None) -> None:
+    import time
+
+    from stalwart.monitor.auth import token_id
+
+    if list_keys and revoke_key is not None:
+        fail("--list-keys and --revoke-key go one at a time")
+    if list_keys and not project:
+        fail("--list-keys needs --project NAME (the project whose keys to list)")
+    store = store_class(db)
+    try:
+        if list_keys:
+            for key in store.keys(project):
+                created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(key["created_at"]))
+                out_console.print(f"{key['key_id']}  {key['scope']:<6}  {created}  "
+                                  f"{'revoked' if key['revoked'] else 'active'}", highlight=False)
+            return
+        # a whole key pasted by mistake still names its id; the secret goes no further
+        ident = token_id(revoke_key) or revoke_key
+        done = store.revoke_key(ident, project)
+    finally:
+        store.close()
+    err_console.print(f"revoked key {escape(ident)} ({done['scope']}) of project {escape(done['project'])}",
+                      highlight=False)
 
 
 @monitor_app.command("push")

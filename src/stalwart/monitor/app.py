@@ -10,6 +10,7 @@ route                                                    scope    what
 ``GET /v1/whoami``                                       any      the key's project and scope
 ``GET /metrics``                                         read     Prometheus text format (own project's series)
 ``POST .../keys``                                        admin    a new key of the project (shown once)
+``GET .../keys``, ``DELETE .../keys/{key_id}``           admin    list keys (no secrets), revoke one
 ``POST .../models``, ``GET .../models[/{model}]``         admin,   register a model (and its reference),
                                                          read     list them
 ``PUT .../models/{model}/reference``                     admin    replace the reference (JSON or CSV)
@@ -67,7 +68,8 @@ from stalwart.monitor.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from stalwart.monitor.settings import Settings
 from stalwart.monitor.store import Conflict, NotFound, Principal, Store, check_store
 
-__all__ = ["create_app", "app_from_env", "settings_env", "Worker", "KEY_CACHE_S", "LEASE_S", "SETTINGS_ENV"]
+__all__ = ["create_app", "app_from_env", "settings_env", "Worker", "KEY_CACHE_S", "LEASE_S", "SETTINGS_ENV",
+           "REVOCATION_CHECK_S"]
 
 log = logging.getLogger("stalwart.monitor")
 
@@ -105,8 +107,11 @@ _STATUS = ((NotFound, 404), (Conflict, 409), (TooLarge, 413))
 LEASE_S = 60.0
 #: the environment variable through which `stalwart serve --workers N` hands its settings to each process
 SETTINGS_ENV = "STALWART_MONITOR_SETTINGS"
-#: seconds a checked key is trusted without a database lookup (a revocation, when it comes, waits this long)
+#: seconds a checked key is trusted without a database lookup (a revocation clears it, see below)
 KEY_CACHE_S = 30.0
+#: seconds between looks at the count of revoked keys, which drop the key cache when it moved: a key
+#: revoked through this process is refused at once, through another (or the command line) within this
+REVOCATION_CHECK_S = 1.0
 _bearer = HTTPBearer(auto_error=False, description="an API key from `stalwart serve --create-key`")
 
 
@@ -117,11 +122,19 @@ async def _principal(request: Request, creds: Annotated[HTTPAuthorizationCredent
                             headers={"WWW-Authenticate": "Bearer"})
     # a key checked in the last KEY_CACHE_S seconds is not looked up again (ingest is hot);
     # the cache holds hashes, never keys
-    cache, now = request.app.state.key_cache, time.monotonic()
+    state = request.app.state
+    cache, now = state.key_cache, time.monotonic()
     digest = token_hash(creds.credentials)
     hit = cache.get(digest)
     if hit is not None and hit[1] > now:
-        return hit[0]
+        count, checked = state.revocations
+        if now - checked >= REVOCATION_CHECK_S:
+            state.revocations = (await run_in_threadpool(state.store.revoked_count), now)
+            if state.revocations[0] != count:  # revoked elsewhere: check every key again
+                cache.clear()
+                hit = None
+        if hit is not None:
+            return hit[0]
     found = await run_in_threadpool(request.app.state.store.authenticate, creds.credentials)
     if found is None:
         raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
@@ -225,6 +238,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                   description="Drift, accuracy and alerts for deployed models. Every route but /health needs "
                               "'Authorization: Bearer <key>'.")
     app.state.store, app.state.settings, app.state.key_cache = store, settings, {}
+    app.state.revocations = (store.revoked_count(), time.monotonic())
     metrics = app.state.metrics = Metrics(store)  # Prometheus: this app's own registry
     app.add_middleware(RequestMetrics, metrics=metrics)
     ingest_models: dict[tuple[int, str], dict[str, Any]] = {}  # what ingest reads of a model never changes
@@ -276,6 +290,19 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         key = store.create_key(project, spec.scope)
         log.info("key %s created in project %s with scope %s", key.split("_")[1], project, spec.scope)
         return {"project": project, "scope": spec.scope, "key": key}
+
+    @app.get("/v1/projects/{project}/keys", tags=["keys"])
+    def list_keys(project: str, who: Admin) -> dict[str, Any]:
+        return {"project": project, "keys": store.keys(project)}
+
+    @app.delete("/v1/projects/{project}/keys/{key_id}", tags=["keys"])
+    def revoke_key(project: str, key_id: str, who: Admin) -> dict[str, Any]:
+        revoked = store.revoke_key(key_id, project)
+        for digest, (principal, _) in list(app.state.key_cache.items()):
+            if principal.key_id == key_id:  # refused from the next request on
+                app.state.key_cache.pop(digest, None)
+        log.info("key %s of project %s revoked by key %s", key_id, project, who.key_id)
+        return revoked
 
     @app.get("/v1/projects/{project}/models", tags=["models"])
     def list_models(project: str, who: Reader) -> dict[str, Any]:

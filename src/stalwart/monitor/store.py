@@ -244,8 +244,14 @@ class Principal:
         return allows(self.scope, needed)
 
 
+# the two statements, written out: no SQL is built from a value, not even a checked one
+_SYNCHRONOUS = {"NORMAL": "PRAGMA synchronous=NORMAL", "FULL": "PRAGMA synchronous=FULL"}
+
+
 def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    if synchronous not in _SYNCHRONOUS:
+        raise ConfigError(f"synchronous must be 'NORMAL' or 'FULL'; got {synchronous!r}")
     try:
         parsed = sa.make_url(url)
     except ArgumentError:
@@ -267,7 +273,7 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
         cursor = dbapi_connection.cursor()
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")  # one of two checked constants
+        cursor.execute(_SYNCHRONOUS[synchronous])
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
@@ -380,6 +386,44 @@ class Store:
                 if same_hash(row.key_hash, token):
                     return Principal(row.name, int(row.project_id), row.scope, ident)
         return None
+
+    def keys(self, project: str) -> list[dict[str, Any]]:
+        """The keys of ``project``, oldest first, without their secrets: id (and the ``sw_<id>_``
+        prefix every token of it starts with), scope, creation time, whether revoked."""
+        pid = self.project_id(project)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(api_keys.c.key_id, api_keys.c.scope, api_keys.c.created_at,
+                                          api_keys.c.revoked).where(api_keys.c.project_id == pid)
+                                .order_by(api_keys.c.id))
+            return [{"key_id": r.key_id, "prefix": f"sw_{r.key_id}_", "scope": r.scope, "created_at": r.created_at,
+                     "revoked": bool(r.revoked)} for r in rows]
+
+    def revoke_key(self, key_id: str, project: str | None = None) -> dict[str, Any]:
+        """Revoke key ``key_id`` (of ``project`` when given): it no longer authenticates, and its row
+        stays, marked, for the record. Revoking a revoked key changes nothing. NotFound when no key
+        has that id (in that project)."""
+        where = [api_keys.c.key_id == key_id]
+        if project is not None:
+            where.append(api_keys.c.project_id == self.project_id(project))
+        query = (sa.select(api_keys.c.id, api_keys.c.scope, projects.c.name)
+                 .join(projects, projects.c.id == api_keys.c.project_id).where(*where))
+        with self.engine.begin() as conn:
+            found = conn.execute(query).all() if isinstance(key_id, str) and "\x00" not in key_id else []
+            if len(found) > 1:  # ids are 40 random bits: two keys sharing one is (nearly) impossible
+                raise Conflict(f"keys of several projects have the id {key_id!r}; name the project")
+            if not found:
+                where_ = f" in project {project!r}" if project is not None else ""
+                raise NotFound(f"no key with id {key_id!r}{where_}; list the keys (GET /v1/projects/<project>/keys "
+                               "or `stalwart serve --list-keys --project NAME`) for their ids")
+            conn.execute(api_keys.update().where(api_keys.c.id == found[0].id).values(revoked=True))
+        return {"key_id": key_id, "project": found[0].name, "scope": found[0].scope, "revoked": True}
+
+    def revoked_count(self) -> int:
+        """How many keys are revoked: a server process compares it to notice revocations made by
+        another process (or the command line) and drops its cache of checked keys."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)
+                                    .where(api_keys.c.revoked == sa.true())).scalar())
 
     # -- models and references ---------------------------------------------------------------------
     def add_model(self, project_id: int, name: str, task: str, classes: list[Any] | None,
