@@ -14,6 +14,11 @@ firing    firing                                         resolved once n windows
 resolved  pending (firing when n = 1)                    ok
 ========  =============================================  ==============================================
 
+**Cooldown**: a rule with ``cooldown_s`` > 0 does not fire again until that many seconds after it
+last resolved, measured on the windows' end times (data time, so a backlog analysed at once is
+judged as it happened): a violating window inside the cooldown holds the rule at ``pending``, and
+the first violating window after it fires as usual.
+
 A window that did not measure the metric leaves the state alone; a rule on a label metric
 (``accuracy``, ``mae``, ``n_labelled``, ``probe_accuracy``) waits at such a window until its labels
 arrive. Each transition is stored; those into ``firing`` and ``resolved`` are delivered to the rule's webhook
@@ -35,7 +40,7 @@ from stalwart.checks.base import Condition, Metric, Status
 from stalwart.errors import ConfigError
 from stalwart.monitor.store import Store, check_store
 
-__all__ = ["AlertRule", "STATES", "LABEL_METRICS", "next_state", "judge_rules", "deliver_pending", "webhook_body"]
+__all__ = ["AlertRule", "STATES", "LABEL_METRICS", "next_state", "cooling", "judge_rules", "deliver_pending", "webhook_body"]
 
 STATES = ("ok", "pending", "firing", "resolved")
 LABEL_METRICS = ("accuracy", "mae", "n_labelled", "probe_accuracy")
@@ -56,6 +61,7 @@ class AlertRule:
     condition: Condition | str
     for_windows: int = 1
     webhook_url: str | None = None
+    cooldown_s: float = 0.0
 
     def __post_init__(self) -> None:
         check_param(self, "name", self.name, isinstance(self.name, str) and 0 < len(self.name) <= 200,
@@ -64,6 +70,9 @@ class AlertRule:
         check_param(self, "for_windows", self.for_windows, isinstance(self.for_windows, int)
                     and not isinstance(self.for_windows, bool) and 1 <= self.for_windows <= 1000,
                     "an integer in 1..1000 (consecutive windows before firing or resolving)")
+        check_param(self, "cooldown_s", self.cooldown_s, isinstance(self.cooldown_s, (int, float))
+                    and not isinstance(self.cooldown_s, bool) and 0 <= self.cooldown_s < float("inf"),
+                    "a finite number of seconds >= 0 (0: no cooldown)")
         if self.webhook_url is not None:
             parts = urlsplit(self.webhook_url) if isinstance(self.webhook_url, str) else None
             if (parts is None or parts.scheme not in ("http", "https") or not parts.netloc
@@ -72,8 +81,10 @@ class AlertRule:
                                   f"characters; got {self.webhook_url!r}")
 
 
-def next_state(state: str, breaches: int, clears: int, violated: bool, n: int) -> tuple[str, int, int]:
-    """The rule's ``(state, breaches, clears)`` after one judged window (see the module's table).
+def next_state(state: str, breaches: int, clears: int, violated: bool, n: int, *, cooling: bool = False
+               ) -> tuple[str, int, int]:
+    """The rule's ``(state, breaches, clears)`` after one judged window (see the module's table);
+    ``cooling``: the window lies within the rule's cooldown, so it may not start firing.
 
     >>> s, seen = ("ok", 0, 0), []
     >>> for v in (True, True, False, True, False, False):
@@ -86,7 +97,7 @@ def next_state(state: str, breaches: int, clears: int, violated: bool, n: int) -
         raise ConfigError(f"alert state {state!r} is not one of {list(STATES)}")
     if violated:
         breaches += 1
-        if state == "firing" or breaches >= n:
+        if state == "firing" or (breaches >= n and not cooling):
             return "firing", breaches, 0
         return "pending", breaches, 0
     if state == "firing":
@@ -99,12 +110,36 @@ def _idempotency_key(rule_id: int, window_seq: int, to_state: str) -> str:
     return hashlib.sha256(f"stalwart-alert:{rule_id}:{window_seq}:{to_state}".encode()).hexdigest()
 
 
-def judge_rules(store: Store, model_id: int) -> list[dict[str, Any]]:
-    """Move every rule of a model through the windows it has not judged; returns the new events."""
+def cooling(resolved_at: float | None, at: float, cooldown_s: float) -> bool:
+    """Whether time ``at`` lies within ``cooldown_s`` seconds after a resolution at ``resolved_at``.
+
+    >>> cooling(None, 100.0, 60.0), cooling(50.0, 100.0, 60.0), cooling(50.0, 110.0, 60.0)
+    (False, True, False)
+    """
+    return cooldown_s > 0 and resolved_at is not None and at - resolved_at < cooldown_s
+
+
+def _last_resolution(store: Store, model_id: int, rule_name: str) -> float | None:
+    """End time of the window at which the rule last resolved (None if it never did)."""
+    seq = next((a["window_seq"] for a in store.alerts(model_id) if a["rule"] == rule_name
+                and a["to_state"] == "resolved"), None)
+    if seq is None:
+        return None
+    found = store.windows(model_id, after=seq - 1, limit=1)
+    return found[0]["end_ts"] if found and found[0]["seq"] == seq else None
+
+
+def judge_rules(store: Store, model_id: int, *, cooldown_s: float | None = None) -> list[dict[str, Any]]:
+    """Move every rule of a model through the windows it has not judged; returns the new events.
+
+    ``cooldown_s`` overrides every rule's own (its ``cooldown_s`` column where the database has one,
+    else 0: no cooldown)."""
     events = []
     for rule in store.rules(model_id):
         condition = Condition.parse(rule["condition"])
         state, breaches, clears, last = rule["state"], rule["breaches"], rule["clears"], rule["last_window"]
+        cooldown = float(rule.get("cooldown_s") or 0.0) if cooldown_s is None else float(cooldown_s)
+        resolved_at = _last_resolution(store, model_id, rule["name"]) if cooldown > 0 else None
         for window in store.windows(model_id, after=last):
             m = window["metrics"].get(condition.metric)
             value = None if m is None else m.get("value")
@@ -116,7 +151,14 @@ def judge_rules(store: Store, model_id: int) -> list[dict[str, Any]]:
                 continue
             status, message = condition.evaluate({condition.metric: Metric(condition.metric, value, m.get("low"),
                                                                             m.get("high"), m.get("n"))})
-            new, breaches, clears = next_state(state, breaches, clears, status == Status.FAIL, rule["for_windows"])
+            held = cooling(resolved_at, window["end_ts"], cooldown)
+            new, breaches, clears = next_state(state, breaches, clears, status == Status.FAIL, rule["for_windows"],
+                                               cooling=held)
+            if new == "resolved":
+                resolved_at = window["end_ts"]
+            if held and new == "pending" and breaches >= rule["for_windows"]:
+                message = (f"{message}; held by the cooldown until {resolved_at + cooldown:.0f} "
+                           f"({cooldown:g} s after the rule resolved)")
             event = None
             if new != state:
                 notify = new in _NOTIFY and rule["webhook_url"] is not None
