@@ -46,7 +46,8 @@ def test_a_directory_is_tested_from_summaries_and_the_report_says_so(dirs, tmp_p
     assert lo <= hi and hi - lo <= sk["max_error"]["statistic"]
 
 
-def test_sketch_on_files_and_the_process_executor_give_the_local_table(dirs, tmp_path):
+@pytest.mark.slow
+def test_the_process_executor_gives_the_local_table(dirs, tmp_path):
     local = _invoke("drift", dirs / "ref", dirs / "cur", "--columns", "x,y,k", "--out", tmp_path / "a")
     pooled = _invoke("drift", dirs / "ref", dirs / "cur", "--columns", "x,y,k", "--executor", "process",
                      "--out", tmp_path / "b")
@@ -54,6 +55,9 @@ def test_sketch_on_files_and_the_process_executor_give_the_local_table(dirs, tmp
     tables = [json.loads((tmp_path / d / "report.json").read_text())["results"][0]["tables"]["columns"]
               for d in ("a", "b")]
     assert tables[0] == tables[1]
+
+
+def test_sketch_on_two_files(dirs, tmp_path):
     one = _invoke("drift", dirs / "ref" / "part-0.parquet", dirs / "cur" / "part-0.parquet", "--sketch",
                   "--out", tmp_path / "c")
     assert "mergeable summaries of 1 + 1 Parquet files" in " ".join(one.output.split())

@@ -26,7 +26,7 @@ DISTS = {
 }
 
 
-def _pair(name, seed, shift=0.1, n1=3000, n2=2500):
+def _pair(name, seed, shift=0.1, n1=12_000, n2=11_000):  # above 10,000: asymptotic KS p-values (fast)
     rng = np.random.default_rng(seed)
     a = DISTS[name](rng, 0.0, n1).astype(float)
     b = DISTS[name](rng, shift, n2).astype(float)
@@ -54,11 +54,11 @@ def test_merge_of_parts_equals_the_sketch_of_the_whole_in_any_grouping(name, max
         assert whole.bits < 10  # the cap coarsened the grid, the same way for every grouping
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("name", sorted(DISTS))
 def test_ks_and_wasserstein_lie_within_their_reported_intervals(name, seed):
     a, b, c = _pair(name, seed)
-    for shift_b in (b, a[::-1][:2000] + 0.0):  # drifted, and not drifted
+    for shift_b in (b, a[::-1][:10_500] + 0.0):  # drifted, and not drifted
         ra, rb = NumericSketch.of(a, center=c), NumericSketch.of(shift_b, center=c)
         exact = uv.ks_test(a, shift_b)
         ks = ks_sketch(ra, rb)
@@ -98,6 +98,8 @@ def test_histogram_measures_are_exact_for_their_bins_and_within_bin_error_of_the
             got = np.cumsum(per_bin)[:-1]
             assert np.max(np.abs(got - want)) <= err * x.size + 1e-9
     assert abs(stat.statistic - got_memory) < 0.05
+    if stat.high > stat.low:  # the interval from the bounds on each edge holds the in-memory value
+        assert stat.low - 1e-12 <= got_memory <= stat.high + 1e-12
 
 
 def test_integer_columns_give_the_in_memory_histogram_measures_to_the_last_bit():
@@ -108,11 +110,14 @@ def test_integer_columns_give_the_in_memory_histogram_measures_to_the_last_bit()
         assert stat.statistic == getattr(uv, test)(a, b).statistic
 
 
-def test_coarse_grids_report_a_bin_error():
+@pytest.mark.parametrize("test", ["psi", "jensen_shannon", "hellinger"])
+def test_coarse_grids_report_a_bin_error_and_an_interval_around_the_in_memory_value(test):
     a, b, c = _pair("normal", 6, n1=20000, n2=20000)
-    stat, _, _, _, err = binned_sketch("psi", NumericSketch.of(a, center=c, bits=3),
-                                       NumericSketch.of(b, center=c, bits=3))
+    stat, _, _, _, err = binned_sketch(test, NumericSketch.of(a, center=c, bits=4),
+                                       NumericSketch.of(b, center=c, bits=4))
+    want = getattr(uv, test)(a, b).statistic
     assert 0 < err < 0.2 and not stat.exact
+    assert stat.low < stat.high and stat.low - 1e-12 <= want <= stat.high + 1e-12
 
 
 def test_few_distinct_values_are_exact_categories():

@@ -414,8 +414,8 @@ def _judge(det: TabularDrift, names: list[str], ref: PartitionSummary, cur: Part
             s, col.edges, err = binned.statistic, binned.edges, binned.bin_error
             stats[name] = (s.statistic, None)
             # exact for the bins used; with other bins than in memory, no interval (bin_error says how far off)
-            approx[name] = {"statistic": [s.low, s.high] if s.exact else None, "p_value": None, "exact": s.exact,
-                            "bin_error": err}
+            approx[name] = {"statistic": [s.low, s.high] if s.exact or s.high > s.low else None, "p_value": None,
+                            "exact": s.exact, "bin_error": err}
         else:  # pragma: no cover - detect_drift_partitioned refuses the other tests up front
             raise ConfigError(f"test {col.test!r} is not available on partitioned data")
     det.check_reference(fits)

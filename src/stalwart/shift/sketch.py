@@ -32,8 +32,10 @@ reference/current share of bucket ``b``, ``G = F_ref - F_cur``):
 - ``psi``, ``jensen_shannon``, ``hellinger``: the reference-quantile bins are cut at bucket
   boundaries. An edge whose order statistics lie in buckets holding one value is the in-memory
   edge (integer data: the in-memory result to the last bit); another one is the bucket
-  boundary nearest in reference rank. The measure is exact for the bins used; ``bin_error`` is
-  the largest share of either sample that may lie in another bin than in memory (per edge).
+  boundary nearest in reference rank. ``bin_error`` is the largest share of either sample that
+  may lie on another side of an edge than in memory; from the bounds on each edge's counts comes
+  an interval that holds the in-memory statistic (the measures are convex in the bin shares:
+  their largest value is at a corner of the bounds, their smallest above the tangent).
 - ``chi2`` (and the histogram measures on numeric columns with few distinct values, compared as
   categories): exact when every bucket holds one value, which is what such columns do.
 - ``anderson``: not available; it needs the mid-ranks of every pooled value.
@@ -409,50 +411,131 @@ class Binned(NamedTuple):
     bin_error: float
 
 
+def _lerp(a: float, b: float, t: float) -> float:
+    """``numpy.quantile``'s linear interpolation between two order statistics."""
+    return a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
+
+
+def _bin_terms(test: str, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each bin's term of the convex part of a measure (its sum is PSI, the JS divergence, or the
+    squared Hellinger distance minus 1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if test == "psi":
+            return (q - p) * np.log(q / p)
+        if test == "jensen_shannon":
+            from scipy import special
+
+            m = (p + q) / 2
+            return (special.rel_entr(p, m) + special.rel_entr(q, m)) / 2
+        return -np.sqrt(p * q)
+
+
+def _histogram_bounds(test: str, est: list[np.ndarray], low: list[np.ndarray], high: list[np.ndarray],
+                      n: list[int]) -> tuple[float, float] | None:
+    """An interval that holds the histogram measure whatever the true number of values below each
+    edge within its bounds. The measures are convex in the bin shares: the maximum is at a corner
+    of the box of bounds (found by dynamic programming along the edges: a bin depends on the two
+    edges around it) and the tangent at the estimate bounds the minimum. None when the bounds of
+    two edges overlap or PSI's floor for empty bins may apply."""
+    m = len(est[0])
+    for lo_s, hi_s, n_s in zip(low, high, n):
+        if np.any(hi_s[:-1] > lo_s[1:]) or (m and (lo_s[0] < 0 or hi_s[-1] > n_s)):
+            return None
+    # the 4 corners of each edge (reference low/high x current low/high); fixed ends before and after
+    corner_r = [np.zeros(1)] + [np.array([low[0][i]] * 2 + [high[0][i]] * 2) for i in range(m)] + [np.full(1, n[0])]
+    corner_c = [np.zeros(1)] + [np.array([low[1][i], high[1][i]] * 2) for i in range(m)] + [np.full(1, n[1])]
+    if test == "psi":
+        smallest = min(float(np.min(corner_r[j + 1][:, None] - corner_r[j][None, :])) / n[0] for j in range(m + 1))
+        smallest = min(smallest, min(float(np.min(corner_c[j + 1][:, None] - corner_c[j][None, :])) / n[1]
+                                     for j in range(m + 1)))
+        if smallest < uv.PSI_EPS:
+            return None
+    best = np.zeros(1)
+    for j in range(m + 1):  # bin j lies between edge j (corners of the previous step) and edge j + 1
+        p = (corner_r[j + 1][:, None] - corner_r[j][None, :]) / n[0]
+        q = (corner_c[j + 1][:, None] - corner_c[j][None, :]) / n[1]
+        best = np.max(best[None, :] + _bin_terms(test, p, q), axis=1)
+    top = float(best.max()) + (1.0 if test == "hellinger" else 0.0)
+    p0, q0 = (np.diff(np.r_[0.0, np.asarray(est[s], float), n[s]]) / n[s] for s in (0, 1))
+    value = float(np.sum(_bin_terms(test, p0, q0))) + (1.0 if test == "hellinger" else 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if test == "psi":
+            lr = np.log(q0 / p0)
+            gp, gq = -lr - q0 / p0 + 1, lr + 1 - p0 / q0
+        elif test == "jensen_shannon":
+            gp, gq = np.log(2 * p0 / (p0 + q0)) / 2, np.log(2 * q0 / (p0 + q0)) / 2
+        else:
+            gp, gq = -np.sqrt(q0 / p0) / 2, -np.sqrt(p0 / q0) / 2
+    bottom = 0.0
+    if np.all(np.isfinite(gp)) and np.all(np.isfinite(gq)):
+        bottom = value
+        for s, g in ((0, gp), (1, gq)):
+            dg = (g[:-1] - g[1:]) / n[s]  # d measure / d(count below edge i)
+            bottom += float(np.sum(np.minimum(dg * (low[s] - est[s]), dg * (high[s] - est[s]))))
+        bottom = max(bottom, 0.0)
+    if test == "psi":
+        return bottom, top
+    return math.sqrt(bottom), math.sqrt(max(top, 0.0))
+
+
 def binned_sketch(test: str, ref: NumericSketch, cur: NumericSketch, n_bins: int = 10) -> Binned:
     """``psi``, ``jensen_shannon`` or ``hellinger`` on ``n_bins`` reference-quantile bins (:class:`Binned`).
 
     An edge whose order statistics the sketch pins is the in-memory edge (values >= it go above;
     only a bucket of the other sample with values on both sides of it is uncertain). Otherwise the
     edge is the grid boundary before or after the reference bucket that holds the quantile,
-    whichever is nearer in rank (reported as that bucket's smallest value)."""
+    whichever is nearer in rank (reported as that bucket's smallest value). Either way each
+    sample's count below the in-memory edge has bounds, and the statistic's interval is the range
+    of the measure over those bounds (``low``/``high`` of the statistic; both equal to it when
+    the bounds are too loose to say more than ``bin_error``)."""
     if test not in uv.COUNT_MEASURES:
         raise ConfigError(f"binned_sketch(test=...) must be one of {sorted(uv.COUNT_MEASURES)}; got {test!r}")
     _, r, c = _aligned(ref, cur)
     n1 = r.n
     cum = np.cumsum(r.counts)
-    values, cuts, err = set(), set(), 0.0
+    values: set[float] = set()
+    cuts: list[tuple[int, float, float]] = []
+    err = 0.0
     for level in np.arange(1, n_bins) / n_bins:
         h = level * (n1 - 1)  # the position np.quantile(method="linear") interpolates at
         i = math.floor(h)
         t = h - i
         a, ka = _order_stat(r, cum, i)
-        b, _ = _order_stat(r, cum, min(i + 1, n1 - 1))
+        b, kb = _order_stat(r, cum, min(i + 1, n1 - 1))
         if a is not None and b is not None:  # the in-memory edge
-            values.add(a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t))
+            values.add(_lerp(a, b, t))
             continue
+        # the in-memory edge lies between these values
+        lo_e = _lerp(r.lo[ka] if a is None else a, r.lo[kb] if b is None else b, t)
+        hi_e = _lerp(r.hi[ka] if a is None else a, r.hi[kb] if b is None else b, t)
         first = (cum[ka] - r.counts[ka]) / n1
-        cuts.add(ka if abs(first - level) <= abs(cum[ka] / n1 - level) else ka + 1)
+        cuts.append((ka if abs(first - level) <= abs(cum[ka] / n1 - level) else ka + 1, lo_e, hi_e))
         err = max(err, float(r.share[ka]), float(c.share[ka]))
-    below_r, below_c, shown = [], [], []
+    rows = []  # per edge: shown value, then (estimate, low, high) of the count below it, per sample
     for e in sorted(values):
         (kr, ur), (kc, uc) = _below(r, e), _below(c, e)
         err = max(err, ur / r.n, uc / c.n)
-        below_r.append(kr)
-        below_c.append(kc)
-        shown.append(e)
+        rows.append((e, kr, kr, kr + ur, kc, kc, kc + uc))
     pooled_lo = np.minimum(r.lo, c.lo)
-    for k in sorted(cuts):  # the whole bucket k and those after it lie above
-        below_r.append(int(cum[k - 1]) if k else 0)
-        below_c.append(int(np.sum(c.counts[:k])))
-        shown.append(float(pooled_lo[k]) if k < pooled_lo.size else math.inf)
-    order = np.lexsort((below_c, below_r))
-    br = np.r_[0, np.asarray(below_r, dtype=np.int64)[order], r.n]
-    bc = np.r_[0, np.asarray(below_c, dtype=np.int64)[order], c.n]
+    for k, lo_e, hi_e in cuts:  # the whole bucket k and those after it lie above
+        bounds = []
+        for s, est in ((r, int(cum[k - 1]) if k else 0), (c, int(np.sum(c.counts[:k])))):
+            sure, _ = _below(s, lo_e)
+            more, unknown = _below(s, hi_e)
+            bounds += [est, sure, more + unknown]
+        rows.append((float(pooled_lo[k]) if k < pooled_lo.size else math.inf, *bounds))
+    table = np.array(sorted(rows, key=lambda row: (row[1], row[4])), dtype=float).reshape(-1, 7)
+    br = np.r_[0, table[:, 1].astype(np.int64), r.n]
+    bc = np.r_[0, table[:, 4].astype(np.int64), c.n]
     pr, pc = np.diff(br), np.diff(bc)
     value = uv.from_counts(test, pr.astype(float), pc.astype(float))
-    return Binned(SketchStatistic(value, value, value, exact=err == 0.0), np.asarray(shown)[order], pr, pc,
-                  float(err))
+    stat = SketchStatistic(value, value, value, exact=err == 0.0)
+    if err:
+        bounds = _histogram_bounds(test, [table[:, 1], table[:, 4]], [table[:, 2], table[:, 5]],
+                                   [table[:, 3], table[:, 6]], [r.n, c.n])
+        if bounds is not None:
+            stat = SketchStatistic(value, min(bounds[0], value), max(bounds[1], value))
+    return Binned(stat, table[:, 0], pr, pc, float(err))
 
 
 def bucket_counts(ref: NumericSketch, cur: NumericSketch) -> tuple[np.ndarray, np.ndarray, bool]:
