@@ -192,6 +192,7 @@ def main() -> None:
                      "exactly_planted": sorted(r.drifted_features) == sorted(PLANTED),
                      "max_interval": r.details["max_error"]["statistic"]} for k, r in results.items()},
         "driver_peak_mb": round(_self_rss_mb()), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+        "load_avg": round(os.getloadavg()[0], 1),
     }
     if args.rows <= args.compare_max:
         record["comparison"] = compare_with_memory(root, results)
@@ -214,7 +215,8 @@ def _record(record: dict) -> None:
             table.append([f"{r['rows']:,}", r["files"], r["gb"], f"{r['executor']} x{r['workers']}", label,
                           run["wall_s"], f"{2 * r['rows'] / run['wall_s'] / 1e6:.2f}", run["tasks"],
                           run["worker_peak_mb"], r["driver_peak_mb"],
-                          "yes" if run["exactly_planted"] else f"NO: {run['flagged']}", f"{run['max_interval']:.1e}"])
+                          "yes" if run["exactly_planted"] else f"NO: {run['flagged']}", f"{run['max_interval']:.1e}",
+                          r.get("load_avg", "?")])
     body = [
         "`benchmarks/bench_drift_scale.py --rows N --executor process|ray`: a reference and a current data set of "
         "N rows x 25 columns each (12 float32, 6 int32, 7 dictionary-encoded text; zstd Parquet, row groups of "
@@ -227,7 +229,7 @@ def _record(record: dict) -> None:
         "",
         markdown_table(["rows per side", "files per side", "GB on disk", "executor", "tests", "wall s",
                         "M rows/s", "tasks", "worker peak MB", "driver peak MB", "flags exactly the planted 5",
-                        "largest reported interval"], table),
+                        "largest reported interval", "load avg (2 cores)"], table),
     ]
     compared = [r for r in runs.values() if "comparison" in r]
     for r in compared:
