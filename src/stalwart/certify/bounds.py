@@ -15,7 +15,7 @@ changes the prediction. A certified radius is the largest eps at which that hold
 On a linear model both are exact: the certified radius is ``min_j margin_j / ||w_y - w_j||_*``
 (the dual norm: L1 for L-infinity balls, L2 for L2 balls).
 
-Networks: ``torch.nn.Sequential`` (nested) of ``Linear``, ``Conv2d``, ``AvgPool2d``, ``Flatten``,
+Networks: ``torch.nn.Sequential`` (nested) of ``Linear``, ``Conv2d``, ``AvgPool2d``, ``MaxPool2d``, ``Flatten``,
 ``BatchNorm1d/2d`` (eval mode), ``ReLU``, ``Identity`` and ``Dropout`` (eval), an optional final
 ``Softmax``/``LogSoftmax`` (it does not change which class wins); and the exact torch mirrors of
 scikit-learn linear models and ReLU/identity MLPs (:func:`stalwart.models.torch_mirror`). Every
@@ -158,12 +158,15 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
     if isinstance(module, mirrors._Affine) and module.clamp is not None:
         raise ModelError("a MinMaxScaler(clip=True) step cannot be bounded; certify with randomized smoothing "
                          "(stalwart.certify.RandomizedSmoothing).")
+    if isinstance(module, nn.MaxPool2d):
+        return _max_pool(shape, module.kernel_size, module.stride, module.padding, module.dilation,
+                         module.ceil_mode or module.return_indices, ops)
     if not type(module).__module__.startswith("torch.nn") and not isinstance(
             module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.MaxPool2d, mirrors._Affine)):
         return _walk_traced(module, shape, ops)  # a module with its own forward: read its graph
     if not isinstance(module, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.BatchNorm1d, nn.BatchNorm2d, mirrors._Affine)):
         raise ModelError(f"bound propagation does not support the layer {type(module).__name__} ({module}); "
-                         "supported: Linear, Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
+                         "supported: Linear, Conv2d, AvgPool2d, MaxPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
                          "Certify this model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
     w, b, out_shape = _dense(lambda t: _as64(module, t), shape, type(module).__name__)
     ops.append((w, b))
@@ -222,6 +225,71 @@ def _walk_traced(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]
     return shape
 
 
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+
+
+def _max_pool(shape: tuple[int, ...], kernel: Any, stride: Any, padding: Any, dilation: Any, unusual: bool,
+              ops: list[Any]) -> tuple[int, ...]:
+    """Append MaxPool2d as affine maps and ReLUs: each window's maximum by a tournament of
+    ``max(a, b) = relu(a - b) + relu(b) - relu(-b)`` (exact; ceil(log2(window)) ReLU layers), so
+    IBP and CROWN bound it with their ReLU relaxations. Padding (minus infinity) joins no window."""
+    import torch.nn.functional as F  # noqa: N812
+
+    if unusual or len(shape) != 3:
+        raise ModelError(f"bound propagation supports MaxPool2d on C x H x W feature maps without ceil_mode or "
+                         f"return_indices; got one on samples of shape {shape}. Certify this model with randomized "
+                         "smoothing (stalwart.certify.RandomizedSmoothing).")
+    k, st, pad, dil = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(padding), _pair(dilation)
+    c, h, w = shape
+    n_in = c * h * w
+    index = F.pad(torch.arange(n_in, dtype=torch.float64).reshape(c, 1, h, w), (pad[1], pad[1], pad[0], pad[0]),
+                  value=-1.0)
+    cols = F.unfold(index, k, dilation=dil, stride=st)  # c x window x positions
+    oh = (h + 2 * pad[0] - dil[0] * (k[0] - 1) - 1) // st[0] + 1
+    ow = (w + 2 * pad[1] - dil[1] * (k[1] - 1) - 1) // st[1] + 1
+    windows = [[int(v) for v in col if v >= 0] for col in cols.permute(0, 2, 1).reshape(-1, cols.shape[1]).tolist()]
+    # each output's candidates, as positions in the current vector (the input first)
+    cands, width = windows, n_in
+    while any(len(cs) > 1 for cs in cands):
+        up_rows: list[tuple[int, int, float]] = []  # (unit, position, coefficient) of the map before the ReLU
+        down_rows: list[tuple[int, int, float]] = []  # (new candidate, unit, coefficient) after it
+        new_cands, unit, cand = [], 0, 0
+        for cs in cands:
+            mine = []
+            for i in range(0, len(cs) - 1, 2):  # max(a, b) = relu(a - b) + relu(b) - relu(-b)
+                a, b = cs[i], cs[i + 1]
+                up_rows += [(unit, a, 1.0), (unit, b, -1.0), (unit + 1, b, 1.0), (unit + 2, b, -1.0)]
+                down_rows += [(cand, unit, 1.0), (cand, unit + 1, 1.0), (cand, unit + 2, -1.0)]
+                unit, cand = unit + 3, cand + 1
+                mine.append(cand - 1)
+            if len(cs) % 2:  # the odd one passes: relu(a) - relu(-a)
+                a = cs[-1]
+                up_rows += [(unit, a, 1.0), (unit + 1, a, -1.0)]
+                down_rows += [(cand, unit, 1.0), (cand, unit + 1, -1.0)]
+                unit, cand = unit + 2, cand + 1
+                mine.append(cand - 1)
+            new_cands.append(mine)
+        if unit * max(width, cand) > MAX_DENSE:
+            raise ModelError(f"MaxPool2d on {shape} needs {unit} x {width} matrices: too large for dense bound "
+                             "propagation here; certify this model with randomized smoothing "
+                             "(stalwart.certify.RandomizedSmoothing) instead.")
+        ops += [(_sparse_dense(up_rows, unit, width), torch.zeros(unit, dtype=torch.float64)), "relu",
+                (_sparse_dense(down_rows, cand, unit), torch.zeros(cand, dtype=torch.float64))]
+        cands, width = new_cands, cand
+    pick = [(o, cs[0], 1.0) for o, cs in enumerate(cands)]
+    ops.append((_sparse_dense(pick, len(cands), width), torch.zeros(len(cands), dtype=torch.float64)))
+    return (c, oh, ow)
+
+
+def _sparse_dense(entries: list[tuple[int, int, float]], rows: int, cols: int) -> torch.Tensor:
+    out = torch.zeros(rows, cols, dtype=torch.float64)
+    if entries:
+        r, q, v = zip(*entries, strict=True)
+        out.index_put_((torch.tensor(r), torch.tensor(q)), torch.tensor(v, dtype=torch.float64), accumulate=True)
+    return out
+
+
 def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[int, ...]:
     """A TorchScript module (``torch.jit.script``/``trace`` of the layers :func:`_walk` takes),
     read layer by layer from its parameters and attributes."""
@@ -243,6 +311,9 @@ def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[i
             return shape
         if kind == "Flatten":
             return (int(np.prod(shape)),)
+        if kind == "MaxPool2d":
+            return _max_pool(shape, module.kernel_size, module.stride, module.padding, module.dilation,
+                             module.ceil_mode or module.return_indices, ops)
         if kind == "Linear":
             if len(shape) != 1:
                 raise ModelError(f"a Linear layer is applied to samples of shape {shape}; bound propagation needs "
@@ -272,7 +343,7 @@ def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[i
                 return F.batch_norm(t, mean, var, gamma, beta, False, 0.0, eps)
         else:
             raise ModelError(f"bound propagation does not support the TorchScript layer {kind}; supported: Linear, "
-                             "Conv2d, AvgPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. Certify this "
+                             "Conv2d, AvgPool2d, MaxPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. Certify this "
                              "model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
     except (AttributeError, RuntimeError) as exc:
         raise ModelError(f"the TorchScript layer {kind} does not expose what bound propagation reads ({exc}); save "
