@@ -356,7 +356,9 @@ def filter2d(x: Tensor, kernel: np.ndarray) -> Tensor:
     """Correlate every image and channel with one 2-D ``kernel`` (odd sides), reflect padding.
 
     Small kernels run as a sum of shifted copies (on CPU an order of magnitude faster than a
-    one-channel ``conv2d``); larger ones by FFT, whose cost does not grow with the kernel.
+    one-channel ``conv2d``); larger ones on small images as the kernel's separable terms, two matrix
+    products (:func:`_separable_correlate`), and otherwise by FFT, whose cost does not grow with the
+    kernel. All three compute the same correlation up to float32 rounding.
     """
     kh, kw = kernel.shape
     h, w = x.shape[-2:]

@@ -342,7 +342,7 @@ class Pixelation(SizedImagePerturbation):
         rows = _pixelate_maps(h, max(1, min(round(h * f), h - severity)))
         cols = _pixelate_maps(w, max(1, min(round(w * f), w - severity)))
         if isinstance(x, np.ndarray):  # small batches: two products with the whole maps
-            return np.matmul(rows[5], np.matmul(x.reshape(-1, w), cols[6]).reshape(n * c, h, w)).reshape(x.shape)
+            return np.matmul(rows[5], np.matmul(x, cols[6]))
         # cell means along H: each cell is a weighted sum of a few whole rows (copies of contiguous rows,
         # cheaper than a product with the mostly empty area matrix)
         y = _cell_means(x, rows)
