@@ -56,8 +56,9 @@ __all__ = ["detect_drift_partitioned", "parquet_files", "summarise_partition", "
 ROWS_PER_TASK = 4_000_000
 #: rows read at a time by a task
 BATCH_ROWS = 1 << 18
-#: tasks whose summaries the driver holds at once before merging them
-_ROUND = 16
+#: tasks whose summaries the driver holds at once before merging them (a task's summary is up to
+#: about 1.5 MB per numeric column)
+_ROUND = 8
 #: values of the first reference batch whose median centres each numeric column's grid
 _CENTER_ROWS = 1 << 16
 
