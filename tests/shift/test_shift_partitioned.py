@@ -83,8 +83,10 @@ def test_the_partitioning_does_not_change_the_result(data, tmp_path):
     ref.to_parquet(one, index=False, row_group_size=4000)
     many = _write(ref, tmp_path / "many", 7, row_group_size=500)
     results = [detect_drift_partitioned(r, cur_dir, method=KS) for r in (ref_dir, one, many)]
+    results.append(detect_drift_partitioned(many, cur_dir, method=KS, rows_per_task=1000))
     rows = [[(f.feature, f.statistic, f.p_value) for f in r.features] for r in results]
-    assert rows[0] == rows[1] == rows[2]
+    assert rows[0] == rows[1] == rows[2] == rows[3]
+    assert results[3].details["sketch"]["tasks"] > results[2].details["sketch"]["tasks"]
 
 
 def test_process_executor_gives_the_local_result(data):

@@ -200,8 +200,9 @@ def summarise_partition(shared: tuple, item: tuple[str, tuple[int, ...]]) -> Par
 
 
 # -- the driver -------------------------------------------------------------------------------------
-def _footers(files: list[Path], names: list[str], side: str) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
-    """Tasks of whole row groups (about ROWS_PER_TASK rows each) and the total row count; InputError
+def _footers(files: list[Path], names: list[str], side: str, rows_per_task: int
+             ) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """Tasks of whole row groups (about ``rows_per_task`` rows each) and the total row count; InputError
     naming the partition that lacks a tested column."""
     pq = require("pyarrow.parquet", "parquet")
     tasks: list[tuple[str, tuple[int, ...]]] = []
@@ -221,7 +222,7 @@ def _footers(files: list[Path], names: list[str], side: str) -> tuple[list[tuple
         rows = 0
         for g in range(meta.num_row_groups):
             n = meta.row_group(g).num_rows
-            if group and rows + n > ROWS_PER_TASK:
+            if group and rows + n > rows_per_task:
                 tasks.append((str(f), tuple(group)))
                 group, rows = [], 0
             group.append(g)
@@ -278,7 +279,7 @@ def detect_drift_partitioned(reference: str | Path, current: str | Path, *, colu
                              correction: str | None = "bonferroni", threshold: float | dict[str, float] | None = None,
                              n_bins: int = 10, min_samples: int = MIN_TEST_SAMPLES, bits: int = DEFAULT_BITS,
                              max_buckets: int = MAX_BUCKETS, executor: Any = None,
-                             batch_size: int = BATCH_ROWS) -> DriftResult:
+                             batch_size: int = BATCH_ROWS, rows_per_task: int = ROWS_PER_TASK) -> DriftResult:
     """Per-column drift of two partitioned Parquet data sets, from mergeable summaries (module docs).
 
     Parameters
@@ -298,6 +299,10 @@ def detect_drift_partitioned(reference: str | Path, current: str | Path, *, colu
         read the files by path: on a cluster they must be on storage every node sees.
     batch_size : int
         Rows a task reads at a time.
+    rows_per_task : int
+        Rows of whole row groups per task (a file's row groups never mix with another file's).
+        Each task returns up to about 1.5 MB per numeric column whatever its size, so on a
+        cluster larger tasks send less to the driver; aim at a few tasks per worker core.
 
     Returns
     -------
@@ -311,7 +316,7 @@ def detect_drift_partitioned(reference: str | Path, current: str | Path, *, colu
     det = TabularDrift(columns=columns, method=method, alpha=alpha, correction=correction, threshold=threshold,
                        n_bins=n_bins, min_samples=min_samples)
     for name, value, lo, hi in (("bits", bits, 0, 20), ("max_buckets", max_buckets, 2, None),
-                                ("batch_size", batch_size, 1, None)):
+                                ("batch_size", batch_size, 1, None), ("rows_per_task", rows_per_task, 1, None)):
         check_param("detect_drift_partitioned", name, value, isinstance(value, (int, np.integer))
                     and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi),
                     f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
@@ -323,8 +328,8 @@ def detect_drift_partitioned(reference: str | Path, current: str | Path, *, colu
     ref_files = parquet_files(reference, "reference")
     cur_files = parquet_files(current, "current")
     names = [str(n) for n in det.check_columns(list(pq.read_schema(ref_files[0]).names))]
-    ref_tasks, n_ref = _footers(ref_files, names, "reference")
-    cur_tasks, n_cur = _footers(cur_files, names, "current")
+    ref_tasks, n_ref = _footers(ref_files, names, "reference", int(rows_per_task))
+    cur_tasks, n_cur = _footers(cur_files, names, "current", int(rows_per_task))
     if n_ref == 0 or n_cur == 0:
         raise InputError("reference and current must each hold at least one row; "
                          f"{'the reference' if n_ref == 0 else 'the current data'} has none.")
