@@ -31,7 +31,7 @@ def test_the_schedule_doubles_up_to_n():
     assert RandomizedSmoothing(n=10_000, sequential=True).schedule() == [625, 1250, 2500, 5000, 10_000]
     assert RandomizedSmoothing(n=10_000, sequential=True, looks=1).schedule() == [10_000]
     assert RandomizedSmoothing(n=10_000).schedule() == [10_000]
-    assert RandomizedSmoothing(n0=2, n=3, sequential=True, looks=5).schedule() == [1, 2, 3]
+    assert RandomizedSmoothing(n0=2, n=3, alpha=0.5, sequential=True, looks=5).schedule() == [1, 2, 3]
 
 
 def test_same_decisions_as_fixed_n_on_clear_inputs_with_far_fewer_draws():
@@ -130,3 +130,8 @@ def test_clopper_pearson_upper_mirrors_the_lower_bound():
 def test_bad_sequential_parameters_say_how_to_fix_them(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         RandomizedSmoothing(**kwargs)
+    # n = 1,000 all-agreeing copies bound pA at (0.001 / 5) ** (1 / 1000): radius 0.25 * Phi^-1 of it
+    top = 0.25 * stats.norm.ppf((0.001 / 5) ** (1 / 1000))
+    RandomizedSmoothing(0.25, n=1000, sequential=True, target_radius=0.99 * top)
+    with pytest.raises(ConfigError, match=rf"largest radius n copies can certify is {top:.4g}"):
+        RandomizedSmoothing(0.25, n=1000, sequential=True, target_radius=top)

@@ -185,6 +185,13 @@ class RandomizedSmoothing(Certifier):
         self.looks = int(looks)
         self.futility = float(futility)
         self.seed = int(seed)
+        if self.sequential:
+            # n copies, all of the top class, bound pA at (alpha / looks) ** (1 / n): no larger radius is possible
+            top = self.sigma * float(stats.norm.ppf((self.alpha / len(self.schedule())) ** (1.0 / self.n)))
+            if self.target_radius >= top:
+                raise ConfigError(f"RandomizedSmoothing(target_radius={target_radius}) cannot be certified with n={n} "
+                                  f"and sigma={sigma}: the largest radius n copies can certify is {top:.4g}. Raise n "
+                                  "or sigma, or lower target_radius.")
 
     def params(self) -> dict[str, Any]:
         out = super().params()
