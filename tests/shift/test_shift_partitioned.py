@@ -130,6 +130,12 @@ def test_bad_input_names_the_way_out(data, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="without Parquet files"):
         parquet_files(tmp_path / "empty", "reference")
+    (tmp_path / "a.csv").write_text("a\n1\n")
+    with pytest.raises(InputError, match="a.csv.*could not be read as Parquet"):
+        detect_drift_partitioned(tmp_path / "a.csv", cur_dir)
+    inf = _write(pd.DataFrame({"a": [1.0, np.inf] * 20}), tmp_path / "inf", 1)
+    with pytest.raises(InputError, match="infinite values"):
+        detect_drift_partitioned(inf, cur_dir, columns=["a"])
     with pytest.raises(ConfigError, match="bits"):
         detect_drift_partitioned(ref_dir, cur_dir, bits=99)
     mixed = _write(ref[["a"]], tmp_path / "mixed", 1)

@@ -71,6 +71,12 @@ def parquet_files(path: str | Path, arg: str = "path") -> list[Path]:
     if not p.exists():
         raise InputError(f"{arg} {str(path)!r} does not exist; pass a Parquet file or a directory of Parquet files.")
     if p.is_file():
+        try:
+            require("pyarrow.parquet", "parquet").read_schema(p)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a file that is not Parquet
+            raise InputError(f"{arg} {str(path)!r} could not be read as Parquet ({type(exc).__name__}: {exc}); "
+                             "partitioned drift reads Parquet files or directories of them (for CSV, drop "
+                             "--sketch: `stalwart drift` loads CSV files in memory).") from None
         return [p]
     ds = require("pyarrow.dataset", "parquet")
     try:
@@ -185,10 +191,11 @@ def summarise_partition(shared: tuple, item: tuple[str, tuple[int, ...]]) -> Par
                     x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
                     x = x[~np.isnan(x)]
                     col.missing += len(arr) - x.size
-                    if x.size and not np.isfinite(x).all():
+                    try:
+                        part = NumericSketch.of(x, center=centers.get(name, 0.0), bits=bits, max_buckets=max_buckets)
+                    except InputError:
                         raise InputError(f"column {name!r} of {path!r} holds infinite values; drop or clip them "
-                                         "before testing for drift.")
-                    part = NumericSketch.of(x, center=centers.get(name, 0.0), bits=bits, max_buckets=max_buckets)
+                                         "before testing for drift.") from None
                 else:
                     if pa.types.is_dictionary(arr.type):
                         arr = arr.dictionary_decode()
