@@ -37,6 +37,7 @@ def test_a_directory_is_tested_from_summaries_and_the_report_says_so(dirs, tmp_p
     assert "1 of 4 columns drifted: y" in res.output
     out = " ".join(res.output.split())
     assert "mergeable summaries of 3 + 3 Parquet files" in out and "approximate" in out
+    assert "label drift: not computed on partitioned data" in out
     data = json.loads((tmp_path / "r" / "report.json").read_text())["data"]
     assert data["drift_path"] == "sketch"
     sk = data["sketch"]

@@ -215,6 +215,8 @@ def _drift_sketched(reference: str, current: str, target: str | None, cols: list
     approx = res.details["approximation"]
     info = {"name": Path(current).name, "modality": "tabular", "n_samples": int(res.details["n_current"]),
             "fingerprint": "sketched", "drift_path": "sketch",
+            "label_drift": None if target is None else "not computed on partitioned data (the label column is "
+                                                        "left out of the feature tests)",
             "sketch": {**res.details["sketch"], "max_error": res.details["max_error"],
                        "exact_columns": sorted(c for c, a in approx.items() if a["exact"]),
                        "approximation": approx},
@@ -237,6 +239,8 @@ def _print_sketch(info: dict[str, Any]) -> None:
                  "ones" + (f", histogram bins within {err['bin_error']:.2g} of a sample" if err["bin_error"] else "")
                  + " (per column in report.json)")
     out_console.print(escape(line), highlight=False)
+    if info.get("label_drift"):
+        out_console.print(escape(f"label drift: {info['label_drift']}"), highlight=False)
 
 
 def _print_drift(result: Any) -> None:
