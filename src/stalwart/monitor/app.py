@@ -25,7 +25,8 @@ route                                                    scope    what
 A batch is answered only after it is committed: 201 when stored, 200 with ``"duplicate": true``
 when its ``batch_id`` was stored before with the same body (a retry), 409 when with another body,
 413 over the size limits, 422 with what to fix.
-Analysis and webhooks run in a worker thread, woken by each new batch. The HTML dashboard
+Analysis and webhooks run in a worker thread, every ``worker_interval_s`` and as soon as a model has
+received a window's worth of rows (not on each batch: a pass costs more than a batch). The HTML dashboard
 (``/dashboard``, :mod:`stalwart.monitor.dashboard`) takes a read key once and keeps a signed session
 cookie instead.
 """
@@ -82,7 +83,8 @@ class ModelIn(BaseModel):
     task: Literal["classification", "regression"] = "classification"
     classes: list[int | str | bool] | None = None
     window_rows: int | None = Field(default=None, ge=10, le=10_000_000)
-    window_seconds: float | None = Field(default=None, gt=0, description="also close a window after this span")
+    window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                         description="also close a window after this span")
     drift_method: str = "auto"
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: Literal["bonferroni", "bh"] | None = "bonferroni"
@@ -242,6 +244,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     metrics = app.state.metrics = Metrics(store)  # Prometheus: this app's own registry
     app.add_middleware(RequestMetrics, metrics=metrics)
     ingest_models: dict[tuple[int, str], dict[str, Any]] = {}  # what ingest reads of a model never changes
+    rows_since_wake: dict[int, int] = {}  # rows stored per model since the batches last woke the worker
 
     @app.exception_handler(StalwartError)
     async def _stalwart_error(_request: Request, exc: StalwartError) -> JSONResponse:
@@ -395,7 +398,14 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         answer, status = await run_in_threadpool(work)
         metrics.batch(who.project, model, rows=answer["rows"], stored=answer["stored"])
         if answer["stored"]:
-            wake.set()
+            # the worker is woken once a window's worth of rows has arrived, not once a batch: a pass
+            # costs more than a batch; a time window waits at most for its next interval
+            found = ingest_models[who.project_id, model]
+            unseen = rows_since_wake.get(found["id"], 0) + answer["rows"]
+            if unseen >= int(found["config"].get("window_rows") or settings.window_rows):
+                wake.set()
+                unseen = 0
+            rows_since_wake[found["id"]] = unseen
         return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/projects/{project}/models/{model}/labels", tags=["ingest"],
