@@ -12,7 +12,14 @@ from stalwart import perturb
 from stalwart.data.schema import Schema
 from stalwart.errors import ConfigError, InputError
 from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, ZoomBlur, disk_kernel
-from stalwart.perturb._image_digital import JpegCompression, Saturate, _quantise, _upsample2, jpeg_tables
+from stalwart.perturb._image_digital import (
+    JpegCompression,
+    Saturate,
+    _code_separable,
+    _quantise,
+    _upsample2,
+    jpeg_tables,
+)
 from stalwart.perturb._image_geometry import Crop, Flip, Occlusion, Scale
 from stalwart.perturb._image_noise import ImpulseNoise, SpeckleNoise, _poisson_tables, poisson_counts
 from stalwart.perturb._image_weather import Fog, plasma_fractal
@@ -327,6 +334,24 @@ def test_jpeg_block_codec_matches_a_float64_reference():
     expected = (d.T @ coef @ d + 128.0).transpose(0, 1, 3, 2, 4).reshape(3, 16, 24)
     got = _quantise(torch.from_numpy(planes.astype(np.float32)), luma).reshape(3, 16, 24)
     np.testing.assert_allclose(got.numpy(), expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("width", [48, 40])  # two blocks per product along a row, or one
+def test_jpeg_separable_codec_matches_a_float64_reference(width):
+    rng = np.random.default_rng(1)
+    planes = rng.uniform(0, 255, (2, 3, 16, width))  # not integers: no DC coefficient exactly on a .5 tie
+    luma, _ = jpeg_tables(58)
+    d = np.cos((2 * np.arange(8)[None, :] + 1) * np.arange(8)[:, None] * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
+    blocks = planes.reshape(2, 3, 2, 8, width // 8, 8).swapaxes(3, 4) - 128.0
+    coef = np.round(d @ blocks @ d.T / luma) * luma
+    expected = (d.T @ coef @ d + 128.0).swapaxes(3, 4).reshape(planes.shape)
+    steps = torch.from_numpy(np.tile(luma, (2, width // 8)).astype(np.float32))
+    strided = torch.from_numpy(planes.astype(np.float32)).transpose(0, 1)  # any batch strides
+    got = _code_separable(strided, steps, centred=False).transpose(0, 1)
+    np.testing.assert_allclose(got.numpy(), expected, atol=2e-3)
+    centred = _code_separable(strided - 128.0, steps, centred=True).transpose(0, 1)
+    np.testing.assert_allclose(centred.numpy() + 128.0, expected, atol=2e-3)
 
 
 def test_jpeg_chroma_upsampling_is_bilinear_with_repeated_edges():

@@ -171,6 +171,45 @@ def _quantise(planes: Tensor, table: np.ndarray | tuple[Tensor, Tensor, Tensor],
     return out.view(b, h // 8, w // 8, 8, 8).transpose(2, 3)
 
 
+# -- on CPU the same codec without reshuffling planes into blocks: the 8 x 8 DCT is separable, ``d @ B @ d.T``.
+# Down the rows of a plane viewed as (H/8) x 8 x W it is one batched product with ``d``; along a row it is a
+# product with ``kron(I_2, d.T)`` on pairs of blocks (16 x 16: a better shape for the CPU's matrix kernels
+# than 8 x 8, cheaper than 64 x 64). Quantisation then divides by the table tiled over the plane. About a
+# tenth faster on CPU than the 64 x 64 block products, which need two copies into and out of block order.
+@functools.lru_cache(maxsize=4)
+def _separable_dct(pair: int = 2) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``d``, ``d.T``, ``kron(I_pair, d.T)`` and ``kron(I_pair, d)``: the row and column DCT and inverses."""
+    d = _dct_matrix()
+    along = np.kron(np.eye(pair), d.T)
+    return tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # type: ignore[return-value]
+                 for a in (d, d.T, along, along.T))
+
+
+@functools.lru_cache(maxsize=64)
+def _tiled_steps(quality: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """:func:`_plane_steps` as tensors (own copies: the cached arrays are read-only)."""
+    return tuple(torch.from_numpy(np.array(a)) for a in _plane_steps(quality, h, w))  # type: ignore[return-value]
+
+
+def _code_separable(planes: Tensor, steps: Tensor, *, centred: bool) -> Tensor:
+    """DCT, quantise, dequantise, inverse DCT of planes ... x H x W (H, W % 8 == 0), any batch
+    strides; a new contiguous ... x H x W tensor. ``centred``: the samples are already level-shifted by 128;
+    otherwise the shift is applied to the DC coefficients only (the DCT of a flat 128 is 1024 there, 0 elsewhere)."""
+    *lead, h, w = planes.shape
+    d, d_t, along, along_t = _separable_dct(2 if w % 16 == 0 else 1)
+    width = along.shape[0]  # samples per product along a row: one or two whole blocks
+    coef = torch.matmul(d, planes.unflatten(-2, (h // 8, 8)))  # ... x H/8 x 8 x W, contiguous
+    coef = torch.mm(coef.view(-1, width), along).view(*lead, h, w)
+    dc = coef.view(*lead, h // 8, 8, w // 8, 8)[..., 0, :, 0]
+    if not centred:
+        dc.sub_(1024.0)
+    coef.div_(steps).round_().mul_(steps)
+    if not centred:
+        dc.add_(1024.0)
+    out = torch.matmul(d_t, coef.view(*lead, h // 8, 8, w))
+    return torch.mm(out.view(-1, width), along_t).view(*lead, h, w)
+
+
 def _upsample2(c: Tensor, out: Tensor | None = None) -> Tensor:
     """libjpeg's "fancy" 2x upsampling of the last two axes: 3/4 of the nearest sample, 1/4 of the
     next nearest, edges repeated (``F.interpolate(bilinear, align_corners=False)``, without its
@@ -332,6 +371,8 @@ class JpegCompression(SizedImagePerturbation):
         quality = self.quality(severity, min(h, w))
         if isinstance(x, np.ndarray):
             return _jpeg_array(x, quality)
+        if x.device.type == "cpu" and x.numel() >= SMALL_WORK:
+            return _jpeg_cpu(x, quality)
         luma_q, chroma_q = _codecs(quality)
         v = _pad_to(x.clamp(0.0, 255.0).round_(), 8 if c != 3 else 16)  # 8-bit samples, a new tensor
         hh, ww = v.shape[-2:]
@@ -363,3 +404,24 @@ class JpegCompression(SizedImagePerturbation):
             _upsample2(chroma, out=planes[:, 1:])
         rgb = torch.matmul(on_device_of(_COLOUR[1], v), ycc).round_()  # clipped to 0..255 by the caller
         return rgb.view(n, 3, hh, ww)[..., :h, :w]
+
+
+def _jpeg_cpu(x: Tensor, quality: int) -> Tensor:
+    """:meth:`JpegCompression._corrupt` for large CPU batches: the same steps, with the DCT done separably
+    on planes (:func:`_code_separable`) instead of on blocks. The results differ from the block products
+    only by float rounding (a coefficient within ~1e-4 of a .5 boundary may quantise to the other side)."""
+    n, c, h, w = x.shape
+    v = _pad_to(x.clamp(0.0, 255.0).round_(), 16)  # 8-bit samples, a new tensor
+    hh, ww = v.shape[-2:]
+    luma_steps, chroma_steps = _tiled_steps(quality, hh, ww)
+    if c != 3:  # greyscale: each channel coded on its own as luma
+        return _code_separable(v, luma_steps, centred=False)[..., :h, :w].round_()
+    ycc = torch.matmul(_COLOUR[0], v.view(n, 3, hh * ww)).round_()
+    planes = ycc.view(n, 3, hh, ww)
+    pairs = planes[:, 1:].view(n, 2, hh // 2, 2, ww)  # 4:2:0 by strided adds, as in _corrupt
+    rows = (pairs[:, :, :, 0] + pairs[:, :, :, 1]).view(n, 2, hh // 2, ww // 2, 2)
+    chroma = torch.add(rows[..., 0], rows[..., 1]).mul_(0.25).round_()
+    planes[:, 0] = _code_separable(planes[:, 0], luma_steps, centred=False)
+    _upsample2(_code_separable(chroma, chroma_steps, centred=True), out=planes[:, 1:])
+    rgb = torch.matmul(_COLOUR[1], ycc, out=v.view(n, 3, hh * ww)).round_()  # v is no longer needed
+    return rgb.view(n, 3, hh, ww)[..., :h, :w]
