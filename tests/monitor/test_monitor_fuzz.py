@@ -122,6 +122,13 @@ def test_values_a_database_refuses_get_a_422_that_says_why(service, monkeypatch)
         ("POST", model + "/rules", {"name": "r", "condition": "drift_share <= 0.2", "webhook_url": "http://h/\x00"},
          "without spaces or control characters"),
     ]
+    r = client.post("/v1/projects/shop/models", headers={**auth(admin), "Content-Type": "application/json"},
+                    content='{"name": "inf", "columns": {"a": "numeric"}, "window_seconds": Infinity}')
+    assert r.status_code == 422 and "finite number" in _text(r)  # was stored as no time window at all
+    # an invalid NaN or Infinity is echoed back as text: FastAPI's own answer could not encode it (a 500)
+    r = client.post("/v1/projects/shop/models", headers={**auth(admin), "Content-Type": "application/json"},
+                    content='{"name": "nan", "columns": {"a": "numeric"}, "alpha": NaN}')
+    assert r.status_code == 422 and r.json()["detail"][0]["input"] == "nan" and "alpha" in r.json()["detail"][0]["loc"]
     for method, path, body, message in cases:
         r = client.request(method, path, json=body, headers=auth(admin))
         assert r.status_code == 422 and message in _text(r), (path, body, r.status_code, r.text)

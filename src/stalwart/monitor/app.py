@@ -37,6 +37,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -47,6 +48,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -250,6 +253,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     async def _stalwart_error(_request: Request, exc: StalwartError) -> JSONResponse:
         status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 422)
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, except that an echoed input JSON cannot hold (NaN, Infinity, which
+        # Python's JSON reader accepts) is sent as text: it made the answer itself fail, a 500
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(DataError)
     async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
@@ -472,6 +481,21 @@ def app_from_env() -> FastAPI:
     if raw is None:
         raise ConfigError(f"{SETTINGS_ENV} is not set; start the service with `stalwart serve`, which sets it")
     return create_app(Settings(**json.loads(raw)))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every float JSON cannot hold (NaN, infinities) replaced by its text.
+
+    >>> _json_safe({"input": [1.0, float("nan")], "loc": ["body", "alpha"]})
+    {'input': [1.0, 'nan'], 'loc': ['body', 'alpha']}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _raw_body(description: str) -> dict[str, Any]:
