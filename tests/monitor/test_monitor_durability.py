@@ -1,5 +1,6 @@
 """A batch is acknowledged only after its commit: kill the server with SIGKILL in the middle of a
-stream of ingests, restart it on the same file, and every acknowledged batch is there, none twice."""
+stream of ingests, restart it on the same file (or PostgreSQL database), and every acknowledged batch
+is there, none twice."""
 
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 
 from stalwart.monitor import Store
 
-from .conftest import COLUMNS, table_rows
+from .conftest import BACKENDS, COLUMNS, table_rows
 
 N_BATCHES = 150
 
@@ -40,8 +41,12 @@ def _start(db, port):
 
 
 @pytest.mark.slow
-def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(tmp_path):
-    db = f"sqlite:///{tmp_path / 'monitor.db'}"
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(tmp_path, request, backend):
+    # on PostgreSQL the database server lives on: what is tested is that the service answers only
+    # after the commit
+    db = (f"sqlite:///{tmp_path / 'monitor.db'}" if backend == "sqlite"
+          else request.getfixturevalue("postgres_databases")("durability"))
     store = Store(db)
     key = store.create_key("shop", "admin")
     rng = np.random.default_rng(0)
