@@ -386,6 +386,19 @@ def test_jpeg_one_small_image_matches_the_batched_torch_codec():
         assert np.mean(batched != singles) < 0.05 and gap < 0.02 * np.mean((batched - x) ** 2), severity
 
 
+def test_jpeg_large_cpu_batches_are_coded_a_few_images_at_a_time():
+    from stalwart.perturb._image_digital import _CPU_CHUNK, _jpeg_cpu
+
+    x = torch.from_numpy(natural((8, 3, 224, 208)) * 255.0)
+    per = _CPU_CHUNK // (3 * 224 * 208)
+    assert 1 <= per < 8  # the batch is split
+    p = JpegCompression()
+    out = p.apply(x, 3)
+    parts = torch.cat([_jpeg_cpu(x[i:i + per], p.quality(3, 208)) for i in range(0, 8, per)]).clamp(0, 255)
+    assert torch.equal(out, parts)
+    assert 1.0 < float((out - x).abs().mean()) < 10.0  # it did code them
+
+
 def test_jpeg_matches_pillow_at_the_same_quality():
     """Against libjpeg itself (Pillow, when installed): the same 8-bit images out, up to libjpeg's
     fixed-point DCT and colour rounding, at both the 32 px (mild) and the 224 px (strong) qualities."""

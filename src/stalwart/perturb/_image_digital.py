@@ -220,9 +220,9 @@ def _upsample2(c: Tensor, out: Tensor | None = None) -> Tensor:
         buf = out.view(*c.shape[:-2], n, 2, c.shape[-1]) if last else \
             c.new_empty(*c.shape[:dim], n, 2, *c.shape[dim:][1:])  # sample i -> rows 2i, 2i + 1
         even, odd = buf.select(dim, 0), buf.select(dim, 1)
-        c3 = c * 0.75
-        torch.add(c3.narrow(dim, 1, n - 1), c.narrow(dim, 0, n - 1), alpha=0.25, out=even.narrow(dim, 1, n - 1))
-        torch.add(c3.narrow(dim, 0, n - 1), c.narrow(dim, 1, n - 1), alpha=0.25, out=odd.narrow(dim, 0, n - 1))
+        # 3/4 c[i] + 1/4 c[i -+ 1] as lerp(c[i], c[i -+ 1], 1/4): one operation each, no scaled copy of c
+        torch.lerp(c.narrow(dim, 1, n - 1), c.narrow(dim, 0, n - 1), 0.25, out=even.narrow(dim, 1, n - 1))
+        torch.lerp(c.narrow(dim, 0, n - 1), c.narrow(dim, 1, n - 1), 0.25, out=odd.narrow(dim, 0, n - 1))
         even.narrow(dim, 0, 1).copy_(c.narrow(dim, 0, 1))
         odd.narrow(dim, n - 1, 1).copy_(c.narrow(dim, n - 1, 1))
         c = buf.flatten(dim - 1, dim) if dim == -1 else buf.flatten(-3, -2)
@@ -406,11 +406,20 @@ class JpegCompression(SizedImagePerturbation):
         return rgb.view(n, 3, hh, ww)[..., :h, :w]
 
 
+_CPU_CHUNK = 1 << 20  # values per chunk of a large CPU batch (6 RGB images of 224 px): 5-15% faster than whole
+
+
 def _jpeg_cpu(x: Tensor, quality: int) -> Tensor:
     """:meth:`JpegCompression._corrupt` for large CPU batches: the same steps, with the DCT done separably
     on planes (:func:`_code_separable`) instead of on blocks. The results differ from the block products
     only by float rounding (a coefficient within ~1e-4 of a .5 boundary may quantise to the other side)."""
     n, c, h, w = x.shape
+    per = max(1, _CPU_CHUNK // (c * h * w))
+    if n > per:  # a few images at a time: each step's output is still in cache when the next one reads it
+        out = x.new_empty(x.shape)
+        for i in range(0, n, per):
+            out[i:i + per] = _jpeg_cpu(x[i:i + per], quality)
+        return out
     v = _pad_to(x.clamp(0.0, 255.0).round_(), 16)  # 8-bit samples, a new tensor
     hh, ww = v.shape[-2:]
     luma_steps, chroma_steps = _tiled_steps(quality, hh, ww)
