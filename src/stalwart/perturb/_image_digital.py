@@ -336,6 +336,12 @@ class JpegCompression(SizedImagePerturbation):
     ("fancy") chroma upsampling and YCbCr to RGB, rounded to 8 bits. One-channel images are coded
     as greyscale (luma only). The entropy coding that follows quantisation is lossless and skipped,
     so this reproduces libjpeg (Pillow) up to its fixed-point rounding, on batches and on GPU.
+    Three routes compute it: small CPU batches (one image per call) in numpy with the linear steps folded
+    into few matrix products; large CPU batches in torch, a few images at a time, with the DCT done
+    separably on whole planes; other devices with 64 x 64 products on 8 x 8 blocks. They differ only by
+    float rounding: a coefficient within ~1e-4 of a .5 boundary may quantise either way (libjpeg's integer
+    DCT decides such ties its own way too), moving ~1-3% of the values by a few levels. Against Pillow at
+    the same quality the output has a PSNR of about 45 dB (224 px, quality 15) to 48 dB (32 px, quality 65).
     The quality is a ratio: CIFAR-10-C's at 32 px and below, ImageNet-C's at 224 px and above,
     geometric in between (rounded). Deterministic.
 
