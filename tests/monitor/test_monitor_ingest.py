@@ -139,3 +139,49 @@ def test_concurrent_sqlite_ingest_threads_store_every_batch_once(tmp_path):
     stored = [key for key, new in answers if new]
     assert len(answers) == 150 and sorted(stored) == sorted({key for key, _ in answers})
     store.close()
+
+
+def test_batches_wake_the_worker_once_a_window_of_rows_has_arrived(tmp_path, monkeypatch):
+    import time
+    import warnings
+
+    from stalwart.monitor import Settings, create_app
+    from stalwart.monitor import app as app_module
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
+    passes = []
+    monkeypatch.setattr(app_module, "analyze", lambda store, *a: passes.append(1) or {"windows": {}})
+    monkeypatch.setattr(app_module, "deliver_pending", lambda *a, **k: None)
+    # no pass on the clock during the test: only batches wake the worker
+    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'm.db'}", worker_interval_s=600))
+    store = app.state.store
+    key = store.create_key("p", "admin")
+    headers = {"Authorization": f"Bearer {key}"}
+    rows = [dict(r, row_id=None) for r in ROWS[:2]]  # 2 rows a batch
+
+    def wait_for(n):
+        for _ in range(50):  # bounded: a woken worker passes at once
+            if len(passes) >= n:
+                break
+            time.sleep(0.02)
+        return len(passes)
+
+    with TestClient(app) as client:
+        client.post("/v1/projects/p/models", headers=headers,
+                    json={"name": "m", "columns": KINDS, "classes": [0, 1], "window_rows": 10}).raise_for_status()
+        for i in range(4):  # 8 rows: less than a window
+            r = client.post(f"/v1/projects/p/models/m/batches?batch_id=a{i}", headers=headers, json=rows)
+            assert r.status_code == 201, r.text
+        assert wait_for(1) == 0
+        client.post("/v1/projects/p/models/m/batches?batch_id=a4", headers=headers, json=rows)  # 10 rows
+        assert wait_for(1) == 1
+        for i in range(5, 9):  # 8 more rows, and a retry that stores nothing
+            client.post(f"/v1/projects/p/models/m/batches?batch_id=a{i}", headers=headers, json=rows)
+        client.post("/v1/projects/p/models/m/batches?batch_id=a8", headers=headers, json=rows)
+        assert wait_for(2) == 1
+        client.post("/v1/projects/p/models/m/batches?batch_id=a9", headers=headers, json=rows)
+        assert wait_for(2) == 2
+    store.close()
