@@ -56,7 +56,15 @@ $(SLICES)/.stamp: benchmarks/requirements-slices.txt
 	$(SLICES)/bin/python -m pip install -q -r benchmarks/requirements-slices.txt
 	touch $@
 
-bench: $(BENCH)/.stamp $(ALIBI)/.stamp $(SLICES)/.stamp
+# NannyML (the CBPE peer of benchmarks/bench_estimators.py) pins its own pandas/numpy: a fifth environment
+NANNYML := .venv-nannyml
+$(NANNYML)/.stamp: benchmarks/requirements-nannyml.txt
+	$(PYTHON) -m venv $(NANNYML)
+	$(NANNYML)/bin/python -m pip install -q --upgrade pip
+	$(NANNYML)/bin/python -m pip install -q -r benchmarks/requirements-nannyml.txt
+	touch $@
+
+bench: $(BENCH)/.stamp $(ALIBI)/.stamp $(SLICES)/.stamp $(NANNYML)/.stamp
 	$(BENCH)/bin/python benchmarks/run_all.py $(BENCHMARKS)
 
 lint: $(STAMP)-dev

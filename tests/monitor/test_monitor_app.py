@@ -85,3 +85,11 @@ def test_bad_and_oversized_batches_are_refused_with_the_reason(service):
     r = client.post(BATCHES, json={"batch_id": "x", "rows": [{**rows[0], "prediction": 7}]}, headers=auth(admin))
     assert r.status_code == 422 and "not one of the model's classes" in r.json()["detail"]
     assert client.get("/v1/projects/shop/models/nope", headers=auth(admin)).status_code == 404
+
+
+def test_a_model_name_with_a_slash_is_refused_at_registration(service):
+    client, _, admin = service
+    r = client.post("/v1/projects/shop/models", json={"name": "fraud/v2", "columns": {"a": "numeric"}},
+                    headers=auth(admin))
+    assert r.status_code == 422 and "fraud/v2" in r.text
+    assert client.get("/v1/projects/shop/models", headers=auth(admin)).json() in ([], {"models": []})

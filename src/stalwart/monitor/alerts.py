@@ -194,11 +194,14 @@ def deliver_pending(store: Store, *, retries: int = 3, backoff_s: float = 0.5, t
     check_store(store, "deliver_pending")
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
         raise ConfigError(f"deliver_pending(retries=...) must be an integer in 0..10; got {retries!r}")
+    counts = {"delivered": 0, "failed": 0}
+    pending = list(store.pending_deliveries())
+    if not pending:  # the worker calls this every pass: no client (and no SSL context) for nothing
+        return counts
     own = client is None
     client = client or httpx.Client(timeout=timeout_s, follow_redirects=False)
-    counts = {"delivered": 0, "failed": 0}
     try:
-        for alert in store.pending_deliveries():
+        for alert in pending:
             body = webhook_body(alert)
             headers = {"Idempotency-Key": alert["idempotency_key"], "User-Agent": "stalwart-monitor"}
             outcome, attempts = "failed", 0

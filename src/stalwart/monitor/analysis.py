@@ -566,13 +566,17 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
         made.append(seq)
         seq, pending = seq + 1, []
 
+    rows, start = 0, math.inf  # running totals of `pending` (summing it per batch was quadratic in the window)
     for batch in store.batches_after(model["id"], after):
         # a time window closes when a batch starts past its span (by the rows' timestamps)
-        if pending and span is not None and batch.first_ts >= min(b.first_ts for b in pending) + span:
+        if pending and span is not None and batch.first_ts >= start + span:
             close()
+            rows, start = 0, math.inf
         pending.append(batch)
-        if sum(b.n_rows for b in pending) >= size:
+        rows, start = rows + batch.n_rows, min(start, batch.first_ts)
+        if rows >= size:
             close()
+            rows, start = 0, math.inf
     return made
 
 
