@@ -92,3 +92,27 @@ def test_judge_rules_holds_a_refire_by_the_windows_end_times(service):
     store.save_rule_state(rule["id"], "resolved", 0, 0, 5, None)  # replay window 6 for the drift rule
     assert [(e["window_seq"], e["to_state"]) for e in judge_rules(store, model["id"], cooldown_s=3600)] == [
         (6, "pending")]
+
+
+def test_a_rule_created_with_a_cooldown_keeps_it_and_analysis_honours_it(service):
+    client, _, admin = service
+    register(client, admin, window_rows=200)
+    rng = np.random.default_rng(3)
+    starts, drifted = [0, 1000, 2000, 6000], [True, False, True, True]
+    for i, (start, shifted) in enumerate(zip(starts, drifted, strict=True)):
+        rows = [{**r, "timestamp": T0 + start + j} for j, r in
+                enumerate(table_rows(rng, 200, shift_b=3.0 if shifted else 0.0, start=200 * i))]
+        assert client.post(MODEL + "/batches", json={"batch_id": f"w{i}", "rows": rows},
+                           headers=auth(admin)).status_code == 201
+    for bad in (-1, "soon"):
+        r = client.post(MODEL + "/rules", json={"name": "x", "condition": "drift_share <= 0.2", "cooldown_s": bad},
+                        headers=auth(admin))
+        assert r.status_code == 422 and "cooldown_s" in r.text
+    r = client.post(MODEL + "/rules", json={"name": "drift", "condition": "drift_share <= 0.2", "cooldown_s": 3600},
+                    headers=auth(admin))
+    assert r.status_code == 201 and r.json()["cooldown_s"] == 3600
+    client.post(MODEL + "/analyze", headers=auth(admin))  # the worker's path: the rule's own cooldown, no override
+    alerts = client.get(MODEL + "/alerts", headers=auth(admin)).json()["alerts"]
+    # fired at window 0, resolved at 1 (T0 + 1199); window 2 ends within 3600 s: held; window 3 (T0 + 6199) fires
+    assert sorted((a["window_seq"], a["to_state"]) for a in alerts) == [
+        (0, "firing"), (1, "resolved"), (2, "pending"), (3, "firing")]

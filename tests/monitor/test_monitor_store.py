@@ -22,7 +22,7 @@ def test_migrations_ship_in_the_package_and_build_the_model_tables(store, db_url
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         if db_url.startswith("sqlite"):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
     store.upgrade()  # a second start-up changes nothing
     again = Store(store.url)
     assert again.model_ids() == []

@@ -132,8 +132,7 @@ def _last_resolution(store: Store, model_id: int, rule_name: str) -> float | Non
 def judge_rules(store: Store, model_id: int, *, cooldown_s: float | None = None) -> list[dict[str, Any]]:
     """Move every rule of a model through the windows it has not judged; returns the new events.
 
-    ``cooldown_s`` overrides every rule's own (its ``cooldown_s`` column where the database has one,
-    else 0: no cooldown)."""
+    ``cooldown_s`` overrides every rule's own (its ``cooldown_s`` column, 0 by default: no cooldown)."""
     events = []
     for rule in store.rules(model_id):
         condition = Condition.parse(rule["condition"])

@@ -102,6 +102,8 @@ class RuleIn(BaseModel):
     condition: str = Field(min_length=1, max_length=500, examples=["drift_share <= 0.2", "accuracy >= 0.9"])
     for_windows: int = Field(default=1, ge=1, le=1000)
     webhook_url: str | None = Field(default=None, max_length=2000)
+    cooldown_s: float = Field(default=0.0, ge=0, le=365 * 86_400, allow_inf_nan=False,
+                              description="seconds after a resolution during which the rule may not fire again")
 
 
 class KeyIn(BaseModel):
@@ -455,8 +457,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @app.post("/v1/projects/{project}/models/{model}/rules", status_code=201, tags=["alerts"])
     def add_rule(project: str, model: str, spec: RuleIn, who: Admin) -> dict[str, Any]:
         found = store.model(who.project_id, model)
-        rule = AlertRule(spec.name, spec.condition, spec.for_windows, spec.webhook_url)
-        return store.add_rule(found["id"], rule.name, str(rule.condition), rule.for_windows, rule.webhook_url)
+        rule = AlertRule(spec.name, spec.condition, spec.for_windows, spec.webhook_url, spec.cooldown_s)
+        return store.add_rule(found["id"], rule.name, str(rule.condition), rule.for_windows, rule.webhook_url,
+                              rule.cooldown_s)
 
     @app.get("/v1/projects/{project}/models/{model}/rules", tags=["alerts"])
     def list_rules(project: str, model: str, who: Reader) -> dict[str, Any]:

@@ -143,6 +143,8 @@ alert_rules = sa.Table(
     sa.Column("clears", sa.Integer, nullable=False),  # consecutive passing windows while firing
     sa.Column("last_window", sa.Integer, nullable=False),  # seq of the last window judged, -1 before any
     sa.Column("created_at", sa.Float, nullable=False),
+    # seconds after a resolution during which the rule may not fire again (revision 0004)
+    sa.Column("cooldown_s", sa.Float, nullable=False, server_default=sa.text("0")),
     sa.UniqueConstraint("model_id", "name"),
 )
 alerts = sa.Table(
@@ -643,14 +645,15 @@ class Store:
         return rows[::-1] if newest else rows
 
     # -- alerts -----------------------------------------------------------------------------------
-    def add_rule(self, model_id: int, name: str, condition: str, for_windows: int, webhook_url: str | None
-                 ) -> dict[str, Any]:
+    def add_rule(self, model_id: int, name: str, condition: str, for_windows: int, webhook_url: str | None,
+                 cooldown_s: float = 0.0) -> dict[str, Any]:
         _check_name("rule name", name)
         with self.engine.begin() as conn:
             try:
                 conn.execute(alert_rules.insert().values(
                     model_id=model_id, name=name, condition=condition, for_windows=for_windows,
-                    webhook_url=webhook_url, state="ok", breaches=0, clears=0, last_window=-1, created_at=_now()))
+                    webhook_url=webhook_url, state="ok", breaches=0, clears=0, last_window=-1, created_at=_now(),
+                    cooldown_s=float(cooldown_s)))
             except IntegrityError:
                 raise Conflict(f"an alert rule named {name!r} exists for this model; pick another name") from None
         return next(r for r in self.rules(model_id) if r["name"] == name)
