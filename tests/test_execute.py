@@ -66,31 +66,6 @@ def flaky(tmp_path, monkeypatch):
     sys.modules.pop("stalwart_flaky_helper", None)
 
 
-def _linear_problem(n=48, d=8, seed=0):
-    """A two-class linear net: the linf distance of each sample to the boundary is |margin| / ||w||_1."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=d)
-    x = rng.uniform(0.3, 0.7, size=(n, d)).astype(np.float32)
-    z = x @ w - np.median(x @ w)
-    net = nn.Linear(d, 2)
-    with torch.no_grad():
-        net.weight.copy_(torch.tensor(np.stack([np.zeros(d), w]), dtype=torch.float32))
-        net.bias.copy_(torch.tensor([0.0, -np.median(x @ w)], dtype=torch.float32))
-    return net, x, (z > 0).astype(int), np.abs(z) / np.abs(w).sum()
-
-
-@pytest.fixture(scope="module")
-def digits_logreg():
-    """A logistic regression on 8x8 digits scaled to [0, 1] (white-box through its torch mirror), 24 test rows."""
-    from sklearn.linear_model import LogisticRegression
-
-    train, test = stalwart.datasets.load_split("digits", seed=0)
-    xtr = np.asarray(train.x, dtype=np.float32).reshape(len(train.y), -1)
-    xte = np.asarray(test.x, dtype=np.float32).reshape(len(test.y), -1)
-    model = LogisticRegression(max_iter=300).fit(xtr, np.asarray(train.y))
-    return model, xte[:24], np.asarray(test.y)[:24]
-
-
 def _same(a, b) -> None:
     """Two evaluations agree on everything but timings."""
     def strip(ev):
@@ -122,8 +97,8 @@ def test_shard_boundaries_and_seeds_depend_on_size_and_seed_only():
 
 
 @pytest.mark.parametrize("shard_size", [48, 24, 12])  # 1, 2 and 4 shards
-def test_sharded_evaluate_matches_the_closed_form_on_a_linear_model(shard_size):
-    net, x, y, dist = _linear_problem()
+def test_sharded_evaluate_matches_the_closed_form_on_a_linear_model(shard_size, linear_problem):
+    net, x, y, dist = linear_problem()
     eps = float(np.median(dist))
     ev = evaluate(net, x, y, ThreatModel("linf", eps, None), level="fast", sanity=False, eps_curve=[eps],
                   shard_size=shard_size)
@@ -301,8 +276,8 @@ class _BreaksOnAMarkedRow(nn.Module):
         return self.net(x)
 
 
-def test_evaluate_surfaces_a_failing_shards_error_after_its_retries():
-    net, x, _, _ = _linear_problem(n=30)
+def test_evaluate_surfaces_a_failing_shards_error_after_its_retries(linear_problem):
+    net, x, _, _ = linear_problem(n=30)
     x[17, 0] = 0.05  # in the second of three shards; every other row's first feature is >= 0.3
     y = net(torch.as_tensor(x)).argmax(dim=1).numpy()
     model = _BreaksOnAMarkedRow(net)

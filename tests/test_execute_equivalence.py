@@ -93,35 +93,9 @@ def helpers(tmp_path, monkeypatch):
     sys.modules.pop("stalwart_equivalence_helpers", None)
 
 
-def _linear_problem(n=48, d=8, seed=0):
-    """A two-class linear net: the linf distance of each sample to the boundary is |margin| / ||w||_1."""
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=d)
-    x = rng.uniform(0.3, 0.7, size=(n, d)).astype(np.float32)
-    z = x @ w - np.median(x @ w)
-    net = nn.Linear(d, 2)
-    with torch.no_grad():
-        net.weight.copy_(torch.tensor(np.stack([np.zeros(d), w]), dtype=torch.float32))
-        net.bias.copy_(torch.tensor([0.0, -np.median(x @ w)], dtype=torch.float32))
-    return net, x, (z > 0).astype(int), np.abs(z) / np.abs(w).sum()
-
-
-@pytest.fixture(scope="module")
-def digits_logreg():
-    from sklearn.linear_model import LogisticRegression
-
-    train, test = stalwart.datasets.load_split("digits", seed=0)
-    xtr = np.asarray(train.x, dtype=np.float32).reshape(len(train.y), -1)
-    xte = np.asarray(test.x, dtype=np.float32).reshape(len(test.y), -1)
-    return LogisticRegression(max_iter=300).fit(xtr, np.asarray(train.y)), xte[:24], np.asarray(test.y)[:24]
-
-
-# -- single attacks, sharded ------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("shard_size", [48, 24, 16, 12])  # 1, 2, 3 and 4 shards
-def test_a_sharded_attack_finds_the_closed_form_answer_on_any_number_of_shards(shard_size):
-    net, x, y, dist = _linear_problem()
+def test_a_sharded_attack_finds_the_closed_form_answer_on_any_number_of_shards(shard_size, linear_problem):
+    net, x, y, dist = linear_problem()
     eps = float(np.median(dist))
     attack = PGD(ThreatModel("linf", eps, None), steps=20, seed=4)
     res = run_sharded(attack, net, x, y, shard_size=shard_size)
@@ -133,8 +107,8 @@ def test_a_sharded_attack_finds_the_closed_form_answer_on_any_number_of_shards(s
     assert res.params["seed"] == 4 and attack.seed == 4  # the run's seed, not a shard's; the attack is untouched
 
 
-def test_same_success_and_robust_accuracy_with_1_and_3_shards():
-    net, x, y, dist = _linear_problem(n=60, seed=1)
+def test_same_success_and_robust_accuracy_with_1_and_3_shards(linear_problem):
+    net, x, y, dist = linear_problem(n=60, seed=1)
     eps = float(np.quantile(dist, 0.4))
     y = np.where(np.abs(dist - eps) < eps * 0.05, 1 - y, y)  # rows too close to call are misclassified: success
     one = run_sharded(FGSM(ThreatModel("linf", eps, None)), net, x, y, shard_size=60)
@@ -181,8 +155,8 @@ def test_a_budget_in_range_units_is_sharded_like_any_other():
     assert 0 < merged.success.sum() < 60 and merged.threat is threat
 
 
-def test_one_progress_report_across_attack_shards():
-    net, x, y, _ = _linear_problem(n=30)
+def test_one_progress_report_across_attack_shards(linear_problem):
+    net, x, y, _ = linear_problem(n=30)
     seen = []
     run_sharded(FGSM(ThreatModel("linf", 0.05, None)), net, x, y, shard_size=10,
                 progress=lambda stage, i, n: seen.append((stage, i, n)))
@@ -190,8 +164,8 @@ def test_one_progress_report_across_attack_shards():
     assert seen[0][0] == "fgsm (3 shards of <= 10 samples)" and seen[-1][0] == "done"
 
 
-def test_a_failing_attack_shard_is_retried_then_surfaces_its_error(helpers, tmp_path):
-    net, x, _, _ = _linear_problem(n=30)
+def test_a_failing_attack_shard_is_retried_then_surfaces_its_error(helpers, tmp_path, linear_problem):
+    net, x, _, _ = linear_problem(n=30)
     x[17, 0] = 0.05  # in the second of three shards; every other row's first feature is >= 0.3
     y = net(torch.as_tensor(x)).argmax(dim=1).numpy()
     attack = FGSM(ThreatModel("linf", 0.05, (0.0, 1.0)))
@@ -208,8 +182,8 @@ def test_a_failing_attack_shard_is_retried_then_surfaces_its_error(helpers, tmp_
     assert int(counter.read_text()) == 3
 
 
-def test_bad_input_in_a_shard_is_raised_once_not_retried():
-    net, x, y, _ = _linear_problem(n=30)
+def test_bad_input_in_a_shard_is_raised_once_not_retried(linear_problem):
+    net, x, y, _ = linear_problem(n=30)
     x[25, 3] = 1.5  # outside the bounds, in the third shard
     with pytest.raises(InputError, match="outside the threat model's bounds") as info:
         run_sharded(FGSM(ThreatModel("linf", 0.05, (0.0, 1.0))), net, x, y, shard_size=10,
@@ -280,8 +254,8 @@ def _drift_json(executor, tmp_path):
     return detect_drift_parquet(ref, cur, window=1500, batch_size=400, executor=executor).to_dict()
 
 
-def _attack_json(executor):
-    net, x, y, _ = _linear_problem(n=45, seed=2)
+def _attack_json(executor, linear_problem):
+    net, x, y, _ = linear_problem(n=45, seed=2)
     res = run_sharded(PGD(ThreatModel("linf", 0.02, (0.0, 1.0)), steps=10, seed=1), net, x, y, shard_size=15,
                       executor=executor)
     return {**res.to_dict(), "x_adv": res.x_adv.round(6).tolist(), "success": res.success.tolist()}
@@ -329,12 +303,13 @@ def test_a_scan_gives_the_same_report_on_every_executor(helpers, ray_executor):
 
 
 @pytest.mark.slow
-def test_evaluate_single_attacks_and_drift_give_the_same_json_on_every_executor(ray_executor, tmp_path):
-    local = {"evaluate": _evaluate_json("local"), "attack": _attack_json("local"),
+def test_evaluate_single_attacks_and_drift_give_the_same_json_on_every_executor(ray_executor, tmp_path,
+                                                                                 linear_problem):
+    local = {"evaluate": _evaluate_json("local"), "attack": _attack_json("local", linear_problem),
              "drift": _drift_json("local", tmp_path)}
     assert local["evaluate"][0]["shards"] == {"count": 3, "size": 12}
     assert set(local["drift"]["drifted_features"]) == {"moved"}
     for name, executor in _executors(ray_executor):
         assert comparable(_evaluate_json(executor)) == comparable(local["evaluate"]), name
-        assert comparable(_attack_json(executor)) == comparable(local["attack"]), name
+        assert comparable(_attack_json(executor, linear_problem)) == comparable(local["attack"]), name
         assert comparable(_drift_json(executor, tmp_path)) == comparable(local["drift"]), name
