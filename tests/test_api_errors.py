@@ -753,6 +753,10 @@ CASES: list[Case] = [
          InputError, r"does not exist.*directory of Parquet files"),
     case("stalwart.shift.detect_drift_partitioned", lambda e: shift.detect_drift_partitioned(
         e.dir / "ref.parquet", e.dir / "ref.parquet", method="anderson"), ConfigError, r"anderson.*not available"),
+    case("stalwart.shift.compare_labels_partitioned", lambda e: shift.compare_labels_partitioned(
+        e.dir / "ref.parquet", e.dir / "ref.parquet", "zz"), InputError, r"target column 'zz' is not in the reference"),
+    case("stalwart.shift.compare_labels_partitioned", lambda e: shift.compare_labels_partitioned(
+        e.dir / "ref.parquet", e.dir / "ref.parquet", "a", bits=-1), ConfigError, r"bits"),
     case(("stalwart.shift.TabularDrift", "stalwart.shift.DriftDetector", "stalwart.shift.DriftResult",
           "stalwart.shift.FeatureDrift"), lambda e: shift.TabularDrift().test(e.df), ConfigError, r"fit"),
     case("stalwart.shift.TabularDrift", lambda e: shift.TabularDrift(alpha=0), ConfigError, r"alpha"),

@@ -37,7 +37,7 @@ def test_a_directory_is_tested_from_summaries_and_the_report_says_so(dirs, tmp_p
     assert "1 of 4 columns drifted: y" in res.output
     out = " ".join(res.output.split())
     assert "mergeable summaries of 3 + 3 Parquet files" in out and "approximate" in out
-    assert "label drift: not computed on partitioned data" in out
+    assert "label drift: from class counts (exact)" in out
     data = json.loads((tmp_path / "r" / "report.json").read_text())["data"]
     assert data["drift_path"] == "sketch"
     sk = data["sketch"]
@@ -45,6 +45,37 @@ def test_a_directory_is_tested_from_summaries_and_the_report_says_so(dirs, tmp_p
     assert 0 < sk["max_error"]["statistic"] < 1e-3
     lo, hi = sk["approximation"]["y"]["statistic"]
     assert lo <= hi and hi - lo <= sk["max_error"]["statistic"]
+
+
+@pytest.mark.parametrize("float_labels", [False, True])
+def test_label_drift_on_partitions_is_the_in_memory_one(dirs, tmp_path, float_labels):
+    for name in ("ref", "cur"):
+        df = pd.concat([pd.read_parquet(p) for p in sorted((dirs / name).iterdir())], ignore_index=True)
+        if float_labels:  # regression targets: KS and Wasserstein, from the sketch on partitions
+            df["label"] = df["label"] + df["y"] / 2
+        (tmp_path / name).mkdir()
+        for k, idx in enumerate(np.array_split(np.arange(len(df)), 3)):
+            df.iloc[idx].to_parquet(tmp_path / name / f"part-{k}.parquet", index=False)
+        df.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    runs = {"memory": [tmp_path / "ref.parquet", tmp_path / "cur.parquet", "--no-stream"],
+            "sketch": [tmp_path / "ref", tmp_path / "cur"]}
+    metrics = {}
+    for how, args in runs.items():
+        res = _invoke("drift", *args, "--target", "label", "--columns", "x", "--out", tmp_path / how)
+        assert res.exit_code == 0, res.output
+        report = json.loads((tmp_path / how / "report.json").read_text())
+        metrics[how] = {k: v["value"] for k, v in report["results"][0]["metrics"].items() if k.startswith("label")}
+    mem, sk = metrics["memory"], metrics["sketch"]
+    if not float_labels:
+        assert set(mem) == set(sk) == {"label_drift_p_value", "label_drift_js"}
+        assert sk == pytest.approx(mem, rel=1e-12, abs=1e-300)
+        return
+    assert set(mem) == set(sk) == {"label_drift_p_value", "label_drift_wasserstein"}
+    label = json.loads((tmp_path / "sketch" / "report.json").read_text())["data"]["label_drift"]
+    lo, hi = label["p_value"]
+    assert lo - 1e-12 <= mem["label_drift_p_value"] <= hi + 1e-12 and mem["label_drift_p_value"] < 1e-10
+    lo, hi = label["wasserstein"]
+    assert lo - 1e-12 <= mem["label_drift_wasserstein"] <= hi + 1e-12 and hi - lo < 1e-3
 
 
 @pytest.mark.slow

@@ -201,7 +201,7 @@ def _drift_sketched(reference: str, current: str, target: str | None, cols: list
     the executor; ``data_info`` says which path ran and how large its approximation error is."""
     from stalwart.checks.drift import result_from_drift
     from stalwart.errors import InputError, require
-    from stalwart.shift.partitioned import detect_drift_partitioned, parquet_files
+    from stalwart.shift.partitioned import compare_labels_partitioned, detect_drift_partitioned, parquet_files
 
     pq = require("pyarrow.parquet", "parquet")
     names = pq.read_schema(parquet_files(reference, "REFERENCE")[0]).names
@@ -210,19 +210,28 @@ def _drift_sketched(reference: str, current: str, target: str | None, cols: list
     tested = cols if cols is not None else [c for c in names if c != target]
     res = detect_drift_partitioned(reference, current, columns=tested, method=method, correction=correction,
                                    alpha=alpha)
+    labels = compare_labels_partitioned(reference, current, target) if target is not None else None
     check_result = result_from_drift(res, reference=reference, method=method, correction=correction, alpha=alpha,
-                                     columns=cols)
+                                     columns=cols, labels=labels)
     approx = res.details["approximation"]
     info = {"name": Path(current).name, "modality": "tabular", "n_samples": int(res.details["n_current"]),
             "fingerprint": "sketched", "drift_path": "sketch",
-            "label_drift": None if target is None else "not computed on partitioned data (the label column is "
-                                                        "left out of the feature tests)",
+            "label_drift": None if labels is None else _label_path(labels),
             "sketch": {**res.details["sketch"], "max_error": res.details["max_error"],
                        "exact_columns": sorted(c for c, a in approx.items() if a["exact"]),
                        "approximation": approx},
             "reference": {"name": Path(reference).name, "n_samples": int(res.details["n_reference"]),
                           "source": str(reference)}}
     return check_result, info
+
+
+def _label_path(labels: dict[str, Any]) -> dict[str, Any]:
+    """How the partitioned path measured label drift: exact class counts, or sketched values with
+    the intervals that hold the exact KS statistic, p-value and Wasserstein distance."""
+    if labels["classification"]:
+        return {"how": "class counts (exact)", "classes": int(labels["reference_counts"].index.union(
+            labels["current_counts"].index).size), "exact": True}
+    return {"how": "KS and Wasserstein from the sketches", **labels["approximation"]}
 
 
 def _print_sketch(info: dict[str, Any]) -> None:
@@ -239,8 +248,13 @@ def _print_sketch(info: dict[str, Any]) -> None:
                  "ones" + (f", histogram bins within {err['bin_error']:.2g} of a sample" if err["bin_error"] else "")
                  + " (per column in report.json)")
     out_console.print(escape(line), highlight=False)
-    if info.get("label_drift"):
-        out_console.print(escape(f"label drift: {info['label_drift']}"), highlight=False)
+    label = info.get("label_drift")
+    if label:
+        line = f"label drift: from {label['how']}"
+        if not label["exact"]:
+            lo, hi = label["p_value"]
+            line += f"; p-value within [{lo:.3g}, {hi:.3g}]"
+        out_console.print(escape(line), highlight=False)
 
 
 def _print_drift(result: Any) -> None:

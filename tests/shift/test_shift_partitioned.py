@@ -8,7 +8,12 @@ import pytest
 
 from stalwart.errors import ConfigError, InputError
 from stalwart.shift.drift import detect_drift
-from stalwart.shift.partitioned import detect_drift_partitioned, parquet_files, summarise_partition
+from stalwart.shift.partitioned import (
+    compare_labels_partitioned,
+    detect_drift_partitioned,
+    parquet_files,
+    summarise_partition,
+)
 
 pytest.importorskip("pyarrow")
 
@@ -156,3 +161,54 @@ def test_ray_executor_gives_the_local_result(data):
     with RayExecutor(num_cpus=2) as ex:
         remote = detect_drift_partitioned(ref_dir, cur_dir, executor=ex)
     assert [(f.feature, f.statistic) for f in remote.features] == [(f.feature, f.statistic) for f in local.features]
+
+
+# -- label drift -------------------------------------------------------------------------------------
+def _labels(tmp_path, name, values, parts=3):
+    return _write(pd.DataFrame({"x": np.arange(len(values), dtype=float), "label": values}), tmp_path / name, parts,
+                  row_group_size=700)
+
+
+@pytest.mark.parametrize("kind", ["int", "text", "bool"])
+def test_class_labels_are_counted_exactly(tmp_path, kind):
+    rng = np.random.default_rng(5)
+    make = {"int": lambda n, p: rng.choice([0, 3, 7], n, p=p),
+            "text": lambda n, p: rng.choice(["cat", "dog", "eel"], n, p=p),
+            "bool": lambda n, p: rng.random(n) < p[0]}[kind]
+    ref, cur = make(5000, [0.5, 0.3, 0.2]), make(4000, [0.4, 0.3, 0.3])
+    got = compare_labels_partitioned(_labels(tmp_path, "r", ref), _labels(tmp_path, "c", cur, 2), "label",
+                                     rows_per_task=1000)
+    assert got["classification"] is True
+    for key, values in (("reference_counts", ref), ("current_counts", cur)):
+        want = pd.Series(values).value_counts().sort_index()
+        assert got[key].to_dict() == want.to_dict()
+
+
+def test_float_labels_bracket_the_exact_ks_and_wasserstein(tmp_path):
+    from scipy import stats
+
+    from stalwart.shift import univariate as uv
+
+    rng = np.random.default_rng(6)
+    ref, cur = rng.normal(size=6000), rng.normal(0.05, 1.1, 5000)
+    got = compare_labels_partitioned(_labels(tmp_path, "r", ref), _labels(tmp_path, "c", cur, 2), "label")
+    a = got["approximation"]
+    exact = stats.ks_2samp(ref, cur)
+    w = uv.wasserstein(ref, cur).statistic
+    assert got["classification"] is False and got["n_current"] == 5000
+    assert a["ks"][0] - 1e-12 <= exact.statistic <= a["ks"][1] + 1e-12 and a["ks"][1] - a["ks"][0] < 1e-3
+    assert a["p_value"][0] - 1e-12 <= exact.pvalue <= a["p_value"][1] + 1e-12
+    assert a["wasserstein"][0] - 1e-12 <= w <= a["wasserstein"][1] + 1e-12 and abs(got["wasserstein"] - w) < 1e-3
+    assert a["ks"][0] <= got["ks"] <= a["ks"][1] and abs(got["p_value"] - exact.pvalue) < 1e-3
+
+
+def test_a_missing_or_changed_label_is_refused(tmp_path):
+    ref = _labels(tmp_path, "r", np.arange(300) % 3)
+    gap = _labels(tmp_path, "g", np.where(np.arange(300) == 7, np.nan, np.arange(300) % 3.0))
+    with pytest.raises(InputError, match="'label' in the current.*1 missing label"):
+        compare_labels_partitioned(ref, gap, "label")
+    pd.DataFrame({"x": [0.0], "label": [0.5]}).to_parquet(ref / "part-900.parquet", index=False)
+    with pytest.raises(InputError, match="class labels in the reference.*Arrow type double.*same label type"):
+        compare_labels_partitioned(ref, ref, "label")
+    with pytest.raises(InputError, match="target column 'nope' is not in the reference"):
+        compare_labels_partitioned(ref, ref, "nope")

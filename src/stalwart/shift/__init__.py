@@ -12,7 +12,7 @@ _EXPORTS = {
     **dict.fromkeys(("DETECTORS", "DriftDetector", "DriftResult", "FeatureDrift", "OODDetector", "StreamDetector",
                      "get", "names", "register"), ".base"),
     **dict.fromkeys(("TabularDrift", "detect_drift", "detect_drift_parquet"), ".drift"),
-    "detect_drift_partitioned": ".partitioned",
+    **dict.fromkeys(("compare_labels_partitioned", "detect_drift_partitioned"), ".partitioned"),
     **dict.fromkeys(("ClassifierDrift", "MMDDrift", "PCAReconstructionDrift"), ".multivariate"),
     **dict.fromkeys(("Energy", "IsolationForestOOD", "KNNDistance", "Mahalanobis", "MaxLogit", "MaxSoftmax",
                      "evaluate_ood", "make_ood", "ood_metrics"), ".ood"),

@@ -49,7 +49,7 @@ from stalwart.shift.sketch import (
     wasserstein_sketch,
 )
 
-__all__ = ["detect_drift_partitioned", "parquet_files", "summarise_partition", "PartitionSummary",
+__all__ = ["detect_drift_partitioned", "compare_labels_partitioned", "parquet_files", "summarise_partition", "PartitionSummary",
            "ColumnSummary", "peak_rss_mb", "ROWS_PER_TASK", "BATCH_ROWS"]
 
 #: rows of whole row groups per task (a file's row groups are never split)
@@ -161,10 +161,12 @@ def peak_rss_mb() -> float:
 def summarise_partition(shared: tuple, item: tuple[str, tuple[int, ...]]) -> PartitionSummary:
     """The summaries of some row groups of one Parquet file (a task of :mod:`stalwart.execute`).
 
-    ``shared`` is ``(names, centers, bits, max_buckets, batch_size)``; ``item`` is ``(path,
-    row_groups)``. The file is read a batch at a time, only the named columns.
+    ``shared`` is ``(names, centers, bits, max_buckets, batch_size)``, optionally followed by the
+    names whose integers are counted as categories (labels) instead of sketched; ``item`` is
+    ``(path, row_groups)``. The file is read a batch at a time, only the named columns.
     """
-    names, centers, bits, max_buckets, batch_size = shared
+    names, centers, bits, max_buckets, batch_size = shared[:5]
+    counted = frozenset(shared[5]) if len(shared) > 5 else frozenset()
     path, row_groups = item
     pa = require("pyarrow", "parquet")
     pq = require("pyarrow.parquet", "parquet")
@@ -187,7 +189,7 @@ def summarise_partition(shared: tuple, item: tuple[str, tuple[int, ...]]) -> Par
                     col.missing += len(arr)
                     continue
                 col.types.setdefault(kind, str(arr.type))
-                if kind in ("numeric", "integer"):
+                if kind == "numeric" or (kind == "integer" and name not in counted):
                     x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
                     x = x[~np.isnan(x)]
                     col.missing += len(arr) - x.size
@@ -345,17 +347,110 @@ def detect_drift_partitioned(reference: str | Path, current: str | Path, *, colu
     from stalwart.execute import resolve_executor
 
     ex = resolve_executor(executor)
+    ref, cur = _merged(ex, (tuple(names), centers, int(bits), int(max_buckets), int(batch_size)), ref_tasks, cur_tasks)
+    return _judge(det, names, ref, cur, n_ref_files=len(ref_files), n_cur_files=len(cur_files),
+                  n_tasks=len(ref_tasks) + len(cur_tasks), executor=ex.name, bits=bits, max_buckets=max_buckets)
+
+
+def compare_labels_partitioned(reference: str | Path, current: str | Path, target: str, *,
+                               executor: Any = None, bits: int = DEFAULT_BITS, max_buckets: int = MAX_BUCKETS,
+                               batch_size: int = BATCH_ROWS, rows_per_task: int = ROWS_PER_TASK) -> dict[str, Any]:
+    """Label (or prediction) drift of the ``target`` column of two partitioned Parquet data sets,
+    from mergeable summaries: what :func:`~stalwart.shift.drift.compare_labels_parquet` gives for two
+    files, and the drift check in memory computes from the labels.
+
+    Labels of a non-float Arrow type (booleans, integers, text, dates) are classes, counted exactly
+    per task and added up: ``{"classification": True, "reference_counts": Series,
+    "current_counts": Series}``, from which the chi-square p-value and Jensen-Shannon distance are
+    the in-memory ones (text, dates and other non-numeric labels compare as text). Float labels
+    are values, summarised in a :class:`~stalwart.shift.sketch.NumericSketch`:
+    ``{"classification": False, "ks": D, "p_value": p, "wasserstein": W / std_ref, "n_current": n,
+    "approximation": {"ks": [lo, hi], "p_value": [lo, hi], "wasserstein": [lo, hi], "exact": bool}}``
+    where each interval holds the exact value (see :mod:`stalwart.shift.sketch`). A missing label
+    is refused, as in memory.
+
+    >>> import tempfile, pandas as pd
+    >>> d = tempfile.mkdtemp()
+    >>> pd.DataFrame({"y": [0, 1, 1, 2] * 25}).to_parquet(f"{d}/ref.parquet")
+    >>> pd.DataFrame({"y": [1, 1, 1, 2] * 25}).to_parquet(f"{d}/cur.parquet")
+    >>> out = compare_labels_partitioned(f"{d}/ref.parquet", f"{d}/cur.parquet", "y")
+    >>> out["reference_counts"].to_dict(), out["current_counts"].to_dict()
+    ({0: 25, 1: 50, 2: 25}, {1: 75, 2: 25})
+    """
+    for name, value, lo, hi in (("bits", bits, 0, 20), ("max_buckets", max_buckets, 2, None),
+                                ("batch_size", batch_size, 1, None), ("rows_per_task", rows_per_task, 1, None)):
+        check_param("compare_labels_partitioned", name, value, isinstance(value, (int, np.integer))
+                    and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi),
+                    f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
+    if not isinstance(target, str) or not target:
+        raise InputError(f"target must be the name of the label column (a non-empty string); got {target!r}.")
+    pq = require("pyarrow.parquet", "parquet")
+    pa = require("pyarrow", "parquet")
+    ref_files = parquet_files(reference, "reference")
+    cur_files = parquet_files(current, "current")
+    schema = pq.read_schema(ref_files[0])
+    if target not in schema.names:
+        raise InputError(f"target column {target!r} is not in the reference {str(reference)!r}; it has columns "
+                         f"{schema.names}")
+    ref_tasks, n_ref = _footers(ref_files, [target], "reference", int(rows_per_task))
+    cur_tasks, n_cur = _footers(cur_files, [target], "current", int(rows_per_task))
+    if n_ref == 0 or n_cur == 0:
+        raise InputError("reference and current must each hold at least one row; "
+                         f"{'the reference' if n_ref == 0 else 'the current data'} has none.")
+
+    from stalwart.execute import resolve_executor
+
+    shared = ((target,), _centers(ref_files, [target]), int(bits), int(max_buckets), int(batch_size), (target,))
+    ref, cur = _merged(resolve_executor(executor), shared, ref_tasks, cur_tasks)
+    rc, cc = ref.columns[target], cur.columns[target]
+    for side, col, path in (("reference", rc, reference), ("current", cc, current)):
+        if col.missing:
+            raise InputError(f"target column {target!r} in the {side} {str(path)!r} has {col.missing} missing "
+                             "label(s); drop or fill those rows.")
+    t = schema.field(target).type
+    values = pa.types.is_floating(t.value_type if pa.types.is_dictionary(t) else t)
+    kinds = {"reference": set(rc.parts), "current": set(cc.parts)}
+    odd = {side: sorted(k for k in held if (k == "numeric") != values) for side, held in kinds.items()}
+    if any(odd.values()):
+        side = "reference" if odd["reference"] else "current"
+        col = rc if side == "reference" else cc
+        raise InputError(f"target column {target!r} holds {'float' if values else 'class'} labels in the reference "
+                         f"file {ref_files[0].name!r} but values of Arrow type {col.types[odd[side][0]]} in "
+                         f"partitions of the {side}; write every partition with the same label type.")
+    if values:
+        r_sk, c_sk = rc.parts["numeric"], cc.parts["numeric"]
+        ks = ks_sketch(r_sk, c_sk)
+        w = wasserstein_sketch(r_sk, c_sk)
+        return {"classification": False, "ks": ks.statistic, "p_value": ks.p_value, "wasserstein": w.statistic,
+                "n_current": c_sk.n, "approximation": {"ks": [ks.low, ks.high], "p_value": [ks.p_low, ks.p_high],
+                                                       "wasserstein": [w.low, w.high], "exact": ks.exact and w.exact}}
+    text = not (pa.types.is_boolean(t) or pa.types.is_integer(t)
+                or (pa.types.is_dictionary(t) and pa.types.is_integer(t.value_type)))
+    out: dict[str, Any] = {"classification": True}
+    for key, col in (("reference_counts", rc), ("current_counts", cc)):
+        counts = CategoryCounts()
+        for part in col.parts.values():
+            counts = counts.merge(part)
+        series = pd.Series(dict(counts), dtype=np.int64)
+        if text:  # as compare_labels_parquet: labels that are not numbers compare as text
+            series.index = pd.Index([str(k) for k in series.index], dtype=object)
+            series = series.groupby(level=0, sort=False).sum()
+        out[key] = series.sort_index()
+    return out
+
+
+def _merged(ex: Any, shared: tuple, ref_tasks: list, cur_tasks: list) -> tuple[PartitionSummary, PartitionSummary]:
+    """The reference's and the current data's tasks summarised on ``ex`` and merged per side."""
     items = [("reference", t) for t in ref_tasks] + [("current", t) for t in cur_tasks]
     merged: dict[str, PartitionSummary | None] = {"reference": None, "current": None}
-    with ex.open((tuple(names), centers, int(bits), int(max_buckets), int(batch_size))) as session:
+    with ex.open(shared) as session:
         for start in range(0, len(items), _ROUND):  # the driver holds one round of summaries at a time
             part = items[start:start + _ROUND]
             for (side, _), summary in zip(part, session.map(summarise_partition, [t for _, t in part])):
                 merged[side] = summary if merged[side] is None else merged[side].merge(summary)
     ref, cur = merged["reference"], merged["current"]
     assert ref is not None and cur is not None
-    return _judge(det, names, ref, cur, n_ref_files=len(ref_files), n_cur_files=len(cur_files),
-                  n_tasks=len(items), executor=ex.name, bits=bits, max_buckets=max_buckets)
+    return ref, cur
 
 
 def _judge(det: TabularDrift, names: list[str], ref: PartitionSummary, cur: PartitionSummary, **info: Any
