@@ -116,3 +116,26 @@ def test_noise_training_makes_randomized_smoothing_useful(digits):
     assert acc[1] >= acc[0] + 0.1, acc
     with pytest.raises(ConfigError, match="l2"):
         adversarial_training(_net(), x[:50], y[:50], THREAT, method="noise")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("method", ["pgd", "trades", "fast"])
+def test_attack_steps_feed_the_network_the_batch_memory_layout(digits, method, channels_last):
+    """A one-channel image batch is both NCHW and channels-last for torch; an attack step's result
+    must not switch layout, or every later pass of the epoch runs the network in the other one."""
+    x, y = digits
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    seen = []
+    net[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].stride()))
+    images = x[:300].reshape(-1, 1, 8, 8)
+    if channels_last:  # the same values with the strides of a channels-last batch (as load_split's digits have)
+        images = np.transpose(x[:300].reshape(-1, 8, 8, 1), (0, 3, 1, 2))
+    res = adversarial_training(net, images, y[:300], THREAT, method=method, epochs=1, steps=3, batch_size=100)
+    batches = 3
+    passes = {"pgd": 3 + 1, "trades": 1 + 3 + 2, "fast": 1 + 1}[method] * batches
+    assert len(seen) >= passes  # the training passes, then the validation's
+    assert len(set(seen)) == 1, set(seen)
+    row = res.history[0]
+    assert 0 < row["train_time_s"] <= row["time_s"]

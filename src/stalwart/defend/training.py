@@ -13,7 +13,8 @@
   an epoch while FGSM accuracy soars): after every epoch PGD robust accuracy is measured on a
   held-out batch, and a collapse (below half the best seen) restores the best weights and stops.
 
-Every epoch records clean and robust (PGD, ``val_steps`` steps) accuracy on the validation data;
+Every epoch records clean and robust (PGD, ``val_steps`` steps) accuracy on the validation data
+and its time (``time_s``; ``train_time_s`` is the part spent training, without the validation);
 with ``patience`` training stops when robust validation accuracy has not improved for that many
 epochs, and the best weights are kept. ``eps_warmup`` epochs grow eps linearly from 0. A
 ``checkpoint`` file (written atomically each epoch) lets a run that was stopped resume where it
@@ -26,9 +27,9 @@ import copy
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ from stalwart._validation import (
     check_positive,
 )
 from stalwart.errors import ConfigError, InputError, ModelError
+
+if TYPE_CHECKING:
+    from stalwart.attacks._common import Feasible
 
 __all__ = ["adversarial_training", "TrainingResult"]
 
@@ -124,24 +128,26 @@ def adversarial_training(net: torch.nn.Module, x: Any, y: Any, threat: Any, *, m
         result.history, result.best_epoch = saved["history"], saved["best_epoch"]
         best_state, best_robust, start_epoch, no_gain = saved["best_state"], saved["best_robust"], \
             saved["epoch"], saved["no_gain"]
+    val_box = threat.constraints(xv[:1])  # the constraints as tensors, built once, not once per attack step
     start = time.perf_counter()
     for epoch in range(start_epoch, epochs):
         eps = threat.eps * min(1.0, (epoch + 1) / eps_warmup) if eps_warmup else threat.eps
+        box = replace(threat, eps=eps).constraints(xs[:1]) if eps != threat.eps else val_box
         t_epoch = time.perf_counter()
         order = torch.randperm(len(xs), generator=gen)
-        total, seen = 0.0, 0
+        total = torch.zeros(())
         for i in range(0, len(xs), batch_size):
             idx = order[i:i + batch_size]
             xb, yb = xs[idx], yt[idx]
-            loss = _batch_loss(net, xb, yb, threat, eps, method, steps, beta, gen)
+            loss = _batch_loss(net, xb, yb, box, method, steps, beta, gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        clean, robust = _validate(net, xv, yv, threat, val_steps, gen)
-        row = {"epoch": epoch + 1, "eps": float(eps), "loss": total / seen, "val_clean_accuracy": clean,
-               "val_robust_accuracy": robust, "time_s": time.perf_counter() - t_epoch}
+            total += loss.detach() * len(idx)
+        t_train = time.perf_counter() - t_epoch
+        clean, robust = _validate(net, xv, yv, val_box, val_steps, gen)
+        row = {"epoch": epoch + 1, "eps": float(eps), "loss": float(total) / len(xs), "val_clean_accuracy": clean,
+               "val_robust_accuracy": robust, "time_s": time.perf_counter() - t_epoch, "train_time_s": t_train}
         result.history.append(row)
         if progress is not None:
             progress(epoch + 1, epochs, row)
@@ -171,10 +177,12 @@ def adversarial_training(net: torch.nn.Module, x: Any, y: Any, threat: Any, *, m
     return result
 
 
-def _project(threat: Any, x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    from dataclasses import replace
-
-    return replace(threat, eps=eps).project(x_adv, x)
+def _project(box: Feasible, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x_adv`` projected into the threat model, in ``x``'s memory layout: an attack step's result
+    can come out with other strides than the batch (a one-channel image batch is both NCHW and
+    channels-last for torch), and the network would then run its passes in the slower layout."""
+    x_adv = box.project(x_adv, x)
+    return x_adv if x_adv.stride() == x.stride() else torch.empty_like(x).copy_(x_adv)
 
 
 def _step(grad: torch.Tensor, norm: str, size: float) -> torch.Tensor:
@@ -192,29 +200,30 @@ def _random_start(x: torch.Tensor, norm: str, eps: float, gen: torch.Generator) 
     return x + d * eps * torch.rand(len(x), generator=gen).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def _pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Any, eps: float, steps: int,
+def _pgd(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, box: Feasible, steps: int,
          gen: torch.Generator, objective: Callable[[torch.Tensor], torch.Tensor] | None = None,
          start: torch.Tensor | None = None) -> torch.Tensor:
     """``steps`` ascent steps of ``objective`` (default cross-entropy) within the ball."""
-    if eps <= 0:
+    if box.eps <= 0:
         return x
-    x_adv = _project(threat, start if start is not None else _random_start(x, threat.norm, eps, gen), x, eps)
-    size = 2.5 * eps / steps
+    x_adv = _project(box, start if start is not None else _random_start(x, box.norm, box.eps, gen), x)
+    size = 2.5 * box.eps / steps
     for _ in range(steps):
         x_adv = x_adv.detach().requires_grad_(True)
         with torch.enable_grad():
             z = net(x_adv)
             loss = F.cross_entropy(z, y, reduction="sum") if objective is None else objective(z)
             (grad,) = torch.autograd.grad(loss, x_adv)
-        x_adv = _project(threat, x_adv.detach() + _step(grad, threat.norm, size), x, eps)
+        x_adv = _project(box, x_adv.detach() + _step(grad, box.norm, size), x)
     return x_adv.detach()
 
 
-def _batch_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Any, eps: float, method: str,
+def _batch_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, box: Feasible, method: str,
                 steps: int, beta: float, gen: torch.Generator) -> torch.Tensor:
+    eps = box.eps
     if method == "pgd":
         net.eval()
-        x_adv = _pgd(net, x, y, threat, eps, steps, gen)
+        x_adv = _pgd(net, x, y, box, steps, gen)
         net.train()
         return F.cross_entropy(net(x_adv), y)
     if method == "noise":  # Gaussian data augmentation, for randomized smoothing (Cohen et al., 2019)
@@ -222,10 +231,10 @@ def _batch_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: 
         return F.cross_entropy(net(x + eps * torch.randn(x.shape, generator=gen)), y)
     if method == "fast":
         net.eval()
-        x0 = _project(threat, _random_start(x, threat.norm, eps, gen), x, eps).requires_grad_(True)
+        x0 = _project(box, _random_start(x, box.norm, eps, gen), x).requires_grad_(True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(F.cross_entropy(net(x0), y, reduction="sum"), x0)
-        x_adv = _project(threat, x0.detach() + _step(grad, threat.norm, 1.25 * eps), x, eps)
+        x_adv = _project(box, x0.detach() + _step(grad, box.norm, 1.25 * eps), x)
         net.train()
         return F.cross_entropy(net(x_adv), y)
     net.eval()  # TRADES
@@ -235,19 +244,19 @@ def _batch_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: 
 
     def kl(z: torch.Tensor) -> torch.Tensor:
         return F.kl_div(torch.log_softmax(z, dim=1), p_clean, reduction="sum")
-    x_adv = _pgd(net, x, y, threat, eps, steps, gen, objective=kl, start=start)
+    x_adv = _pgd(net, x, y, box, steps, gen, objective=kl, start=start)
     net.train()
     z_clean = net(x)
     robust = F.kl_div(torch.log_softmax(net(x_adv), dim=1), torch.softmax(z_clean, dim=1), reduction="batchmean")
     return F.cross_entropy(z_clean, y) + beta * robust
 
 
-def _validate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, threat: Any, steps: int,
+def _validate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, box: Feasible, steps: int,
               gen: torch.Generator) -> tuple[float, float]:
     net.eval()
     with torch.no_grad():
         clean = float((net(x).argmax(1) == y).float().mean())
-    x_adv = _pgd(net, x, y, threat, threat.eps, steps, gen)
+    x_adv = _pgd(net, x, y, box, steps, gen)
     with torch.no_grad():
         robust = float((net(x_adv).argmax(1) == y).float().mean())
     return clean, robust
