@@ -66,6 +66,7 @@ CONSTANTS = {
     "stalwart.shift.DETECTORS": "registry: covered by its .get case",
     "stalwart.checks.CHECKS": "registry: covered by its .get case",
     "stalwart.certify.CERTIFIERS": "registry: covered by its .get case",
+    "stalwart.defend.TRADEOFF_METHODS": "a dict of option names: covered by option_names' unknown-parameter case",
     "stalwart.groups.METRICS": "a tuple of metric names: covered by group_metrics' unknown-metric case",
     "stalwart.groups.MISSING": "the group name of missing values, a string",
     "stalwart.checks.MIN_SAMPLES": "the number 30: covered by the tiny-sample cases of the checks",
@@ -871,6 +872,12 @@ CASES: list[Case] = [
     case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(method="smoothing", norm="linf"),
          ConfigError, r"'l2' with method='smoothing'"),
     case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(alpha=2), ConfigError, r"alpha"),
+    case("stalwart.checks.CertifiedRobustness", lambda e: checks.CertifiedRobustness(sequential=True), ConfigError,
+         r"sequential"),
+    case("stalwart.checks.HardeningTradeoff", lambda e: checks.HardeningTradeoff(options=["madry"]), ConfigError,
+         r"options=.*'pgd'"),
+    case("stalwart.checks.HardeningTradeoff", lambda e: checks.HardeningTradeoff(test_size=0), ConfigError,
+         r"test_size"),
 
     # stalwart.groups
     case(("stalwart.groups.group_metrics", "stalwart.groups.GroupMetrics"),
@@ -1057,6 +1064,16 @@ CASES: list[Case] = [
     case("stalwart.defend.RandomizedModel", lambda e: defend.RandomizedModel(e.net, defend.RandomNoise(), eot=0),
          ConfigError, r"eot"),
     case("stalwart.defend.EOT", lambda e: defend.EOT(e.black), ModelError, r"has none"),
+    case(("stalwart.defend.tradeoff", "stalwart.defend.TradeoffResult"),
+         lambda e: defend.tradeoff(e.net, e.x, e.y, e.x, e.y, e.threat, options=[]), ConfigError, r"non-empty list"),
+    case("stalwart.defend.tradeoff", lambda e: defend.tradeoff(e.lr, e.x, e.y, e.x, e.y, e.threat), ModelError,
+         r"torch network"),
+    case("stalwart.defend.option_names", lambda e: defend.option_names([{"method": "pgd", "beta": 1}]), ConfigError,
+         r"unknown parameter"),
+    case("stalwart.defend.pareto_front", lambda e: defend.pareto_front([0.9, 0.8], [0.1]), InputError, r"one of each"),
+    case("stalwart.defend.RandomizedModel", lambda e: defend.RandomizedModel(e.net, defend.RandomNoise(),
+                                                                         verdict_draws=0), ConfigError, r"verdict_draws"),
+    case("stalwart.defend.EOT", lambda e: defend.EOT(e.net, verdict_draws=2.5), ConfigError, r"verdict_draws"),
     case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, "bits"), ConfigError, r"squeezers"),
     case("stalwart.defend.SqueezedModel", lambda e: defend.SqueezedModel(e.net, defend.BitDepth(), bounds=(1, 0)),
          ConfigError, r"bounds"),
@@ -1161,6 +1178,8 @@ CASES: list[Case] = [
     case("stalwart.monitor.Client", lambda e: _monitor().Client("127.0.0.1:8000", "k"), ConfigError, r"http"),
     case("stalwart.monitor.Client", lambda e: _monitor().Client("http://127.0.0.1:8000", ""), ConfigError,
          r"key=.*create-key"),
+    case("stalwart.monitor.Client", lambda e: _monitor().Client("http://127.0.0.1:8000", "k").update_model("m"),
+         ConfigError, r"probe=True/False or probe_sample"),
 ]
 
 

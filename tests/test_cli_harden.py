@@ -75,3 +75,90 @@ def test_a_model_it_cannot_train_is_refused(files, tmp_path):
     res = runner.invoke(app, ["harden", str(tmp_path / "lr.skops"), str(files / "digits.npz"), "--out",
                               str(tmp_path / "x.pt")])
     assert res.exit_code == 2 and "TorchScript" in res.output and not (tmp_path / "x.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A TorchScript network on a CSV table (first column in the hundreds) with a label column."""
+    import pandas as pd
+
+    d = tmp_path_factory.mktemp("harden_table")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = 2.0 * y - 1
+    x = np.column_stack([100 * (0.5 + 0.25 * s + rng.normal(0, 0.15, 300)),
+                         0.5 + 0.03 * s[:, None] + rng.normal(0, 0.01, (300, 3))]).astype(np.float32)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xs = torch.as_tensor(x / np.array([100, 1, 1, 1], dtype=np.float32))
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xs), torch.as_tensor(y)).backward()
+        opt.step()
+    with torch.no_grad():
+        net[0].weight[:, 0] /= 100  # the network takes the raw table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(net.eval()), d / "tab.pt")
+    frame = pd.DataFrame(x, columns=["area", "a", "b", "c"])
+    frame["label"] = y
+    frame.to_csv(d / "table.csv", index=False)
+    return d
+
+
+def test_a_table_with_compare_writes_the_tradeoff_report(table):
+    out, rep = table / "hard.pt", table / "rep"
+    res = runner.invoke(app, ["harden", str(table / "tab.pt"), str(table / "table.csv"), "--target", "label",
+                              "--out", str(out), "--eps", "0.1", "--epochs", "3", "--steps", "3", "--lr", "0.01",
+                              "--batch-size", "64", "--compare", "pgd-at,noise", "--report", str(rep)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((table / "hard.pt.json").read_text())
+    assert [r["option"] for r in summary["tradeoff"]] == ["baseline", "pgd-at", "noise"]
+    assert summary["before"]["robust_accuracy"] == summary["tradeoff"][0]["robust_accuracy"]
+    assert summary["after"]["robust_accuracy"] == summary["tradeoff"][1]["robust_accuracy"]
+    assert summary["held_out_samples"] == 60 and len(summary["training"]["history"]) == 3
+    report = json.loads((rep / "report.json").read_text())["results"][0]
+    assert report["check"] == "hardening_tradeoff"
+    assert [r["option"] for r in report["tables"]["tradeoff"]] == ["baseline (undefended)", "pgd-at", "noise"]
+    assert "Clean vs robust accuracy" in (rep / "index.html").read_text()
+    # the written model is the --method one, and it takes the raw table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        hard = torch.jit.load(str(out))
+    import pandas as pd
+
+    frame = pd.read_csv(table / "table.csv")
+    x = torch.as_tensor(frame.drop(columns="label").to_numpy(np.float32))
+    assert hard(x).shape == (300, 2)
+    assert "noise" in res.output and "Pareto" in res.output
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--compare", "pgd-at,madry"], "--compare must be"),
+    (["--compare", ","], "--compare must be"),
+])
+def test_bad_compare_exits_2_and_writes_nothing(table, args, match):
+    out = table / "never.pt"
+    res = runner.invoke(app, ["harden", str(table / "tab.pt"), str(table / "table.csv"), "--target", "label", "--out",
+                              str(out), "--report", str(table / "never-rep"), *args])
+    assert res.exit_code == 2, res.output
+    assert match in res.output and "Traceback" not in res.output
+    assert not out.exists() and not (table / "never-rep").exists()
+
+
+def test_a_table_without_labels_or_a_scikit_learn_model_is_refused_with_the_way_out(table, tmp_path):
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    res = runner.invoke(app, ["harden", str(table / "tab.pt"), str(table / "table.csv"), "--out",
+                              str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and "--target" in res.output and not (tmp_path / "x.pt").exists()
+    import pandas as pd
+
+    frame = pd.read_csv(table / "table.csv")
+    dump(LogisticRegression().fit(frame.drop(columns="label"), frame["label"]), tmp_path / "lr.skops")
+    res = runner.invoke(app, ["harden", str(tmp_path / "lr.skops"), str(table / "table.csv"), "--target", "label",
+                              "--out", str(tmp_path / "x.pt")])
+    assert res.exit_code == 2 and "AugmentedClassifier" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.pt").exists()

@@ -125,3 +125,35 @@ def test_a_model_crown_cannot_bound_exits_2_with_the_way_out(trained, tmp_path):
                               str(tmp_path / "rep")])
     assert res.exit_code == 2, res.output
     assert "smoothing" in res.output and not (tmp_path / "rep").exists()
+
+
+def test_sequential_smoothing_from_the_command_line_draws_fewer_copies(trained):
+    _, _, d = trained
+    queries, rows = {}, {}
+    for flag in ("", "--sequential"):
+        out = d / f"smooth{flag}"
+        res = runner.invoke(app, ["certify", str(d / "mlp.pt"), str(d / "test.npz"), "--method", "smoothing",
+                                  "--eps", "0.05,0.1", "--n", "1000", "--max-samples", "30", "--out", str(out),
+                                  *([flag] if flag else [])])
+        assert res.exit_code == 0, res.output
+        result = json.loads((out / "report.json").read_text())["results"][0]
+        ev = result["tables"]["evaluation"][0]
+        assert ev["sequential"] is bool(flag) and ev["n_samples"] == 30
+        queries[flag], rows[flag] = ev["queries"], result["tables"]["bracket"]
+        smoothed = result["metrics"]["smoothed_accuracy"]["value"]
+        assert all(0 <= r["certified_accuracy"] <= smoothed for r in rows[flag])
+    # every input gets n0 + n = 1,100 copies without it; with it, inputs stop once decided
+    assert queries[""] == 30 * 1100
+    assert queries["--sequential"] < queries[""]
+    assert "sequential" in res.output
+
+
+def test_sequential_needs_smoothing_and_a_reachable_radius(trained):
+    _, _, d = trained
+    out = d / "never-seq"
+    res = runner.invoke(app, ["certify", str(d / "mlp.pt"), str(d / "test.npz"), "--sequential", "--out", str(out)])
+    assert res.exit_code == 2 and "--method smoothing" in res.output and not out.exists()
+    with pytest.raises(ConfigError, match="sequential"):
+        checks.get("certified_robustness", method="crown", sequential=True)
+    with pytest.raises(ConfigError, match="cannot be certified"):
+        checks.get("certified_robustness", method="smoothing", norm="l2", eps=[0.05, 2.0], n=100, sequential=True)

@@ -15,6 +15,7 @@ _EXPORTS = {
     "AdversarialRobustness": ".adversarial",
     "CertifiedRobustness": ".certified",
     "GroupPerformance": ".groups",
+    "HardeningTradeoff": ".tradeoff",
     "GroupRobustness": ".groups",
     "Stability": ".groups",
     "Mitigation": ".groups",

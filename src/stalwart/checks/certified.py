@@ -53,6 +53,10 @@ class CertifiedRobustness(Check):
     level : strength of the attack ensemble, default "fast"
     sigma, n, alpha : randomized smoothing's noise (a fraction of each range), samples and
         failure probability
+    sequential : smoothing only: stop drawing noise for each input once its certificate at the
+        reference radius is decided (:class:`~stalwart.certify.RandomizedSmoothing` with
+        ``sequential=True, target_radius=`` the reference eps): fewer model calls, the same
+        guarantee; radii above the reference may come out smaller than without it
     max_samples : samples certified, default 200
     """
 
@@ -64,7 +68,8 @@ class CertifiedRobustness(Check):
 
     def __init__(self, *, method: str = "crown", norm: str = "linf", eps: Sequence[float] | None = None,
                  attack: bool = True, level: str = "fast", sigma: float = 0.25, n: int = 10_000,
-                 alpha: float = 0.001, max_samples: int = 200, conditions: Sequence[Any] | None = None) -> None:
+                 alpha: float = 0.001, max_samples: int = 200, sequential: bool = False,
+                 conditions: Sequence[Any] | None = None) -> None:
         super().__init__(conditions=conditions)
         self.method = check_choice(self, "method", method, ("crown", "ibp", "smoothing"))
         self.norm = check_choice(self, "norm", norm, ("linf", "l2"))
@@ -81,6 +86,16 @@ class CertifiedRobustness(Check):
         self.alpha = float(check_param(self, "alpha", alpha, ok, "a probability strictly between 0 and 1"))
         check_positive(self, "max_samples", max_samples, integer=True)
         self.max_samples = int(max_samples)
+        check_param(self, "sequential", sequential, isinstance(sequential, (bool, np.bool_)), "True or False")
+        if sequential and method != "smoothing":
+            raise param_error(self, "sequential", "False unless method='smoothing' (only sampling can stop early)",
+                              sequential)
+        self.sequential = bool(sequential)
+        if self.sequential:  # refuse a reference radius that n samples cannot certify now, not mid-run
+            from stalwart.certify import RandomizedSmoothing
+
+            RandomizedSmoothing(self.sigma, n=self.n, n0=min(100, self.n), alpha=self.alpha, sequential=True,
+                                target_radius=self.reference_eps)
 
     @property
     def reference_eps(self) -> float:
@@ -186,7 +201,8 @@ class CertifiedRobustness(Check):
         lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), x.shape[1:]) for b in bounds)
         span = np.where(hi > lo, hi - lo, 1.0)
         smooth = RandomizedSmoothing(self.sigma, n=self.n, n0=min(100, self.n), alpha=self.alpha, scale=span,
-                                     mutable=mutable, seed=seed)
+                                     mutable=mutable, sequential=self.sequential,
+                                     target_radius=self.reference_eps if self.sequential else 0.0, seed=seed)
         res = smooth.certify(model, x, y)
         n = len(y)
         metrics = {"clean_accuracy": clean,
@@ -210,6 +226,6 @@ class CertifiedRobustness(Check):
                  "not the model itself; its prediction may differ from the model's"]
         tables = {"bracket": rows, "evaluation": [{"method": "smoothing", "sigma": self.sigma, "n": self.n,
                                                    "alpha": self.alpha, "n_samples": n, "seed": seed,
-                                                   "queries": res.queries}],
+                                                   "sequential": self.sequential, "queries": res.queries}],
                   "notes": note_rows([], notes)}
         return Measurement(metrics, tables, curves)

@@ -9,9 +9,11 @@ from stalwart.defend.ensemble import Ensemble
 from stalwart.defend.randomized import EOT, RandomizedModel, RandomNoise, RandomResizePad, RandomTransform
 from stalwart.defend.reweight import ReweightedFit, importance_weighted_fit
 from stalwart.defend.squeeze import JPEG, BitDepth, MedianFilter, SqueezedModel, Squeezer, SqueezingDetector
+from stalwart.defend.tradeoffs import TRADEOFF_METHODS, TradeoffResult, option_names, pareto_front, tradeoff
 from stalwart.defend.training import TrainingResult, adversarial_training
 
 __all__ = ["AugmentedClassifier", "ImageAugment", "TextAugmenter", "Ensemble", "Squeezer", "BitDepth", "MedianFilter",
            "JPEG", "SqueezedModel", "SqueezingDetector", "adversarial_training", "TrainingResult", "importance_weighted_fit",
            "ReweightedFit", "distill", "DistilledModel", "DistillationResult", "RandomTransform", "RandomNoise",
-           "RandomResizePad", "RandomizedModel", "EOT"]
+           "RandomResizePad", "RandomizedModel", "EOT", "tradeoff", "TradeoffResult", "pareto_front", "option_names",
+           "TRADEOFF_METHODS"]

@@ -515,6 +515,14 @@ def _certified(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     return items
 
 
+@register_advice("hardening_tradeoff")
+def _hardening_tradeoff(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
+    return [Advice("Pick an option on the Pareto front whose clean-accuracy cost you can accept, harden the model "
+                   "you ship with it (`stalwart.defend.adversarial_training`, or `stalwart harden`) and measure the "
+                   "result again with the adversarial check at a stronger level.",
+                   ("stalwart.defend.adversarial_training",))]
+
+
 @register_advice("text_adversarial_robustness")
 def _text_adversarial(r: Mapping[str, Any], ctx: Context) -> list[Advice]:
     if ctx.family in ("sklearn", "torch"):
