@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from stalwart import perturb
 from stalwart.data.schema import Schema
@@ -278,6 +279,20 @@ def test_pixelation_is_the_exact_area_mean_of_each_cell(shape):
         f = p.cells(severity, min(shape[2:])) / min(shape[2:])
         rows, cols = (area(s, max(1, min(round(s * f), s - severity))) for s in shape[2:])
         np.testing.assert_allclose(p.apply(x, severity, schema=UNIT), rows @ x @ cols.T, atol=2e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 224, 224), (3, 3, 130, 150), (1, 1, 300, 140)])
+def test_pixelation_numpy_and_torch_routes_agree(shape):
+    """One large image (up to ``array_work`` values) is pixelated in numpy (a plane at a time, or the whole
+    batch beyond 8 planes), large batches and tensors in torch: the same sums, equal up to float rounding."""
+    x = texture(shape, seed=4) * 255.0
+    p = Pixelation(constants="imagenet")
+    byte = Schema("image", value_range=(0.0, 255.0))
+    for severity in (1, 3, 5):
+        arrays = p.apply(x, severity, schema=byte)
+        tensors = p.apply(torch.from_numpy(np.concatenate([x] * 8)), severity, schema=byte)[:shape[0]].numpy()
+        np.testing.assert_allclose(arrays, tensors, rtol=0, atol=1e-4)
+        assert not np.array_equal(arrays, x)
 
 
 def test_pixelation_with_fractional_cells_keeps_the_mean_of_constant_regions():

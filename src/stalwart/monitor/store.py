@@ -32,7 +32,7 @@ from stalwart.monitor.auth import SCOPES, allows, new_token, same_hash, token_ha
 from stalwart.monitor.settings import DEFAULT_DB
 
 __all__ = ["Store", "Principal", "NotFound", "Conflict", "metadata", "check_store", "encode_columns", "decode_columns",
-           "SCOPES", "MIGRATIONS"]
+           "SCOPES", "MIGRATIONS", "MUTABLE_CONFIG"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _NAME = 200  # longest project, model, batch, row and rule names
@@ -444,9 +444,26 @@ class Store:
                 except IntegrityError:  # registered concurrently: judged below as a re-registration
                     found = conn.execute(sa.select(models).where(models.c.project_id == project_id,
                                                                  models.c.name == name)).first()
-            if found is not None and any(getattr(found, k) != v for k, v in values.items()):
+            if found is not None and (any(getattr(found, k) != v for k, v in values.items() if k != "config")
+                                      or _fixed_config(json.loads(found.config)) != _fixed_config(config)):
                 raise Conflict(f"model {name!r} is registered with another task, classes, columns or "
                                "config; register the new version under a new name")
+        return self.model(project_id, name)
+
+    def update_config(self, project_id: int, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change the settings of a registered model that may change (:data:`MUTABLE_CONFIG`: the
+        robustness probe's switch and sample size); the next windows use them."""
+        bad = sorted(set(changes) - set(MUTABLE_CONFIG))
+        if bad:
+            raise InputError(f"{bad} cannot change after registration (only {list(MUTABLE_CONFIG)} can); "
+                             "register the new version under a new name")
+        found = self.model(project_id, name)  # NotFound with its message
+        with self.engine.begin() as conn:  # read and write in one transaction: no update is lost
+            current = conn.execute(sa.select(models.c.config).where(models.c.id == found["id"])
+                                   .with_for_update()).scalar_one()
+            config = {**json.loads(current), **changes}
+            conn.execute(models.update().where(models.c.id == found["id"])
+                         .values(config=json.dumps(config, sort_keys=True)))
         return self.model(project_id, name)
 
     def model(self, project_id: int, name: str) -> dict[str, Any]:
@@ -718,6 +735,15 @@ class Store:
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+#: model settings that may change after registration (``Store.update_config``, ``PATCH .../models/{model}``);
+#: a re-registration leaves them as they are
+MUTABLE_CONFIG = ("probe", "probe_sample")
+
+
+def _fixed_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in MUTABLE_CONFIG}
 
 
 def _model_dict(row: Any, reference_rows: int | None) -> dict[str, Any]:

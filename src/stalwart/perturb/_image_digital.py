@@ -319,6 +319,108 @@ def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
     return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
 
 
+# -- one large image per call (224 px) in numpy: the separable DCT of the large-batch route (a batched product
+# with ``d`` down the rows, one with ``kron(I_2, d.T)`` along them), whose small products numpy hands to BLAS
+# without torch's dispatch, and every elementwise step in place on few buffers.
+@functools.lru_cache(maxsize=4)
+def _array_dct() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_separable_dct` (pairs of blocks along a row) as read-only float32 arrays."""
+    out = tuple(t.numpy() for t in _separable_dct(2))
+    for a in out:
+        a.flags.writeable = False
+    return out  # type: ignore[return-value]
+
+
+def _quantised_array(planes: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """DCT, quantisation and dequantisation of level-shifted arrays ... x H x W (H % 8 == 0, W % 16 == 0),
+    the DCT done separably as in :func:`_code_separable`: the dequantised coefficients, a new array."""
+    *lead, h, w = planes.shape
+    d, _, along, _ = _array_dct()
+    coef = np.matmul(d, planes.reshape(*lead, h // 8, 8, w))  # down the rows, block by block
+    coef = np.matmul(coef.reshape(-1, 16), along).reshape(*lead, h, w)  # along the rows, two blocks at a time
+    coef /= steps
+    np.rint(coef, out=coef)
+    coef *= steps
+    return coef
+
+
+def _inverse_array(coef: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_quantised_array`'s DCT: ``d.T @ block @ d`` on every 8 x 8 block, a new array."""
+    *lead, h, w = coef.shape
+    _, d_t, _, along_t = _array_dct()
+    out = np.matmul(coef.reshape(-1, 16), along_t)
+    return np.matmul(d_t, out.reshape(*lead, h // 8, 8, w)).reshape(*lead, h, w)
+
+
+@functools.lru_cache(maxsize=32)
+def _upsampling_windows(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """libjpeg's triangular 2x upsampling of ``size`` samples (a multiple of 8) cut into windows: output
+    samples ``16 b .. 16 b + 15`` depend only on samples ``8 b - 1 .. 8 b + 8``, which are ``8 b .. 8 b + 9`` of
+    the samples padded by one at each end (the padding gets weight 0: edges are repeated by the weights).
+    Returns the windows (``blocks x 16 x 10``, for products down the rows) and their transposes (along a row)."""
+    up = _plane_maps(2 * size)[2].astype(np.float64)  # 2 size x size
+    padded = np.zeros((2 * size, size + 2))
+    padded[:, 1:1 + size] = up
+    windows = np.stack([padded[16 * b:16 * b + 16, 8 * b:8 * b + 10] for b in range(size // 8)])
+    out = (np.ascontiguousarray(windows, dtype=np.float32),
+           np.ascontiguousarray(windows.transpose(0, 2, 1), dtype=np.float32))
+    for a in out:
+        a.flags.writeable = False
+    return out  # type: ignore[return-value]
+
+
+def _upsample_array(c: np.ndarray, out: np.ndarray) -> None:
+    """:func:`_upsample2` on arrays n x p x H x W (H, W % 8 == 0) into ``out`` (n x p x 2H x 2W, any strides
+    but the last two axes'): down the rows, then along them, each a few small products over strided windows of
+    the padded samples (:func:`_upsampling_windows`; numpy's strided elementwise steps would be slower)."""
+    n, p, h, w = c.shape
+    down, _ = _upsampling_windows(h)
+    _, along = _upsampling_windows(w)
+    padded = np.empty((n, p, h + 2, w), dtype=np.float32)
+    padded[:, :, 1:1 + h] = c
+    padded[:, :, 0] = padded[:, :, h + 1] = 0.0
+    s = padded.strides
+    windows = np.lib.stride_tricks.as_strided(padded, (n, p, h // 8, 10, w), (s[0], s[1], 8 * s[2], s[2], s[3]),
+                                              writeable=False)
+    rows = np.empty((n, p, 2 * h, w + 2), dtype=np.float32)  # upsampled down the rows, padded along them
+    rows[..., 0] = rows[..., w + 1] = 0.0
+    np.matmul(down, windows, out=rows[..., 1:1 + w].reshape(n, p, h // 8, 16, w))
+    s = rows.strides
+    windows = np.lib.stride_tricks.as_strided(rows, (w // 8, n, p, 2 * h, 10), (8 * s[3], s[0], s[1], s[2], s[3]),
+                                              writeable=False)
+    np.matmul(windows, along[:, None, None], out=out.reshape(n, p, 2 * h, w // 8, 16).transpose(3, 0, 1, 2, 4))
+
+
+def _jpeg_large_array(x: np.ndarray, quality: int) -> np.ndarray:
+    """:meth:`JpegCompression._corrupt` on a numpy array of large planes: the steps of :func:`_jpeg_cpu`."""
+    n, c, h, w = x.shape
+    v = x.clip(0.0, 255.0)  # a new array: the caller's is never written
+    np.rint(v, out=v)
+    hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
+    if (hh, ww) != (h, w):  # edges repeated up to whole blocks
+        v = v[:, :, np.minimum(np.arange(hh), h - 1)][..., np.minimum(np.arange(ww), w - 1)]
+    luma_steps, chroma_steps = _plane_steps(quality, hh, ww)
+    level = np.float32(128.0)
+    if c != 3:  # greyscale: each channel coded on its own as luma
+        v -= level
+        out = _inverse_array(_quantised_array(v, luma_steps))
+        out += level
+        return np.rint(out, out=out)[..., :h, :w]
+    ycc = np.matmul(_COLOUR_ARRAYS[0], v.reshape(n, 3, hh * ww))
+    planes = np.rint(ycc, out=ycc).reshape(n, 3, hh, ww)  # chroma centred on 0 (see _corrupt)
+    pairs = planes[:, 1:].reshape(n, 2, hh // 2, 2, ww)  # 4:2:0: means of 2 x 2 blocks
+    rows = np.add(pairs[:, :, :, 0], pairs[:, :, :, 1]).reshape(n, 2, hh // 2, ww // 2, 2)
+    chroma = np.add(rows[..., 0], rows[..., 1])
+    chroma *= np.float32(0.25)
+    np.rint(chroma, out=chroma)
+    luma = planes[:, 0]
+    luma -= level
+    np.add(_inverse_array(_quantised_array(luma, luma_steps)), level, out=luma)
+    _upsample_array(_inverse_array(_quantised_array(chroma, chroma_steps)), planes[:, 1:])
+    rgb = np.matmul(_COLOUR_ARRAYS[1], ycc, out=v.reshape(n, 3, hh * ww) if v.shape == (n, 3, hh, ww) else None)
+    return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
+
+
 def _pad_to(x: Tensor, multiple: int) -> Tensor:
     h, w = x.shape[-2:]
     pad = (0, -w % multiple, 0, -h % multiple)
@@ -366,6 +468,7 @@ class JpegCompression(SizedImagePerturbation):
     large: tuple[float, ...] = (25, 18, 15, 10, 7)
     scale = 255.0  # works on 8-bit levels
     arrays = True
+    array_work = 1 << 18  # one RGB image up to ~295 px: numpy's BLAS calls beat torch's dispatch
     _draws = False
 
     def quality(self, severity: int, size: int) -> int:
@@ -376,7 +479,7 @@ class JpegCompression(SizedImagePerturbation):
         n, c, h, w = x.shape  # on the 8-bit scale (class attribute ``scale``)
         quality = self.quality(severity, min(h, w))
         if isinstance(x, np.ndarray):
-            return _jpeg_array(x, quality)
+            return _jpeg_array(x, quality) if x.size < SMALL_WORK else _jpeg_large_array(x, quality)
         if x.device.type == "cpu" and x.numel() >= SMALL_WORK:
             return _jpeg_cpu(x, quality)
         luma_q, chroma_q = _codecs(quality)
