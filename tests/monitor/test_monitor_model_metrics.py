@@ -311,8 +311,8 @@ def test_a_window_reports_ood_estimated_accuracy_and_probe_and_rules_read_them(s
     assert attacked["value"] < m0["probe_stability"]["value"]  # the attack is the harder test
     # LogisticRegression takes no missing values: that probe says so instead of a figure
     assert "missing" in store.window_details(w0["id"])["probe"]["missing_values_2"]["error"].lower()
-    # a reference over 1,000 rows is judged by distances (no p-value): no online test to run
-    assert "drifted_online" not in m0 and "drifted_online" not in m1
+    # a reference over 1,000 rows is judged by distances; the online test runs on KS / chi-square
+    assert (m0["drifted_online"]["value"], m1["drifted_online"]["value"]) == (0.0, 1.0)
     assert "probe_accuracy" not in m0  # no labels yet
     alerts = {a["rule"]: a["to_state"] for a in client.get(MODEL + "/alerts", headers=auth(admin)).json()["alerts"]
               if a["window_seq"] == 1}
@@ -332,26 +332,50 @@ def test_a_window_reports_ood_estimated_accuracy_and_probe_and_rules_read_them(s
     assert w0["metrics"]["probe_accuracy"]["n"] == 500
 
 
-def test_windows_are_tested_online_with_lond_levels(service):
+@pytest.mark.parametrize("reference_n", [1000, 2000])
+def test_windows_are_tested_online_with_lond_levels(service, reference_n):
+    from stalwart.monitor.analysis import pooled_chi2
+    from stalwart.shift import univariate as uv
+
     from .conftest import register, table_rows
 
     client, store, admin = service
     path = "/v1/projects/shop/models/churn"
-    register(client, admin, window_rows=500, reference_n=1000)  # KS and chi-square: p-values
+    # 1,000 reference rows: KS and chi-square judge the columns; 2,000: distances (no p-value of
+    # their own), and the online test takes its p-values from KS / chi-square beside them
+    register(client, admin, window_rows=500, reference_n=reference_n)
     rng = np.random.default_rng(11)
     shifts = [0.0, 1.0, 0.0, 1.0]
+    sent = []
     for w, shift in enumerate(shifts):
         rows = table_rows(rng, 500, shift_b=shift, start=500 * w)
+        sent.append(rows)
         r = client.post(path + "/batches", json={"batch_id": f"w{w}", "rows": rows}, headers=auth(admin))
         assert r.status_code == 201
     client.post(path + "/analyze", headers=auth(admin))
     windows = client.get(path + "/windows", headers=auth(admin)).json()["windows"]
-    # each window's p-value is Bonferroni over its columns' raw p-values; LOND levels by hand
+    reference = table_rows(np.random.default_rng(0), reference_n)
     p = []
-    for w in windows:
-        raw = [row["p_value"] for row in w["drift"] if row["feature"] != "<prediction>"]
+    for w, rows in zip(windows, sent):
+        cols = {row["feature"]: row for row in w["drift"] if row["feature"] != "<prediction>"}
+        assert {c: row["test"] for c, row in cols.items()} == (
+            {"a": "ks", "b": "ks", "c": "chi2", "d": "ks"} if reference_n <= 1000 else
+            {"a": "wasserstein", "b": "wasserstein", "c": "jensen_shannon", "d": "wasserstein"})
+        assert {c: row["online_test"] for c, row in cols.items()} == {"a": "ks", "b": "ks", "c": "chi2", "d": "ks"}
+        # each column's online p-value, recomputed here from the rows sent
+        for c in "abd":
+            d = uv.ks_test([r[c] for r in reference], [r[c] for r in rows], method="exact").statistic
+            exact = uv.ks_pvalue(d, reference_n, 500, "exact")
+            # asymptotic, exact below 0.01: within 5% of the exact value either way
+            assert cols[c]["online_p_value"] == pytest.approx(exact, rel=0.05, abs=1e-12)
+            if reference_n <= 1000 and cols[c]["p_value"] < 0.01:  # the drift test's own p-value is exact
+                assert cols[c]["online_p_value"] == pytest.approx(cols[c]["p_value"], rel=1e-9)
+        counts = [[sum(r["c"] == v for r in sample) for v in "xyz"] for sample in (reference, rows)]
+        assert cols["c"]["online_p_value"] == pytest.approx(pooled_chi2(*counts)[1], rel=1e-12)
+        raw = [row["online_p_value"] for row in cols.values()]
         p.append(min(1.0, len(raw) * min(raw)))
         assert w["metrics"]["drift_p_value"]["value"] == pytest.approx(p[-1], rel=1e-12)
+    # each window's p-value is Bonferroni over its columns' online p-values; LOND levels by hand
     expected = _lond_by_hand(p, 0.05)
     assert [w["metrics"]["drifted_online"]["value"] for w in windows] == [float(r) for r, _ in expected]
     assert [w["metrics"]["online_level"]["value"] for w in windows] == pytest.approx([v for _, v in expected])
@@ -402,3 +426,27 @@ def test_migration_0003_upgrades_from_0001_and_downgrades(db_url):
     old.upgrade()
     assert shape() == (True, True)
     old.close()
+
+
+def test_a_replaced_reference_is_fitted_anew(service):
+    # SQLite hands a replaced reference the row id of the one it replaced: what is fitted on the
+    # reference (here the OOD detector) must follow its content, not its id
+    from .conftest import register, table_rows
+
+    client, store, admin = service
+    path = "/v1/projects/shop/models/churn"
+    register(client, admin, window_rows=500, reference_n=1000)
+    rng = np.random.default_rng(12)
+    r = client.post(path + "/batches", json={"batch_id": "w0", "rows": table_rows(rng, 500)}, headers=auth(admin))
+    assert r.status_code == 201
+    client.post(path + "/analyze", headers=auth(admin))
+    moved = [{k: v for k, v in row.items() if k != "row_id"} for row in table_rows(rng, 1000, shift_b=8.0)]
+    r = client.put(path + "/reference", json={"rows": moved}, headers=auth(admin))
+    assert r.status_code == 200, r.text
+    r = client.post(path + "/batches", json={"batch_id": "w1", "rows": table_rows(rng, 500, start=500)},
+                    headers=auth(admin))
+    assert r.status_code == 201
+    client.post(path + "/analyze", headers=auth(admin))
+    w0, w1 = client.get(path + "/windows", headers=auth(admin)).json()["windows"]
+    assert w0["metrics"]["ood_rate"]["value"] < 0.15  # like its reference
+    assert w1["metrics"]["ood_rate"]["value"] > 0.95  # 8 standard deviations from the new one on b

@@ -16,21 +16,26 @@ once, against the reference:
   whose labels have arrived, refreshed on later passes as labels keep arriving (into the
   :data:`LABEL_WINDOWS` most recent windows that still miss labels);
 - control across windows: each window is one test in an online LOND stream (:func:`lond`; its
-  p-value is Bonferroni over the columns' raw p-values), giving ``drift_p_value``,
-  ``drifted_online``, ``n_drifted_online`` and ``online_level``; only p-value tests take part
-  (a reference over 1,000 rows makes ``auto`` judge columns by distances, which have no p-value);
+  p-value is Bonferroni over the columns' :func:`online_p_values`: KS, or chi-square with rare
+  cells pooled, computed beside whatever drift test judged the column, so the distances ``auto``
+  takes above 1,000 reference rows take part too), giving ``drift_p_value``, ``drifted_online``,
+  ``n_drifted_online`` and ``online_level``;
 - ``ood_rate`` of the window and ``ood_baseline``, the reference's own false-alarm rate
   (:func:`fit_ood`, :func:`ood_metrics`), both with Wilson intervals;
-- with the model file the service holds (``PUT .../artifact``; classifiers): the label-free
+- with the model file the service holds (``PUT .../artifact``; classifiers), or without it from
+  the class probabilities the batches logged (:func:`logged_estimate`): the label-free
   ``estimated_accuracy`` (:class:`~stalwart.shift.ConfidenceEstimator` calibrated on the
   reference's ``label`` column; bootstrap interval, :data:`ESTIMATE_BOOT` resamples over at most
-  :data:`ESTIMATE_SAMPLE` rows) with ``estimated_accuracy_reliable``, and the robustness probe
-  (:data:`PROBES` on a seeded sample of :data:`PROBE_SAMPLE` rows): ``probe_stability`` (the
+  :data:`ESTIMATE_SAMPLE` rows) with ``estimated_accuracy_reliable``, and, with the model file,
+  the robustness probe (:data:`PROBES` on a seeded sample of the model's ``probe_sample`` rows,
+  :data:`PROBE_SAMPLE` by default; ``probe: false`` switches it off): ``probe_stability`` (the
   lowest share of unchanged predictions over the probes) and ``probe_stability_<name>_<severity>``,
   and once labels arrive ``probe_accuracy``, ``probe_accuracy_<name>_<severity>`` and
   ``probe_accuracy_clean`` on the same rows; for a model with gradients (torch, or scikit-learn
   with a torch mirror) also a PGD attack on the same rows (:func:`run_attack`):
-  ``probe_stability_attack_pgd`` and, with labels, ``probe_accuracy_attack_pgd``.
+  ``probe_stability_attack_pgd`` and, with labels, ``probe_accuracy_attack_pgd``. A regression
+  model's probe is in the units of its predictions (:func:`regression_probe_metrics`:
+  ``probe_shift``, and with labels ``probe_mae``, ``probe_mae_change``), without an attack.
 
 Every metric is stored as ``{"value", "low", "high", "n"}``, the shape of a check's metric, so
 alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
@@ -38,6 +43,7 @@ alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -52,7 +58,9 @@ from stalwart.monitor.ingest import frame
 from stalwart.monitor.store import Store, check_store
 
 __all__ = ["analyze", "window_metrics", "label_metrics", "lond", "lond_gamma", "fit_ood", "ood_metrics",
-           "estimate_metrics", "run_probe", "run_attack", "probe_metrics", "model_metrics", "PROBES"]
+           "estimate_metrics", "run_probe", "run_attack", "probe_metrics", "model_metrics", "PROBES",
+           "online_reference", "online_p_values", "pooled_chi2", "logged_probabilities", "logged_estimate",
+           "regression_probe_metrics", "reference_digest", "PROBE_SAMPLE", "MAX_PROBE_SAMPLE"]
 
 log = logging.getLogger("stalwart.monitor")
 #: how many of the most recent windows still missing labels a pass joins new labels into
@@ -182,20 +190,138 @@ def lond(p_values: Any, alpha: float, tests_before: int = 0, discoveries_before:
     return rejected, levels
 
 
-def _online_drift(metrics: dict[str, Any], table: list[dict[str, Any]], state: dict[str, int], alpha: float
-                  ) -> dict[str, int]:
+#: fewest values a cell of the online chi-square expects in the smaller sample; rarer cells are pooled
+ONLINE_MIN_EXPECTED = 5.0
+#: an online KS p-value (asymptotic) below this is recomputed exactly when both samples have at most
+#: 10,000 values (the exact count costs 40-130 ms a column, so only where a decision may hang on it)
+ONLINE_EXACT_BELOW = 0.01
+
+
+def online_reference(reference: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    """What the online test keeps of each reference column: ``("ks", sorted values)`` for numeric
+    and integer columns with more than five distinct values, else ``("chi2", {value: count})``
+    (categorical and boolean columns, and numbers with five values or fewer, as
+    :func:`stalwart.shift.choose_test` treats them). Missing values are left out."""
+    from stalwart.shift.drift import AUTO_MAX_UNIQUE
+
+    out: dict[str, tuple[str, Any]] = {}
+    for name, kind in kinds.items():
+        values = reference["inputs"][name]
+        if kind in ("numeric", "integer"):
+            x = np.asarray(values, dtype=np.float64)
+            x = np.sort(x[~np.isnan(x)])
+            if x.size and np.count_nonzero(x[1:] != x[:-1]) + 1 > AUTO_MAX_UNIQUE:
+                out[name] = ("ks", x)
+                continue
+            vals, counts = np.unique(x, return_counts=True)
+            out[name] = ("chi2", {float(v): int(k) for v, k in zip(vals, counts)})
+        else:
+            out[name] = ("chi2", _category_counts(values))
+    return out
+
+
+def _category_counts(values: Any) -> dict[Any, int]:
+    counts: dict[Any, int] = {}
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        key = float(v) if isinstance(v, (float, np.floating)) else v
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def pooled_chi2(ref_counts: Any, cur_counts: Any, min_expected: float = ONLINE_MIN_EXPECTED
+                ) -> tuple[float, float, int]:
+    """Pearson's chi-square of homogeneity on aligned counts after pooling the rare cells:
+    ``(statistic, p_value, cells)``.
+
+    A cell whose expected count in the smaller sample is under ``min_expected`` joins one pooled
+    cell, which takes the next rarest cells until it reaches ``min_expected`` itself. Without the
+    pooling, one value of a category the reference saw once makes the statistic huge and the
+    p-value far too small, exactly in the tail an online test spends its level on. Which cells
+    are pooled depends on the pooled counts only, the same under the null whichever sample a
+    value came from. Fewer than two cells left: ``(0, 1, cells)``.
+
+    >>> stat, p, cells = pooled_chi2([500, 500, 1], [250, 250, 1])
+    >>> cells, round(stat, 3), round(p, 3)   # the cell expected 0.7 times is pooled with its neighbour
+    (2, 0.0, 0.985)
+    """
+    from stalwart.shift import univariate as uv
+
+    r, q = np.asarray(ref_counts, dtype=np.float64), np.asarray(cur_counts, dtype=np.float64)
+    total = r + q
+    keep = total > 0
+    r, q, total = r[keep], q[keep], total[keep]
+    if r.sum() <= 0 or q.sum() <= 0:
+        return 0.0, 1.0, int(r.size)
+    expected = total * min(r.sum(), q.sum()) / total.sum()
+    order = np.argsort(expected, kind="stable")
+    pooled = np.zeros(r.size, dtype=bool)
+    acc = 0.0
+    for i in order:  # the rarest cells first, until the pooled cell expects enough on its own
+        if expected[i] >= min_expected and (acc == 0.0 or acc >= min_expected):
+            break
+        pooled[i] = True
+        acc += expected[i]
+    rr = np.append(r[~pooled], r[pooled].sum()) if pooled.any() else r
+    qq = np.append(q[~pooled], q[pooled].sum()) if pooled.any() else q
+    if rr.size < 2:
+        return 0.0, 1.0, int(rr.size)
+    res = uv.chi2_from_counts(rr, qq)
+    return float(res.statistic), float(res.p_value), int(rr.size)
+
+
+def online_p_values(fitted: Mapping[str, tuple[str, Any]], inputs: Mapping[str, Any],
+                    min_samples: int = 10) -> dict[str, dict[str, Any]]:
+    """Each column's p-value for the online test, whatever drift test judged it: two-sample KS
+    (asymptotic Kolmogorov distribution, exact under :data:`ONLINE_EXACT_BELOW` when both samples
+    have at most 10,000 values; conservative with ties) for the ``"ks"`` columns of
+    :func:`online_reference`, :func:`pooled_chi2` for the others. Columns with fewer than
+    ``min_samples`` values in either sample are left out. ``{column: {"test", "statistic", "p_value"}}``.
+    """
+    from stalwart.shift import univariate as uv
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, (test, ref) in fitted.items():
+        values = inputs[name]
+        if test == "ks":
+            x = np.asarray(values, dtype=np.float64)
+            x = np.sort(x[~np.isnan(x)])
+            n1, n2 = ref.size, x.size
+            if min(n1, n2) < min_samples:
+                continue
+            d = float(uv.ks_and_wasserstein(ref[None, :], x[None, :])[0][0])
+            p = uv.ks_pvalue(d, n1, n2, "asymp")
+            if p < ONLINE_EXACT_BELOW and max(n1, n2) <= uv.KS_EXACT_MAX_N:
+                p = uv.ks_pvalue(d, n1, n2, "exact")
+            out[name] = {"test": "ks", "statistic": d, "p_value": float(p)}
+            continue
+        cur = _category_counts(values.tolist() if isinstance(values, np.ndarray) else values)
+        if min(sum(ref.values()), sum(cur.values())) < min_samples:
+            continue
+        keys = list(ref) + [k for k in cur if k not in ref]
+        stat, p, _ = pooled_chi2([ref.get(k, 0) for k in keys], [cur.get(k, 0) for k in keys])
+        out[name] = {"test": "chi2", "statistic": stat, "p_value": p}
+    return out
+
+
+def _online_drift(metrics: dict[str, Any], table: list[dict[str, Any]], online: Mapping[str, Mapping[str, Any]],
+                  state: dict[str, int], alpha: float) -> dict[str, int]:
     """The window's LOND test (its hypothesis: no column drifted; its p-value: Bonferroni over the
-    columns' raw p-values), and the columns that carry a rejection at that window's level."""
-    cols = [row for row in table if row["feature"] != "<prediction>" and row.get("p_value") is not None]
-    if not cols:
+    columns' :func:`online_p_values`), and the columns that carry a rejection at that window's level.
+    Each column's row of the drift table gets its ``online_test`` and ``online_p_value``."""
+    if not online:
         return state
-    m = len(cols)
-    p_window = min(1.0, m * min(row["p_value"] for row in cols))
+    m = len(online)
+    p_window = min(1.0, m * min(v["p_value"] for v in online.values()))
     (rejected,), (level,) = lond([p_window], alpha, state["tests"], state["discoveries"])
-    flagged = 0
-    for row in cols:
-        row["drifted_online"] = bool(rejected and m * row["p_value"] <= level)
-        flagged += row["drifted_online"]
+    for row in table:
+        found = online.get(row["feature"])
+        if row["feature"] == "<prediction>" or found is None:
+            continue
+        row["online_test"], row["online_p_value"] = found["test"], found["p_value"]
+        row["drifted_online"] = bool(rejected and m * found["p_value"] <= level)
+    flagged = sum(bool(rejected and m * v["p_value"] <= level) for v in online.values())
     metrics["drift_p_value"] = _metric(p_window, n=m)
     metrics["drifted_online"] = _metric(float(rejected), n=m)
     metrics["n_drifted_online"] = _metric(flagged, n=m)
@@ -271,8 +397,9 @@ def ood_metrics(fitted: Mapping[str, Any], window: Mapping[str, Any], seed: int)
 # -- the model the service holds: estimated accuracy and the robustness probe -----------------------
 #: rows of a window the label-free estimate reads, and bootstrap resamples of its interval
 ESTIMATE_SAMPLE, ESTIMATE_BOOT = 10_000, 200
-#: rows of a window the robustness probe perturbs
-PROBE_SAMPLE = 500
+#: rows of a window the robustness probe perturbs (a model's ``probe_sample`` setting overrides it), and
+#: the most that setting may ask for
+PROBE_SAMPLE, MAX_PROBE_SAMPLE = 500, 50_000
 #: the probe's perturbations and severities (stalwart.perturb names): noise of 0.2 and 0.5 standard
 #: deviations per numeric column, 10% of cells missing, a sensor stuck for 20% of the rows
 PROBES = (("feature_noise", 2), ("feature_noise", 4), ("missing_values", 2), ("stuck_sensor", 3))
@@ -319,16 +446,20 @@ def _estimator(store: Store, model: Mapping[str, Any], held: tuple[Any, list[str
     def build() -> Any:
         x = input_matrix(reference["inputs"], columns)
         return ConfidenceEstimator(wrapped, n_boot=ESTIMATE_BOOT, seed=0).fit(x, reference["label"])
-    key = ("estimator", store.url, model["id"], info["sha256"] if info else None, store.reference_stamp(model["id"]))
+    key = ("estimator", info["sha256"] if info else None, reference_digest(reference), tuple(columns))
     return MODEL_CACHE.get(key, build)
 
 
-def estimate_metrics(estimator: Any, x: np.ndarray) -> dict[str, Any]:
+def estimate_metrics(estimator: Any, x: np.ndarray, source: str | None = None) -> dict[str, Any]:
     """``estimated_accuracy`` (mean calibrated confidence, bootstrap interval) and whether the
-    estimator deems itself ``estimated_accuracy_reliable`` (1/0)."""
+    estimator deems itself ``estimated_accuracy_reliable`` (1/0); ``source`` (``"model"``: the
+    model file's outputs, ``"probabilities"``: the logged ones) is kept with the estimate."""
     out = estimator.estimate(x)
     low, high = out["interval"]
-    return {"estimated_accuracy": _metric(out["accuracy"], low, high, out["n"]),
+    estimate = _metric(out["accuracy"], low, high, out["n"])
+    if source is not None:
+        estimate["source"] = source
+    return {"estimated_accuracy": estimate,
             "estimated_accuracy_reliable": _metric(float(out["reliable"]), n=out["n"])}
 
 
@@ -409,11 +540,15 @@ def run_attack(wrapped: Any, x: np.ndarray, clean: Any, reference_x: np.ndarray,
     return out
 
 
-def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = None,
+                  task: str = "classification") -> dict[str, Any]:
     """Stability (share of the sample whose prediction the perturbation left unchanged) per probe,
     and, over the sample's labelled rows, accuracy clean and under each perturbation; Wilson
     intervals. ``probe_stability`` and ``probe_accuracy`` are the lowest over the natural
-    perturbations (the attack, when run, is reported on its own as ``..._attack_pgd``)."""
+    perturbations (the attack, when run, is reported on its own as ``..._attack_pgd``).
+    A regression model's probe is read by :func:`regression_probe_metrics`."""
+    if task == "regression":
+        return regression_probe_metrics(probe, labels)
     clean = [_key(v) for v in probe["clean"]]
     rows = probe.get("rows", [])
     known = [i for i, r in enumerate(rows) if labels is not None and r in labels]
@@ -447,6 +582,66 @@ def probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = N
     return out
 
 
+def _mean_metric(values: np.ndarray) -> dict[str, Any]:
+    """Mean with its normal 95% interval (none for a single value)."""
+    n = len(values)
+    mean = float(values.mean())
+    half = 1.959963984540054 * float(values.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    return _metric(mean, mean - half, mean + half, n)
+
+
+def regression_probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A regression model's probe, in the units of its predictions; normal 95% intervals.
+
+    - ``probe_shift_<name>_<severity>``: mean absolute change of the prediction under the
+      perturbation, ``mean |f(x') - f(x)|`` over the sample; ``probe_shift`` the largest;
+    - once labels arrive, over the sample's labelled rows: ``probe_mae_clean``,
+      ``probe_mae_<name>_<severity>`` (the MAE under the perturbation), ``probe_mae_change_<name>_<severity>``
+      (``mean(|f(x') - y| - |f(x) - y|)``, a paired difference, so its interval is the change's own),
+      and ``probe_mae`` / ``probe_mae_change``: those of the perturbation with the largest MAE.
+    """
+    clean = np.array([np.nan if v is None else float(v) for v in probe["clean"]])
+    rows = probe.get("rows", [])
+    truth = np.full(len(clean), np.nan)
+    if labels is not None:
+        for i, r in enumerate(rows):
+            y = labels.get(r)
+            if y is not None:
+                truth[i] = float(y)
+    known = ~np.isnan(truth) & ~np.isnan(clean)
+    out: dict[str, Any] = {}
+    worst_shift, worst_mae = None, None
+    if known.any():
+        out["probe_mae_clean"] = _mean_metric(np.abs(clean[known] - truth[known]))
+    for name, preds in probe.items():
+        if name in ("clean", "rows") or not isinstance(preds, list):
+            continue
+        moved = np.array([np.nan if v is None else float(v) for v in preds])
+        done = ~np.isnan(moved) & ~np.isnan(clean)
+        if not done.any():
+            continue
+        shift = _mean_metric(np.abs(moved[done] - clean[done]))
+        out[f"probe_shift_{name}"] = shift
+        if worst_shift is None or shift["value"] > worst_shift["value"]:
+            worst_shift = shift
+        scored = known & done
+        if scored.any():
+            err, base = np.abs(moved[scored] - truth[scored]), np.abs(clean[scored] - truth[scored])
+            mae, change = _mean_metric(err), _mean_metric(err - base)
+            out[f"probe_mae_{name}"], out[f"probe_mae_change_{name}"] = mae, change
+            if worst_mae is None or mae["value"] > worst_mae[0]["value"]:
+                worst_mae = (mae, change)
+    if worst_shift is not None:
+        out["probe_shift"] = dict(worst_shift)
+    if worst_mae is not None:
+        out["probe_mae"], out["probe_mae_change"] = dict(worst_mae[0]), dict(worst_mae[1])
+    return out
+
+
+#: the probe metrics that need labels (recomputed as they arrive)
+LABELLED_PROBE = ("probe_accuracy", "probe_mae")
+
+
 def _note(name: str, message: str) -> dict[str, Any]:
     """A metric without a value that says why a figure is missing (rules skip it)."""
     return {name: {"value": None, "low": None, "high": None, "n": None, "message": message}}
@@ -460,9 +655,11 @@ def _why(exc: BaseException) -> str:
 
 
 def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any], window: Mapping[str, Any],
-                  seed: int, *, probe: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The metrics that need the model file (estimated accuracy, robustness probe) and what the
-    window keeps for later (the probe's predictions, joined with labels as they arrive).
+                  seed: int, *, probe: bool = True, probe_sample: int = PROBE_SAMPLE
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics that need the model file (estimated accuracy, robustness probe) or the model's
+    logged probabilities (estimated accuracy without a model file), and what the window keeps for
+    later (the probe's predictions, joined with labels as they arrive).
 
     A failure here never loses the window's other metrics: it is kept as a note (``model_note``,
     ``estimate_note``, ``probe_note``) among the metrics, with a ``message`` and no value, and the
@@ -475,37 +672,140 @@ def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str
         held = _held_model(store, model)
     except Exception as exc:  # noqa: BLE001 - a bad model file must not stop the window's other metrics
         return _note("model_note", f"the uploaded model could not be loaded: {_why(exc)}"), details
+    classifier = model["task"] == "classification"
     if held is None:
-        return {}, details
-    if model["task"] != "classification":
-        return _note("model_note", "estimated accuracy and the robustness probe need a classifier"), details
+        return (logged_estimate(store, model, reference, window, seed) if classifier else {}), details
     wrapped, columns = held
     metrics: dict[str, Any] = {}
     n = len(window["prediction"])
     rng = np.random.default_rng(seed)
-    if "label" in reference:
+    if not classifier:
+        pass  # no label-free estimate of a regression model's error; the probe below works in its units
+    elif "label" in reference:
         rows = np.sort(rng.choice(n, ESTIMATE_SAMPLE, replace=False)) if n > ESTIMATE_SAMPLE else None
         try:
             metrics.update(estimate_metrics(_estimator(store, model, held, reference),
-                                            input_matrix(window["inputs"], columns, rows)))
+                                            input_matrix(window["inputs"], columns, rows), source="model"))
         except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
             metrics.update(_note("estimate_note", f"no label-free estimate: {_why(exc)}"))
     else:
         metrics.update(_note("estimate_note", "no label-free estimate: the reference has no 'label' column to "
                                               "calibrate on; upload it with one"))
     if probe:
-        rows = np.sort(rng.choice(n, PROBE_SAMPLE, replace=False)) if n > PROBE_SAMPLE else np.arange(n)
+        rows = np.sort(rng.choice(n, probe_sample, replace=False)) if n > probe_sample else np.arange(n)
         try:
             x = input_matrix(window["inputs"], columns, rows)
             result = run_probe(wrapped, x, columns, model["columns"], seed)
-            result[ATTACK_KEY] = run_attack(wrapped, x, result["clean"], _reference_sample(reference, columns), seed)
+            if classifier:  # stalwart's attacks change a class; a regression model gets the natural probes
+                result[ATTACK_KEY] = run_attack(wrapped, x, result["clean"], _reference_sample(reference, columns),
+                                                seed)
         except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
             metrics.update(_note("probe_note", f"no robustness probe: {_why(exc)}"))
         else:
             result["rows"] = [str(window["row_id"][i]) for i in rows]
             details["probe"] = result
-            metrics.update(probe_metrics(result))
+            metrics.update(probe_metrics(result, task=model["task"]))
     return metrics, details
+
+
+# -- the label-free estimate from the probabilities the model logged ---------------------------------
+#: the largest share of a window's rows whose logged prediction may differ from the top logged
+#: probability's class before the estimate (of the top class's accuracy) is withheld
+MAX_ARGMAX_DISAGREEMENT = 0.01
+
+
+def logged_probabilities(columns: Mapping[str, Any], classes: list[Any] | None) -> np.ndarray | None:
+    """Class probabilities of stored rows, (n, k) in the order of ``classes``, NaN rows where a row
+    carried none: its ``probabilities`` lists, or for a binary model its ``score`` read as the
+    probability of ``classes[1]`` (a score outside [0, 1] is not a probability and makes this
+    raise InputError). Rows are rescaled to sum to one. None when the rows carry neither."""
+    k = len(classes or [])
+    n = len(columns["prediction"]) if "prediction" in columns else len(columns.get("label", []))
+    out = np.full((n, k), np.nan)
+    found = False
+    probs = columns.get("probabilities")
+    if probs is not None and k:
+        for i, p in enumerate(probs):
+            if p is not None:
+                out[i] = p
+                found = True
+    score = columns.get("score")
+    if score is not None and k == 2:
+        s = np.asarray(score, dtype=np.float64)
+        fill = np.isnan(out[:, 0]) & ~np.isnan(s)
+        if fill.any():
+            if ((s[fill] < 0) | (s[fill] > 1)).any():
+                raise InputError("the rows' score lies outside [0, 1], so it is not the probability of the second "
+                                 f"class {classes[1]!r}; send 'probabilities' (one per class) to have accuracy "
+                                 "estimated from them")
+            out[fill, 1], out[fill, 0] = s[fill], 1.0 - s[fill]
+            found = True
+    if not found:
+        return None
+    total = out.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, out / total, np.nan)
+    return out
+
+
+def _logged_estimator(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any]) -> Any:
+    """A :class:`~stalwart.shift.ConfidenceEstimator` over the identity "model" of logged
+    probabilities, calibrated (isotonic) on the reference rows that carry probabilities and a label
+    (cached by those probabilities and labels)."""
+    from stalwart.models.function import FunctionModel
+    from stalwart.monitor.artifacts import MODEL_CACHE
+    from stalwart.shift import ConfidenceEstimator
+
+    p = logged_probabilities(reference, model["classes"])
+    if p is None or "label" not in reference:
+        raise InputError("the reference has no probabilities (or score) and label per row to calibrate the "
+                         "logged probabilities on; upload it with 'probabilities' and 'label' columns")
+    ok = ~np.isnan(p).any(axis=1)
+    labels = [y for y, keep in zip(reference["label"], ok) if keep]
+
+    def build() -> Any:
+        identity = FunctionModel(lambda x: np.asarray(x, dtype=np.float64), classes=list(model["classes"]),
+                                 output="probabilities")
+        return ConfidenceEstimator(identity, calibration="isotonic", n_boot=ESTIMATE_BOOT, seed=0).fit(p[ok], labels)
+    # keyed by what it is fitted on, not by ids that a database made anew would reuse
+    digest = hashlib.sha256(p[ok].tobytes() + json.dumps([_key(y) for y in labels]).encode()).hexdigest()
+    return MODEL_CACHE.get(("logged-estimator", digest, tuple(_key(c) for c in model["classes"])), build)
+
+
+def logged_estimate(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any], window: Mapping[str, Any],
+                    seed: int) -> dict[str, Any]:
+    """``estimated_accuracy`` of a window from the class probabilities its rows logged (no model
+    file needed): the confidence-based estimator calibrated on the reference's logged
+    probabilities and labels, on up to :data:`ESTIMATE_SAMPLE` of the window's rows that carry
+    probabilities. Nothing when the rows logged none; a note saying what is missing otherwise."""
+    try:
+        p = logged_probabilities(window, model["classes"])
+    except InputError as exc:
+        return _note("estimate_note", f"no label-free estimate: {exc}")
+    if p is None:
+        return {}
+    if not model["classes"]:
+        return _note("estimate_note", "no label-free estimate: register the model's classes, so the logged "
+                                      "probabilities can be read")
+    rows = np.flatnonzero(~np.isnan(p).any(axis=1))
+    if rows.size < 10:
+        return _note("estimate_note", f"no label-free estimate: {rows.size} rows of the window carry probabilities; "
+                                      "it needs at least 10")
+    classes = list(model["classes"])
+    top = [_key(classes[i]) for i in p[rows].argmax(axis=1)]
+    disagree = float(np.mean([_key(window["prediction"][i]) != t for i, t in zip(rows, top)]))
+    if disagree > MAX_ARGMAX_DISAGREEMENT:
+        return _note("estimate_note", f"no label-free estimate: on {disagree:.1%} of the rows the prediction is not "
+                                      "the class of the highest logged probability (a decision threshold?), so the "
+                                      "estimate would not be the predictions' accuracy")
+    if rows.size > ESTIMATE_SAMPLE:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, ESTIMATE_SAMPLE, replace=False))
+    try:
+        return estimate_metrics(_logged_estimator(store, model, reference), p[rows], source="probabilities")
+    except InputError as exc:
+        return _note("estimate_note", f"no label-free estimate: {exc}")
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal to the window's other metrics
+        return _note("estimate_note", f"no label-free estimate: {_why(exc)}")
 
 
 def _joined(values: list[Any]) -> Any:
@@ -519,6 +819,12 @@ def _stitch(parts: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[str, 
     out: dict[str, Any] = {"inputs": {c: _joined([p["inputs"][c] for p in parts]) for c in kinds}}
     for key in ("prediction", "row_id", "timestamp"):
         out[key] = _joined([p[key] for p in parts])
+    if any("probabilities" in p for p in parts):  # rows of batches that sent none hold None
+        out["probabilities"] = [x for p in parts for x in (p["probabilities"] if "probabilities" in p
+                                                           else [None] * len(p["row_id"]))]
+    if any("score" in p for p in parts):
+        out["score"] = np.concatenate([np.asarray(p["score"], dtype=np.float64) if "score" in p
+                                       else np.full(len(p["row_id"]), np.nan) for p in parts])
     return out
 
 
@@ -535,13 +841,16 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
     span = model["config"].get("window_seconds")
     made: list[int] = []
     pending: list[Any] = []
+    fitted: list[dict[str, Any]] = []
 
     def close() -> None:
         nonlocal seq, pending, online
         parts = store.batch_data(model["id"], pending[0].id, pending[-1].id)
         window = _stitch(parts, model["columns"])
         metrics, table = window_metrics(reference, window, model)
-        online = _online_drift(metrics, table, online, alpha)
+        if not fitted:  # the reference's side of the online test: once per pass (a sort per column)
+            fitted.append(online_reference(reference, model["columns"]))
+        online = _online_drift(metrics, table, online_p_values(fitted[0], window["inputs"]), online, alpha)
         seed = int(np.random.SeedSequence([model["id"], seq]).generate_state(1)[0])
         try:
             ood = _ood_for(store, model, reference)
@@ -551,14 +860,15 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
             log.exception("the OOD rate of model %s failed", model["id"])
             metrics.update(_note("ood_note", f"no OOD rate: {type(exc).__name__}: {exc}"))
         extra, details = model_metrics(store, model, reference, window, seed,
-                                       probe=bool(model["config"].get("probe", True)))
+                                       probe=bool(model["config"].get("probe", True)),
+                                       probe_sample=int(model["config"].get("probe_sample") or PROBE_SAMPLE))
         metrics.update(extra)
         details["online_fdr"] = online
         labels = store.labels_for(model["id"], window["row_id"])
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
         metrics.update(lm)
         if "probe" in details and labels:
-            metrics.update(probe_metrics(details["probe"], labels))
+            metrics.update(probe_metrics(details["probe"], labels, model["task"]))
         store.add_window(model["id"], seq=seq, first_batch=pending[0].id, last_batch=pending[-1].id,
                          n_rows=sum(b.n_rows for b in pending), start_ts=min(b.first_ts for b in pending),
                          end_ts=max(b.last_ts for b in pending), n_labelled=int(lm["n_labelled"]["value"]),
@@ -580,11 +890,30 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
     return made
 
 
+_DIGESTS: list[tuple[Any, str]] = []  # the last few references digested (held, so their ids stay theirs)
+
+
+def reference_digest(reference: Mapping[str, Any]) -> str:
+    """SHA-256 of a reference's stored columns: the key of what is fitted on it (OOD detector,
+    estimators). Not its row id: SQLite hands a replaced reference the id of the one it replaced,
+    and a database made anew reuses every id, so an id would serve a detector fitted on other data.
+    Remembered for the last few references of the process (one analysis pass reads each once)."""
+    from stalwart.monitor.store import encode_columns
+
+    for held, digest in _DIGESTS:
+        if held is reference:
+            return digest
+    digest = hashlib.sha256(encode_columns(reference)).hexdigest()
+    _DIGESTS.insert(0, (reference, digest))
+    del _DIGESTS[4:]
+    return digest
+
+
 def _ood_for(store: Store, model: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[str, Any] | None:
     """The model's fitted OOD detector (cached per process until the reference is replaced)."""
     from stalwart.monitor.artifacts import MODEL_CACHE
 
-    key = ("ood", store.url, model["id"], store.reference_stamp(model["id"]))
+    key = ("ood", reference_digest(reference), tuple(model["columns"].items()))
     return MODEL_CACHE.get(key, lambda: fit_ood(reference, model["columns"]))
 
 
@@ -602,11 +931,12 @@ def _refresh_labels(store: Store, model: dict[str, Any]) -> int:
         if len(labels) == w["n_labelled"]:
             continue
         metrics = {k: v for k, v in w["metrics"].items()
-                   if k not in ("accuracy", "mae", "n_labelled") and not k.startswith("probe_accuracy")}
+                   if k not in ("accuracy", "mae", "n_labelled") and not k.startswith(LABELLED_PROBE)}
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
         probe = store.window_details(w["id"]).get("probe")
         if probe is not None:  # accuracy under the probe's perturbations, on its sample's labelled rows
-            lm = {**lm, **{k: v for k, v in probe_metrics(probe, labels).items() if k.startswith("probe_accuracy")}}
+            lm = {**lm, **{k: v for k, v in probe_metrics(probe, labels, model["task"]).items()
+                           if k.startswith(LABELLED_PROBE)}}
         store.update_window(w["id"], {**metrics, **lm}, int(lm["n_labelled"]["value"]))
         changed += 1
     store.set_labels_seen(model["id"], newest)

@@ -13,6 +13,7 @@ route                                                    scope    what
 ``GET .../keys``, ``DELETE .../keys/{key_id}``           admin    list keys (no secrets), revoke one
 ``POST .../models``, ``GET .../models[/{model}]``         admin,   register a model (and its reference),
                                                          read     list them
+``PATCH .../models/{model}``                             admin    probe on/off and its sample size
 ``PUT .../models/{model}/reference``                     admin    replace the reference (JSON or CSV)
 ``POST .../models/{model}/batches``                      ingest   a batch (JSON or CSV), idempotent
 ``POST .../models/{model}/labels``                       ingest   labels by row id (JSON or CSV)
@@ -52,12 +53,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
 
 from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
-from stalwart.monitor.analysis import analyze
+from stalwart.monitor.analysis import MAX_PROBE_SAMPLE, PROBE_SAMPLE, analyze
 from stalwart.monitor.auth import token_hash
 from stalwart.monitor.dashboard import dashboard_router
 from stalwart.monitor.ingest import (
@@ -93,6 +94,18 @@ class ModelIn(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     correction: Literal["bonferroni", "bh"] | None = "bonferroni"
     reference: list[dict[str, Any]] | None = Field(default=None, description="reference rows (or PUT .../reference)")
+    probe: bool = Field(default=True, description="run the robustness probe on each window (with a model file)")
+    probe_sample: int = Field(default=PROBE_SAMPLE, ge=10, le=MAX_PROBE_SAMPLE,
+                              description="rows of each window the probe perturbs (a seeded sample)")
+
+
+class ModelUpdate(BaseModel):
+    """The settings of a registered model that may change: the robustness probe's."""
+
+    model_config = ConfigDict(extra="forbid")
+    probe: bool | None = Field(default=None, description="run the robustness probe on each window")
+    probe_sample: int | None = Field(default=None, ge=10, le=MAX_PROBE_SAMPLE,
+                                     description="rows of each window the probe perturbs")
 
 
 class RuleIn(BaseModel):
@@ -335,13 +348,32 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         TabularDrift(method=spec.drift_method, alpha=spec.alpha, correction=spec.correction)  # checks them
         config = {"window_rows": spec.window_rows or settings.window_rows, "window_seconds": spec.window_seconds,
                   "drift_method": spec.drift_method,
-                  "alpha": spec.alpha, "correction": spec.correction}
+                  "alpha": spec.alpha, "correction": spec.correction,
+                  "probe": spec.probe, "probe_sample": spec.probe_sample}
         model = store.add_model(who.project_id, spec.name, spec.task, spec.classes, spec.columns, config)
+        # a re-registration leaves the probe settings as they are (PATCH changes them): one that
+        # names other values is refused rather than silently ignored
+        differ = [k for k in ("probe", "probe_sample") if k in spec.model_fields_set
+                  and model["config"].get(k, {"probe": True, "probe_sample": PROBE_SAMPLE}[k]) != getattr(spec, k)]
+        if differ:
+            raise Conflict(f"model {spec.name!r} is registered with other {', '.join(differ)}; change them with "
+                           f"PATCH /v1/projects/{project}/models/{spec.name}")
         if spec.reference is not None:
             columns, n = reference_columns(spec.reference, model, settings.max_reference_rows)
             store.set_reference(model["id"], columns, n)
             model["reference_rows"] = n
         return model
+
+    @app.patch("/v1/projects/{project}/models/{model}", tags=["models"])
+    def update_model(project: str, model: str, spec: ModelUpdate, who: Admin) -> dict[str, Any]:
+        """Switch the robustness probe on or off, or change its sample size; windows analysed from
+        now on use the new settings."""
+        changes = spec.model_dump(exclude_none=True)
+        if not changes:
+            raise InputError("nothing to change; send {\"probe\": false} or {\"probe_sample\": 1000}")
+        found = store.update_config(who.project_id, model, changes)
+        ingest_models.pop((who.project_id, model), None)
+        return found
 
     @app.get("/v1/projects/{project}/models/{model}", tags=["models"])
     def get_model(project: str, model: str, who: Reader) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class Client:
         """Register model ``name`` with its input ``columns`` (``{name: kind}``; inferred from a
         DataFrame ``reference`` without its ``prediction`` and ``label`` columns when omitted)
         and upload ``reference``. ``options``: ``window_seconds``, ``drift_method``, ``alpha``,
-        ``correction``."""
+        ``correction``, ``probe`` (False: no robustness probe), ``probe_sample`` (its rows)."""
         if columns is None:
             if not isinstance(reference, pd.DataFrame):
                 raise ConfigError("register() needs columns={name: kind}, or a DataFrame reference to infer them")
@@ -135,6 +135,15 @@ class Client:
         if reference is not None:
             body["reference"] = rows_of(reference, "reference")
         return self._request("POST", f"/v1/projects/{self.project}/models", json=body)
+
+    def update_model(self, model: str, *, probe: bool | None = None, probe_sample: int | None = None
+                     ) -> dict[str, Any]:
+        """Switch ``model``'s robustness probe on or off, or change how many rows of each window it
+        perturbs (needs an admin key); windows analysed from now on use the new settings."""
+        body = {k: v for k, v in (("probe", probe), ("probe_sample", probe_sample)) if v is not None}
+        if not body:
+            raise ConfigError("update_model() needs probe=True/False or probe_sample=N")
+        return self._request("PATCH", self._model_path(model), json=body)
 
     def log_batch(self, model: str, rows: Any, *, batch_id: str | None = None) -> dict[str, Any]:
         """Send one batch (inputs, ``prediction``, optional ``row_id``, ``timestamp``, ``score``).

@@ -59,7 +59,8 @@ _HEADERS = {
 }
 # metrics charted by name; everything else numeric gets a chart of its own (probes grouped)
 _KNOWN = {"drift_share", "prediction_drift", "accuracy", "estimated_accuracy", "mae", "ood_rate", "drift_p_value",
-          "online_level", "probe_accuracy", "probe_stability", "probe_accuracy_clean", "ood_baseline"}
+          "online_level", "probe_accuracy", "probe_stability", "probe_accuracy_clean", "ood_baseline",
+          "probe_shift", "probe_mae", "probe_mae_clean", "probe_mae_change"}
 _NOT_CHARTED = {"n_rows", "n_labelled", "n_drifted", "drifted", "prediction_drift_statistic", "drift_error",
                 "drifted_online", "n_drifted_online", "estimated_accuracy_reliable"}
 _MAX_OTHER_CHARTS = 4
@@ -304,7 +305,11 @@ def _charts(windows: list[dict[str, Any]], task: str) -> list[str]:
         chart("Robustness probe (window sample)", "accuracy / stability", [
             _series(windows, "probe_accuracy_clean", "accuracy, clean"),
             _series(windows, "probe_accuracy", "accuracy, worst"),
-            _series(windows, "probe_stability", "stability, worst")]),
+            _series(windows, "probe_stability", "stability, worst")])
+        if task != "regression" else chart("Robustness probe (window sample)", "prediction units", [
+            _series(windows, "probe_mae_clean", "MAE, clean"),
+            _series(windows, "probe_mae", "MAE, worst"),
+            _series(windows, "probe_shift", "mean |prediction shift|, worst")]),
         chart("Drift across windows (online test)", f"p-value (floored at {_P_FLOOR:g})", [
             _floored(_series(windows, "drift_p_value", "window p-value")),
             _floored(_series(windows, "online_level", "online level"))], y_scale="log"),
@@ -312,11 +317,13 @@ def _charts(windows: list[dict[str, Any]], task: str) -> list[str]:
     keys = sorted({k for w in windows for k, v in w["metrics"].items() if _value(v) is not None}
                   - _KNOWN - _NOT_CHARTED)
     per_probe = [k for k in keys if k.startswith("probe_")]
-    for kind in ("accuracy", "stability"):
-        named = [k for k in per_probe if k.startswith(f"probe_{kind}_")]
-        out.append(chart(f"Probe {kind} per perturbation", kind,
+    kinds = ("accuracy", "stability", "mae_change", "mae", "shift")
+    for kind in kinds:
+        named = [k for k in per_probe if k.startswith(f"probe_{kind}_")
+                 and not (kind == "mae" and k.startswith("probe_mae_change_"))]
+        out.append(chart(f"Probe {kind.replace('_', ' ')} per perturbation", kind.replace("_", " "),
                          [_series(windows, k, k.removeprefix(f"probe_{kind}_").replace("_", " ")) for k in named]))
-    rest = [k for k in per_probe if not k.startswith(("probe_accuracy_", "probe_stability_"))]
+    rest = [k for k in per_probe if not k.startswith(tuple(f"probe_{kind}_" for kind in kinds))]
     for k in [k for k in keys if k not in per_probe or k in rest][:_MAX_OTHER_CHARTS]:
         out.append(chart(k.replace("_", " "), k, [_series(windows, k, k)]))
     return [c for c in out if c is not None]

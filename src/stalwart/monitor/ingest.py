@@ -287,12 +287,19 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
         raise TooLarge(f"the reference set has {n} rows, more than the limit of {max_rows}; upload a sample")
     kinds: dict[str, str] = model["columns"]
     # row ids and timestamps may come along (a sample of logged rows) and are not kept
-    cols = _columns_of(rows, [*kinds, "prediction", "label", "row_id", "timestamp"], list(kinds), "the reference set")
+    cols = _columns_of(rows, [*kinds, "prediction", "label", "row_id", "timestamp", "score", "probabilities"],
+                       list(kinds), "the reference set")
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
     if "prediction" in cols:
         out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", "the reference set")
     if "label" in cols:  # true labels: the label-free accuracy estimate calibrates on them
         out["label"] = _labels(_list(cols["label"]), model, "label", "the reference set")
+    # the model's logged probabilities (or binary score) with the labels calibrate the estimate
+    # made from the probabilities windows log, when the service holds no model file
+    if "score" in cols:
+        out["score"] = _normalise("score", "numeric", cols["score"], "the reference set")
+    if "probabilities" in cols:
+        out["probabilities"] = _probabilities(_list(cols["probabilities"]), model, "the reference set")
     return out, n
 
 
