@@ -427,42 +427,74 @@ def _relaxation(lo: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch
     return low_slope, up_slope, up_int
 
 
-def _crown_lower(spec: torch.Tensor, layers: Layers, k: int, pre: list[tuple[torch.Tensor, torch.Tensor]],
-                 box: _InputSet) -> torch.Tensor:
-    """Lower bound of ``spec @ z_k`` over the input set, backwards to x. ``spec`` is B x S x n_k, or
-    S x n_k when it is the same for every sample (then the first product is shared too)."""
-    a = spec
-    const = torch.zeros(spec.shape[:-1], dtype=spec.dtype)
-    for i in range(k, -1, -1):
-        w, b = layers[i]
-        const = const + a @ b
-        a = a @ w
-        if i > 0:
-            low_slope, up_slope, up_int = _relaxation(*pre[i - 1])
-            negative = a.clamp(max=0)
-            const = const + (negative @ up_int.unsqueeze(-1)).squeeze(-1)  # B x S (a shared a broadcasts)
-            a = a * torch.where(a > 0, low_slope.unsqueeze(1), up_slope.unsqueeze(1))
-    return box.lower(a, const)
+class _Relaxed:
+    """One ReLU layer's relaxation for a batch, in the form the backward pass uses: the mask of
+    active neurons (slope 1 whatever the sign of the coefficient) and, gathered per sample and
+    padded to the batch's largest count, the unstable neurons' indices, slopes and upper
+    intercepts (the padding takes stable neurons, whose own slopes are exact)."""
+
+    def __init__(self, lo: torch.Tensor, up: torch.Tensor) -> None:
+        self.active = (lo >= 0).to(lo.dtype)
+        unstable = (lo < 0) & (up > 0)
+        u = int(unstable.sum(dim=1).max()) if unstable.numel() else 0
+        self.index = None
+        if u:
+            # each sample's unstable neurons first (a stable sort keeps their order), u of them
+            self.index = torch.sort(unstable.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :u]
+            self.low, self.up, self.up_int = _relaxation(lo.gather(1, self.index), up.gather(1, self.index))
+
+    def apply(self, g: torch.Tensor, const: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coefficients ``g`` (B x S x n) on the ReLU's output turned into a lower bound on its
+        input: (coefficients, constant)."""
+        out = g * self.active.unsqueeze(1)
+        if self.index is not None:
+            at = self.index.unsqueeze(1).expand(-1, g.shape[1], -1)
+            gu = g.gather(2, at)  # B x S x u
+            const = const + (gu.clamp(max=0) @ self.up_int.unsqueeze(-1)).squeeze(-1)
+            out.scatter_(2, at, gu * torch.where(gu > 0, self.low.unsqueeze(1), self.up.unsqueeze(1)))
+        return out, const
+
+
+def _backward(g: torch.Tensor, const: torch.Tensor, augmented: list[torch.Tensor], k: int, relaxed: list[_Relaxed],
+              box: _InputSet) -> torch.Tensor:
+    """Lower bound over the input set of ``g @ relu(z_(k-1)) + const`` (g: B x S x n_(k-1)), by
+    CROWN's backward pass through layers k-1, ..., 0. ``augmented[i]`` is ``[W_i | b_i]``, so one
+    product carries the coefficients and the constant."""
+    for i in range(k - 1, -1, -1):
+        g, const = relaxed[i].apply(g, const)
+        both = g @ augmented[i]
+        g, const = both[..., :-1], const + both[..., -1]
+    return box.lower(g, const)
 
 
 def _crown(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
-    """CROWN's margin bound. Pre-activation bounds of each layer start from the interval through
-    it; CROWN then tightens only the neurons the interval leaves unstable in some sample of the
-    batch (for the others the ReLU relaxation is exact whatever their bounds)."""
+    """CROWN's margin bound (``spec``: B x S x classes). Pre-activation bounds of each layer start
+    from the interval through it; CROWN then tightens, in each sample, only the neurons the
+    interval leaves unstable there (for the others the ReLU relaxation is exact whatever their
+    bounds). Each sample's unstable neurons are gathered into its own rows, so the work follows
+    the per-sample count, not the batch's union, and no sample's bounds depend on its batch."""
+    augmented = [torch.cat([w, b.unsqueeze(1)], dim=1) for w, b in layers]
     w0, b0 = layers[0]
-    pre = [(box.lower(w0, b0), -box.lower(-w0, -b0))]  # the first layer's bounds are exact
+    bounds = (box.lower(w0, b0), -box.lower(-w0, -b0))  # the first layer's bounds are exact
+    relaxed = [_Relaxed(*bounds)]
     for k in range(1, len(layers) - 1):
-        lo, up = _interval_step(layers[k], pre[-1])
-        cols = torch.nonzero(((lo < 0) & (up > 0)).any(dim=0)).flatten()
-        if cols.numel():
-            rows = torch.eye(layers[k][0].shape[0], dtype=torch.float64)[cols]
-            both = _crown_lower(torch.cat([rows, -rows]), layers, k, pre, box)
-            m = cols.numel()
-            lo, up = lo.clone(), up.clone()
-            lo[:, cols] = torch.maximum(lo[:, cols], both[:, :m])
-            up[:, cols] = torch.minimum(up[:, cols], -both[:, m:])
-        pre.append((lo, up))
-    return _crown_lower(spec, layers, len(layers) - 1, pre, box)
+        lo, up = _interval_step(layers[k], bounds)
+        unstable = (lo < 0) & (up > 0)
+        counts = unstable.sum(dim=1)
+        m = int(counts.max()) if counts.numel() else 0
+        if m:
+            order = torch.sort(unstable.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :m]
+            signed = torch.cat([augmented[k], -augmented[k]])  # +row and -row: lower and upper bounds
+            rows = signed[torch.cat([order, order + lo.shape[1]], dim=1)]  # B x 2m x (n_(k-1) + 1)
+            both = _backward(rows[..., :-1], rows[..., -1], augmented, k, relaxed, box)
+            valid = torch.arange(m) < counts.unsqueeze(1)
+            lo_m, up_m = lo.gather(1, order), up.gather(1, order)
+            lo = lo.scatter(1, order, torch.where(valid, torch.maximum(lo_m, both[:, :m]), lo_m))
+            up = up.scatter(1, order, torch.where(valid, torch.minimum(up_m, -both[:, m:]), up_m))
+        bounds = (lo, up)
+        relaxed.append(_Relaxed(lo, up))
+    top = spec @ augmented[-1]
+    return _backward(top[..., :-1], top[..., -1], augmented, len(layers) - 1, relaxed, box)
 
 
 def _interval_step(layer: tuple[torch.Tensor, torch.Tensor], prev: tuple[torch.Tensor, torch.Tensor]
