@@ -105,3 +105,5 @@ def test_models_it_cannot_harden_are_skipped_and_bad_parameters_refused(fitted):
         checks.get("hardening_tradeoff", eps=2.0)
     with pytest.raises(ConfigError, match="test_size"):
         checks.get("hardening_tradeoff", test_size=1.0)
+    with pytest.raises(ConfigError, match="names and dicts only"):  # a callable cannot go into report.json
+        checks.get("hardening_tradeoff", options=[("mine", lambda net, *_: net)])

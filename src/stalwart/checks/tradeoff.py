@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stalwart._stats import wilson_interval
-from stalwart._validation import check_choice, check_param, check_positive, labels_to_index
+from stalwart._validation import check_choice, check_param, check_positive, labels_to_index, param_error
 from stalwart.checks.adversarial import LEVELS, tabular_box
 from stalwart.checks.base import Check, Measurement, Metric, SkipCheck, note_rows, register
 from stalwart.errors import ConfigError
@@ -122,6 +122,9 @@ class HardeningTradeoff(Check):
 
         super().__init__(conditions=conditions)
         option_names(options)
+        if any(isinstance(o, tuple) for o in options):
+            raise param_error(self, "options", "names and dicts only (they are written into the report); pass "
+                              "(name, callable) options to stalwart.defend.tradeoff", options)
         self.options = list(options)
         self.norm = check_choice(self, "norm", norm, ("linf", "l2"))
         check_positive(self, "eps", eps)
