@@ -90,6 +90,13 @@ def test_tradeoff_measurement_marks_the_front_of_constructed_rows():
     assert [r["pareto"] for r in m.tables["tradeoff"]] == ["yes", "yes", ""]
     with pytest.raises(ConfigError, match="TradeoffResult"):
         tradeoff_measurement(rows)
+    from stalwart.checks import CheckResult, Status
+    from stalwart.report import headline
+
+    result = CheckResult("hardening_tradeoff", "adversarial", Status.PASS, m.metrics, tables=m.tables,
+                         curves=m.curves, headline_metric="best_robust_accuracy")
+    assert headline(result.to_dict()) == ("pgd is the most robust option: robust accuracy 0.200 → 0.700, clean "
+                                          "accuracy 0.950 → 0.900")
 
 
 def test_models_it_cannot_harden_are_skipped_and_bad_parameters_refused(fitted):

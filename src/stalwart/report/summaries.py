@@ -239,6 +239,17 @@ def _adversarial(r: Mapping[str, Any]) -> str | None:
     return text
 
 
+@register_headline("hardening_tradeoff")
+def _hardening_tradeoff(r: Mapping[str, Any]) -> str | None:
+    rows = _rows(r, "tradeoff")
+    if len(rows) < 2 or metric_value(r, "best_robust_accuracy") is None:
+        return None
+    best = max(rows[1:], key=lambda row: (row["robust_accuracy"], row["clean_accuracy"]))
+    return (f"{best['option']} is the most robust option: robust accuracy {number(r, 'baseline_robust_accuracy')} → "
+            f"{number(r, 'best_robust_accuracy')}, clean accuracy {number(r, 'baseline_clean_accuracy')} → "
+            f"{number(r, 'best_option_clean_accuracy')}")
+
+
 @register_headline("text_adversarial_robustness")
 def _text_adversarial(r: Mapping[str, Any]) -> str | None:
     if metric_value(r, "robust_accuracy") is None:
