@@ -371,24 +371,26 @@ def _upsampling_windows(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _upsample_array(c: np.ndarray, out: np.ndarray) -> None:
     """:func:`_upsample2` on arrays n x p x H x W (H, W % 8 == 0) into ``out`` (n x p x 2H x 2W, any strides
-    but the last two axes'): down the rows, then along them, each a few small products over strided windows of
-    the padded samples (:func:`_upsampling_windows`; numpy's strided elementwise steps would be slower)."""
+    but the last two axes'): along the rows (at half height), then down them, each a few small products over
+    strided windows of the padded samples (:func:`_upsampling_windows`; numpy's strided elementwise steps
+    would be slower)."""
     n, p, h, w = c.shape
     down, _ = _upsampling_windows(h)
     _, along = _upsampling_windows(w)
-    padded = np.empty((n, p, h + 2, w), dtype=np.float32)
-    padded[:, :, 1:1 + h] = c
-    padded[:, :, 0] = padded[:, :, h + 1] = 0.0
+    padded = np.empty((n, p, h, w + 2), dtype=np.float32)
+    padded[..., 1:1 + w] = c
+    padded[..., 0] = padded[..., w + 1] = 0.0
     s = padded.strides
-    windows = np.lib.stride_tricks.as_strided(padded, (n, p, h // 8, 10, w), (s[0], s[1], 8 * s[2], s[2], s[3]),
+    windows = np.lib.stride_tricks.as_strided(padded, (w // 8, n, p, h, 10), (8 * s[3], s[0], s[1], s[2], s[3]),
                                               writeable=False)
-    rows = np.empty((n, p, 2 * h, w + 2), dtype=np.float32)  # upsampled down the rows, padded along them
-    rows[..., 0] = rows[..., w + 1] = 0.0
-    np.matmul(down, windows, out=rows[..., 1:1 + w].reshape(n, p, h // 8, 16, w))
+    rows = np.empty((n, p, h + 2, 2 * w), dtype=np.float32)  # upsampled along the rows, padded down them
+    rows[:, :, 0] = rows[:, :, h + 1] = 0.0
+    np.matmul(windows, along[:, None, None],
+              out=rows[:, :, 1:1 + h].reshape(n, p, h, w // 8, 16).transpose(3, 0, 1, 2, 4))
     s = rows.strides
-    windows = np.lib.stride_tricks.as_strided(rows, (w // 8, n, p, 2 * h, 10), (8 * s[3], s[0], s[1], s[2], s[3]),
+    windows = np.lib.stride_tricks.as_strided(rows, (n, p, h // 8, 10, 2 * w), (s[0], s[1], 8 * s[2], s[2], s[3]),
                                               writeable=False)
-    np.matmul(windows, along[:, None, None], out=out.reshape(n, p, 2 * h, w // 8, 16).transpose(3, 0, 1, 2, 4))
+    np.matmul(down, windows, out=out.reshape(n, p, h // 8, 16, 2 * w))
 
 
 def _jpeg_large_array(x: np.ndarray, quality: int) -> np.ndarray:

@@ -372,36 +372,36 @@ def _cell_means(x: Tensor, maps: tuple) -> Tensor:
 
 def _pixelate_array(x: np.ndarray, rows: tuple, cols: tuple) -> np.ndarray:
     """Pixelation of a numpy batch by :func:`_array_taps`: cell means down the rows (weighted sums of whole
-    rows, which ``take`` copies fast), the same along W on the transposed result, then the cells repeated.
-    The same sums in the same order as the torch path, up to float contraction."""
+    rows), the same along W on the transposed result, then the cells repeated: the torch path's steps and
+    results, with numpy's faster row copies and repeats."""
     y = np.ascontiguousarray(_array_cell_means(x, rows).swapaxes(2, 3))  # n x c x W x cells
     z = np.repeat(_array_cell_means(y, cols), cols[2], axis=2)  # n x c x W x cells, W cells means
     return np.repeat(np.ascontiguousarray(z.swapaxes(2, 3)), rows[2], axis=2)
 
 
 def _array_cell_means(x: np.ndarray, taps: tuple) -> np.ndarray:
-    """:func:`_cell_means` on arrays: area means of cells along axis 2. Every tap's rows in one ``take``, and
-    their weighted sum in one ``einsum`` (no temporaries; the same products and sums in the same order)."""
+    """:func:`_cell_means` on arrays: area means of cells along axis 2. The rows of each tap are gathered by
+    numpy (``take`` copies whole rows several times faster than torch's ``index_select``) and weighted and
+    summed by torch's ``addcmul_``, exactly as on the torch path (bit for bit)."""
     index, weight, _ = taps
     n, c, _, w = x.shape
-    if n * c > 8:
-        rows = np.take(x, index, axis=2).reshape(n, c, *weight.shape, w)
-        return np.einsum("tk,nctkw->nckw", weight, rows)
-    out = np.empty((n, c, weight.shape[1], w), dtype=np.float32)
-    for i in range(n):  # a plane at a time: the taps' rows of one 224 px plane still fit in a core's cache
-        for j in range(c):
-            rows = np.take(x[i, j], index, axis=0).reshape(*weight.shape, w)
-            np.einsum("tk,tkw->kw", weight, rows, out=out[i, j])
+    out = np.empty((n, c, len(index[0]), w), dtype=np.float32)
+    np.take(x, index[0], axis=2, out=out, mode="clip")  # in range; "raise" would copy through a buffer
+    y = torch.from_numpy(out).mul_(weight[0])
+    rows = np.empty_like(out)
+    tap = torch.from_numpy(rows)
+    for k in range(1, len(index)):
+        np.take(x, index[k], axis=2, out=rows, mode="clip")
+        y.addcmul_(tap, weight[k])
     return out
 
 
 @functools.lru_cache(maxsize=64)
-def _array_taps(size: int, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_pixelate_maps`' taps as arrays: each cell's pixels, tap after tap (``taps * cells``), their
-    weights (``taps x cells``), and how many pixels each cell covers."""
+def _array_taps(size: int, cells: int) -> tuple[tuple[np.ndarray, ...], tuple[Tensor, ...], np.ndarray]:
+    """:func:`_pixelate_maps`' taps for arrays: per tap each cell's pixel (an array) and weight (the torch
+    column, cells x 1), and how many pixels each cell covers."""
     maps = _pixelate_maps(size, cells)
-    return (np.concatenate([i.numpy() for i in maps[1]]), np.stack([wt.numpy()[:, 0] for wt in maps[2]]),
-            maps[4])
+    return tuple(i.numpy() for i in maps[1]), maps[2], maps[4]
 
 
 @functools.lru_cache(maxsize=64)
