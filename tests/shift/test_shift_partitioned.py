@@ -101,6 +101,14 @@ def test_process_executor_gives_the_local_result(data):
 
     with ProcessExecutor(workers=2) as ex:
         remote = detect_drift_partitioned(ref_dir, cur_dir, method=KS, executor=ex)
+        labels = [compare_labels_partitioned(ref_dir, cur_dir, c, executor=ex, rows_per_task=2000) for c in "ib"]
+    for got, c in zip(labels, "ib"):  # class counts and a float label's sketch: the local numbers
+        want = compare_labels_partitioned(ref_dir, cur_dir, c)
+        if c == "i":
+            assert got["reference_counts"].equals(want["reference_counts"])
+            assert got["current_counts"].equals(want["current_counts"])
+        else:
+            assert got == want
     assert [(f.feature, f.statistic, f.p_value) for f in remote.features] == \
         [(f.feature, f.statistic, f.p_value) for f in local.features]
     assert remote.details["sketch"]["executor"] == "process" and remote.details["sketch"]["worker_peak_rss_mb"] > 0
