@@ -123,10 +123,10 @@ def test_one_failing_model_does_not_stop_the_others(service, monkeypatch):
         assert r.status_code == 201
     real = analysis.window_metrics
 
-    def broken(reference, window, model):
+    def broken(reference, window, model, **kwargs):
         if model["name"] == "bad":
             raise RuntimeError("planted failure")
-        return real(reference, window, model)
+        return real(reference, window, model, **kwargs)
 
     monkeypatch.setattr(analysis, "window_metrics", broken)
     out = analyze(store)

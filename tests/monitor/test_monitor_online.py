@@ -105,3 +105,18 @@ def test_pooled_chi2_pools_rare_cells_and_equals_pearson_without_them():
     by_hand = chi2_contingency(np.array([[600, 390, 10], [300, 195, 5]]), correction=False)
     assert stat == pytest.approx(by_hand[0]) and p == pytest.approx(by_hand[1])
     assert pooled_chi2([5, 0], [0, 0]) == (0.0, 1.0, 1)  # one sample empty: nothing to compare
+
+
+def test_the_drift_tests_ks_statistics_are_reused_and_equal_a_fresh_computation():
+    from stalwart.monitor.analysis import window_metrics
+
+    rng = np.random.default_rng(8)
+    reference, window = _draw(rng, 2000), _draw(rng, 800, shift=0.1)
+    model = {"columns": KINDS, "config": {}, "task": "classification"}
+    ks = {}
+    _, table = window_metrics({"inputs": reference, "prediction": [0] * 2000},
+                              {"inputs": window, "prediction": [0] * 800}, model, ks=ks)
+    assert {row["feature"]: row["test"] for row in table}["t"] == "wasserstein"
+    assert set(ks) == {"t", "n"}  # the columns compared by their CDFs; the others are counted
+    fitted = online_reference({"inputs": reference}, KINDS)
+    assert online_p_values(fitted, window, ks=ks) == online_p_values(fitted, window)
