@@ -16,7 +16,9 @@ from stalwart.perturb._image_digital import (
     JpegCompression,
     Saturate,
     _code_separable,
+    _colour_array,
     _jpeg_large_array,
+    _mm_rows,
     _quantise,
     _upsample2,
     _upsample_array,
@@ -450,6 +452,19 @@ def test_jpeg_one_large_image_in_numpy_matches_the_batched_torch_codec(shape):
         assert np.mean(batched != ours) < 0.01 and gap < 0.01 * np.mean((batched - x) ** 2), severity
     one = p.apply(x[:1], 3, schema=Schema("image", value_range=(0.0, 255.0)))  # apply takes the numpy route
     np.testing.assert_array_equal(one, _jpeg_large_array(x[:1], p.quality(3, min(shape[2:]))).clip(0, 255))
+
+
+@pytest.mark.parametrize("rows", [3136, 3135])  # cut into 4 chunks for one BLAS thread each, or not cut (odd)
+def test_jpeg_array_products_in_chunks_equal_whole_products(rows):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(rows, 16)).astype(np.float32)
+    b = rng.normal(size=(16, 16)).astype(np.float32)
+    np.testing.assert_allclose(_mm_rows(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
+    m = rng.normal(size=(3, 3)).astype(np.float32)
+    x = rng.uniform(0, 255, (2, 3, rows * 16)).astype(np.float32)
+    out = np.empty_like(x)
+    assert _colour_array(m, x, out=out) is out
+    np.testing.assert_allclose(out, np.einsum("ij,njp->nip", m.astype(np.float64), x), rtol=1e-5, atol=1e-3)
 
 
 def test_jpeg_one_224_px_image_matches_pillow():
