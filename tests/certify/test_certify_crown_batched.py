@@ -92,7 +92,15 @@ def maxpool_net(seed):
                                torch.nn.Linear(6, 3)).double().eval()
 
 
-NETS = [(mlp, (6,)), (conv_net, (1, 6, 6)), (maxpool_net, (1, 6, 6))]
+def strided_net(seed):  # stride, grouped and dilated convolutions: their adjoints in the backward pass
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(4, 4, 2, groups=2), torch.nn.ReLU(),
+                               torch.nn.Conv2d(4, 2, 2, padding=1, dilation=2), torch.nn.ReLU(),
+                               torch.nn.Flatten(), torch.nn.Linear(8, 3)).double().eval()
+
+
+NETS = [(mlp, (6,)), (conv_net, (1, 6, 6)), (maxpool_net, (1, 6, 6)), (strided_net, (1, 6, 6))]
 
 
 @pytest.mark.parametrize("build, shape", NETS, ids=lambda v: getattr(v, "__name__", ""))

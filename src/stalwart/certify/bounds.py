@@ -20,7 +20,9 @@ Networks: ``torch.nn.Sequential`` (nested) of ``Linear``, ``Conv2d``, ``AvgPool2
 ``Softmax``/``LogSoftmax`` (it does not change which class wins); and the exact torch mirrors of
 scikit-learn linear models and ReLU/identity MLPs (:func:`stalwart.models.torch_mirror`). Every
 affine part is turned into a matrix once per call (in float64), so very wide convolutions are
-refused with a pointer to randomized smoothing, which needs no access to the layers.
+refused with a pointer to randomized smoothing, which needs no access to the layers. CROWN's
+backward pass works on each sample's unstable ReLUs only, and takes a lone convolution backwards
+by its adjoint (the gradient of conv2d), not by its dense matrix.
 """
 
 from __future__ import annotations
@@ -169,7 +171,11 @@ def _walk(module: torch.nn.Module, shape: tuple[int, ...], ops: list[Any]) -> tu
                          "supported: Linear, Conv2d, AvgPool2d, MaxPool2d, BatchNorm (eval), Flatten, ReLU, Identity, Dropout. "
                          "Certify this model with randomized smoothing (stalwart.certify.RandomizedSmoothing).")
     w, b, out_shape = _dense(lambda t: _as64(module, t), shape, type(module).__name__)
-    ops.append((w, b))
+    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros" and not isinstance(module.padding, str):
+        ops.append(_ConvLayer(w, b, module.weight.detach().double(), shape, out_shape, module.stride, module.padding,
+                             module.dilation, module.groups))
+    else:
+        ops.append((w, b))
     return out_shape
 
 
@@ -350,7 +356,10 @@ def _walk_script(module: Any, shape: tuple[int, ...], ops: list[Any]) -> tuple[i
                          "the eager module (torch.save of the state dict) or certify with randomized smoothing "
                          "(stalwart.certify.RandomizedSmoothing).") from None
     w, b, out_shape = _dense(fn, shape, kind)
-    ops.append((w, b))
+    if kind == "Conv2d" and not isinstance(padding, str):
+        ops.append(_ConvLayer(w, b, module.weight.detach().double(), shape, out_shape, stride, padding, dilation, groups))
+    else:
+        ops.append((w, b))
     return out_shape
 
 
@@ -361,6 +370,28 @@ def _as64(module: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
     params = {k: v.double() for k, v in module.named_parameters()}
     buffers = {k: (v.double() if v.is_floating_point() else v) for k, v in module.named_buffers()}
     return functional_call(module, {**params, **buffers}, (t,))
+
+
+class _ConvLayer(tuple):
+    """A network layer ``(W, b)`` that is one ``Conv2d``: the dense ``W`` for the forward side, and
+    the kernel, so that the backward pass applies ``W``'s transpose as the convolution's adjoint
+    (the gradient of conv2d with respect to its input) instead of a dense product."""
+
+    def __new__(cls, w: torch.Tensor, b: torch.Tensor, *args: Any) -> _ConvLayer:
+        return super().__new__(cls, (w, b))
+
+    def __init__(self, w: torch.Tensor, b: torch.Tensor, kernel: torch.Tensor, in_shape: tuple[int, ...],
+                 out_shape: tuple[int, ...], stride: Any, padding: Any, dilation: Any, groups: int) -> None:
+        self.kernel, self.in_shape, self.out_shape = kernel, tuple(in_shape), tuple(out_shape)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, int(groups)
+
+    def transpose_apply(self, g: torch.Tensor) -> torch.Tensor:
+        """``g @ W`` for g (..., n_out), by the convolution's adjoint."""
+        lead = g.shape[:-1]
+        flat = g.reshape(-1, *self.out_shape)
+        out = torch.nn.grad.conv2d_input((flat.shape[0], *self.in_shape), self.kernel, flat, self.stride,
+                                         self.padding, self.dilation, self.groups)
+        return out.reshape(*lead, -1)
 
 
 def _merge(ops: list[Any], n_in: int) -> Layers:
@@ -381,7 +412,7 @@ def _merge(ops: list[Any], n_in: int) -> Layers:
             current = None
             continue
         w, b = op
-        current = (w, b) if current is None else (w @ current[0], w @ current[1] + b)
+        current = op if current is None else (w @ current[0], w @ current[1] + b)  # a lone conv keeps its kernel
         width = int(w.shape[0])
     layers.append(current if current is not None else identity())
     return layers
@@ -455,15 +486,20 @@ class _Relaxed:
         return out, const
 
 
-def _backward(g: torch.Tensor, const: torch.Tensor, augmented: list[torch.Tensor], k: int, relaxed: list[_Relaxed],
-              box: _InputSet) -> torch.Tensor:
+def _backward(g: torch.Tensor, const: torch.Tensor, layers: Layers, augmented: list[torch.Tensor], k: int,
+              relaxed: list[_Relaxed], box: _InputSet) -> torch.Tensor:
     """Lower bound over the input set of ``g @ relu(z_(k-1)) + const`` (g: B x S x n_(k-1)), by
     CROWN's backward pass through layers k-1, ..., 0. ``augmented[i]`` is ``[W_i | b_i]``, so one
     product carries the coefficients and the constant."""
     for i in range(k - 1, -1, -1):
         g, const = relaxed[i].apply(g, const)
-        both = g @ augmented[i]
-        g, const = both[..., :-1], const + both[..., -1]
+        layer = layers[i]
+        if isinstance(layer, _ConvLayer):
+            const = const + g @ layer[1]
+            g = layer.transpose_apply(g)
+        else:
+            both = g @ augmented[i]
+            g, const = both[..., :-1], const + both[..., -1]
     return box.lower(g, const)
 
 
@@ -486,7 +522,7 @@ def _crown(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
             order = torch.sort(unstable.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :m]
             signed = torch.cat([augmented[k], -augmented[k]])  # +row and -row: lower and upper bounds
             rows = signed[torch.cat([order, order + lo.shape[1]], dim=1)]  # B x 2m x (n_(k-1) + 1)
-            both = _backward(rows[..., :-1], rows[..., -1], augmented, k, relaxed, box)
+            both = _backward(rows[..., :-1], rows[..., -1], layers, augmented, k, relaxed, box)
             valid = torch.arange(m) < counts.unsqueeze(1)
             lo_m, up_m = lo.gather(1, order), up.gather(1, order)
             lo = lo.scatter(1, order, torch.where(valid, torch.maximum(lo_m, both[:, :m]), lo_m))
@@ -494,7 +530,7 @@ def _crown(layers: Layers, spec: torch.Tensor, box: _InputSet) -> torch.Tensor:
         bounds = (lo, up)
         relaxed.append(_Relaxed(lo, up))
     top = spec @ augmented[-1]
-    return _backward(top[..., :-1], top[..., -1], augmented, len(layers) - 1, relaxed, box)
+    return _backward(top[..., :-1], top[..., -1], layers, augmented, len(layers) - 1, relaxed, box)
 
 
 def _interval_step(layer: tuple[torch.Tensor, torch.Tensor], prev: tuple[torch.Tensor, torch.Tensor]
