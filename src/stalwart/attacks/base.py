@@ -5,6 +5,11 @@ device, call the subclass's one method, project the result back into the threat 
 **recompute success from the model's own predictions** (an attack's claim is never trusted).
 Samples the model already misclassifies count as not robust and are not attacked.
 
+Every verdict (is this input classified correctly?) comes from :func:`predicted_index`: one
+prediction for a deterministic model; for a randomized one (``model.verdict_draws > 1``) the class
+most often predicted over that many fresh draws, so one unlucky draw neither breaks a sample nor
+saves it.
+
 A configured attack is immutable: ``run`` writes nothing to it, so one object may run on several
 models at once (threads) or be shipped to another process. What a run measures travels back in
 its return value (:class:`Candidates`), never through ``self``.
@@ -43,7 +48,7 @@ from stalwart.attacks._common import (
 from stalwart.errors import ConfigError, InputError
 
 __all__ = ["ThreatModel", "Attack", "AttackResult", "Candidates", "RobustnessRates", "norm_of", "project_ball",
-           "check_threat_shape", "EPS_UNITS", "NORMS", "ATTACKS", "register"]
+           "check_threat_shape", "EPS_UNITS", "NORMS", "ATTACKS", "register", "predicted_index"]
 
 Norm = Literal["linf", "l2", "l1", "l0"]
 #: what a threat model's eps is measured in, and how reports say it
@@ -336,8 +341,10 @@ class Attack(ABC):
             if not bool(torch.isfinite(logits).all()):
                 model.predict_proba(xs)  # raises the adapter's error naming the rows
             pred_clean = logits.detach().argmax(dim=1).cpu().numpy()
+            if model.verdict_draws > 1:  # a random model's logits are one (averaged) draw, not its verdict
+                pred_clean = predicted_index(model, xs)
         else:
-            pred_clean = model.predict_proba(xs).argmax(axis=1)
+            pred_clean = predicted_index(model, xs)
         queries = np.full(len(xs), (model.n_queries - q0) / len(xs), dtype=float)
         todo = pred_clean == y_idx if tgt is None else (pred_clean == y_idx) & (pred_clean != tgt)
         x_adv = xs.copy()
@@ -363,7 +370,7 @@ class Attack(ABC):
                 queries[rows] += (model.n_queries - q1) / rows.size
             else:
                 queries[rows] += np.asarray(per_sample, dtype=float)
-        pred_adv = self._verdict(model, x_adv, device)
+        pred_adv = predicted_index(model, x_adv, in_torch=True)
         elapsed = time.perf_counter() - start
         success = pred_adv != y_idx if tgt is None else pred_adv == tgt
         success = success | (pred_clean != y_idx)
@@ -375,19 +382,6 @@ class Attack(ABC):
             pred_clean=classes[pred_clean], pred_adv=classes[pred_adv], success=success,
             distance=self.threat.distance(x_adv, xs), queries=queries, time_s=elapsed,
             targeted=tgt is not None, params=self.params())
-
-    @staticmethod
-    def _verdict(model: Any, x_adv: np.ndarray, device: Any) -> np.ndarray:
-        """The model's own predicted class index for each returned input (one forward pass; on a
-        differentiable model without leaving torch). A non-finite output raises the adapter's error."""
-        if not model.differentiable:
-            return model.predict_proba(x_adv).argmax(axis=1)
-        with torch.no_grad():
-            logits = torch.cat([model.torch_logits(b) for b in torch.as_tensor(x_adv, device=device)
-                                .split(model.batch_size)])
-        if not bool(torch.isfinite(logits).all()):
-            model.predict_proba(x_adv)  # raises ModelError naming the rows
-        return logits.argmax(dim=1).cpu().numpy()
 
     @staticmethod
     def _target_index(model: Any, xs: np.ndarray, y_idx: np.ndarray, targeted: Any) -> np.ndarray | None:
@@ -424,6 +418,47 @@ class Attack(ABC):
                 f"x lies outside the threat model's bounds (x spans [{xs.min():.4g}, {xs.max():.4g}]); "
                 "declare the data's real range in ThreatModel(bounds=...) or rescale x."
             )
+
+
+def predicted_index(model: Any, x: np.ndarray, *, in_torch: bool = False) -> np.ndarray:
+    """The class index ``model`` is judged to predict for each row of ``x``: the one verdict that
+    attacks (clean and adversarial inputs), :func:`~stalwart.attacks.evaluate` and the checks use.
+
+    A deterministic model is judged on one prediction; ``in_torch=True`` reads a differentiable
+    one's class off ``torch_logits`` without leaving torch (the same class, one forward pass on its
+    device). A randomized model (``model.verdict_draws = k > 1``: each call is a fresh draw) is
+    judged by majority vote over ``k`` calls (ties go to the higher mean probability), so a sample
+    counts as misclassified when the answer the defence gives most often is wrong, not when one
+    draw is. A vote, not the mean probabilities: a few confidently wrong draws cannot outweigh a
+    majority of right ones. A non-finite output raises the adapter's error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stalwart.models import FunctionModel
+    >>> model = FunctionModel(lambda x: np.c_[x[:, 0], 1 - x[:, 0]], classes=[0, 1])
+    >>> predicted_index(model, np.array([[0.9], [0.2]])).tolist()
+    [0, 1]
+    """
+    draws = int(getattr(model, "verdict_draws", 1))
+    if draws > 1:
+        votes, mean = None, None
+        for _ in range(draws):
+            p = model.predict_proba(x)
+            if votes is None:
+                votes, mean = np.zeros(p.shape), np.zeros(p.shape)
+            votes[np.arange(len(p)), p.argmax(axis=1)] += 1
+            mean += p / draws
+        return (votes + 0.5 * mean).argmax(axis=1)  # mean <= 1: it breaks ties and nothing else
+    if not (in_torch and model.differentiable):
+        return model.predict_proba(x).argmax(axis=1)
+    device = getattr(model, "device", None) or torch.device("cpu")
+    with torch.no_grad():
+        logits = torch.cat([model.torch_logits(b) for b in torch.as_tensor(x, device=device)
+                            .split(model.batch_size)])
+    if not bool(torch.isfinite(logits).all()):
+        model.predict_proba(x)  # raises ModelError naming the rows
+    return logits.argmax(dim=1).cpu().numpy()
 
 
 #: every attack: the numeric ones (``Attack`` subclasses, on images and tables) and those on text

@@ -46,6 +46,12 @@ if it also withstood the ensemble at a larger one. ``eps_curve=[]`` skips the ex
 The adapter is checked too: a model that outputs probabilities (not logits) is flagged, since
 saturated softmax outputs mask gradients, and an eps that is meaningless for the data's range is
 refused with a message that says how to fix it.
+
+A randomized model (``model.verdict_draws > 1``, e.g. :class:`stalwart.defend.RandomizedModel`)
+answers each call with a fresh draw. It is judged, clean and attacked, by majority vote over
+``verdict_draws`` draws (:func:`stalwart.attacks.base.predicted_index`, the one verdict every
+attack uses), so a sample is broken only when the answer the defence gives most often is wrong;
+its gradients are whatever its ``torch_logits`` gives (EOT averages for the defences).
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ import torch
 
 from stalwart._validation import check_array, check_choice, check_seed, labels_to_index, param_error
 from stalwart.attacks._common import check_threat_shape, classifier, norm_of, numeric_batch
-from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel
+from stalwart.attacks.base import ATTACKS, AttackResult, ThreatModel, predicted_index
 from stalwart.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -220,6 +226,9 @@ def _check_eps_curve(eps_curve: Any) -> None:
 
 def _model_notes(model: Any, threat: ThreatModel) -> list[str]:
     notes = []
+    if model.verdict_draws > 1:
+        notes.append(f"randomized model: every verdict (clean and adversarial) is a majority vote over "
+                     f"{model.verdict_draws} draws (verdict_draws), not one draw")
     if model.differentiable and model.logits_from_probabilities:
         notes.append("the network returns probabilities, not logits: gradients are taken through the log of "
                      "saturating softmax outputs, which can mask gradients; attack the module without its "
@@ -337,7 +346,7 @@ def evaluate(model: Any, x: Any, y: Any, threat: ThreatModel, *, level: Level = 
     start = time.perf_counter()
     white = bool(model.differentiable)
     y_idx = labels_to_index(ys, model.classes)
-    clean_correct = model.predict_proba(xs).argmax(axis=1) == y_idx
+    clean_correct = predicted_index(model, xs) == y_idx
     notes = _model_notes(model, threat)  # after a prediction: adapters learn their output kind from it
     if not white:
         notes.append("black-box model: only black-box attacks ran (no gradients), so robust accuracy is an "
@@ -536,7 +545,7 @@ def _curve(model, xs, ys, threat, white, seed, values, broken_by, x_adv) -> dict
         if rows.size:
             xt = torch.as_tensor(xs[rows])
             projected = _with_eps(threat, eps).project(torch.as_tensor(x_prev[rows]), xt).numpy()
-            fooled = model.predict_proba(projected).argmax(axis=1) != y_idx[rows]
+            fooled = predicted_index(model, projected) != y_idx[rows]
             hit[rows[fooled]] = True
             found[rows[fooled]] = projected[fooled]
         rest = prev & ~hit

@@ -72,6 +72,7 @@ class Ensemble(Model):
         self.weights = w
         self.classes = None if first is None else np.asarray(first)
         self.batch_size = min(int(getattr(m, "batch_size", 1024)) for m in members)
+        self.verdict_draws = max(m.verdict_draws for m in members)  # a random member makes it random
         bounds = {m.input_bounds for m in members}
         self.input_bounds = bounds.pop() if len(bounds) == 1 else None
 

@@ -11,6 +11,13 @@ gradient are those of the averaged logits), and every white-box attack and
 :meth:`RandomizedModel.non_adaptive` (``eot=1``) is the plain attack, shown beside it in reports.
 Predictions (``predict``, ``predict_proba``) are the defence as deployed: one draw per call.
 
+Verdicts are not taken on one draw. Whether a sample is classified correctly, clean or at an
+adversarial input, is judged by every attack, :func:`stalwart.attacks.evaluate` and the checks by
+majority vote over ``verdict_draws`` calls (:func:`stalwart.attacks.base.predicted_index`). A sample
+is then broken when the attack moves the answer the defence gives most often, not when one unlucky
+draw misclassifies it; and a model whose randomness never changes its answer gets exactly its
+deterministic twin's robust accuracy.
+
 :class:`EOT` gives the same averaged gradient to any model whose ``torch_logits`` is random (a
 network with its own noise layer or test-time dropout).
 """
@@ -26,13 +33,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from stalwart._validation import check_param, check_positive, check_seed, param_error
+from stalwart.defend._params import ParamsRepr
 from stalwart.errors import InputError, ModelError
 from stalwart.models.base import Model
 
 __all__ = ["RandomTransform", "RandomNoise", "RandomResizePad", "RandomizedModel", "EOT"]
 
 
-class RandomTransform(ABC):
+class RandomTransform(ParamsRepr, ABC):
     """A random input transform on float tensors within ``bounds``; draws from ``generator`` only."""
 
     name: ClassVar[str] = ""
@@ -40,10 +48,6 @@ class RandomTransform(ABC):
     @abstractmethod
     def __call__(self, x: torch.Tensor, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
         """``x`` transformed by one draw (differentiable in ``x``)."""
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class RandomNoise(RandomTransform):
@@ -144,6 +148,9 @@ class RandomizedModel(_Wrapped):
     bounds : the inputs' valid range (lower, upper); default the model's declared range, else (0, 1)
     eot : int, default 16
         Draws averaged in each gradient (EOT; see the module doc). 1 is the plain attack.
+    verdict_draws : int, default 32
+        Draws that vote in each verdict (clean and adversarial accuracy: the class predicted most
+        often counts); more draws decide samples near a tie more reliably, at one prediction each.
     seed : int, default 0
         Seeds the draws; the model's calls then follow one reproducible sequence.
 
@@ -156,10 +163,12 @@ class RandomizedModel(_Wrapped):
     >>> _ = defended.torch_logits(torch.zeros(2, 4))
     >>> defended.n_queries, defended.non_adaptive().eot   # 2 inputs x 8 draws
     (16, 1)
+    >>> defended.verdict_draws   # accuracy is judged by majority vote over 32 draws
+    32
     """
 
     def __init__(self, model: Any, transforms: Any, *, bounds: tuple[float, float] | None = None, eot: int = 16,
-                 seed: int = 0) -> None:
+                 verdict_draws: int = 32, seed: int = 0) -> None:
         from stalwart.models import wrap
 
         super().__init__()
@@ -176,6 +185,7 @@ class RandomizedModel(_Wrapped):
             bounds[0] < bounds[1]
         check_param(self, "bounds", bounds, ok, "a pair (lower, upper) of finite numbers with lower < upper")
         self.eot = _check_draws(self, "eot", eot)
+        self.verdict_draws = _check_draws(self, "verdict_draws", verdict_draws)
         self.seed = check_seed(self, seed)
         self._adopt(base)
         self.transforms = list(items)
@@ -201,7 +211,8 @@ class RandomizedModel(_Wrapped):
 
     def non_adaptive(self) -> RandomizedModel:
         """The same defence attacked through one draw per gradient (the plain attack)."""
-        return RandomizedModel(self.base, self.transforms, bounds=self.bounds, eot=1, seed=self.seed)
+        return RandomizedModel(self.base, self.transforms, bounds=self.bounds, eot=1,
+                               verdict_draws=self.verdict_draws, seed=self.seed)
 
     def torch_logits(self, x):  # noqa: ANN001, ANN201
         self.n_queries += int(x.shape[0]) * self.eot
@@ -215,9 +226,10 @@ class RandomizedModel(_Wrapped):
 class EOT(_Wrapped):
     """Expectation over Transformation for a model whose ``torch_logits`` is random: each call
     returns the mean logits of ``draws`` calls, so attacks follow the averaged gradient.
-    Predictions are the model's own (one call)."""
+    Predictions are the model's own (one call); verdicts are a majority vote over
+    ``verdict_draws`` calls (see the module doc)."""
 
-    def __init__(self, model: Any, draws: int = 16) -> None:
+    def __init__(self, model: Any, draws: int = 16, *, verdict_draws: int = 32) -> None:
         from stalwart.models import wrap
 
         super().__init__()
@@ -226,6 +238,7 @@ class EOT(_Wrapped):
             raise ModelError(f"EOT averages gradients, and {base.name} has none. Pass a differentiable model "
                              "(a torch network), or attack this one with a black-box attack.")
         self.draws = _check_draws(self, "draws", draws)
+        self.verdict_draws = _check_draws(self, "verdict_draws", verdict_draws)
         self._adopt(base)
         self.input_bounds = base.input_bounds
 
@@ -236,8 +249,9 @@ class EOT(_Wrapped):
     def _raw_predict(self, x: Any) -> np.ndarray:
         return self.base.predict_proba(x)
 
-    def non_adaptive(self) -> Model:
-        return self.base
+    def non_adaptive(self) -> EOT:
+        """One call per gradient (the plain attack), judged like this model."""
+        return EOT(self.base, 1, verdict_draws=self.verdict_draws)
 
     def torch_logits(self, x):  # noqa: ANN001, ANN201
         self.n_queries += int(x.shape[0]) * self.draws

@@ -30,6 +30,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from stalwart._validation import check_array, check_choice, check_param, check_positive, param_error
 from stalwart.data.schema import Schema
+from stalwart.defend._params import ParamsRepr
 from stalwart.errors import InputError, ModelError
 from stalwart.models.base import Model
 from stalwart.perturb.image import JpegCompression
@@ -37,7 +38,7 @@ from stalwart.perturb.image import JpegCompression
 __all__ = ["Squeezer", "BitDepth", "MedianFilter", "JPEG", "SqueezedModel", "SqueezingDetector"]
 
 
-class Squeezer(ABC):
+class Squeezer(ParamsRepr, ABC):
     """A deterministic input transform on float tensors within ``bounds`` (N x ...)."""
 
     name: ClassVar[str] = ""
@@ -45,10 +46,6 @@ class Squeezer(ABC):
     @abstractmethod
     def __call__(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         """``x`` squeezed; ``bounds`` is the inputs' valid range (lower, upper)."""
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class BitDepth(Squeezer):
@@ -160,6 +157,7 @@ class SqueezedModel(Model):
         self.bounds = (float(bounds[0]), float(bounds[1]))
         self.task, self.classes, self.output_kind = base.task, base.classes, base.output_kind
         self.batch_size, self.input_bounds = base.batch_size, self.bounds
+        self.verdict_draws = base.verdict_draws  # squeezing a random model leaves it random
 
     @property
     def name(self) -> str:

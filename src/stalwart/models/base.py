@@ -136,6 +136,11 @@ class Model(ABC):
     feature_names: list[str] | None = None
     #: number of input features (tabular), when the model declares it
     n_features: int | None = None
+    #: calls of ``predict_proba`` a prediction is judged on: 1 for a deterministic model; a randomized
+    #: one (:class:`stalwart.defend.RandomizedModel`, :class:`stalwart.defend.EOT`) answers each call
+    #: with a fresh draw, and attacks and ``evaluate`` judge it by majority vote over this many calls
+    #: (:func:`stalwart.attacks.base.predicted_index`)
+    verdict_draws: int = 1
 
     def __init__(self) -> None:
         self.n_queries = 0

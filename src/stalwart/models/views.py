@@ -33,6 +33,7 @@ class ModelView(Model):
         self.classes = model.classes
         self.output_kind = model.output_kind
         self.batch_size = max(int(getattr(model, "batch_size", 1024)), 1)
+        self.verdict_draws = model.verdict_draws  # each call of the view is one call of the model
 
     @property
     def name(self) -> str:

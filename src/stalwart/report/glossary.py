@@ -86,6 +86,9 @@ _ENTRIES = [
     _e("plain_robust_accuracy", "plain robust accuracy", "",
        "A defence's robust accuracy when attacked through its own gradients (non-adaptive), which far above "
        "the reported adaptive number shows that the defence masks gradients rather than resists attacks."),
+    _e("plain_gradient_robust_accuracy", "plain gradient-attack robust accuracy", "",
+       "A defence's robust accuracy after the gradient attacks alone (APGD) through its own gradients, before "
+       "the black-box attack: what a gradient-only evaluation of the defence would report."),
     _e("median_minimal_perturbation", "median minimal perturbation", "higher",
        "Median over correctly classified samples of the smallest perturbation found that changes the "
        "prediction, in the unit of eps."),
