@@ -485,6 +485,20 @@ class _Relaxed:
             out.scatter_(2, at, gu * torch.where(gu > 0, self.low.unsqueeze(1), self.up.unsqueeze(1)))
         return out, const
 
+    def apply_product(self, g: torch.Tensor, augmented: torch.Tensor) -> torch.Tensor:
+        """``apply`` followed by the product with the layer before, ``[W | b]`` (n x (m + 1)), as
+        ``g @ (active * [W | b])`` plus the unstable columns' share; the last column of the result
+        holds the constant's increment (the upper intercepts included)."""
+        out = g @ (self.active.unsqueeze(-1) * augmented)
+        if self.index is not None:
+            at = self.index.unsqueeze(1).expand(-1, g.shape[1], -1)
+            gu = g.gather(2, at)  # B x S x u; padded (stable) columns get slope - active = 0
+            slope = torch.where(gu > 0, self.low.unsqueeze(1), self.up.unsqueeze(1))
+            slope = slope - self.active.gather(1, self.index).unsqueeze(1)
+            out = out + (gu * slope) @ augmented[self.index]
+            out[..., -1] += (gu.clamp(max=0) @ self.up_int.unsqueeze(-1)).squeeze(-1)
+        return out
+
 
 def _backward(g: torch.Tensor, const: torch.Tensor, layers: Layers, augmented: list[torch.Tensor], k: int,
               relaxed: list[_Relaxed], box: _InputSet) -> torch.Tensor:
@@ -492,8 +506,14 @@ def _backward(g: torch.Tensor, const: torch.Tensor, layers: Layers, augmented: l
     CROWN's backward pass through layers k-1, ..., 0. ``augmented[i]`` is ``[W_i | b_i]``, so one
     product carries the coefficients and the constant."""
     for i in range(k - 1, -1, -1):
-        g, const = relaxed[i].apply(g, const)
         layer = layers[i]
+        if not isinstance(layer, _ConvLayer) and g.shape[1] > augmented[i].shape[1]:
+            # more rows than the layer has inputs: the active mask goes into each sample's copy of
+            # [W | b] rather than into every row
+            both = relaxed[i].apply_product(g, augmented[i])
+            g, const = both[..., :-1], const + both[..., -1]
+            continue
+        g, const = relaxed[i].apply(g, const)
         if isinstance(layer, _ConvLayer):
             const = const + g @ layer[1]
             g = layer.transpose_apply(g)
