@@ -261,7 +261,7 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
                           "'postgresql+psycopg://user:password@host/dbname'") from None
     try:
         if parsed.get_backend_name() != "sqlite":
-            return sa.create_engine(parsed, pool_pre_ping=True)
+            return _server_engine(parsed)
         memory = parsed.database in (None, "", ":memory:")
         engine = sa.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30},
                                   **({"poolclass": sa.StaticPool} if memory else {}))
@@ -279,6 +279,40 @@ def make_engine(url: str, synchronous: str = "NORMAL") -> sa.Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+    return engine
+
+
+#: seconds a pooled connection to a database server may sit unused before its next checkout pings it
+PING_IDLE_S = 1.0
+#: connections to a database server each server process keeps for ingest (opened as needed, then
+#: reused); more concurrent batches wait for one rather than open (and authenticate) another
+INGEST_POOL_SIZE = 10
+
+
+def _server_engine(url: sa.URL, *, autocommit: bool = False) -> sa.Engine:
+    """An engine for a database server (PostgreSQL) whose pooled connections are pinged before
+    they are handed out only after :data:`PING_IDLE_S` seconds unused (one that died, say with a
+    server restart, is replaced), not when in steady use: a ping per request is a round trip per
+    request. ``autocommit`` (the ingest engine): each statement commits on its own, so ``begin()``
+    sends no BEGIN and no COMMIT; and its pool holds :data:`INGEST_POOL_SIZE` connections and no
+    more, so a burst of batches reuses them instead of opening a connection per batch."""
+    engine = sa.create_engine(url, **({"isolation_level": "AUTOCOMMIT", "pool_size": INGEST_POOL_SIZE,
+                                       "max_overflow": 0} if autocommit else {}))
+
+    @sa.event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")  # None: connected for this checkout
+        if since is None or time.monotonic() - since < PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the connection is not usable
+            raise sa.exc.DisconnectionError(f"a pooled connection failed its ping ({exc})") from exc
 
     return engine
 
@@ -327,6 +361,11 @@ class Store:
         # SQLite has one writer at a time, and a writer that finds the file locked polls it in sleeps
         # of up to 100 ms: ingest threads of this process queue on a lock instead
         self._ingest_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # batches go in one statement each: on a database server in autocommit, through a pool of
+        # its own (switching a pooled connection in and out of autocommit costs more than the insert);
+        # SQLite's transactions cost no round trip, and an in-memory database has one connection
+        self._ingest_engine = self.engine if self.engine.dialect.name == "sqlite" else _server_engine(
+            self.engine.url, autocommit=True)
         if migrate:
             self.upgrade()
 
@@ -350,6 +389,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._ingest_engine.dispose()
 
     # -- projects and keys -------------------------------------------------------------------------
     def project_id(self, name: str, *, create: bool = False) -> int:
@@ -549,8 +589,10 @@ class Store:
         values = {"model_id": model_id, "batch_key": batch_key, "n_rows": n_rows, "digest": digest,
                   "first_ts": first_ts, "last_ts": last_ts, "data": blob, "received_at": _now()}
         try:
-            with self._ingest_lock, self.engine.begin() as conn:
-                conn.execute(_INSERT_BATCH, values)  # one statement, compiled once
+            # on a server, one round trip (not BEGIN, INSERT, COMMIT): in autocommit the insert is
+            # committed before its answer comes back, so returning from here means the batch is durable
+            with self._ingest_lock, self._ingest_engine.begin() as conn:
+                conn.execute(_INSERT_BATCH, values)  # compiled once
         except IntegrityError:
             with self.engine.connect() as conn:
                 seen = conn.execute(sa.select(batches.c.digest).where(batches.c.model_id == model_id,

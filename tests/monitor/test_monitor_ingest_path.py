@@ -1,0 +1,131 @@
+"""What one ingested batch costs the database: one statement, no transaction round trips, no ping
+on a connection in steady use, and no new connection per request under concurrency; and what the
+ping on an idle connection buys (a connection the server dropped is replaced, not failed)."""
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from stalwart.monitor import Store
+from stalwart.monitor import store as store_module
+
+COLS = {"row_id": ["r0", "r1"], "timestamp": [1.0, 2.0], "prediction": [0, 1], "inputs": {"a": [0.5, None]}}
+
+
+def _model(store):
+    pid = store.project_id("p", create=True)
+    return store.add_model(pid, "m", "classification", [0, 1], {"a": "numeric"}, {"window_rows": 10})["id"]
+
+
+@pytest.fixture
+def statements():
+    """Every statement any engine sends, with whether its DBAPI connection was in autocommit."""
+    seen = []
+
+    def record(conn, _cursor, statement, _params, _context, _many):
+        seen.append((statement.split()[0].upper(), bool(getattr(conn.connection.dbapi_connection, "autocommit",
+                                                                 False))))
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    yield seen
+    sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def pg_store(postgres_url):
+    engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    store = Store(postgres_url)
+    yield store
+    store.close()
+
+
+def _drop_other_connections(url):
+    """What a database restart does to the pool: every server connection but this one is closed."""
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        dropped = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                                       "datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    engine.dispose()
+    return dropped
+
+
+def test_a_batch_is_one_insert_and_on_a_server_commits_without_begin_or_commit(db_url, statements):
+    store = Store(db_url)
+    try:
+        mid = _model(store)
+        statements.clear()
+        for i in range(5):
+            assert store.add_batch(mid, f"b{i}", COLS, 2, 1.0, 2.0, "d") is True
+        assert [s for s, _ in statements] == ["INSERT"] * 5
+        if store.engine.dialect.name != "sqlite":  # one round trip each: no BEGIN before, no COMMIT after
+            assert all(autocommit for _, autocommit in statements)
+        assert store.add_batch(mid, "b0", COLS, 2, 1.0, 2.0, "d") is False  # a retry is still told apart
+        assert store.batch_count(mid) == (5, 10)
+    finally:
+        store.close()
+
+
+def test_a_connection_in_steady_use_is_not_pinged_and_an_idle_one_is(pg_store, monkeypatch):
+    mid = _model(pg_store)
+    pings = []
+    dialect = type(pg_store.engine.dialect)
+    ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda self, conn: pings.append(1) or ping(self, conn))
+    for i in range(20):
+        pg_store.add_batch(mid, f"b{i}", COLS, 2, 1.0, 2.0, "d")
+    assert pings == []
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 0.0)  # every connection now counts as idle
+    for i in range(20, 25):
+        pg_store.add_batch(mid, f"b{i}", COLS, 2, 1.0, 2.0, "d")
+    assert len(pings) == 5
+
+
+def test_a_connection_the_server_dropped_is_replaced_once_it_has_idled(pg_store, postgres_url, monkeypatch):
+    mid = _model(pg_store)
+    pg_store.add_batch(mid, "b0", COLS, 2, 1.0, 2.0, "d")
+    # without the ping (a connection used a moment ago), the dropped connection fails the request
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 1e9)
+    assert _drop_other_connections(postgres_url) >= 1
+    with pytest.raises(OperationalError):
+        pg_store.add_batch(mid, "b1", COLS, 2, 1.0, 2.0, "d")
+    # with it (idle long enough), the pool replaces the dropped connection and the batch is stored
+    pg_store.add_batch(mid, "b1", COLS, 2, 1.0, 2.0, "d")  # the failure above emptied the pool
+    monkeypatch.setattr(store_module, "PING_IDLE_S", 0.0)
+    assert _drop_other_connections(postgres_url) >= 1
+    assert pg_store.add_batch(mid, "b2", COLS, 2, 1.0, 2.0, "d") is True
+    assert pg_store.batch_count(mid) == (3, 6)
+
+
+def test_concurrent_ingests_reuse_pooled_connections_instead_of_opening_new_ones(pg_store):
+    mid = _model(pg_store)
+    connects, lock = [], threading.Lock()
+
+    def count(*_):
+        with lock:
+            connects.append(1)
+    sa.event.listen(sa.pool.Pool, "connect", count)
+    threads, rounds = 12, 4
+    opened = []
+    try:
+        for r in range(rounds):
+            barrier = threading.Barrier(threads)
+
+            def ingest(k, r=r, barrier=barrier):
+                barrier.wait(timeout=30)
+                pg_store.add_batch(mid, f"b{r}-{k}", COLS, 2, 1.0, 2.0, "d")
+            workers = [threading.Thread(target=ingest, args=(k,)) for k in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            opened.append(len(connects))
+    finally:
+        sa.event.remove(sa.pool.Pool, "connect", count)
+    assert pg_store.batch_count(mid) == (threads * rounds, 2 * threads * rounds)
+    assert 1 <= opened[0] <= threads  # the first burst opens what it needs...
+    assert opened[-1] == opened[0]  # ...and the later ones reuse them
