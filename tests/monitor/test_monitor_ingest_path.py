@@ -1,6 +1,7 @@
 """What one ingested batch costs the database: one statement, no transaction round trips, no ping
 on a connection in steady use, and no new connection per request under concurrency; and what the
-ping on an idle connection buys (a connection the server dropped is replaced, not failed)."""
+ping on an idle connection buys (a connection the server dropped is replaced, not failed); and a
+stored blob's layout (float arrays first, so PostgreSQL does not try to compress it end to end)."""
 
 import threading
 
@@ -129,3 +130,28 @@ def test_concurrent_ingests_reuse_pooled_connections_instead_of_opening_new_ones
     assert pg_store.batch_count(mid) == (threads * rounds, 2 * threads * rounds)
     assert 1 <= opened[0] <= threads  # the first burst opens what it needs...
     assert opened[-1] == opened[0]  # ...and the later ones reuse them
+
+
+def test_a_blob_holds_its_float_arrays_before_its_json_and_the_older_layout_still_reads():
+    import json
+
+    import numpy as np
+
+    from stalwart.monitor.store import decode_columns, encode_columns
+
+    cols = {"inputs": {"a": np.array([0.5, np.nan, -2.0]), "c": ["x", None, "y"]}, "row_id": ["r0", "r1", "r2"],
+            "timestamp": np.array([1.0, 2.0, 3.0])}
+    blob = encode_columns(cols)
+    floats = np.array([0.5, np.nan, -2.0, 1.0, 2.0, 3.0], dtype="<f8").tobytes()
+    # PostgreSQL gives up compressing a value whose first kilobyte does not repeat: floats first
+    assert blob[4 + 4:4 + 4 + len(floats)] == floats
+    header = {"arrays": [[["inputs", "a"], 3], [["timestamp"], 3]],
+              "rest": {"inputs": {"a": None, "c": ["x", None, "y"]}, "row_id": ["r0", "r1", "r2"], "timestamp": None}}
+    assert json.loads(blob[8 + len(floats):]) == header
+    # a blob written before (SWB1: the JSON, then the arrays) reads back the same
+    text = json.dumps(header, separators=(",", ":")).encode()
+    older = b"SWB1" + len(text).to_bytes(4, "little") + text + floats
+    for back in (decode_columns(blob), decode_columns(older)):
+        assert back["inputs"]["a"].tolist()[::2] == [0.5, -2.0] and np.isnan(back["inputs"]["a"][1])
+        assert back["inputs"]["c"] == ["x", None, "y"] and back["row_id"] == ["r0", "r1", "r2"]
+        assert back["timestamp"].tolist() == [1.0, 2.0, 3.0]

@@ -186,7 +186,8 @@ model_artifacts = sa.Table(
 
 
 _INSERT_BATCH = batches.insert()
-_MAGIC = b"SWB1"
+# SWB2: float arrays, then the JSON; SWB1 (still read): the JSON, then the arrays
+_MAGIC, _MAGIC_V1 = b"SWB2", b"SWB1"
 
 
 def encode_columns(columns: Mapping[str, Any]) -> bytes:
@@ -213,17 +214,24 @@ def encode_columns(columns: Mapping[str, Any]) -> bytes:
 
     rest = split(columns, [])
     header = json.dumps({"arrays": layout, "rest": rest}, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return b"".join([_MAGIC, len(header).to_bytes(4, "little"), header, *(a.tobytes() for a in arrays)])
+    # the arrays before the JSON: PostgreSQL tries to compress a large value and gives up after its
+    # first kilobyte when nothing in it repeats (measured float data), where a JSON start (row ids,
+    # categories) kept it compressing the whole blob, to store it uncompressed all the same
+    return b"".join([_MAGIC, len(header).to_bytes(4, "little"), *(a.tobytes() for a in arrays), header])
 
 
 def decode_columns(blob: bytes) -> dict[str, Any]:
     """The inverse of :func:`encode_columns` (float columns come back as float64 arrays)."""
-    if blob[:4] != _MAGIC:
+    magic = bytes(blob[:4])
+    if magic not in (_MAGIC, _MAGIC_V1):
         raise InputError("a stored batch is not in the format this version reads; was the database written by a "
                          "newer stalwart?")
     size = int.from_bytes(blob[4:8], "little")
-    doc = json.loads(blob[8:8 + size])
-    out, offset = doc["rest"], 8 + size
+    if magic == _MAGIC:
+        doc, offset = json.loads(blob[len(blob) - size:]), 8
+    else:
+        doc, offset = json.loads(blob[8:8 + size]), 8 + size
+    out = doc["rest"]
     for path, n in doc["arrays"]:
         node = out
         for key in path[:-1]:
