@@ -162,3 +162,35 @@ def test_a_table_without_labels_or_a_scikit_learn_model_is_refused_with_the_way_
                               "--out", str(tmp_path / "x.pt")])
     assert res.exit_code == 2 and "AugmentedClassifier" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_distill_writes_a_student_with_fresh_weights_and_its_logits_robust_accuracy(files):
+    out = files / "student.pt"
+    res = runner.invoke(app, ["harden", str(files / "mlp.pt"), str(files / "digits.npz"), "--out", str(out),
+                              "--method", "distill", "--temperature", "50", "--eps", "0.1", "--epochs", "15",
+                              "--lr", "0.01", "--batch-size", "64", "--compare", "squeeze"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((files / "student.pt.json").read_text())
+    assert [r["option"] for r in summary["tradeoff"]] == ["baseline", "distill", "squeeze"]
+    assert summary["training"]["temperature"] == 50.0
+    assert [h["stage"] for h in summary["training"]["history"]] == ["teacher"] * 15 + ["student"] * 15
+    assert summary["after"]["clean_accuracy"] >= 0.85, summary
+    # attacked on its logits, the student is no fortress (Carlini & Wagner 2016): well below its clean accuracy
+    assert summary["after"]["robust_accuracy"] <= summary["after"]["clean_accuracy"] - 0.3, summary
+    assert summary["after"]["robust_accuracy"] <= summary["before"]["robust_accuracy"] + 0.15, summary  # no real gain
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        student, original = torch.jit.load(str(out)), torch.jit.load(str(files / "mlp.pt"))
+    x = torch.as_tensor(np.load(files / "digits.npz")["x"][:200])
+    # a new network of the same architecture, not the trained one fine-tuned: its weights moved far
+    w_new, w_old = student.state_dict()["1.weight"], original.state_dict()["1.weight"]
+    assert w_new.shape == w_old.shape and float((w_new - w_old).abs().mean()) > 0.5 * float(w_old.abs().mean())
+    assert student(x).shape == (200, 10)
+    assert "distilled at temperature 50" in res.output
+
+
+def test_bad_temperature_exits_2(files):
+    out = files / "never.pt"
+    res = runner.invoke(app, ["harden", str(files / "mlp.pt"), str(files / "digits.npz"), "--out", str(out),
+                              "--method", "distill", "--temperature", "0"])
+    assert res.exit_code == 2 and "--temperature must be" in res.output and not out.exists()

@@ -4,6 +4,7 @@ with ``--compare``, the accuracy/robustness trade-off of several methods."""
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,9 +24,8 @@ from stalwart._cli_support import (
 )
 
 #: command-line name -> stalwart.defend.tradeoff method; these may be written as the hardened model
-METHODS = {"pgd-at": "pgd", "trades": "trades", "fast-at": "fast", "noise": "noise"}
-#: also comparable (not written): bit-depth squeezing of images. Distillation is left out: it builds its
-#: networks by deep copy, which a loaded TorchScript module does not survive trainable
+METHODS = {"pgd-at": "pgd", "trades": "trades", "fast-at": "fast", "noise": "noise", "distill": "distill"}
+#: also comparable (not written): bit-depth squeezing of images
 COMPARE = {**METHODS, "squeeze": "squeeze"}
 NOT_TORCH = ("stalwart harden trains torch networks saved as TorchScript (.pt saved with torch.jit.save); {what}")
 
@@ -48,10 +48,13 @@ def harden(
                                         "with --target); 20% are held out for the before/after numbers.")],
     out: Annotated[Path, typer.Option(help="Where to write the hardened TorchScript model (.pt).")],
     target: Annotated[str | None, typer.Option(help="Label column of a table.")] = None,
-    method: Annotated[str, typer.Option(help="pgd-at, trades, fast-at or noise (Gaussian, for smoothing).")] = "pgd-at",
+    method: Annotated[str, typer.Option(help="pgd-at, trades, fast-at, noise (Gaussian, for smoothing) or distill "
+                                        "(defensive distillation: a student of MODEL's architecture with fresh "
+                                        "weights; attacked on its logits it is rarely more robust).")] = "pgd-at",
     compare: Annotated[str | None, typer.Option(help="Also harden copies with these methods and show the "
                                                 "accuracy/robustness trade-off, e.g. pgd-at,trades,noise (also "
-                                                "fast-at; squeeze for images). --method's model is the one written.")
+                                                "fast-at, distill; squeeze for images). --method's model is the one "
+                                                "written.")
                        ] = None,
     report: Annotated[Path | None, typer.Option(help="Directory for a before/after report (index.html, "
                                                 "report.json, ...) with the trade-off table and chart.")] = None,
@@ -62,6 +65,8 @@ def harden(
     steps: Annotated[int, typer.Option(min=1, help="Attack steps per training batch (pgd-at, trades).")] = 10,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     batch_size: Annotated[int, typer.Option(min=1, help="Training batch size.")] = 128,
+    temperature: Annotated[float, typer.Option(help="distill: the temperature teacher and student are trained at.")
+                           ] = 20.0,
     seed: Annotated[int, typer.Option(min=0, help=SEED_HELP)] = 0,
 ) -> None:
     """Train MODEL against attacks (or noise) on DATA; write the hardened model and its before/after numbers."""
@@ -90,6 +95,8 @@ def harden(
     if norm not in ("linf", "l2"):
         fail(f"--norm must be linf or l2; got {norm!r}")
     norm = "l2" if method == "noise" else norm  # Gaussian noise is measured in l2
+    if not temperature > 0 or not math.isfinite(temperature):
+        fail(f"--temperature must be a positive number; got {temperature}")
     if not (0 < eps < 1):
         fail(f"--eps must be a fraction of each feature's range between 0 and 1; got {eps}")
     with user_errors():
@@ -133,7 +140,8 @@ def harden(
         n_test = max(len(x) // 5, 1)
         test, train = order[:n_test], order[n_test:]
         threat = ThreatModel(norm, eps, bounds, mutable, unit="range")
-        options = [{"method": COMPARE[name], "name": name} for name in names]
+        options = [{"method": COMPARE[name], "name": name, **({"temperature": temperature} if name == "distill" else {})}
+                   for name in names]
         with progress() as update:
             result = tradeoff(loaded.module, x[train], y[train], x[test], y[test], threat, options=options,
                               epochs=epochs, steps=steps, lr=lr, batch_size=batch_size, seed=seed,
@@ -142,7 +150,8 @@ def harden(
         before, after = rows["baseline"], rows[method]
         with atomic_write(out) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript in, TorchScript out
-            torch.jit.save(result.models[method], str(tmp))
+            written = result.models[method]
+            torch.jit.save(written.module if isinstance(written, TorchModel) else written, str(tmp))
 
         def numbers(row: dict[str, Any]) -> dict[str, float]:
             return {"clean_accuracy": row["clean_accuracy"], "robust_accuracy": row["robust_accuracy"]}
@@ -173,8 +182,10 @@ def harden(
         table.add_row(escape(name), f"{row['clean_accuracy']:.3f}", f"{row['robust_accuracy']:.3f}",
                       "yes" if row["pareto"] else "", f"{row['time_s']:.1f}")
     out_console.print(table)
-    out_console.print(escape(f"training: {result.training[method].stopped}; best epoch "
-                             f"{result.training[method].best_epoch}"), highlight=False)
+    trained = result.training[method]
+    out_console.print(escape(f"distilled at temperature {trained.temperature:g}: teacher and student {epochs} epochs "
+                             "each; robust accuracy measured on the student's logits" if method == "distill" else
+                             f"training: {trained.stopped}; best epoch {trained.best_epoch}"), highlight=False)
     out_console.print(f"hardened model written to {escape(str(out))}; numbers in {escape(str(summary_path))}",
                       highlight=False)
     if report is not None:

@@ -10,7 +10,6 @@ student seen through its probabilities, which the adversarial check runs beside 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from stalwart._validation import check_array, check_positive
+from stalwart.defend._modules import reinitialise, trainable_copy
 from stalwart.errors import ModelError
 from stalwart.models.torch import TorchModel
 
@@ -43,6 +43,10 @@ class DistillationResult:
     model: DistilledModel
     temperature: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The temperature and the per-epoch losses of teacher and student (JSON-ready)."""
+        return {"temperature": self.temperature, "history": [dict(h) for h in self.history]}
 
 
 def distill(net: Any, x: Any, y: Any, *, temperature: float = 20.0, epochs: int = 10, batch_size: int = 128,
@@ -76,11 +80,7 @@ def distill(net: Any, x: Any, y: Any, *, temperature: float = 20.0, epochs: int 
     history: list[dict[str, float]] = []
 
     def fresh() -> torch.nn.Module:
-        copy_ = copy.deepcopy(module)
-        for layer in copy_.modules():
-            if hasattr(layer, "reset_parameters"):
-                layer.reset_parameters()
-        return copy_
+        return reinitialise(trainable_copy(module))
 
     def train(model: torch.nn.Module, target: torch.Tensor, stage: str) -> None:
         opt = torch.optim.Adam(model.parameters(), lr=lr)

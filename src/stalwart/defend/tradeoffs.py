@@ -29,10 +29,7 @@ threat); a callable then receives the problem in that space.
 
 from __future__ import annotations
 
-import copy
-import io
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +45,7 @@ from stalwart._validation import (
     check_seed,
     param_error,
 )
+from stalwart.defend._modules import trainable_copy
 from stalwart.errors import ConfigError, InputError, ModelError
 
 __all__ = ["tradeoff", "TradeoffResult", "pareto_front", "option_names", "TRADEOFF_METHODS"]
@@ -72,7 +70,8 @@ class TradeoffResult:
     "pareto"}`` (``time_s``: seconds hardening took, 0 for the baseline). ``models``: the hardened
     model of each option by name (torch modules for the training options, in the data's own units),
     not part of :meth:`to_dict`. ``training``: the :class:`~stalwart.defend.TrainingResult` of each
-    training option (per-epoch history, why it stopped). ``threat``: the threat's ``to_dict()``;
+    training option (per-epoch history, why it stopped), the
+    :class:`~stalwart.defend.DistillationResult` of a distillation. ``threat``: the threat's ``to_dict()``;
     ``n_test``: the held-out samples every row was measured on.
     """
 
@@ -117,19 +116,6 @@ def pareto_front(clean: Any, robust: Any) -> np.ndarray:
     geq = (c[None, :] >= c[:, None]) & (r[None, :] >= r[:, None])  # [i, j]: j at least as good as i
     better = (c[None, :] > c[:, None]) | (r[None, :] > r[:, None])
     return ~np.any(geq & better, axis=1)
-
-
-def _copy(net: torch.nn.Module) -> torch.nn.Module:
-    """An independent, trainable copy. A TorchScript module goes through save and load: a deep copy
-    of a loaded one has parameters that are not leaves, which no optimizer accepts (torch 2.x)."""
-    if isinstance(net, torch.jit.ScriptModule):
-        buf = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript in, TorchScript out
-            torch.jit.save(net, buf)
-            buf.seek(0)
-            return torch.jit.load(buf)
-    return copy.deepcopy(net)
 
 
 class _InRange(torch.nn.Module):
@@ -295,7 +281,7 @@ def tradeoff(net: torch.nn.Module, x_train: Any, y_train: Any, x_test: Any, y_te
     for i, opt in enumerate(opts, start=1):
         if progress is not None:
             progress(opt.name, i, n_steps)
-        raw_copy = _copy(net)
+        raw_copy = trainable_copy(net)
         work = wrap_net(raw_copy)
         start = time.perf_counter()
         if opt.method in _TRAINING:
@@ -312,14 +298,16 @@ def tradeoff(net: torch.nn.Module, x_train: Any, y_train: Any, x_test: Any, y_te
             if isinstance(raw_copy, torch.jit.ScriptModule):
                 # a TorchScript module profiled while training fails under inference mode afterwards
                 # ("inference tensors cannot be saved for backward"); a fresh copy has no such state
-                raw_copy = _copy(raw_copy)
+                raw_copy = trainable_copy(raw_copy)
                 work = wrap_net(raw_copy)
             work.eval()
             defended, models[opt.name] = work, raw_copy
         elif opt.method == "distill":
             params = {k: v for k, v in shared.items() if k in TRADEOFF_METHODS["distill"]} | opt.params
-            student = distill(work, xtr, ytr, seed=seed, **params).model
-            defended = student
+            trainings[opt.name] = distilled = distill(work, xtr, ytr, seed=seed, **params)
+            student = distilled.model
+            # a fresh copy: a TorchScript student profiled while training fails under inference mode afterwards
+            defended = student = type(student)(trainable_copy(student.module))
             inside = student.module.net if isinstance(student.module, _InRange) else student.module
             models[opt.name] = type(student)(inside)
         elif opt.method == "squeeze":
