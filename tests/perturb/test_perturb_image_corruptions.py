@@ -15,10 +15,12 @@ from stalwart.perturb._image_blur import DefocusBlur, GlassBlur, MotionBlur, Zoo
 from stalwart.perturb._image_digital import (
     JpegCompression,
     Saturate,
+    _code_planes_folded,
     _code_separable,
     _colour_array,
+    _jpeg_batches,
+    _jpeg_cpu,
     _jpeg_large_array,
-    _mm_rows,
     _quantise,
     _upsample2,
     _upsample_array,
@@ -391,16 +393,64 @@ def test_jpeg_one_small_image_matches_the_batched_torch_codec():
 
 
 def test_jpeg_large_cpu_batches_are_coded_a_few_images_at_a_time():
-    from stalwart.perturb._image_digital import _CPU_CHUNK, _jpeg_cpu
+    from stalwart.perturb._image_digital import _ARRAY_BATCH, _CPU_CHUNK
 
     x = torch.from_numpy(natural((8, 3, 224, 208)) * 255.0)
-    per = _CPU_CHUNK // (3 * 224 * 208)
-    assert 1 <= per < 8  # the batch is split
     p = JpegCompression()
-    out = p.apply(x, 3)
-    parts = torch.cat([_jpeg_cpu(x[i:i + per], p.quality(3, 208)) for i in range(0, 8, per)]).clamp(0, 255)
-    assert torch.equal(out, parts)
+    quality = p.quality(3, 208)
+    per = _CPU_CHUNK // (3 * 224 * 208)
+    assert 1 <= per < 8  # the torch route splits the batch
+    whole = _jpeg_cpu(x, quality)
+    assert torch.equal(whole, torch.cat([_jpeg_cpu(x[i:i + per], quality) for i in range(0, 8, per)]))
+    out = p.apply(x, 3)  # images above 32 px: numpy, a few per call
+    assert 1 <= _ARRAY_BATCH // (3 * 224 * 208) < 8
+    singles = np.concatenate([_jpeg_large_array(x[i:i + 1].numpy(), quality) for i in range(8)]).clip(0, 255)
+    np.testing.assert_array_equal(out.numpy(), singles)
     assert 1.0 < float((out - x).abs().mean()) < 10.0  # it did code them
+    # the two routes differ only where a coefficient lies within float rounding of a .5 boundary
+    torch_route = whole.clamp(0, 255)
+    assert float((out != torch_route).float().mean()) < 0.01
+    assert float(((out - torch_route) ** 2).mean()) < 0.01 * float(((torch_route - x) ** 2).mean())
+
+
+@pytest.mark.parametrize(("side", "route"), [(32, "_jpeg_cpu"), (40, "_jpeg_batches")])
+def test_jpeg_cpu_batches_take_the_route_measured_faster_for_their_size(side, route, monkeypatch):
+    from stalwart.perturb import _image_digital
+
+    x = torch.from_numpy(natural((128, 3, side, side), seed=4) * 255.0)
+    assert x.numel() >= JpegCompression.array_work  # a batch, not the one-image numpy routes
+    calls = []
+    real = getattr(_image_digital, route)
+    monkeypatch.setattr(_image_digital, route, lambda *a: calls.append(a) or real(*a))
+    p = JpegCompression()
+    out = p.apply(x, 2)
+    assert len(calls) == 1 and out.shape == x.shape
+    other = (_jpeg_batches if route == "_jpeg_cpu" else _jpeg_cpu)(x, p.quality(2, side)).clamp(0, 255)
+    assert float((out != other).float().mean()) < 0.03  # the other route: the same up to float ties
+    assert float(((out - other) ** 2).mean()) < 0.02 * float(((other - x) ** 2).mean())
+
+
+def test_jpeg_numpy_batches_take_permuted_views_and_refuse_nan():
+    """CPU batches of large images run numpy on the tensor's memory: a permuted N x H x W x C view (made
+    contiguous first) gives the contiguous result, nothing is written into the caller's memory, and NaN or
+    infinity are refused before any coding."""
+    nhwc = np.ascontiguousarray(natural((30, 3, 64, 56), seed=8).transpose(0, 2, 3, 1)) * 255.0
+    x = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+    byte = Schema("image", value_range=(0.0, 255.0))
+    p = JpegCompression()
+    view = torch.from_numpy(nhwc).permute(0, 3, 1, 2)
+    assert not view.is_contiguous() and view.numel() >= JpegCompression.array_work
+    out = p.apply(view, 4, schema=byte)
+    assert isinstance(out, torch.Tensor) and out.is_contiguous()
+    expected = _jpeg_batches(torch.from_numpy(x), p.quality(4, 56)).clamp(0, 255)
+    np.testing.assert_array_equal(out.numpy(), expected.numpy())
+    np.testing.assert_array_equal(p.apply(x, 4, schema=byte), expected.numpy())  # an array batch: the same
+    np.testing.assert_array_equal(view.numpy(), x)  # the caller's memory untouched
+    for bad in (np.nan, np.inf):
+        y = nhwc.copy()
+        y[3, 10, 20, 1] = bad
+        with pytest.raises(InputError, match="NaN or infinite"):
+            p.apply(torch.from_numpy(y).permute(0, 3, 1, 2), 4, schema=byte)
 
 
 def test_jpeg_matches_pillow_at_the_same_quality():
@@ -437,16 +487,16 @@ def test_jpeg_array_upsampling_by_windows_matches_the_torch_one(shape):
 
 @pytest.mark.parametrize("shape", [(1, 3, 224, 224), (2, 3, 150, 150), (1, 3, 200, 170), (2, 1, 224, 224)])
 def test_jpeg_one_large_image_in_numpy_matches_the_batched_torch_codec(shape):
-    """Large single images (up to ``array_work`` values) take the numpy route with the separable DCT, large
-    batches the torch one (:func:`_jpeg_cpu`). They differ only where a coefficient lies within float rounding
-    of a .5 boundary: well under 1% of the values, far below what the coding changes."""
+    """Large single images (up to ``array_work`` values) take the numpy route with the separable DCT (and CPU
+    batches of images above 32 px), batches of small images the torch one (:func:`_jpeg_cpu`). They differ only
+    where a coefficient lies within float rounding of a .5 boundary: well under 1% of the values, far below
+    what the coding changes."""
     x = np.round(natural(shape, seed=7) * 255.0)
     p = JpegCompression()
     for severity in (1, 3, 5):
         quality = p.quality(severity, min(shape[2:]))
         ours = _jpeg_large_array(x, quality).clip(0, 255)
-        torch_route = torch.from_numpy(x).repeat(8, 1, 1, 1)  # a batch large enough for the torch route
-        batched = p.apply(torch_route, severity, schema=Schema("image", value_range=(0.0, 255.0)))[:shape[0]].numpy()
+        batched = _jpeg_cpu(torch.from_numpy(x), quality).clamp(0, 255).numpy()  # the torch route
         assert ours.shape == x.shape and np.array_equal(ours, np.round(ours))
         gap = np.mean((batched - ours) ** 2)
         assert np.mean(batched != ours) < 0.01 and gap < 0.01 * np.mean((batched - x) ** 2), severity
@@ -454,17 +504,35 @@ def test_jpeg_one_large_image_in_numpy_matches_the_batched_torch_codec(shape):
     np.testing.assert_array_equal(one, _jpeg_large_array(x[:1], p.quality(3, min(shape[2:]))).clip(0, 255))
 
 
-@pytest.mark.parametrize("rows", [3136, 3135])  # cut into 4 chunks for one BLAS thread each, or not cut (odd)
-def test_jpeg_array_products_in_chunks_equal_whole_products(rows):
+@pytest.mark.parametrize("pixels", [50176, 50175])  # cut into chunks for one BLAS thread each, or not cut (odd)
+def test_jpeg_colour_products_in_chunks_equal_whole_products(pixels):
     rng = np.random.default_rng(3)
-    a = rng.normal(size=(rows, 16)).astype(np.float32)
-    b = rng.normal(size=(16, 16)).astype(np.float32)
-    np.testing.assert_allclose(_mm_rows(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4)
     m = rng.normal(size=(3, 3)).astype(np.float32)
-    x = rng.uniform(0, 255, (2, 3, rows * 16)).astype(np.float32)
+    x = rng.uniform(0, 255, (2, 3, pixels)).astype(np.float32)
     out = np.empty_like(x)
     assert _colour_array(m, x, out=out) is out
     np.testing.assert_allclose(out, np.einsum("ij,njp->nip", m.astype(np.float64), x), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("width", [48, 40, 1024])  # two blocks per product along a row, one, or products cut
+@pytest.mark.parametrize("chroma", [False, True])
+def test_jpeg_folded_codec_matches_a_float64_reference(width, chroma):
+    """The numpy codec divides by the table inside the row DCT (one matrix per row frequency) and shifts the
+    level on the DC coefficients only: the same as shifting, transforming, quantising and inverting."""
+    rng = np.random.default_rng(5)
+    h = 16 if width < 1024 else 64
+    ycc = rng.uniform(0, 255, (2, 3, h, width)).astype(np.float32)  # not integers: no coefficient on a .5 tie
+    table = jpeg_tables(58)[1 if chroma else 0]
+    d = np.cos((2 * np.arange(8)[None, :] + 1) * np.arange(8)[:, None] * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
+    planes = ycc[:, 1].astype(np.float64) - (0.0 if chroma else 128.0)  # chroma arrives centred
+    blocks = planes.reshape(2, h // 8, 8, width // 8, 8).swapaxes(2, 3)
+    coef = np.round(d @ blocks @ d.T / table) * table
+    expected = (d.T @ coef @ d).swapaxes(2, 3).reshape(planes.shape) + (0.0 if chroma else 128.0)
+    before = ycc.copy()
+    got = _code_planes_folded(ycc[:, 1], 58, chroma=chroma, out=ycc[:, 1])  # in place, on a strided plane
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    np.testing.assert_array_equal(ycc[:, [0, 2]], before[:, [0, 2]])  # the other planes untouched
 
 
 def test_jpeg_one_224_px_image_matches_pillow():
@@ -487,7 +555,7 @@ def test_jpeg_one_224_px_image_matches_pillow():
         theirs = np.stack(theirs).astype(np.float64)
         mse = float(np.mean((ours - theirs) ** 2))
         psnr = 10 * np.log10(255.0**2 / mse)
-        batched = p.apply(x, severity, schema=Schema("image", value_range=(0.0, 255.0)))  # the torch route
+        batched = _jpeg_cpu(torch.from_numpy(x), p.quality(severity, 224)).clamp(0, 255).numpy()  # torch route
         reference = 10 * np.log10(255.0**2 / float(np.mean((batched - theirs) ** 2)))
         assert psnr > 42 and psnr > reference - 0.5, (severity, psnr, reference)
         assert mse < 0.05 * float(np.mean((x - theirs) ** 2)), (severity, psnr)

@@ -319,16 +319,26 @@ def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
     return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
 
 
-# -- one large image per call (224 px) in numpy: the separable DCT of the large-batch route (a batched product
-# with ``d`` down the rows, one with ``kron(I_2, d.T)`` along them), whose small products numpy hands to BLAS
-# without torch's dispatch (about 1.4x faster than the torch route on one 224 px image).
-@functools.lru_cache(maxsize=4)
-def _array_dct() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_separable_dct` (pairs of blocks along a row) as read-only float32 arrays."""
-    out = tuple(t.numpy() for t in _separable_dct(2))
+# -- large images in numpy (one 224 px image per call, and CPU batches of images above 32 px, a few at a time).
+# The DCT is separable: down the rows of each 8-row band a batched product with ``d``, written straight into
+# a coefficient array ordered by row frequency ``u`` (plane x u x band x W); along the rows a product with
+# ``kron(I_2, d.T)`` on pairs of blocks, one matrix per ``u`` with the division by the table's row ``u``
+# folded in (and the multiplication into the inverse), so quantising is a single rounding pass. numpy hands
+# the small products to BLAS without torch's dispatch.
+@functools.lru_cache(maxsize=64)
+def _folded_codec(quality: int, chroma: bool, pair: int) -> tuple[np.ndarray, ...]:
+    """``d``, ``d.T``, per row frequency ``u`` the row DCT of ``pair`` blocks divided by the steps ``q[u, :]``
+    (8 x 8 pair x 8 pair) and its inverse times them, and the DC offset of the level shift in steps
+    (``1024 / q[0, 0]``: the DCT of a flat 128 is 1024 at DC, 0 elsewhere), for the luma or chroma table."""
+    q = jpeg_tables(quality)[1 if chroma else 0].astype(np.float64)
+    d = _dct_matrix()
+    along = np.kron(np.eye(pair), d.T)  # row @ along: the DCT of each block of the row
+    steps = np.tile(q, (1, pair))  # 8 x 8 pair: row u of the table, once per block
+    out = tuple(np.ascontiguousarray(a, dtype=np.float32) for a in
+                (d, d.T, along[None] / steps[:, None, :], along.T[None] * steps[:, :, None]))
     for a in out:
-        a.flags.writeable = False
-    return out  # type: ignore[return-value]
+        a.flags.writeable = False  # cached: shared by every call
+    return out + (np.float32(1024.0 / q[0, 0]),)  # type: ignore[return-value]
 
 
 # OpenBLAS runs a product on all cores from ``m * n * k`` = 4 * 65536 on; for one image that costs more in
@@ -336,13 +346,32 @@ def _array_dct() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 _ONE_THREAD = 1 << 18
 
 
-def _mm_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b`` for ``a`` R x K (C-contiguous), in row chunks small enough for one BLAS thread; R x N."""
-    r, k = a.shape
+def _code_planes_folded(planes: np.ndarray, quality: int, *, chroma: bool, out: np.ndarray) -> np.ndarray:
+    """DCT, quantisation, dequantisation and inverse DCT of planes m x H x W (H % 8 == W % 8 == 0; any plane
+    stride, rows contiguous) into ``out`` (same shape and kind of strides; may be ``planes`` itself). Luma is
+    level-shifted by 128 on the DC coefficients; chroma is already centred on 0."""
+    m, h, w = planes.shape
+    bands = h // 8
+    pair = 2 if w % 16 == 0 else 1
+    d, d_t, fwd, inv, dc = _folded_codec(quality, chroma, pair)
+    coef = np.empty((m, 8, bands, w), dtype=np.float32)  # plane x row frequency u x band x W
+    by_band = coef.transpose(0, 2, 1, 3)
+    np.matmul(d, planes.reshape(m, bands, 8, w), out=by_band)  # down the rows: one small product per band
+    r = bands * w // (8 * pair)  # pairs of blocks per row frequency
     parts = 1
-    while r * k * b.shape[1] > _ONE_THREAD * parts and r % (2 * parts) == 0:
+    while r * 64 * pair * pair > _ONE_THREAD * parts and r % (2 * parts) == 0:
         parts *= 2
-    return np.matmul(a.reshape(parts, r // parts, k), b).reshape(r, b.shape[1])
+    rows = coef.reshape(m, 8, parts, r // parts, 8 * pair)
+    q = np.matmul(rows, fwd[:, None])  # along the rows, divided by the steps
+    if not chroma:
+        first = q.reshape(m, 8, bands, w)[:, 0, :, 0::8]  # the DC coefficients
+        first -= dc
+    np.rint(q, out=q)
+    if not chroma:
+        first += dc
+    np.matmul(q, inv[:, None], out=rows)  # dequantised, back along the rows
+    np.matmul(d_t, by_band, out=out.reshape(m, bands, 8, w))
+    return out
 
 
 def _colour_array(m: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -357,27 +386,6 @@ def _colour_array(m: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -
     view = lambda a: a.reshape(n, c, parts, size // parts).transpose(0, 2, 1, 3)  # noqa: E731
     np.matmul(m, view(x), out=view(out))
     return out
-
-
-def _quantised_array(planes: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """DCT, quantisation and dequantisation of level-shifted arrays ... x H x W (H % 8 == 0, W % 16 == 0),
-    the DCT done separably as in :func:`_code_separable`: the dequantised coefficients, a new array."""
-    *lead, h, w = planes.shape
-    d, _, along, _ = _array_dct()
-    coef = np.matmul(d, planes.reshape(*lead, h // 8, 8, w))  # down the rows, block by block
-    coef = _mm_rows(coef.reshape(-1, 16), along).reshape(*lead, h, w)  # along the rows, two blocks at a time
-    coef /= steps
-    np.rint(coef, out=coef)
-    coef *= steps
-    return coef
-
-
-def _inverse_array(coef: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_quantised_array`'s DCT: ``d.T @ block @ d`` on every 8 x 8 block, a new array."""
-    *lead, h, w = coef.shape
-    _, d_t, _, along_t = _array_dct()
-    out = _mm_rows(coef.reshape(-1, 16), along_t)
-    return np.matmul(d_t, out.reshape(*lead, h // 8, 8, w)).reshape(*lead, h, w)
 
 
 @functools.lru_cache(maxsize=32)
@@ -421,34 +429,54 @@ def _upsample_array(c: np.ndarray, out: np.ndarray) -> None:
     np.matmul(down, windows, out=out.reshape(n, p, h // 8, 16, 2 * w))
 
 
-def _jpeg_large_array(x: np.ndarray, quality: int) -> np.ndarray:
-    """:meth:`JpegCompression._corrupt` on a numpy array of large planes: the steps of :func:`_jpeg_cpu`."""
+def _jpeg_large_array(x: np.ndarray, quality: int, out: np.ndarray | None = None) -> np.ndarray:
+    """:meth:`JpegCompression._corrupt` on a numpy array of large planes: the steps of :func:`_jpeg_cpu`, the
+    DCT by :func:`_code_planes_folded`. ``out``: where to write the result (n x c x h x w, C-contiguous)."""
     n, c, h, w = x.shape
     v = x.clip(0.0, 255.0)  # a new array: the caller's is never written
     np.rint(v, out=v)
     hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
     if (hh, ww) != (h, w):  # edges repeated up to whole blocks
         v = v[:, :, np.minimum(np.arange(hh), h - 1)][..., np.minimum(np.arange(ww), w - 1)]
-    luma_steps, chroma_steps = _plane_steps(quality, hh, ww)
-    level = np.float32(128.0)
     if c != 3:  # greyscale: each channel coded on its own as luma
-        v -= level
-        out = _inverse_array(_quantised_array(v, luma_steps))
-        out += level
-        return np.rint(out, out=out)[..., :h, :w]
-    ycc = _colour_array(_COLOUR_ARRAYS[0], v.reshape(n, 3, hh * ww))
-    planes = np.rint(ycc, out=ycc).reshape(n, 3, hh, ww)  # chroma centred on 0 (see _corrupt)
-    pairs = planes[:, 1:].reshape(n, 2, hh // 2, 2, ww)  # 4:2:0: means of 2 x 2 blocks
-    rows = np.add(pairs[:, :, :, 0], pairs[:, :, :, 1]).reshape(n, 2, hh // 2, ww // 2, 2)
-    chroma = np.add(rows[..., 0], rows[..., 1])
-    chroma *= np.float32(0.25)
-    np.rint(chroma, out=chroma)
-    luma = planes[:, 0]
-    luma -= level
-    np.add(_inverse_array(_quantised_array(luma, luma_steps)), level, out=luma)
-    _upsample_array(_inverse_array(_quantised_array(chroma, chroma_steps)), planes[:, 1:])
-    rgb = _colour_array(_COLOUR_ARRAYS[1], ycc, out=v.reshape(n, 3, hh * ww))  # v is no longer needed
-    return np.rint(rgb, out=rgb).reshape(n, 3, hh, ww)[..., :h, :w]
+        planes = v.reshape(n * c, hh, ww)
+        _code_planes_folded(planes, quality, chroma=False, out=planes)
+        rgb = v.reshape(n, c, hh * ww)
+    else:
+        ycc = _colour_array(_COLOUR_ARRAYS[0], v.reshape(n, 3, hh * ww))
+        planes = np.rint(ycc, out=ycc).reshape(n, 3, hh, ww)  # chroma centred on 0 (see _corrupt)
+        pairs = planes[:, 1:].reshape(n, 2, hh // 2, 2, ww)  # 4:2:0: means of 2 x 2 blocks
+        rows = np.add(pairs[:, :, :, 0], pairs[:, :, :, 1]).reshape(n, 2, hh // 2, ww // 2, 2)
+        chroma = np.add(rows[..., 0], rows[..., 1])
+        chroma *= np.float32(0.25)
+        np.rint(chroma, out=chroma)
+        _code_planes_folded(planes[:, 0], quality, chroma=False, out=planes[:, 0])
+        flat = chroma.reshape(n * 2, hh // 2, ww // 2)
+        _upsample_array(_code_planes_folded(flat, quality, chroma=True, out=flat).reshape(chroma.shape),
+                        planes[:, 1:])
+        rgb = _colour_array(_COLOUR_ARRAYS[1], ycc, out=v.reshape(n, 3, hh * ww))  # v is no longer needed
+    if out is not None and (hh, ww) == (h, w):
+        return np.rint(rgb, out=out.reshape(rgb.shape)).reshape(n, c, h, w)
+    rgb = np.rint(rgb, out=rgb).reshape(n, c, hh, ww)[..., :h, :w]
+    if out is not None:
+        out[...] = rgb
+        return out
+    return rgb
+
+
+# images per numpy call on CPU batches: two 224 px RGB images (fewer calls per image; more would leave the cache)
+_ARRAY_BATCH = 3 << 17
+
+
+def _jpeg_batches(x: Tensor, quality: int) -> Tensor:
+    """:func:`_jpeg_large_array` on a CPU batch, a few images per call; a new tensor."""
+    a = x.numpy()
+    n, c, h, w = a.shape
+    out = np.empty(a.shape, dtype=np.float32)
+    per = max(1, _ARRAY_BATCH // (c * h * w))
+    for i in range(0, n, per):
+        _jpeg_large_array(a[i:i + per], quality, out=out[i:i + per])
+    return torch.from_numpy(out)
 
 
 def _pad_to(x: Tensor, multiple: int) -> Tensor:
@@ -469,10 +497,11 @@ class JpegCompression(SizedImagePerturbation):
     as greyscale (luma only). The entropy coding that follows quantisation is lossless and skipped,
     so this reproduces libjpeg (Pillow) up to its fixed-point rounding, on batches and on GPU.
     Four routes compute it: small CPU inputs (one 32 px image per call) in numpy with the linear steps
-    folded into few matrix products; CPU inputs up to ``array_work`` values (one image of up to ~295 px) in
-    numpy with the DCT done separably on whole planes and the chroma upsampling as small products over
-    strided windows; larger CPU batches the same separable DCT in torch, a few images at a time; other
-    devices with 64 x 64 products on 8 x 8 blocks. They differ only by float rounding: a coefficient within
+    folded into few matrix products; one image of up to ``array_work`` values (~295 px) and CPU batches of
+    images above 32 px in numpy (a few images per call), the DCT done separably on whole planes with the
+    quantisation folded into it and the chroma upsampling as small products over strided windows; CPU
+    batches of images up to 32 px the separable DCT in torch, a few images at a time; other devices with
+    64 x 64 products on 8 x 8 blocks. They differ only by float rounding: a coefficient within
     ~1e-4 of a .5 boundary may quantise either way (libjpeg's integer DCT decides such ties its own way
     too), moving ~0.1-3% of the values by a few levels. Against Pillow at the same quality the output has a
     PSNR of about 43-45 dB (224 px, qualities 25 to 7) to 48 dB (32 px, quality 65).
@@ -513,7 +542,7 @@ class JpegCompression(SizedImagePerturbation):
         if isinstance(x, np.ndarray):
             return _jpeg_array(x, quality) if x.size < SMALL_WORK else _jpeg_large_array(x, quality)
         if x.device.type == "cpu" and x.numel() >= SMALL_WORK:
-            return _jpeg_cpu(x, quality)
+            return _jpeg_batches(x, quality) if min(h, w) > _TORCH_SIDE else _jpeg_cpu(x, quality)
         luma_q, chroma_q = _codecs(quality)
         v = _pad_to(x.clamp(0.0, 255.0).round_(), 8 if c != 3 else 16)  # 8-bit samples, a new tensor
         hh, ww = v.shape[-2:]
@@ -547,6 +576,9 @@ class JpegCompression(SizedImagePerturbation):
         return rgb.view(n, 3, hh, ww)[..., :h, :w]
 
 
+# CPU batches of images up to this side take the torch route (_jpeg_cpu), larger ones numpy's (_jpeg_batches):
+# at one thread numpy's is 1.15x as fast at 48 px, 1.3x at 224 px; torch's 1.1x at 32 px
+_TORCH_SIDE = 32
 _CPU_CHUNK = 1 << 20  # values per chunk of a large CPU batch (6 RGB images of 224 px): 5-15% faster than whole
 
 
