@@ -347,9 +347,9 @@ _ONE_THREAD = 1 << 18
 
 
 def _code_planes_folded(planes: np.ndarray, quality: int, *, chroma: bool, out: np.ndarray) -> np.ndarray:
-    """DCT, quantisation, dequantisation and inverse DCT of planes m x H x W (H % 8 == W % 8 == 0; any plane
-    stride, rows contiguous) into ``out`` (same shape and kind of strides; may be ``planes`` itself). Luma is
-    level-shifted by 128 on the DC coefficients; chroma is already centred on 0."""
+    """DCT, quantisation, dequantisation and inverse DCT of planes m x H x W (H % 8 == W % 8 == 0, any strides)
+    into ``out`` (the same shape, any strides; may be ``planes`` itself). Luma is level-shifted by 128 on the DC
+    coefficients; chroma is already centred on 0."""
     m, h, w = planes.shape
     bands = h // 8
     pair = 2 if w % 16 == 0 else 1
@@ -370,7 +370,7 @@ def _code_planes_folded(planes: np.ndarray, quality: int, *, chroma: bool, out: 
     if not chroma:
         first += dc
     np.matmul(q, inv[:, None], out=rows)  # dequantised, back along the rows
-    np.matmul(d_t, by_band, out=out.reshape(m, bands, 8, w))
+    np.matmul(d_t, by_band, out=out.reshape(m, bands, 8, w))  # splitting an axis: always a view, never a copy
     return out
 
 
@@ -455,8 +455,9 @@ def _jpeg_large_array(x: np.ndarray, quality: int, out: np.ndarray | None = None
         _upsample_array(_code_planes_folded(flat, quality, chroma=True, out=flat).reshape(chroma.shape),
                         planes[:, 1:])
         rgb = _colour_array(_COLOUR_ARRAYS[1], ycc, out=v.reshape(n, 3, hh * ww))  # v is no longer needed
-    if out is not None and (hh, ww) == (h, w):
-        return np.rint(rgb, out=out.reshape(rgb.shape)).reshape(n, c, h, w)
+    if out is not None and (hh, ww) == (h, w) and out.flags.c_contiguous:
+        np.rint(rgb, out=out.reshape(rgb.shape))
+        return out
     rgb = np.rint(rgb, out=rgb).reshape(n, c, hh, ww)[..., :h, :w]
     if out is not None:
         out[...] = rgb
