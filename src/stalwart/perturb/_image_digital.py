@@ -321,7 +321,7 @@ def _jpeg_array(x: np.ndarray, quality: int) -> np.ndarray:
 
 # -- large images in numpy (one 224 px image per call, and CPU batches of images above 32 px, a few at a time).
 # The DCT is separable: down the rows of each 8-row band a batched product with ``d``, written straight into
-# a coefficient array ordered by row frequency ``u`` (plane x u x band x W); along the rows a product with
+# a coefficient array ordered by row frequency ``u`` (u x plane x band x W); along the rows a product with
 # ``kron(I_2, d.T)`` on pairs of blocks, one matrix per ``u`` with the division by the table's row ``u``
 # folded in (and the multiplication into the inverse), so quantising is a single rounding pass. numpy hands
 # the small products to BLAS without torch's dispatch.
@@ -354,17 +354,17 @@ def _code_planes_folded(planes: np.ndarray, quality: int, *, chroma: bool, out: 
     bands = h // 8
     pair = 2 if w % 16 == 0 else 1
     d, d_t, fwd, inv, dc = _folded_codec(quality, chroma, pair)
-    coef = np.empty((m, 8, bands, w), dtype=np.float32)  # plane x row frequency u x band x W
-    by_band = coef.transpose(0, 2, 1, 3)
+    coef = np.empty((8, m, bands, w), dtype=np.float32)  # row frequency u x plane x band x W
+    by_band = coef.transpose(1, 2, 0, 3)
     np.matmul(d, planes.reshape(m, bands, 8, w), out=by_band)  # down the rows: one small product per band
-    r = bands * w // (8 * pair)  # pairs of blocks per row frequency
+    r = m * bands * w // (8 * pair)  # pairs of blocks per row frequency, over all planes
     parts = 1
     while r * 64 * pair * pair > _ONE_THREAD * parts and r % (2 * parts) == 0:
         parts *= 2
-    rows = coef.reshape(m, 8, parts, r // parts, 8 * pair)
+    rows = coef.reshape(8, parts, r // parts, 8 * pair)
     q = np.matmul(rows, fwd[:, None])  # along the rows, divided by the steps
     if not chroma:
-        first = q.reshape(m, 8, bands, w)[:, 0, :, 0::8]  # the DC coefficients
+        first = q.reshape(8, m, bands, w)[0, :, :, 0::8]  # the DC coefficients
         first -= dc
     np.rint(q, out=q)
     if not chroma:
