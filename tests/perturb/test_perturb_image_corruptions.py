@@ -413,11 +413,13 @@ def test_jpeg_large_cpu_batches_are_coded_a_few_images_at_a_time():
     assert float(((out - torch_route) ** 2).mean()) < 0.01 * float(((torch_route - x) ** 2).mean())
 
 
+@pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize(("side", "route"), [(32, "_jpeg_cpu"), (40, "_jpeg_batches")])
-def test_jpeg_cpu_batches_take_the_route_measured_faster_for_their_size(side, route, monkeypatch):
+def test_jpeg_cpu_batches_take_the_route_measured_faster_for_their_size(side, route, channels, monkeypatch):
     from stalwart.perturb import _image_digital
 
-    x = torch.from_numpy(natural((128, 3, side, side), seed=4) * 255.0)
+    n = JpegCompression.array_work // (channels * side * side) + 1
+    x = torch.from_numpy(natural((n, channels, side, side), seed=4) * 255.0)
     assert x.numel() >= JpegCompression.array_work  # a batch, not the one-image numpy routes
     calls = []
     real = getattr(_image_digital, route)
