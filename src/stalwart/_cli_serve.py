@@ -1,7 +1,8 @@
 """`stalwart serve` (the monitoring service) and `stalwart monitor push`; they register on the app
 in :mod:`stalwart.cli`.
 
-- ``stalwart serve [--db URL] [--host 127.0.0.1] [--port 8000]`` runs the service with uvicorn;
+- ``stalwart serve [--db URL] [--host 127.0.0.1] [--port 8000]`` runs the service with uvicorn
+  (no line per request unless ``--access-log``: at hundreds of batches a second it cost CPU);
   ``stalwart serve --create-key --project P --scope admin`` prints a new API key once and exits;
   ``--list-keys --project P`` lists a project's keys (ids, never secrets), ``--revoke-key ID``
   revokes one (a running server refuses it within a second).
@@ -55,6 +56,8 @@ def serve(
                                                    show_default=False)] = None,
     grafana_dashboard: Annotated[bool, typer.Option("--grafana-dashboard", help="Print the Grafana dashboard "
                                                     "(JSON, over the service's /metrics) and exit.")] = False,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log a line per request (uvicorn's access "
+                                                                  "log: client, method, path, status).")] = False,
 ) -> None:
     """Run the monitoring service: ingest batches and labels, analyse windows, raise alerts."""
     with user_errors():
@@ -97,13 +100,13 @@ def serve(
     err_console.print(f"stalwart monitor on http://{escape(host)}:{port} (API docs at /docs), data in "
                       f"{escape(where)}{f', {workers} processes' if workers > 1 else ''}", highlight=False)
     if application is not None:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=access_log)
         return
     from stalwart.monitor.app import SETTINGS_ENV, settings_env
 
     os.environ[SETTINGS_ENV] = settings_env(settings)
     uvicorn.run("stalwart.monitor.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", access_log=access_log)
 
 
 def _manage_keys(store_class, db: str, project: str | None, list_keys: bool, revoke_key: str | None) -> None:

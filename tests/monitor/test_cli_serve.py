@@ -55,3 +55,18 @@ def test_each_server_process_builds_its_app_from_the_settings_in_the_environment
     application = app_from_env()
     assert application.state.settings == settings
     application.state.store.close()
+
+
+def test_the_access_log_is_off_unless_asked_for(tmp_path, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    for args in ([], ["--access-log"], ["--workers", "2"], ["--workers", "2", "--access-log"]):
+        r = runner.invoke(app, ["serve", "--db", db, "--port", "8123", *args])
+        assert r.exit_code == 0, r.output
+    assert [kw["access_log"] for _, kw in calls] == [False, True, False, True]
+    assert [kw.get("workers", 1) for _, kw in calls] == [1, 1, 2, 2]
+    for target, _ in calls[:2]:  # the single-process app was built, with its store open: close it
+        target.state.store.close()

@@ -93,3 +93,30 @@ def test_a_model_name_with_a_slash_is_refused_at_registration(service):
                     headers=auth(admin))
     assert r.status_code == 422 and "fraud/v2" in r.text
     assert client.get("/v1/projects/shop/models", headers=auth(admin)).json() in ([], {"models": []})
+
+
+def test_the_ingest_route_finds_its_parameters_as_the_dependency_solved_routes_do(service):
+    # the batches route resolves its own key and parameters (app._ResolvedRoute); the labels route
+    # takes the same ones through FastAPI's dependencies: every refusal must read the same
+    client, store, admin = service
+    register(client, admin)
+    rows = table_rows(np.random.default_rng(4), 3)
+    keys = {"none": {}, "basic": {"Authorization": "Basic YTpi"}, "empty": {"Authorization": "Bearer"},
+            "unknown": auth("sw_0123456789_nope"), "read": auth(store.create_key("shop", "read")),
+            "other project": auth(store.create_key("bank", "admin"))}
+    for name, headers in keys.items():
+        got = client.post(BATCHES + "?batch_id=k", json=rows, headers=headers)
+        want = client.post(BATCHES.replace("batches", "labels"), json={"labels": [{"row_id": "r0", "label": 1}]},
+                           headers=headers)
+        assert got.status_code in (401, 403), name
+        assert (got.status_code, got.json(), got.headers.get("www-authenticate")) == \
+            (want.status_code, want.json(), want.headers.get("www-authenticate")), name
+    # a repeated query parameter: the last one, as FastAPI takes it
+    r = client.post(BATCHES + "?batch_id=first&batch_id=last", json=rows, headers=auth(admin))
+    assert (r.status_code, r.json()["batch_id"]) == (201, "last")
+    # its OpenAPI entry still comes from its signature: the same key and path parameters as labels
+    route = client.app.openapi()["paths"]
+    batches, labels = (route[f"/v1/projects/{{project}}/models/{{model}}/{p}"]["post"] for p in ("batches", "labels"))
+    assert batches["security"] == labels["security"] == [{"HTTPBearer": []}]
+    assert batches["parameters"][:2] == labels["parameters"]
+    assert [(p["in"], p["name"]) for p in batches["parameters"][2:]] == [("query", "batch_id")]

@@ -185,3 +185,45 @@ def test_batches_wake_the_worker_once_a_window_of_rows_has_arrived(tmp_path, mon
         client.post("/v1/projects/p/models/m/batches?batch_id=a9", headers=headers, json=rows)
         assert wait_for(2) == 2
     store.close()
+
+
+def test_mixed_values_take_the_value_by_value_path_and_are_normalised_alike():
+    rows = [
+        {"x": 1, "k": "2.5", "c": 7, "f": True, "prediction": "1", "timestamp": 5},
+        {"x": float("inf"), "k": "nan", "c": None, "f": "yes", "prediction": 0.0, "timestamp": "1970-01-01T00:00:10Z"},
+        {"x": -2.5, "k": None, "c": "blue", "f": None, "prediction": True, "timestamp": 7.5},
+    ]
+    model = {**MODEL, "classes": [0, 1, True]}
+    cols, n, first, last = batch_columns(rows, model, "b1", 100)
+    assert n == 3 and (first, last) == (5.0, 10.0)
+    assert np.array_equal(cols["inputs"]["x"], [1.0, np.nan, -2.5], equal_nan=True)  # infinity: missing
+    assert np.array_equal(cols["inputs"]["k"], [2.5, np.nan, np.nan], equal_nan=True)
+    assert cols["inputs"]["c"] == ["7", None, "blue"] and cols["inputs"]["f"] == [True, True, None]
+    assert cols["prediction"] == [1, 0, True] and cols["timestamp"].tolist() == [5.0, 10.0, 7.5]
+    assert cols["row_id"] == ["b1:0", "b1:1", "b1:2"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"k": None, "zz": 1}, r"unknown column\(s\) \['zz'\]"),  # as many keys as the first row, not the same
+    ({"k": None, "row_id": "r"}, "row 1 lacks 'k'"),
+    ({"x": [1.0]}, "column 'x' is numeric but row 1 holds \\[1.0\\]"),
+    ({"x": {"v": 1}}, "column 'x' is numeric but row 1 holds"),
+    ({"k": 10 ** 400}, "column 'k' is integer but row 1 holds"),
+    ({"c": ["red"]}, "column 'c' row 1 holds a list"),
+    ({"f": "maybe"}, "column 'f' is boolean but row 1 holds 'maybe'"),
+    ({"prediction": 7}, "prediction 7 of row 1 is not one of the model's classes"),
+    ({"prediction": None}, "prediction of row 1 is missing"),
+    ({"row_id": "a"}, "repeats a row_id"),
+    ({"row_id": "r" * 201}, "longer than 200 characters"),
+    ({"timestamp": float("inf")}, "timestamp inf of row 1"),
+    ({"timestamp": "yesterday"}, "timestamp 'yesterday' of row 1"),
+])
+def test_a_bad_value_among_good_rows_is_refused_by_column_and_row(change, message):
+    good = [{"x": 0.5, "k": 3, "c": "red", "f": True, "prediction": 1, "row_id": "a", "timestamp": 1.0},
+            {"x": 1.5, "k": 4, "c": "blue", "f": False, "prediction": 0, "row_id": "b", "timestamp": 2.0}]
+    rows = [good[0], {**{k: v for k, v in good[1].items() if k not in change or change[k] is not None}, **{
+        k: v for k, v in change.items() if v is not None or k == "prediction"}}]
+    if change.get("k", 0) is None:  # the key is dropped, not nulled
+        rows[1].pop("k", None)
+    with pytest.raises(InputError, match=message):
+        batch_columns(rows, MODEL, "b1", 100)

@@ -155,3 +155,30 @@ def test_a_blob_holds_its_float_arrays_before_its_json_and_the_older_layout_stil
         assert back["inputs"]["a"].tolist()[::2] == [0.5, -2.0] and np.isnan(back["inputs"]["a"][1])
         assert back["inputs"]["c"] == ["x", None, "y"] and back["row_id"] == ["r0", "r1", "r2"]
         assert back["timestamp"].tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_a_blob_reads_back_the_same_whoever_wrote_its_json_and_never_holds_a_nan(accelerated, monkeypatch):
+    import numpy as np
+
+    from stalwart.monitor.store import decode_columns, encode_columns
+
+    if accelerated:
+        pytest.importorskip("orjson")
+    else:
+        monkeypatch.setattr(store_module, "_orjson", None)
+    cols = {"inputs": {"a": np.array([0.5, -2.0]), "c": ["é\u2603", "x"], "f": [True, False]},
+            "prediction": [1, "one"], "row_id": ["r0", "r1"], "probabilities": [[0.25, 0.75], [1, 0]]}
+    blob = encode_columns(cols)
+    # orjson writes text as UTF-8, the standard library escapes it: each wrote this one
+    assert ("é".encode() in blob) is accelerated and (b"\\u00e9" in blob) is not accelerated
+    back = decode_columns(blob)
+    assert back["inputs"]["a"].tolist() == [0.5, -2.0] and back["inputs"]["c"] == ["é\u2603", "x"]
+    assert back["inputs"]["f"] == [True, False]
+    assert {k: v for k, v in back.items() if k != "inputs"} == {k: v for k, v in cols.items() if k != "inputs"}
+    # what orjson refuses or may have changed goes to the standard library
+    assert decode_columns(encode_columns({"big": [2 ** 70, 1], 3: ["x"]})) == {"big": [2 ** 70, 1], "3": ["x"]}
+    assert decode_columns(encode_columns({"c": [None, "null"]})) == {"c": [None, "null"]}
+    for bad in (float("nan"), float("inf")):  # refused, not written as null
+        with pytest.raises(ValueError, match="JSON compliant"):
+            encode_columns({"c": ["x", bad]})

@@ -43,7 +43,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -52,6 +52,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
@@ -175,10 +176,24 @@ def _need(scope: str) -> Callable[..., Any]:
     return check
 
 
+_ingester = _need("ingest")
 AnyKey = Annotated[Principal, Depends(_principal)]
 Reader = Annotated[Principal, Depends(_need("read"))]
-Ingester = Annotated[Principal, Depends(_need("ingest"))]
+Ingester = Annotated[Principal, Depends(_ingester)]
 Admin = Annotated[Principal, Depends(_need("admin"))]
+
+
+class _ResolvedRoute(APIRoute):
+    """A route answered by ``endpoint.resolved``, an ``async (request) -> Response`` that finds the
+    endpoint's parameters itself (through the same functions as its dependencies) and calls it.
+
+    The ingest route is one: FastAPI's dependency solving, run afresh on every request, cost it
+    about as much as checking the batch's columns. Its OpenAPI entry still comes from the endpoint's
+    signature, so the resolver must take exactly the parameters that signature declares.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint.resolved  # type: ignore[attr-defined]
 
 
 class Worker(threading.Thread):
@@ -296,6 +311,52 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 raise TooLarge(f"the body is larger than the limit of {limit} bytes; {fix}")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def ingest(project: str, model: str, request: Request, who: Ingester,
+                     batch_id: str | None = None) -> Any:
+        body = await body_of(request)
+
+        def work() -> tuple[dict[str, Any], int]:
+            found = ingest_models.get((who.project_id, model))
+            if found is None:
+                found = ingest_models[who.project_id, model] = store.model(who.project_id, model)
+            rows, extra = parse_body(body, request.headers.get("content-type", ""), "rows")
+            key = extra.get("batch_id", batch_id)
+            if key is None:
+                raise InputError("the batch has no batch_id; send it in the JSON body or as ?batch_id=, the same "
+                                 "on every retry, so a retried batch is stored once")
+            if not isinstance(key, str) or not 0 < len(key) <= 200:
+                raise InputError(f"batch_id must be text of 1 to 200 characters; got {key!r}")
+            columns, n, first, last = batch_columns(rows, found, key, settings.max_batch_rows)
+            digest = hashlib.sha256(body).hexdigest()
+            stored = store.add_batch(found["id"], key, columns, n, first, last, digest)
+            return {"batch_id": key, "rows": n, "stored": stored, "duplicate": not stored}, 201 if stored else 200
+        answer, status = await run_in_threadpool(work)
+        metrics.batch(who.project, model, rows=answer["rows"], stored=answer["stored"])
+        if answer["stored"]:
+            # the worker is woken once a window's worth of rows has arrived, not once a batch: a pass
+            # costs more than a batch; a time window waits at most for its next interval
+            found = ingest_models[who.project_id, model]
+            unseen = rows_since_wake.get(found["id"], 0) + answer["rows"]
+            if unseen >= int(found["config"].get("window_rows") or settings.window_rows):
+                wake.set()
+                unseen = 0
+            rows_since_wake[found["id"]] = unseen
+        return JSONResponse(answer, status_code=status)
+
+    async def resolve_ingest(request: Request) -> Response:
+        # the parameters of `ingest`, found as its dependencies would find them (see _ResolvedRoute)
+        project = request.path_params["project"]
+        who = await _ingester(project, await _principal(request, await _bearer(request)))
+        return await ingest(project, request.path_params["model"], request, who, request.query_params.get("batch_id"))
+
+    ingest.resolved = resolve_ingest  # type: ignore[attr-defined]
+    # registered first: the router tries routes in order, and this one is the busiest
+    app.router.add_api_route(
+        "/v1/projects/{project}/models/{model}/batches", ingest, methods=["POST"], status_code=201, tags=["ingest"],
+        route_class_override=_ResolvedRoute,
+        openapi_extra=_raw_body("{\"batch_id\": \"...\", \"rows\": [{column: value, ..., \"prediction\": ...}]}"
+                                " or CSV with ?batch_id="))
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
@@ -416,41 +477,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             store.set_reference(found["id"], columns, n)
             return {"model": model, "reference_rows": n}
         return await run_in_threadpool(work)
-
-    @app.post("/v1/projects/{project}/models/{model}/batches", status_code=201, tags=["ingest"],
-              openapi_extra=_raw_body("{\"batch_id\": \"...\", \"rows\": [{column: value, ..., \"prediction\": ...}]}"
-                                      " or CSV with ?batch_id="))
-    async def ingest(project: str, model: str, request: Request, who: Ingester,
-                     batch_id: str | None = None) -> Any:
-        body = await body_of(request)
-
-        def work() -> tuple[dict[str, Any], int]:
-            found = ingest_models.get((who.project_id, model))
-            if found is None:
-                found = ingest_models[who.project_id, model] = store.model(who.project_id, model)
-            rows, extra = parse_body(body, request.headers.get("content-type", ""), "rows")
-            key = extra.get("batch_id", batch_id)
-            if key is None:
-                raise InputError("the batch has no batch_id; send it in the JSON body or as ?batch_id=, the same "
-                                 "on every retry, so a retried batch is stored once")
-            if not isinstance(key, str) or not 0 < len(key) <= 200:
-                raise InputError(f"batch_id must be text of 1 to 200 characters; got {key!r}")
-            columns, n, first, last = batch_columns(rows, found, key, settings.max_batch_rows)
-            digest = hashlib.sha256(body).hexdigest()
-            stored = store.add_batch(found["id"], key, columns, n, first, last, digest)
-            return {"batch_id": key, "rows": n, "stored": stored, "duplicate": not stored}, 201 if stored else 200
-        answer, status = await run_in_threadpool(work)
-        metrics.batch(who.project, model, rows=answer["rows"], stored=answer["stored"])
-        if answer["stored"]:
-            # the worker is woken once a window's worth of rows has arrived, not once a batch: a pass
-            # costs more than a batch; a time window waits at most for its next interval
-            found = ingest_models[who.project_id, model]
-            unseen = rows_since_wake.get(found["id"], 0) + answer["rows"]
-            if unseen >= int(found["config"].get("window_rows") or settings.window_rows):
-                wake.set()
-                unseen = 0
-            rows_since_wake[found["id"]] = unseen
-        return JSONResponse(answer, status_code=status)
 
     @app.post("/v1/projects/{project}/models/{model}/labels", tags=["ingest"],
               openapi_extra=_raw_body("{\"labels\": [{\"row_id\": ..., \"label\": ...}]} or CSV row_id,label"))

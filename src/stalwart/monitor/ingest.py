@@ -67,7 +67,9 @@ def parse_body(body: bytes, content_type: str, key: str) -> tuple[list[dict[str,
         raise InputError(f'the JSON body must be an object with a "{key}" list (or a bare list of rows); '
                          f"got {type(doc).__name__}{' without ' + repr(key) if isinstance(doc, dict) else ''}")
     rows = doc.pop(key)
-    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    # every row a plain dict (what a JSON reader makes) is checked in C; anything else row by row
+    bad = None if set(map(type, rows)) == {dict} else next(
+        (i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
     if bad is not None:
         raise InputError(f"{key}[{bad}] is {type(rows[bad]).__name__}; each row must be an object "
                          '{"column": value, ...}')
@@ -96,15 +98,22 @@ def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str
         names = [str(c) for c in rows.columns]
         cols = {str(c): rows[c] for c in rows.columns}  # Series: numeric columns stay vectorised
     else:
-        first = rows[0].keys() if rows else {}
-        uniform = all(r.keys() == first for r in rows)  # the usual case, checked in C
-        names = list(first) if uniform else list(dict.fromkeys(k for r in rows for k in r))
-        if uniform and names:  # transposed in C: one tuple per row, zipped into columns
-            cols = dict(zip(names, map(list, zip(*map(itemgetter(*names), rows))))) if len(names) > 1 else \
-                {names[0]: [r[names[0]] for r in rows]}
-        else:
+        names = list(rows[0]) if rows else []
+        # the usual case, checked in C: every row has as many keys as the first and each of its
+        # keys (a missing one stops the transposition), so the same keys
+        if len(names) > 1 and set(map(len, rows)) == {len(names)}:
+            try:  # transposed in C: one tuple per row, zipped into columns
+                cols = dict(zip(names, map(list, zip(*map(itemgetter(*names), rows)))))
+                uniform = True
+            except KeyError:
+                pass
+        elif len(names) == 1 and all(r.keys() == rows[0].keys() for r in rows):
+            cols, uniform = {names[0]: [r[names[0]] for r in rows]}, True
+        if not uniform:
+            names = list(dict.fromkeys(k for r in rows for k in r))
             cols = {n: [r.get(n) for r in rows] for n in names}
-    unknown = [n for n in names if n not in allowed]
+    known = set(allowed)
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise InputError(f"{what} has unknown column(s) {unknown[:10]}; the model takes {list(allowed)}. "
                          "Drop them, or register a model with these columns.")
@@ -130,8 +139,13 @@ def _list(values: Any) -> list[Any]:
 def _number(v: Any) -> float | None:
     if v is None or isinstance(v, bool):
         return None if v is None else math.nan
-    if isinstance(v, (int, float)):
-        return float(v) if math.isfinite(v) else None
+    if isinstance(v, int):  # an integer beyond float64's range is refused, not taken as infinite
+        try:
+            return float(v)
+        except OverflowError:
+            return math.nan
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
     if isinstance(v, str):
         try:
             f = float(v)
@@ -157,7 +171,7 @@ def _numbers(name: str, kind: str, values: list[Any], what: str) -> np.ndarray:
     else:
         try:
             arr = np.array(values, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             arr = None
     if arr is None or arr.ndim != 1:
         out = [_number(v) for v in values]
@@ -170,10 +184,17 @@ def _numbers(name: str, kind: str, values: list[Any], what: str) -> np.ndarray:
     return arr
 
 
+_TEXT_TYPES, _BOOL_TYPES = {str, type(None)}, {bool, type(None)}
+
+
 def _normalise(name: str, kind: str, values: list[Any], what: str) -> Any:
     if kind in ("numeric", "integer"):
         return _numbers(name, kind, values, what)
     values = _list(values)
+    # the usual column holds only text (or only booleans) and nulls: nothing to convert or refuse;
+    # the exact types are looked at in C, and any other column takes the value-by-value path
+    if set(map(type, values)) <= (_BOOL_TYPES if kind == "boolean" else _TEXT_TYPES):
+        return values if isinstance(values, list) else list(values)
     if kind == "boolean":
         out = []
         for i, v in enumerate(values):
@@ -196,10 +217,21 @@ def canonical_classes(classes: Sequence[Any] | None) -> dict[str, Any] | None:
     return None if classes is None else {str(c): c for c in classes}
 
 
+_KEY_TYPES = {int, str, bool}
+
+
 def _labels(values: list[Any], model: Mapping[str, Any], name: str, what: str) -> list[Any]:
     if model["task"] == "regression":
         return _normalise(name, "numeric", values, what)
     by_text = canonical_classes(model["classes"])
+    if set(map(type, values)) <= _KEY_TYPES:  # the usual labels: their text is their key (as below)
+        keys = list(map(str, values))
+        if by_text is None:
+            return keys
+        try:
+            return list(map(by_text.__getitem__, keys))
+        except KeyError:
+            pass  # the loop below names the label and its row
     out = []
     for i, v in enumerate(values):
         if v is None:
@@ -213,6 +245,39 @@ def _labels(values: list[Any], model: Mapping[str, Any], name: str, what: str) -
                              f"{list(by_text.values())}")
         out.append(by_text[key])
     return out
+
+
+def _number_block(names: list[str], cols: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+    """The numeric columns ``names`` of JSON rows as float64 arrays (NaN for null and for
+    infinities), converted in one call; {} when a value needs :func:`_numbers`' value-by-value path
+    (text that is no number, a list, ...), which then names it. Each array is what :func:`_numbers`
+    makes of its column.
+
+    >>> block = _number_block(["a", "b"], {"a": [1, None], "b": [0.5, float("inf")]}, 2)
+    >>> block["a"].tolist(), block["b"].tolist()
+    ([1.0, nan], [0.5, nan])
+    >>> _number_block(["a"], {"a": [1, "lots"]}, 2)
+    {}
+    """
+    if len(names) < 2 or any(not isinstance(cols[c], list) for c in names):
+        return {}  # one column, or DataFrame columns: _numbers is as fast
+    try:
+        arr = np.array([cols[c] for c in names], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return {}
+    if arr.shape != (len(names), n):
+        return {}
+    arr[~np.isfinite(arr)] = np.nan
+    return dict(zip(names, arr))
+
+
+def _seconds(values: list[Any], what: str) -> np.ndarray:
+    """Timestamps as seconds since the epoch; numbers alone are converted in one call."""
+    if set(map(type, values)) <= {int, float}:
+        arr = np.array(values, dtype=np.float64)
+        if np.isfinite(arr).all():
+            return arr
+    return np.array(_timestamps(values, time.time(), what), dtype=np.float64)
 
 
 def _timestamps(values: list[Any], now: float, what: str) -> list[float]:
@@ -246,16 +311,25 @@ def batch_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str,
     kinds: dict[str, str] = model["columns"]
     allowed = [*kinds, *RESERVED]
     cols = _columns_of(rows, allowed, [*kinds, "prediction"], what)
-    out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], what) for c, k in kinds.items()}}
+    block = _number_block([c for c, k in kinds.items() if k in ("numeric", "integer")], cols, n)
+    out: dict[str, Any] = {"inputs": {c: block[c] if c in block else _normalise(c, k, cols[c], what)
+                                      for c, k in kinds.items()}}
     out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", what)
-    ids = _list(cols["row_id"]) if "row_id" in cols else [None] * n
-    out["row_id"] = [f"{batch_id}:{i}" if r is None else str(r) for i, r in enumerate(ids)]
+    ids = _list(cols["row_id"]) if "row_id" in cols else None
+    if ids is None:
+        out["row_id"] = [f"{batch_id}:{i}" for i in range(n)]
+    elif set(map(type, ids)) == {str}:
+        out["row_id"] = ids
+    else:
+        out["row_id"] = [f"{batch_id}:{i}" if r is None else str(r) for i, r in enumerate(ids)]
     if len(set(out["row_id"])) < n:
         raise InputError(f"{what} repeats a row_id; labels are joined by row_id, so each row needs its own")
-    if any(len(r) > 200 for r in out["row_id"]):
+    if max(map(len, out["row_id"])) > 200:
         raise InputError(f"{what}: a row_id is longer than 200 characters; use shorter ids")
-    stamps = _list(cols["timestamp"]) if "timestamp" in cols else [None] * n
-    ts = np.array(_timestamps(stamps, time.time(), what), dtype=np.float64)
+    if "timestamp" in cols:
+        ts = _seconds(_list(cols["timestamp"]), what)
+    else:  # stamped on arrival
+        ts = np.full(n, time.time(), dtype=np.float64)
     out["timestamp"] = ts
     if "score" in cols:
         out["score"] = _normalise("score", "numeric", cols["score"], what)
