@@ -227,3 +227,49 @@ def test_a_bad_value_among_good_rows_is_refused_by_column_and_row(change, messag
         rows[1].pop("k", None)
     with pytest.raises(InputError, match=message):
         batch_columns(rows, MODEL, "b1", 100)
+
+
+def test_batches_are_checked_and_stored_by_a_few_threads_of_their_own(tmp_path):
+    import time
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stalwart.monitor import Settings, create_app
+    from stalwart.monitor.app import INGEST_THREADS
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
+    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'm.db'}", worker=False))
+    store = app.state.store
+    key = store.create_key("p", "admin")
+    headers = {"Authorization": f"Bearer {key}"}
+    add, lock, busy, seen = store.add_batch, threading.Lock(), [0], []
+
+    def slow_add(*args):  # holds each batch a moment, so that requests in flight pile up
+        with lock:
+            busy[0] += 1
+            seen.append((threading.current_thread().name, busy[0]))
+        time.sleep(0.02)
+        try:
+            return add(*args)
+        finally:
+            with lock:
+                busy[0] -= 1
+    store.add_batch = slow_add
+    with TestClient(app) as client:
+        client.post("/v1/projects/p/models", headers=headers,
+                    json={"name": "m", "columns": KINDS, "classes": [0, 1]}).raise_for_status()
+
+        def send(i):
+            return client.post(f"/v1/projects/p/models/m/batches?batch_id=c{i}", headers=headers,
+                               json=[dict(r, row_id=None) for r in ROWS]).status_code
+        with ThreadPoolExecutor(8) as clients:
+            assert list(clients.map(send, range(24))) == [201] * 24
+    assert store.batch_count(store.model(store.project_id("p"), "m")["id"]) == (24, 72)
+    names = {name for name, _ in seen}
+    assert all(name.startswith("stalwart-ingest") for name in names) and len(names) <= INGEST_THREADS
+    assert max(n for _, n in seen) == INGEST_THREADS  # eight requests in flight, two stored at a time
+    assert not [t for t in threading.enumerate() if t.name.startswith("stalwart-ingest")]  # gone with the app
+    store.close()
