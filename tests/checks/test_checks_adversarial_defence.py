@@ -2,24 +2,13 @@
 the sanity checks of the plain evaluation flag the difference (issue 10, item 6)."""
 
 import numpy as np
-import torch
-from torch import nn
 
-from stalwart import datasets, defend
+from stalwart import defend
 from stalwart.checks.adversarial import AdversarialRobustness
 
 
-def test_a_squeezed_model_reports_plain_and_adaptive_side_by_side():
-    train, test = datasets.load_split("digits", seed=0)
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    xt, yt = torch.as_tensor(train.x), torch.as_tensor(np.asarray(train.y), dtype=torch.long)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(xt), yt).backward()
-        opt.step()
-    net.eval()
+def test_a_squeezed_model_reports_plain_and_adaptive_side_by_side(digits_mlp_split):
+    net, test = digits_mlp_split
     squeezed = defend.SqueezedModel(net, defend.BitDepth(3), bounds=(0.0, 1.0))
     data = test.subset(np.arange(60))
     res = AdversarialRobustness(eps=[0.1], level="fast", minimal=False, max_samples=60).run(squeezed, data, seed=0)

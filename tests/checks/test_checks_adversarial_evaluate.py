@@ -23,17 +23,8 @@ from stalwart.models import wrap
 
 
 @pytest.fixture(scope="module")
-def digits_mlp():
-    train, test = datasets.load_split("digits", seed=0)
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    xt, yt = torch.as_tensor(train.x), torch.as_tensor(np.asarray(train.y), dtype=torch.long)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(xt), yt).backward()
-        opt.step()
-    net.eval()
+def digits_mlp(digits_mlp_split):
+    net, test = digits_mlp_split
     return net, test.subset(np.arange(100))
 
 
