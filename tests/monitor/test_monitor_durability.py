@@ -1,6 +1,7 @@
 """A batch is acknowledged only after its commit: kill the server with SIGKILL in the middle of a
 stream of ingests, restart it on the same file (or PostgreSQL database), and every acknowledged batch
-is there, none twice."""
+is there, none twice; the windows, stream detector alarms and alert history are those of a service
+that never stopped."""
 
 import os
 import signal
@@ -14,9 +15,10 @@ import httpx
 import numpy as np
 import pytest
 
-from stalwart.monitor import Store
+from stalwart.monitor import Settings, Store, create_app
+from stalwart.monitor.analysis import analyze
 
-from .conftest import BACKENDS, COLUMNS, table_rows
+from .conftest import BACKENDS, COLUMNS, TestClient, table_rows
 
 N_BATCHES = 150
 
@@ -50,15 +52,24 @@ def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(t
     store = Store(db)
     key = store.create_key("shop", "admin")
     rng = np.random.default_rng(0)
-    batches = [{"batch_id": f"b{i}", "rows": table_rows(rng, 20, start=20 * i)} for i in range(N_BATCHES)]
+    # b's mean moves by 1.5 sd from batch 75 on: the stream detector and the drift rule see it
+    batches = [{"batch_id": f"b{i}", "rows": table_rows(rng, 20, start=20 * i, shift_b=1.5 * (i >= 75))}
+               for i in range(N_BATCHES)]
+    reference = [{k: v for k, v in r.items() if k != "row_id"} for r in table_rows(np.random.default_rng(1), 500)]
+    spec = {"name": "churn", "columns": COLUMNS, "classes": [0, 1], "window_rows": 100, "reference": reference,
+            "streams": [{"on": "b", "detector": "adwin"}]}
+    rules = [{"name": "drift", "condition": "drift_share <= 0.2"},
+             {"name": "change", "condition": "stream_changes < 1", "for_windows": 1}]
     headers = {"Authorization": f"Bearer {key}"}
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1/projects/shop/models/churn/batches"
     server = _start(db, port)
     try:
         httpx.post(f"http://127.0.0.1:{port}/v1/projects/shop/models", headers=headers, timeout=30,
-                   json={"name": "churn", "columns": COLUMNS, "classes": [0, 1], "window_rows": 100}
-                   ).raise_for_status()
+                   json=spec).raise_for_status()
+        for rule in rules:
+            httpx.post(f"http://127.0.0.1:{port}/v1/projects/shop/models/churn/rules", headers=headers, timeout=30,
+                       json=rule).raise_for_status()
         acked = []
 
         def stream():
@@ -70,15 +81,18 @@ def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(t
                         return
                     assert r.status_code == 201
                     acked.append(b["batch_id"])
+                    time.sleep(0.02)  # a steady stream, so the worker analyses windows before the kill
 
         sender = threading.Thread(target=stream)
         sender.start()
-        for _ in range(2000):  # bounded: kill once a good part of the stream is acknowledged
-            if len(acked) >= 30:
+        windows_url = url.replace("/batches", "/windows")
+        for _ in range(400):  # bounded: kill once a good part of the stream is acknowledged and analysed
+            if len(acked) >= 30 and len(httpx.get(windows_url, headers=headers, timeout=10).json()["windows"]) >= 2:
                 break
-            time.sleep(0.01)
+            time.sleep(0.05)
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
+        killed_at = time.time()
         sender.join(timeout=60)
         assert 30 <= len(acked) < N_BATCHES
     finally:
@@ -95,4 +109,35 @@ def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(t
     assert all(answers[b]["duplicate"] for b in acked)  # every acknowledged batch was on disk
     model = store.model(store.project_id("shop"), "churn")
     assert store.batch_count(model["id"]) == (N_BATCHES, 20 * N_BATCHES)  # and none is stored twice
+    analyze(store)  # what the stopped worker had not reached yet
+    killed = _history(store, model["id"])
+    analysed = [w["analysed_at"] for w in store.windows(model["id"])]
+    # the killed server's worker had analysed windows, and the later ones went on from the state they left
+    assert min(analysed) < killed_at < max(analysed)
     store.close()
+
+    # the same batches through a service that never stopped
+    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'straight.db'}", worker=False))
+    with TestClient(app) as client:
+        key = app.state.store.create_key("shop", "admin")
+        auth = {"Authorization": f"Bearer {key}"}
+        client.post("/v1/projects/shop/models", json=spec, headers=auth).raise_for_status()
+        for rule in rules:
+            client.post("/v1/projects/shop/models/churn/rules", json=rule, headers=auth).raise_for_status()
+        for b in batches:
+            client.post("/v1/projects/shop/models/churn/batches", json=b, headers=auth).raise_for_status()
+        analyze(app.state.store)
+        straight = _history(app.state.store, app.state.store.model_ids()[0])
+    app.state.store.close()
+    assert len(straight["windows"]) == 30 and any(w[2] for w in straight["windows"])  # the change was seen
+    assert ("ok", "firing") in [a[2:] for a in straight["alerts"]]
+    assert killed == straight
+
+
+def _history(store, model_id):
+    """Windows (seq, rows, stream alarms with their row ids, drift share) and alert transitions."""
+    windows = [(w["seq"], w["n_rows"], w["metrics"]["stream_changes"]["value"],
+                [c["row_id"] for s in store.window_details(w["id"])["streams"] for c in s["changes"]],
+                w["metrics"]["drift_share"]["value"]) for w in store.windows(model_id)]
+    alerts = sorted((a["rule"], a["window_seq"], a["from_state"], a["to_state"]) for a in store.alerts(model_id))
+    return {"windows": windows, "alerts": alerts}

@@ -188,6 +188,73 @@ def test_adwin_state_survives_pickling_mid_stream():
     assert det.detected_at == straight and len(straight) >= 2
 
 
+@pytest.mark.parametrize("name", ["adwin", "page_hinkley", "ddm", "kswin"])
+def test_state_through_json_goes_on_as_the_uninterrupted_detector(name):
+    """get_state -> JSON text -> from_state, at several points of a stream with changes, gives the
+    alarms of one detector that ran straight through, and ends in the same state, to the bit."""
+    import json
+
+    rng = np.random.default_rng(7)
+    if name == "ddm":  # a 0/1 error stream whose error rate jumps from 0.1 to 0.3
+        stream = (rng.random(6000) < np.where(np.arange(6000) < 3000, 0.1, 0.3)).astype(float)
+    else:
+        stream = np.concatenate([rng.normal(0, 1, 2500), rng.normal(1.5, 1, 2000), rng.normal(0, 1, 1500)])
+    straight = DETECTORS.create(name)
+    straight.run(stream)
+    assert len(straight.detected_at) >= 2  # the stream has changes to find
+    det, found = DETECTORS.create(name), []
+    for cut in (0, 777, 1001, 2600, 4111, 4500, 6000):
+        text = json.dumps(det.get_state(), allow_nan=False)  # strict JSON: what a database column holds
+        det = StreamDetector.from_state(json.loads(text))
+        found += det.update_many(stream[det.n_seen:cut])
+    assert found == straight.detected_at
+    assert json.dumps(det.get_state()) == json.dumps(straight.get_state())
+
+
+def test_state_keeps_infinities_arrays_and_a_generator():
+    import json
+
+    det = KSWIN(seed=np.random.default_rng(3))  # a generator as the seed, an array as the window
+    det.update_many(np.arange(150.0))
+    state = json.loads(json.dumps(det.get_state(), allow_nan=False))
+    back = KSWIN.from_state(state)
+    assert isinstance(back._window, np.ndarray) and back._window.dtype == np.float64
+    assert back._rng.random() == det._rng.random()
+    ddm = DDM()
+    assert json.loads(json.dumps(ddm.get_state(), allow_nan=False))["state"]["_p_min"] == {"__float__": "inf"}
+    assert DDM.from_state(ddm.get_state())._p_min == math.inf
+
+
+def test_state_refusals_say_what_to_do():
+    adwin_state = ADWIN().get_state()
+    with pytest.raises(InputError, match=r"PageHinkley.from_state got the state of ADWIN; call ADWIN.from_state "
+                                         r"or StreamDetector.from_state"):
+        PageHinkley.from_state(adwin_state)
+    with pytest.raises(InputError, match=r"a detector state is a dict \{'detector': <name>"):
+        StreamDetector.from_state([1, 2])
+    old = {"detector": "adwin", "state": {**adwin_state["state"], "_retired": 1}}
+    del old["state"]["_tick"]
+    with pytest.raises(InputError, match=r"does not fit this version of stalwart \(missing \['_tick'\], unknown "
+                                         r"\['_retired'\]\); start the detector afresh"):
+        StreamDetector.from_state(old)
+    with pytest.raises(ConfigError, match=r"unknown detector 'adwinn'.*Did you mean 'adwin'"):
+        StreamDetector.from_state({"detector": "adwinn", "state": {}})
+    kswin = KSWIN().get_state()
+    kswin["state"]["_rng"]["__generator__"]["bit_generator"] = "os.system"
+    with pytest.raises(InputError, match=r"names the bit generator 'os.system'; known: \['PCG64'"):
+        StreamDetector.from_state(kswin)
+
+    class Opaque(PageHinkley):
+        name = "opaque_ph"
+
+        def __init__(self):
+            super().__init__()
+            self.memo = object()
+    with pytest.raises(TypeError, match=r"Opaque.memo holds a object, which get_state\(\) cannot write as JSON; "
+                                        r"override get_state\(\) and from_state\(\)"):
+        Opaque().get_state()
+
+
 def test_adwin_update_many_errors_feed_nothing():
     det = ADWIN()
     with pytest.raises(InputError, match=r"ADWIN.update_many got nan at position 2; stream values must be finite"):

@@ -3,9 +3,10 @@
 A window is a run of consecutive batches of one model that holds at least the model's
 ``window_rows`` rows (a batch is never split) or, for a model with ``window_seconds``, that closes
 earlier when a batch starts that many seconds (by its rows' timestamps) after the window's first
-row; windows are cut from the batches as they arrive, independently of the reference, which stays
-the model's registered set. The last window waits for the batch that closes it. Each window is judged
-once, against the reference:
+row, or when no batch of the model has arrived for that many seconds (by the service's clock);
+windows are cut from the batches as they arrive, independently of the reference, which stays the
+model's registered set. The last window waits for the batch (or the silence) that closes it. Each
+window is judged once, against the reference:
 
 - per-column drift with :func:`stalwart.shift.detect_drift` (its automatic test per column and
   its multiple-testing correction across the columns), giving ``drift_share`` (Wilson interval
@@ -35,7 +36,9 @@ once, against the reference:
   with a torch mirror) also a PGD attack on the same rows (:func:`run_attack`):
   ``probe_stability_attack_pgd`` and, with labels, ``probe_accuracy_attack_pgd``. A regression
   model's probe is in the units of its predictions (:func:`regression_probe_metrics`:
-  ``probe_shift``, and with labels ``probe_mae``, ``probe_mae_change``), without an attack.
+  ``probe_shift``, and with labels ``probe_mae``, ``probe_mae_change``), without an attack;
+- streaming change detectors over the rows in order, their state carried from window to window
+  (:mod:`stalwart.monitor.streams`): ``stream_changes`` and ``stream_changes_<on>_<detector>``.
 
 Every metric is stored as ``{"value", "low", "high", "n"}``, the shape of a check's metric, so
 alert rules judge it with the suites' :class:`~stalwart.checks.Condition`.
@@ -47,6 +50,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +60,7 @@ from stalwart._stats import wilson_interval
 from stalwart.errors import InputError, StalwartError
 from stalwart.monitor.ingest import frame
 from stalwart.monitor.store import Store, check_store
+from stalwart.monitor.streams import run_streams
 
 __all__ = ["analyze", "window_metrics", "label_metrics", "lond", "lond_gamma", "fit_ood", "ood_metrics",
            "estimate_metrics", "run_probe", "run_attack", "probe_metrics", "model_metrics", "PROBES",
@@ -882,7 +887,7 @@ def _stitch(parts: list[dict[str, Any]], kinds: Mapping[str, str]) -> dict[str, 
     return out
 
 
-def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
+def _new_windows(store: Store, model: dict[str, Any], now: float) -> list[int]:
     reference = store.reference(model["id"])
     if reference is None:
         return []  # nothing to compare with yet: batches wait for a reference
@@ -890,6 +895,7 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
     after, seq = (-1, 0) if last is None else (last.last_batch, last.seq + 1)
     previous = {} if last is None or last.details is None else json.loads(last.details)
     online = previous.get("online_fdr", {"tests": 0, "discoveries": 0})
+    streams = previous.get("stream_state", {})  # the stream detectors as the last window left them
     alpha = float(model["config"].get("alpha", 0.05))
     size = int(model["config"].get("window_rows", 1000))
     span = model["config"].get("window_seconds")
@@ -898,7 +904,7 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
     fitted: list[dict[str, Any]] = []
 
     def close() -> None:
-        nonlocal seq, pending, online
+        nonlocal seq, pending, online, streams
         parts = store.batch_data(model["id"], pending[0].id, pending[-1].id)
         window = _stitch(parts, model["columns"])
         ks: dict[str, tuple[float, int, int]] = {}
@@ -919,6 +925,13 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
                                        probe_sample=int(model["config"].get("probe_sample") or PROBE_SAMPLE))
         metrics.update(extra)
         details["online_fdr"] = online
+        try:
+            changes, details["streams"], streams = run_streams(window, model, streams)
+            metrics.update(changes)
+        except Exception as exc:  # noqa: BLE001 - a plug-in detector failing must not lose the window
+            log.exception("the stream detectors of model %s failed", model["id"])
+            metrics.update(_note("stream_note", f"no stream detectors: {_why(exc)}"))
+        details["stream_state"] = streams
         labels = store.labels_for(model["id"], window["row_id"])
         lm = label_metrics(window["prediction"], [labels.get(r) for r in window["row_id"]], model["task"])
         metrics.update(lm)
@@ -942,6 +955,10 @@ def _new_windows(store: Store, model: dict[str, Any]) -> list[int]:
         if rows >= size:
             close()
             rows, start = 0, math.inf
+    # a time window also closes when nothing has arrived for its span, by the service's clock
+    # (not the rows' timestamps, which a backfill sends from the past)
+    if pending and span is not None and now - max(b.received_at for b in pending) >= span:
+        close()
     return made
 
 
@@ -998,10 +1015,11 @@ def _refresh_labels(store: Store, model: dict[str, Any]) -> int:
     return changed
 
 
-def analyze(store: Store, model_id: int | None = None) -> dict[str, Any]:
+def analyze(store: Store, model_id: int | None = None, *, now: float | None = None) -> dict[str, Any]:
     """One pass of the worker: cut and judge the windows that are complete, refresh label metrics,
     and move every alert rule through the new windows. Safe to call at any time, from one thread
-    at a time (the service's worker, or a test).
+    at a time (the service's worker, or a test). ``now`` (default: the clock) decides whether a
+    time window that nothing has reached for its span is complete.
 
     Returns ``{"windows": {model_id: [seq, ...]}, "relabelled": n, "alerts": [event, ...],
     "errors": {model_id: message}}``. Without ``model_id`` every model is analysed and one that
@@ -1015,7 +1033,7 @@ def analyze(store: Store, model_id: int | None = None) -> dict[str, Any]:
     for mid in ids:
         try:
             model = store.model_by_id(mid)
-            made = _new_windows(store, model)
+            made = _new_windows(store, model, time.time() if now is None else now)
             if made:
                 out["windows"][mid] = made
             out["relabelled"] += _refresh_labels(store, model)

@@ -75,6 +75,7 @@ from stalwart.monitor.ingest import (
 from stalwart.monitor.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from stalwart.monitor.settings import Settings
 from stalwart.monitor.store import Conflict, NotFound, Principal, Store, check_store
+from stalwart.monitor.streams import check_streams
 
 __all__ = ["create_app", "app_from_env", "settings_env", "Worker", "KEY_CACHE_S", "LEASE_S", "SETTINGS_ENV",
            "REVOCATION_CHECK_S", "INGEST_THREADS"]
@@ -100,6 +101,12 @@ class ModelIn(BaseModel):
     probe: bool = Field(default=True, description="run the robustness probe on each window (with a model file)")
     probe_sample: int = Field(default=PROBE_SAMPLE, ge=10, le=MAX_PROBE_SAMPLE,
                               description="rows of each window the probe perturbs (a seeded sample)")
+    streams: list[dict[str, Any]] | None = Field(
+        default=None, max_length=100,
+        description="streaming change detectors: [{\"on\": \"output\" or an input column, \"detector\": \"adwin\", "
+                    "\"params\": {...}}]; default: ADWIN on the model's output", examples=[[
+                        {"on": "output", "detector": "adwin"},
+                        {"on": "temperature", "detector": "page_hinkley", "params": {"threshold": 25}}]])
 
 
 class ModelUpdate(BaseModel):
@@ -425,6 +432,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                   "drift_method": spec.drift_method,
                   "alpha": spec.alpha, "correction": spec.correction,
                   "probe": spec.probe, "probe_sample": spec.probe_sample}
+        if spec.streams is not None:  # absent: the default streams, and a config as before they existed
+            config["streams"] = check_streams(spec.streams, spec.columns, spec.task)
         model = store.add_model(who.project_id, spec.name, spec.task, spec.classes, spec.columns, config)
         # a re-registration leaves the probe settings as they are (PATCH changes them): one that
         # names other values is refused rather than silently ignored

@@ -119,7 +119,8 @@ class Client:
         """Register model ``name`` with its input ``columns`` (``{name: kind}``; inferred from a
         DataFrame ``reference`` without its ``prediction`` and ``label`` columns when omitted)
         and upload ``reference``. ``options``: ``window_seconds``, ``drift_method``, ``alpha``,
-        ``correction``, ``probe`` (False: no robustness probe), ``probe_sample`` (its rows)."""
+        ``correction``, ``probe`` (False: no robustness probe), ``probe_sample`` (its rows),
+        ``streams`` (streaming change detectors: ``[{"on": "output", "detector": "adwin"}]``)."""
         if columns is None:
             if not isinstance(reference, pd.DataFrame):
                 raise ConfigError("register() needs columns={name: kind}, or a DataFrame reference to infer them")

@@ -60,7 +60,7 @@ _HEADERS = {
 # metrics charted by name; everything else numeric gets a chart of its own (probes grouped)
 _KNOWN = {"drift_share", "prediction_drift", "accuracy", "estimated_accuracy", "mae", "ood_rate", "drift_p_value",
           "online_level", "probe_accuracy", "probe_stability", "probe_accuracy_clean", "ood_baseline",
-          "probe_shift", "probe_mae", "probe_mae_clean", "probe_mae_change"}
+          "probe_shift", "probe_mae", "probe_mae_clean", "probe_mae_change", "stream_changes"}
 _NOT_CHARTED = {"n_rows", "n_labelled", "n_drifted", "drifted", "prediction_drift_statistic", "drift_error",
                 "drifted_online", "n_drifted_online", "estimated_accuracy_reliable"}
 _MAX_OTHER_CHARTS = 4
@@ -316,6 +316,10 @@ def _charts(windows: list[dict[str, Any]], task: str) -> list[str]:
     ]
     keys = sorted({k for w in windows for k, v in w["metrics"].items() if _value(v) is not None}
                   - _KNOWN - _NOT_CHARTED)
+    per_stream = [k for k in keys if k.startswith("stream_changes_")]
+    out.append(chart("Streaming change detectors", "alarms in the window", [
+        _series(windows, k, k.removeprefix("stream_changes_").replace("_", " ")) for k in per_stream]))
+    keys = [k for k in keys if k not in per_stream]
     per_probe = [k for k in keys if k.startswith("probe_")]
     kinds = ("accuracy", "stability", "mae_change", "mae", "shift")
     for kind in kinds:

@@ -55,6 +55,7 @@ WINDOW_GAUGES = {
                        "natural perturbation."),
     "probe_stability": ("probe_stability", "Robustness probe: share of predictions unchanged under the worst "
                         "natural perturbation."),
+    "stream_changes": ("stream_changes", "Alarms of the model's streaming change detectors in the newest window."),
     "n_rows": ("window_rows", "Rows in the newest window."),
     "n_labelled": ("window_labelled_rows", "Rows of the newest window whose labels have arrived."),
 }

@@ -643,10 +643,11 @@ class Store:
         return int(n), int(rows)
 
     def batches_after(self, model_id: int, after: int, limit: int = 10_000) -> list[Any]:
-        """Batches of a model with id > ``after``, in arrival order (id, n_rows, first_ts, last_ts)."""
+        """Batches of a model with id > ``after``, in arrival order (id, n_rows, first_ts, last_ts,
+        received_at)."""
         with self.engine.connect() as conn:
             return list(conn.execute(
-                sa.select(batches.c.id, batches.c.n_rows, batches.c.first_ts, batches.c.last_ts)
+                sa.select(batches.c.id, batches.c.n_rows, batches.c.first_ts, batches.c.last_ts, batches.c.received_at)
                 .where(batches.c.model_id == model_id, batches.c.id > after).order_by(batches.c.id).limit(limit)))
 
     def batch_data(self, model_id: int, first: int, last: int) -> list[dict[str, Any]]:

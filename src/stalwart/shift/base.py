@@ -154,6 +154,88 @@ class StreamDetector(ABC):
     @abstractmethod
     def _update(self, value: float) -> bool: ...
 
+    # -- state that outlives the process (the monitoring service keeps it in its database) --
+    def get_state(self) -> dict[str, Any]:
+        """The detector as JSON-safe data: its settings and where it stands in the stream.
+
+        ``json.dumps(state, allow_nan=False)`` works on it and :meth:`from_state` restores a
+        detector that goes on exactly as this one would (same alarms, bit for bit): floats keep
+        every digit through JSON, infinities and arrays are tagged, a random generator keeps its
+        bit generator's state. A plug-in whose attributes are other objects overrides both.
+        """
+        return {"detector": self.name, "state": {k: _encode_state(v, f"{type(self).__name__}.{k}")
+                                                 for k, v in vars(self).items()}}
+
+    @classmethod
+    def from_state(cls, state: Any) -> StreamDetector:
+        """A detector restored from :meth:`get_state`'s output (``StreamDetector.from_state``
+        finds the class by its registered name)."""
+        if not isinstance(state, dict) or not isinstance(state.get("detector"), str) \
+                or not isinstance(state.get("state"), dict):
+            raise InputError("a detector state is a dict {'detector': <name>, 'state': {...}} as get_state() "
+                             f"returns it; got {type(state).__name__}")
+        found = DETECTORS.get(state["detector"])
+        if cls is not StreamDetector and found is not cls:
+            raise InputError(f"{cls.__name__}.from_state got the state of {found.__name__}; call "
+                             f"{found.__name__}.from_state or StreamDetector.from_state")
+        if not (isinstance(found, type) and issubclass(found, StreamDetector)):
+            raise InputError(f"{state['detector']!r} is not a streaming detector; its state cannot be restored")
+        fresh = found()
+        expected, got = set(vars(fresh)), set(state["state"])
+        if expected != got:
+            raise InputError(f"the saved {found.__name__} state does not fit this version of stalwart (missing "
+                             f"{sorted(expected - got)}, unknown {sorted(got - expected)}); start the detector "
+                             "afresh")
+        for key, value in state["state"].items():
+            setattr(fresh, key, _decode_state(value))
+        return fresh
+
+
+def _encode_state(value: Any, where: str) -> Any:
+    """``value`` as JSON-safe data (see :meth:`StreamDetector.get_state`)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if np.isfinite(value) else {"__float__": repr(value)}
+    if isinstance(value, (list, tuple)):
+        return [_encode_state(v, where) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"__array__": _encode_state(value.tolist(), where), "dtype": value.dtype.str}
+    if isinstance(value, np.random.Generator):
+        return {"__generator__": value.bit_generator.state}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"__dict__": {k: _encode_state(v, where) for k, v in value.items()}}
+    raise TypeError(f"{where} holds a {type(value).__name__}, which get_state() cannot write as JSON; override "
+                    "get_state() and from_state() in the detector")
+
+
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def _decode_state(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_state(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__float__" in value:
+        return float(value["__float__"])
+    if "__array__" in value:
+        return np.array(_decode_state(value["__array__"]), dtype=np.dtype(value["dtype"]))
+    if "__generator__" in value:
+        name = value["__generator__"].get("bit_generator")
+        if name not in _BIT_GENERATORS:
+            raise InputError(f"a detector state names the bit generator {name!r}; known: {list(_BIT_GENERATORS)}")
+        bits = getattr(np.random, name)()
+        bits.state = value["__generator__"]
+        return np.random.Generator(bits)
+    if "__dict__" in value:
+        return {k: _decode_state(v) for k, v in value["__dict__"].items()}
+    raise InputError(f"a detector state holds an unknown tagged value {sorted(value)}; it was not written by "
+                     "get_state()")
+
 
 class OODDetector(ABC):
     """Out-of-distribution score: higher means more unusual.
