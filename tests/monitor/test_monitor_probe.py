@@ -79,13 +79,14 @@ def test_a_regression_models_probe_matches_the_linear_closed_form(service, linea
     # (less a little where clipping to the column's range bites)
     ratio = m["probe_shift_feature_noise_4"]["value"] / m["probe_shift_feature_noise_2"]["value"]
     assert 2.3 < ratio <= 2.5 + 1e-9
-    assert m["probe_shift"] == max((m[k] for k in m if k.startswith("probe_shift_")), key=lambda v: v["value"])
+    assert m["probe_shift"] == max((m[k] for k in m if k.startswith("probe_shift_") and "attack" not in k),
+                                   key=lambda v: v["value"])
     # the shifts recomputed from the predictions the window keeps
     probe = store.window_details(w["id"])["probe"]
     assert probe["clean"] == pytest.approx(model.predict(x).tolist())  # the whole 500-row window, in order
     moved = np.array(probe["stuck_sensor_3"])
     assert m["probe_shift_stuck_sensor_3"]["value"] == pytest.approx(np.mean(np.abs(moved - model.predict(x))))
-    # LinearRegression takes no missing values; no attack on a regression model; no class metrics
+    # LinearRegression takes no missing values; no PGD (no gradients); no class metrics
     assert "error" in probe["missing_values_2"] and "attack_pgd" not in probe
     assert not any(k.startswith(("probe_stability", "probe_accuracy", "estimated")) or k.endswith("_note") for k in m)
     assert "probe_mae" not in m  # no labels yet
@@ -114,6 +115,69 @@ def test_a_regression_models_probe_matches_the_linear_closed_form(service, linea
     assert client.post("/dashboard/login", data={"key": admin}, follow_redirects=False).status_code == 303
     page = client.get("/dashboard/models/price").text
     assert "MAE, worst" in page and "Probe shift per perturbation" in page and "Probe mae change per" in page
+
+
+def test_a_regression_models_attack_finds_the_linear_worst_case_in_its_box(service, linear):
+    client, store, admin = service
+    model, blob = linear
+    _register(client, admin, model)
+    assert client.put(MODEL + "/artifact", content=blob, headers=auth(admin)).status_code == 200
+    x, y, w = _window(client, admin, model, np.random.default_rng(4), 0)
+    # the closed form: each column may move 5% of its range (over reference and window) either way,
+    # within that range; a linear model's prediction rises most with every column moved the way its
+    # weight points, falls most with every column moved the other way
+    both = np.vstack([_data(np.random.default_rng(1), 1000)[0], x])
+    lower, upper = both.min(axis=0), both.max(axis=0)
+    eps = 0.05 * (upper - lower)
+    to_high, to_low = np.minimum(x + eps, upper) - x, np.maximum(x - eps, lower) - x
+    coef = model.coef_
+    rise = np.where(coef > 0, to_high, to_low) @ coef
+    fall = -(np.where(coef > 0, to_low, to_high) @ coef)
+    worst = np.maximum(rise, fall)
+    probe = store.window_details(w["id"])["probe"]
+    found = np.abs(np.array(probe["attack_search"]) - model.predict(x))
+    np.testing.assert_allclose(found, worst, rtol=1e-9, atol=1e-12)
+    m = w["metrics"]
+    assert m["probe_shift_attack_search"]["value"] == pytest.approx(worst.mean())
+    # far beyond the natural probes' moves at this size, and reported beside them, not as their worst
+    natural = [m[k]["value"] for k in m if k.startswith("probe_shift_") and "attack" not in k]
+    assert m["probe_shift"]["value"] == max(natural) and worst.mean() > 0
+    labels = [{"row_id": f"r{i}", "label": float(v)} for i, v in enumerate(y)]
+    assert client.post(MODEL + "/labels", json={"labels": labels}, headers=auth(admin)).status_code == 200
+    client.post(MODEL + "/analyze", headers=auth(admin))
+    m = client.get(MODEL + "/windows", headers=auth(admin)).json()["windows"][-1]["metrics"]
+    attacked = np.abs(np.array(probe["attack_search"]) - y)
+    assert m["probe_mae_attack_search"]["value"] == pytest.approx(attacked.mean())
+    assert m["probe_mae_change_attack_search"]["value"] == pytest.approx(
+        attacked.mean() - np.abs(model.predict(x) - y).mean())
+
+
+def test_the_regression_attack_beats_random_corners_on_a_nonlinear_model():
+    """On a model whose slope changes inside the box, the search's point moves the prediction
+    further than the best of as many random corners of the same box as it spent queries."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from stalwart import wrap
+    from stalwart.monitor.analysis import ATTACK_EPS, run_regression_attack
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 10))
+    y = np.sin(2 * x[:, 0]) + x[:, 1] ** 2 - x[:, 2] * x[:, 3] + 0.3 * x[:, 4:].sum(axis=1)
+    model = wrap(GradientBoostingRegressor(n_estimators=60, random_state=0).fit(x, y), task="regression")
+    sample, reference = x[:200], x[200:]
+    clean = model.predict(sample)
+    before = model.n_queries
+    found = np.abs(np.array(run_regression_attack(model, sample, clean, reference)) - clean)
+    budget = (model.n_queries - before) // len(sample)
+    assert budget == 2 * 10 + 2 + 2 * (2 * 10 + 1)  # differences, two corners, two refining steps
+    lower, upper = x.min(axis=0), x.max(axis=0)
+    eps = ATTACK_EPS * (upper - lower)
+    lo, hi = np.maximum(sample - eps, lower), np.minimum(sample + eps, upper)
+    random_best = np.zeros(len(sample))
+    for _ in range(budget):
+        corner = np.where(rng.random(sample.shape) < 0.5, lo, hi)
+        random_best = np.maximum(random_best, np.abs(model.predict(corner) - clean))
+    assert found.mean() > random_best.mean()
 
 
 def test_the_probe_is_switched_and_sized_per_model(service, linear):

@@ -36,7 +36,9 @@ window is judged once, against the reference:
   with a torch mirror) also a PGD attack on the same rows (:func:`run_attack`):
   ``probe_stability_attack_pgd`` and, with labels, ``probe_accuracy_attack_pgd``. A regression
   model's probe is in the units of its predictions (:func:`regression_probe_metrics`:
-  ``probe_shift``, and with labels ``probe_mae``, ``probe_mae_change``), without an attack;
+  ``probe_shift``, and with labels ``probe_mae``, ``probe_mae_change``), and a black-box attack
+  in the same box as PGD's (:func:`run_regression_attack`: ``probe_shift_attack_search``, with
+  labels ``probe_mae_attack_search`` and ``probe_mae_change_attack_search``);
 - streaming change detectors over the rows in order, their state carried from window to window
   (:mod:`stalwart.monitor.streams`): ``stream_changes`` and ``stream_changes_<on>_<detector>``.
 
@@ -65,7 +67,7 @@ from stalwart.monitor.streams import run_streams
 __all__ = ["analyze", "window_metrics", "label_metrics", "lond", "lond_gamma", "fit_ood", "ood_metrics",
            "estimate_metrics", "run_probe", "run_attack", "probe_metrics", "model_metrics", "PROBES",
            "online_reference", "online_p_values", "pooled_chi2", "logged_probabilities", "logged_estimate",
-           "regression_probe_metrics", "reference_digest", "ks_limit_pvalue", "PROBE_SAMPLE", "MAX_PROBE_SAMPLE"]
+           "regression_probe_metrics", "run_regression_attack", "reference_digest", "ks_limit_pvalue", "PROBE_SAMPLE", "MAX_PROBE_SAMPLE"]
 
 log = logging.getLogger("stalwart.monitor")
 #: how many of the most recent windows still missing labels a pass joins new labels into
@@ -467,6 +469,10 @@ PROBES = (("feature_noise", 2), ("feature_noise", 4), ("missing_values", 2), ("s
 ATTACK_EPS, ATTACK_STEPS = 0.05, 10
 #: the probe key of the attack (its metrics are ``probe_stability_attack_pgd`` and so on)
 ATTACK_KEY = "attack_pgd"
+#: the probe key of the attack on a regression model (:func:`run_regression_attack`; its metrics are
+#: ``probe_shift_attack_search``, ``probe_mae_attack_search``, ``probe_mae_change_attack_search``), and
+#: its steps after the first corner
+REGRESSION_ATTACK_KEY, REGRESSION_ATTACK_REFINE = "attack_search", 2
 
 
 def _key(value: Any) -> str:
@@ -576,10 +582,7 @@ def run_attack(wrapped: Any, x: np.ndarray, clean: Any, reference_x: np.ndarray,
     if not wrapped.differentiable:
         return {"error": f"{wrapped.name} gives no gradients: no attack (torch models and scikit-learn models "
                          "with a torch mirror are attacked)"}
-    both = np.vstack([reference_x, x])
-    with np.errstate(all="ignore"):
-        lower, upper = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
-    movable = np.isfinite(lower) & np.isfinite(upper) & (upper > lower)
+    lower, upper, movable = _column_range(x, reference_x)
     lower, upper = np.where(movable, lower, 0.0), np.where(movable, upper, 1.0)  # fixed columns: any valid range
     ok = np.isfinite(x).all(axis=1)
     out: list[Any] = [None] * len(x)
@@ -596,6 +599,82 @@ def run_attack(wrapped: Any, x: np.ndarray, clean: Any, reference_x: np.ndarray,
         pred = wrapped.predict(result.x_adv)
         for i, v in zip(np.flatnonzero(ok), pred):
             out[i] = v.item() if isinstance(v, np.generic) else v
+    return out
+
+
+def _column_range(x: np.ndarray, reference_x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each column's range over the reference and the sample, and whether it has one to move in."""
+    both = np.vstack([reference_x, x])
+    with np.errstate(all="ignore"):
+        lower, upper = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
+    return lower, upper, np.isfinite(lower) & np.isfinite(upper) & (upper > lower)
+
+
+def _attack_box(x: np.ndarray, reference_x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row and column, the box an attack may move a value in: ``ATTACK_EPS`` of the column's
+    range (over the reference and the sample) either side, within that range; a column without a
+    range stays put. Also the rows without a missing value (the only ones attacked)."""
+    lower, upper, movable = _column_range(x, reference_x)
+    eps = np.where(movable, ATTACK_EPS * (upper - lower), 0.0)
+    lo = np.where(movable, np.maximum(x - eps, lower), x)
+    hi = np.where(movable, np.minimum(x + eps, upper), x)
+    return lo, hi, np.isfinite(x).all(axis=1)
+
+
+def run_regression_attack(wrapped: Any, x: np.ndarray, clean: Any, reference_x: np.ndarray) -> list[Any]:
+    """A regression model's predictions at the points of each row's attack box (linf,
+    ``ATTACK_EPS`` of each column's range, as :func:`run_attack`'s) that a black-box search finds
+    moving the prediction the most.
+
+    The regression models the service can hold (scikit-learn, ONNX) give stalwart no gradients, so
+    the search estimates them: a central difference across the whole box per column (``2 d``
+    queries per row) gives each column's direction, the corner of the box that way and the
+    opposite corner are tried, and the one that moves the prediction further is kept; then
+    :data:`REGRESSION_ATTACK_REFINE` steps of half the box from the best point (fresh differences
+    each, in the direction that point moved the prediction), keeping the best point seen. For a
+    linear model the first corner is the exact worst case in the box. Rows with a missing value
+    keep their slot as None (not attacked).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi, ok = _attack_box(x, reference_x)
+    out: list[Any] = [None] * len(x)
+    if not ok.any():
+        return out
+    x, lo, hi = x[ok], lo[ok], hi[ok]
+    base = np.asarray(clean, dtype=np.float64)[ok]
+    n, d = x.shape
+    cols = np.flatnonzero((hi > lo).any(axis=0))
+
+    def slopes(at: np.ndarray, half: np.ndarray) -> np.ndarray:
+        """Central differences of the prediction per column, all rows in one call."""
+        up = np.repeat(at[None], len(cols), axis=0)
+        down = up.copy()
+        for k, j in enumerate(cols):
+            up[k, :, j] = np.minimum(at[:, j] + half[:, j], hi[:, j])
+            down[k, :, j] = np.maximum(at[:, j] - half[:, j], lo[:, j])
+        f = np.asarray(wrapped.predict(np.concatenate([up.reshape(-1, d), down.reshape(-1, d)])), dtype=np.float64)
+        g = np.zeros((n, d))
+        g[:, cols] = (f[:len(cols) * n] - f[len(cols) * n:]).reshape(len(cols), n).T
+        return g
+
+    width = hi - lo
+    direction = np.sign(slopes(x, width))
+    corners = np.concatenate([np.where(direction > 0, hi, np.where(direction < 0, lo, x)),
+                              np.where(direction > 0, lo, np.where(direction < 0, hi, x))])
+    f = np.asarray(wrapped.predict(corners), dtype=np.float64)
+    up_gain, down_gain = f[:n] - base, base - f[n:]
+    rising = up_gain >= down_gain  # which way this row's prediction moves further
+    best = np.where(rising[:, None], corners[:n], corners[n:])
+    best_f = np.where(rising, f[:n], f[n:])
+    sense = np.where(rising, 1.0, -1.0)[:, None]
+    for _ in range(REGRESSION_ATTACK_REFINE):
+        step = sense * np.sign(slopes(best, width / 2))
+        moved = np.clip(best + step * width / 2, lo, hi)
+        f_moved = np.asarray(wrapped.predict(moved), dtype=np.float64)
+        better = np.abs(f_moved - base) > np.abs(best_f - base)
+        best[better], best_f[better] = moved[better], f_moved[better]
+    for i, v in zip(np.flatnonzero(ok), best_f):
+        out[i] = float(v)
     return out
 
 
@@ -681,14 +760,15 @@ def regression_probe_metrics(probe: Mapping[str, Any], labels: Mapping[str, Any]
             continue
         shift = _mean_metric(np.abs(moved[done] - clean[done]))
         out[f"probe_shift_{name}"] = shift
-        if worst_shift is None or shift["value"] > worst_shift["value"]:
+        natural = name != REGRESSION_ATTACK_KEY
+        if natural and (worst_shift is None or shift["value"] > worst_shift["value"]):
             worst_shift = shift
         scored = known & done
         if scored.any():
             err, base = np.abs(moved[scored] - truth[scored]), np.abs(clean[scored] - truth[scored])
             mae, change = _mean_metric(err), _mean_metric(err - base)
             out[f"probe_mae_{name}"], out[f"probe_mae_change_{name}"] = mae, change
-            if worst_mae is None or mae["value"] > worst_mae[0]["value"]:
+            if natural and (worst_mae is None or mae["value"] > worst_mae[0]["value"]):
                 worst_mae = (mae, change)
     if worst_shift is not None:
         out["probe_shift"] = dict(worst_shift)
@@ -755,9 +835,12 @@ def model_metrics(store: Store, model: Mapping[str, Any], reference: Mapping[str
         try:
             x = input_matrix(window["inputs"], columns, rows)
             result = run_probe(wrapped, x, columns, model["columns"], seed)
-            if classifier:  # stalwart's attacks change a class; a regression model gets the natural probes
+            if classifier:  # PGD where the model gives gradients
                 result[ATTACK_KEY] = run_attack(wrapped, x, result["clean"], _reference_sample(reference, columns),
                                                 seed)
+            else:  # a black-box search in the same box
+                result[REGRESSION_ATTACK_KEY] = run_regression_attack(wrapped, x, result["clean"],
+                                                                      _reference_sample(reference, columns))
         except Exception as exc:  # noqa: BLE001 - the user's model failing here is reported, not fatal
             metrics.update(_note("probe_note", f"no robustness probe: {_why(exc)}"))
         else:
