@@ -273,3 +273,51 @@ def test_batches_are_checked_and_stored_by_a_few_threads_of_their_own(tmp_path):
     assert max(n for _, n in seen) == INGEST_THREADS  # eight requests in flight, two stored at a time
     assert not [t for t in threading.enumerate() if t.name.startswith("stalwart-ingest")]  # gone with the app
     store.close()
+
+
+# -- a boolean in a numeric column -----------------------------------------------------------------
+
+BOOL_MESSAGE = "column '{}' is {} but row {} holds {}, a boolean; send a number"
+
+
+@pytest.mark.parametrize("path", ["floats", "mixed"])
+@pytest.mark.parametrize(("column", "kind"), [("x", "numeric"), ("k", "integer")])
+def test_a_boolean_in_a_numeric_column_is_refused_on_the_fast_and_the_value_by_value_path(path, column, kind):
+    """numpy takes true as 1.0: the one-call conversion of the numeric columns (numbers only) and
+    the value-by-value pass (a column of mixed types that numpy cannot convert: here text that is
+    no number, after the boolean) refuse it alike, by column and row: the first bad value."""
+    rows = [{"x": 0.5, "k": 3, "c": "red", "f": True, "prediction": 1} for _ in range(40)]
+    rows[7][column] = False
+    if path == "mixed":
+        rows[1][column], rows[2][column], rows[20][column] = "1.5", None, "lots"
+    message = BOOL_MESSAGE.format(column, kind, 7, "false")
+    with pytest.raises(InputError, match=message):
+        batch_columns(rows, MODEL, "b1", 100)
+    # one numeric column alone takes _numbers' own conversion, which refuses it too
+    alone = {**MODEL, "columns": {column: kind}}
+    with pytest.raises(InputError, match=message):
+        batch_columns([{column: r[column], "prediction": 1} for r in rows], alone, "b1", 100)
+
+
+def test_a_boolean_among_many_zeros_and_ones_is_found_and_numbers_that_are_0_or_1_are_kept():
+    # more than 32 values of 0 or 1 in a column: its types are looked at all at once, not one by one
+    rows = [{"x": float(i % 2), "k": i % 2, "c": "red", "f": True, "prediction": 1} for i in range(100)]
+    cols, n, _, _ = batch_columns(rows, MODEL, "b1", 100)
+    assert cols["inputs"]["x"].tolist() == [0.0, 1.0] * 50 and cols["inputs"]["k"].tolist() == [0.0, 1.0] * 50
+    rows[93]["k"] = True
+    with pytest.raises(InputError, match=BOOL_MESSAGE.format("k", "integer", 93, "true")):
+        batch_columns(rows, MODEL, "b1", 100)
+
+
+@pytest.mark.parametrize("cells", [("true", "false"), ("true", "")])
+def test_a_csv_column_of_booleans_in_a_numeric_column_is_refused(cells):
+    # all booleans: a bool column; booleans and an empty cell: an object column of True and NaN
+    body = f"x,k,c,f,prediction\n{cells[0]},1,red,true,1\n{cells[1]},2,blue,false,0\n".encode()
+    with pytest.raises(InputError, match=BOOL_MESSAGE.format("x", "numeric", 0, "true")):
+        batch_columns(parse_body(body, "text/csv", "rows")[0], MODEL, "b1", 100)
+
+
+def test_a_boolean_score_is_refused():
+    rows = [{**ROWS[0], "score": 0.25}, {**ROWS[1], "score": True}]
+    with pytest.raises(InputError, match=BOOL_MESSAGE.format("score", "numeric", 1, "true")):
+        batch_columns(rows, MODEL, "b1", 100)

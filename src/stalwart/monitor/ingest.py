@@ -155,33 +155,65 @@ def _number(v: Any) -> float | None:
     return math.nan
 
 
+def _first_bool(values: Sequence[Any] | pd.Series, hits: np.ndarray) -> int | None:
+    """Row of the first boolean among ``values``, which numpy or pandas turned into floats that
+    came out 0 or 1 where ``hits`` says: only a boolean can hide there (both take true and false
+    as 1.0 and 0.0), so only those rows are looked at, or, when there are many, the types of all
+    of them at once. None when there is none.
+
+    >>> _first_bool([0.5, 1, True], np.array([False, True, True]))
+    2
+    >>> _first_bool([0.5, 1], np.array([False, True])) is None
+    True
+    """
+    rows = np.flatnonzero(hits)
+    if rows.size > 32:
+        if bool not in set(map(type, values)):
+            return None
+        rows = np.arange(len(values))
+    get = values.iat.__getitem__ if isinstance(values, pd.Series) else values.__getitem__
+    return next((i for i in rows.tolist() if type(get(i)) is bool), None)
+
+
 def _numbers(name: str, kind: str, values: list[Any], what: str) -> np.ndarray:
     """float64 values, NaN for null (and for infinities); vectorised, with a per-value pass only
-    to name the first bad value."""
+    to name the first bad value. A boolean is refused: numpy and pandas would take it as 1.0 or
+    0.0, the value-by-value pass as the client's mistake it is."""
     if isinstance(values, pd.Series) and values.dtype.kind in "fiu":  # numbers already (Parquet, CSV)
         arr = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
         arr[~np.isfinite(arr)] = np.nan
         return arr
     if isinstance(values, pd.Series):
-        arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        if not np.isnan(arr[values.notna().to_numpy()]).any():
-            arr[~np.isfinite(arr)] = np.nan
-            return arr
+        if values.dtype.kind != "b":  # booleans (CSV's true/false) take the value-by-value pass
+            arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+            if not np.isnan(arr[values.notna().to_numpy()]).any() and (
+                    values.dtype != object or _first_bool(values, (arr == 0.0) | (arr == 1.0)) is None):
+                arr[~np.isfinite(arr)] = np.nan
+                return arr
         values, arr = _list(values), None
     else:
         try:
             arr = np.array(values, dtype=np.float64)
         except (TypeError, ValueError, OverflowError):
             arr = None
+        if arr is not None and arr.ndim == 1 and _first_bool(values, (arr == 0.0) | (arr == 1.0)) is not None:
+            arr = None  # the value-by-value pass names the boolean
     if arr is None or arr.ndim != 1:
         out = [_number(v) for v in values]
         bad = next((i for i, f in enumerate(out) if f is not None and math.isnan(f)), None)
         if bad is not None:
-            raise InputError(f"{what}: column {name!r} is {kind} but row {bad} holds {values[bad]!r}; send a "
-                             "number or null, or register the column as categorical")
+            raise InputError(_not_a_number(what, name, kind, bad, values[bad]))
         arr = np.array([np.nan if f is None else f for f in out], dtype=np.float64)
     arr[~np.isfinite(arr)] = np.nan
     return arr
+
+
+def _not_a_number(what: str, name: str, kind: str, row: int, value: Any) -> str:
+    if isinstance(value, bool):
+        return (f"{what}: column {name!r} is {kind} but row {row} holds {json.dumps(value)}, a boolean; send a "
+                "number (1 or 0, if that is what it means) or null, or register the column as boolean")
+    return (f"{what}: column {name!r} is {kind} but row {row} holds {value!r}; send a number or null, or register "
+            "the column as categorical")
 
 
 _TEXT_TYPES, _BOOL_TYPES = {str, type(None)}, {bool, type(None)}
@@ -250,13 +282,15 @@ def _labels(values: list[Any], model: Mapping[str, Any], name: str, what: str) -
 def _number_block(names: list[str], cols: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
     """The numeric columns ``names`` of JSON rows as float64 arrays (NaN for null and for
     infinities), converted in one call; {} when a value needs :func:`_numbers`' value-by-value path
-    (text that is no number, a list, ...), which then names it. Each array is what :func:`_numbers`
+    (text that is no number, a list, a boolean, ...), which then names it. Each array is what :func:`_numbers`
     makes of its column.
 
     >>> block = _number_block(["a", "b"], {"a": [1, None], "b": [0.5, float("inf")]}, 2)
     >>> block["a"].tolist(), block["b"].tolist()
     ([1.0, nan], [0.5, nan])
-    >>> _number_block(["a"], {"a": [1, "lots"]}, 2)
+    >>> _number_block(["a", "b"], {"a": [1, "lots"], "b": [0.5, 1.0]}, 2)
+    {}
+    >>> _number_block(["a", "b"], {"a": [1, True], "b": [0.5, 1.0]}, 2)
     {}
     """
     if len(names) < 2 or any(not isinstance(cols[c], list) for c in names):
@@ -266,6 +300,14 @@ def _number_block(names: list[str], cols: Mapping[str, Any], n: int) -> dict[str
     except (TypeError, ValueError, OverflowError):
         return {}
     if arr.shape != (len(names), n):
+        return {}
+    hits = arr == 0.0  # where a boolean, taken by numpy as 1.0 or 0.0, may hide
+    hits |= arr == 1.0
+    at = np.flatnonzero(hits)
+    if at.size > 32:  # many: column by column
+        if any(_first_bool(cols[names[j]], hits[j]) is not None for j in np.flatnonzero(hits.any(axis=1)).tolist()):
+            return {}
+    elif at.size and any(type(cols[names[k // n]][k % n]) is bool for k in at.tolist()):
         return {}
     arr[~np.isfinite(arr)] = np.nan
     return dict(zip(names, arr))
