@@ -12,7 +12,7 @@ import pytest
 
 from stalwart.errors import InputError
 from stalwart.monitor import Store, ingest
-from stalwart.monitor.ingest import batch_columns, parse_body
+from stalwart.monitor.ingest import batch_columns, parse_body, reference_columns
 
 KINDS = {"x": "numeric", "k": "integer", "c": "categorical", "f": "boolean"}
 MODEL = {"id": 1, "task": "classification", "classes": [0, 1], "columns": KINDS}
@@ -320,4 +320,142 @@ def test_a_csv_column_of_booleans_in_a_numeric_column_is_refused(cells):
 def test_a_boolean_score_is_refused():
     rows = [{**ROWS[0], "score": 0.25}, {**ROWS[1], "score": True}]
     with pytest.raises(InputError, match=BOOL_MESSAGE.format("score", "numeric", 1, "true")):
+        batch_columns(rows, MODEL, "b1", 100)
+
+
+# -- class probabilities as a table --------------------------------------------------------------
+
+def test_probability_columns_are_named_after_the_classes_as_their_text():
+    assert ingest.probability_columns([0, 1]) == ["probability_0", "probability_1"]
+    assert ingest.probability_columns(["no", "yes"]) == ["probability_no", "probability_yes"]
+    assert ingest.probability_columns([False, True]) == ["probability_False", "probability_True"]
+    assert ingest.probability_columns(None) == []
+
+
+def _probability_rows(classes):
+    """JSON rows with a 'probabilities' list (a row without: null), and the same rows with one
+    probability_<class> column per class (a row without: null in every one)."""
+    k = len(classes)
+    lists = [[0.7] + [0.3 / (k - 1)] * (k - 1), None, [0, 1] + [0] * (k - 2), [1 / 3, 0.6, 1 / 15][:k]]
+    if k == 2:
+        lists[3] = [0.123456789012345, 0.876543210987655]
+    rows = [{"x": 0.5 + i, "k": i, "c": "red", "f": True, "prediction": classes[i % k], "row_id": f"r{i}",
+             "timestamp": 1.0 + i, "probabilities": p} for i, p in enumerate(lists)]
+    names = ingest.probability_columns(classes)
+    table = [{**{key: v for key, v in r.items() if key != "probabilities"},
+              **{c: None if r["probabilities"] is None else r["probabilities"][j] for j, c in enumerate(names)}}
+             for r in rows]
+    return rows, table, lists
+
+
+def _bodies(rows, table):
+    """The same rows as JSON lists, JSON columns, CSV columns, Parquet columns and a Parquet list column."""
+    out = {"json": (json.dumps(rows).encode(), "application/json"),
+           "json columns": (json.dumps(table).encode(), "application/json"),
+           "csv": (pd.DataFrame(table).to_csv(index=False).encode(), "text/csv")}
+    for name, frame in (("parquet", pd.DataFrame(table)), ("parquet list", pd.DataFrame(rows))):
+        buf = io.BytesIO()
+        frame.to_parquet(buf)
+        out[name] = (buf.getvalue(), "application/vnd.apache.parquet")
+    return out
+
+
+@pytest.mark.parametrize("classes", [[0, 1], ["no", "maybe", "yes"], [False, True]])
+def test_probabilities_sent_as_a_list_or_as_columns_are_stored_byte_for_byte_alike(classes):
+    from stalwart.monitor.store import encode_columns
+
+    rows, table, lists = _probability_rows(classes)
+    model = {**MODEL, "classes": classes}
+    stored = {}
+    for name, (body, kind) in _bodies(rows, table).items():
+        cols, n, _, _ = batch_columns(parse_body(body, kind, "rows")[0], model, "b1", 100)
+        stored[name] = encode_columns(cols)
+        # a list of floats per row, in the order of the classes, None for the row without
+        assert cols["probabilities"] == [None if p is None else [float(v) for v in p] for p in lists], name
+        assert all(type(v) is float for p in cols["probabilities"] if p is not None for v in p)
+        reference = {key: v for key, v in reference_columns(parse_body(body, kind, "rows")[0], model, 100)[0].items()}
+        stored[name + " reference"] = encode_columns(reference)
+    for name, blob in stored.items():
+        assert blob == stored["json reference" if name.endswith("reference") else "json"], name
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    # a partial set of columns: the missing ones named, and the fix
+    (lambda t: [{k: v for k, v in r.items() if k != "probability_1"} for r in t],
+     r"has probability column\(s\) \['probability_0'\] but lacks \['probability_1'\]; send one column per class"),
+    # a row with some classes' probabilities but not all
+    (lambda t: [{**r, "probability_1": None} if r["row_id"] == "r2" else r for r in t],
+     r"row 2 has no value in \['probability_1'\] but has one for the other classes"),
+    (lambda t: [{**r, "probability_0": "most"} if r["row_id"] == "r3" else r for r in t],
+     r"column 'probability_0' row 3 holds 'most'; a probability is a finite number"),
+    (lambda t: [{**r, "probability_1": float("inf")} if r["row_id"] == "r3" else r for r in t],
+     r"column 'probability_1' row 3 holds inf; a probability is a finite number"),
+    (lambda t: [{**r, "probability_1": True} if r["row_id"] == "r0" else r for r in t],
+     r"column 'probability_1' row 0 holds true; a probability is a finite number"),
+    (lambda t: [{**r, "probability_1": [0.5]} if r["row_id"] == "r0" else r for r in t],
+     r"column 'probability_1' row 0 holds \[0.5\]"),
+    (lambda t: [{**r, "probability_1": 10 ** 400} if r["row_id"] == "r0" else r for r in t],
+     r"column 'probability_1' row 0 holds 1000"),
+    # both ways at once
+    (lambda t: [{**r, "probabilities": [0.5, 0.5]} for r in t], r"both a 'probabilities' column and"),
+    # a class's column not written as the model's classes are: the names it takes are said
+    (lambda t: [{("probability_true" if k == "probability_1" else k): v for k, v in r.items()} for r in t],
+     r"unknown column\(s\) \['probability_true'\].*named after the model's classes: "
+     r"\['probability_0', 'probability_1'\]"),
+])
+def test_a_bad_probability_column_is_refused_by_column_and_row(change, message):
+    _, table, _ = _probability_rows([0, 1])
+    with pytest.raises(InputError, match=message):
+        batch_columns(change(table), MODEL, "b1", 100)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_infinity_or_a_partial_row_in_a_table_is_refused_by_row(fmt):
+    _, table, _ = _probability_rows([0, 1])
+    for cell, message in ((float("inf"), r"column 'probability_0' row 2 holds inf"),
+                          (None, r"row 2 has no value in \['probability_0'\]")):
+        frame = pd.DataFrame([{**r, "probability_0": cell} if r["row_id"] == "r2" else r for r in table])
+        if fmt == "csv":
+            body, kind = frame.to_csv(index=False).encode(), "text/csv"
+        else:
+            buf = io.BytesIO()
+            frame.to_parquet(buf)
+            body, kind = buf.getvalue(), "application/vnd.apache.parquet"
+        with pytest.raises(InputError, match=message):
+            reference_columns(parse_body(body, kind, "rows")[0], MODEL, 100)
+
+
+def test_a_csv_probabilities_column_of_text_says_to_send_one_column_per_class():
+    body = b'x,k,c,f,prediction,probabilities\n0.5,3,red,true,1,"[0.2, 0.8]"\n'
+    with pytest.raises(InputError, match=r"row 0 must be a list of 2 finite numbers.*send one column per class "
+                                         r"instead: \['probability_0', 'probability_1'\]"):
+        batch_columns(parse_body(body, "text/csv", "rows")[0], MODEL, "b1", 100)
+
+
+def test_a_model_whose_input_column_has_a_probability_columns_name_takes_it_as_an_input():
+    # registered before such names were refused: the column stays an input, lists still work
+    model = {**MODEL, "columns": {**KINDS, "probability_1": "numeric"}}
+    rows = [{**r, "probability_1": 0.5, "probabilities": [0.25, 0.75]} for r in ROWS]
+    cols, _, _, _ = batch_columns(rows, model, "b1", 100)
+    assert cols["inputs"]["probability_1"].tolist() == [0.5] * 3 and cols["probabilities"] == [[0.25, 0.75]] * 3
+    with pytest.raises(InputError, match=r"cannot come as columns \['probability_0', 'probability_1'\]"):
+        batch_columns([{**r, "probability_0": 0.5, "probability_1": 0.5} for r in ROWS], model, "b1", 100)
+
+
+@pytest.mark.parametrize(("bad", "shown"), [
+    ([0.5, True], r"\[0.5, True\]"), ([0.5, float("nan")], r"\[0.5, nan\]"), ([0.5, float("inf")], r"\[0.5, inf\]"),
+    ([0.5], r"\[0.5\]"), ([0.2, 0.3, 0.5], r"\[0.2, 0.3, 0.5\]"), ([0.5, "0.5"], r"\[0.5, '0.5'\]"),
+    ([0.5, 10 ** 400], r"\[0.5, 1000"), ([0.5, [0.5]], r"\[0.5, \[0.5\]\]"), ({"0": 0.5}, r"\{'0': 0.5\}"),
+])
+@pytest.mark.parametrize("with_null", [False, True])
+def test_a_bad_probabilities_list_is_refused_by_row_among_good_ones(bad, shown, with_null):
+    # the good rows take the one-call conversion, a bad one the row-by-row check, which names it
+    rows = [{**ROWS[0], "row_id": f"r{i}", "probabilities": [0.25, 0.75]} for i in range(5)]
+    if with_null:
+        rows[0]["probabilities"] = None
+    cols, _, _, _ = batch_columns(rows, MODEL, "b1", 100)
+    assert cols["probabilities"] == [None if with_null else [0.25, 0.75]] + [[0.25, 0.75]] * 4
+    rows[3]["probabilities"] = bad
+    with pytest.raises(InputError, match=r"probabilities of row 3 must be a list of 2 finite numbers \(one per "
+                                         rf"class, in the order \[0, 1\]\); got {shown}"):
         batch_columns(rows, MODEL, "b1", 100)

@@ -142,3 +142,97 @@ def test_logged_probabilities_are_read_in_class_order_and_rescaled():
     # the list where sent (rescaled to sum to one), else the score as the probability of "b"
     assert np.allclose(p, [[0.75, 0.25], [0.3, 0.7], [0.5, 0.5]])
     assert logged_probabilities({"prediction": [1, 0]}, [0, 1]) is None
+
+
+def _body(rows, fmt):
+    """``rows`` (with 'probabilities' lists) as a request body: JSON rows, a CSV or Parquet table
+    with one probability_<class> column per class (empty in a row without), or Parquet with a list
+    column."""
+    import io
+
+    import pandas as pd
+
+    if fmt == "json":
+        return {"json": {"rows": rows}}
+    if fmt != "parquet-list":
+        rows = [{**{k: v for k, v in r.items() if k != "probabilities"},
+                 **{f"probability_{c}": None if r["probabilities"] is None else r["probabilities"][c] for c in (0, 1)}}
+                for r in rows]
+    frame = pd.DataFrame(rows)
+    if fmt == "csv":
+        return {"content": frame.to_csv(index=False).encode(), "headers": {"Content-Type": "text/csv"}}
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    return {"content": buf.getvalue(), "headers": {"Content-Type": "application/vnd.apache.parquet"}}
+
+
+def _send(client, method, url, key, rows, fmt):
+    body = _body(rows, fmt)
+    r = client.request(method, url, **{**body, "headers": {**body.get("headers", {}), **auth(key)}})
+    assert r.status_code in (200, 201), r.text
+
+
+def test_probabilities_as_json_csv_or_parquet_are_stored_alike_and_give_the_same_estimate(service, model):
+    import sqlalchemy as sa
+
+    from stalwart.monitor.store import batches, reference_sets
+
+    client, store, admin = service
+    rng = np.random.default_rng(3)
+    xr, yr = _data(rng, 1000, 1.0)
+    x, y = _data(rng, 2000, 0.5)
+    reference = _rows(model, xr, yr, 0, reference=True)[0]
+    window, pred = _rows(model, x, y, 0)
+    for i, r in enumerate(window):
+        r["timestamp"] = 1_700_000_000.0 + i  # stamped by the sender, so the stored bytes do not hang on arrival
+        if i % 50 == 7:
+            r["probabilities"] = None  # a row logged without: null, or empty cells
+    formats = ("json", "csv", "parquet", "parquet-list")
+    ids = {}
+    for fmt in formats:
+        r = client.post("/v1/projects/shop/models", headers=auth(admin),
+                        json={"name": fmt, "columns": COLUMNS, "classes": [0, 1], "window_rows": 2000})
+        assert r.status_code == 201, r.text
+        ids[fmt] = r.json()["id"]
+        _send(client, "PUT", f"/v1/projects/shop/models/{fmt}/reference", admin, reference, fmt)
+        for i in range(4):
+            _send(client, "POST", f"/v1/projects/shop/models/{fmt}/batches?batch_id={fmt}-{i}", admin,
+                  window[500 * i:500 * (i + 1)], fmt)
+    with store.engine.connect() as conn:
+        stored = {fmt: ([conn.execute(sa.select(reference_sets.c.data).where(reference_sets.c.model_id == mid)).scalar()]
+                        + list(conn.execute(sa.select(batches.c.data).where(batches.c.model_id == mid)
+                                            .order_by(batches.c.id)).scalars()))
+                  for fmt, mid in ids.items()}
+    assert all(len(blobs) == 5 for blobs in stored.values())
+    for fmt in formats[1:]:
+        assert [bytes(b) for b in stored[fmt]] == [bytes(b) for b in stored["json"]], fmt
+    first = store.batch_data(ids["csv"], 0, 10 ** 9)[0]["probabilities"]
+    assert first[7] is None and first[0] == [float(v) for v in window[0]["probabilities"]]
+
+    labels = [{"row_id": f"r{i}", "label": int(v)} for i, v in enumerate(y)]
+    estimates = {}
+    for fmt in formats:
+        client.post(f"/v1/projects/shop/models/{fmt}/analyze", headers=auth(admin))
+        r = client.post(f"/v1/projects/shop/models/{fmt}/labels", json={"labels": labels}, headers=auth(admin))
+        assert r.status_code == 200, r.text
+        client.post(f"/v1/projects/shop/models/{fmt}/analyze", headers=auth(admin))
+        (w,) = client.get(f"/v1/projects/shop/models/{fmt}/windows", headers=auth(admin)).json()["windows"]
+        estimates[fmt] = (w["metrics"]["estimated_accuracy"], w["metrics"]["accuracy"])
+    est, acc = estimates["json"]
+    assert all(estimates[fmt] == (est, acc) for fmt in formats), estimates
+    assert est["source"] == "probabilities" and est["n"] == 2000 - 40  # the rows that logged probabilities
+    assert acc["value"] == float(np.mean(pred == y)) and abs(est["value"] - acc["value"]) < 0.03
+
+
+def test_an_input_column_named_as_a_class_probability_is_refused_at_registration(service):
+    client, _, admin = service
+    for classes, column in (([0, 1], "probability_1"), (["no", "yes"], "probability_yes"),
+                            ([False, True], "probability_True")):
+        r = client.post("/v1/projects/shop/models", headers=auth(admin),
+                        json={"name": "m", "columns": {"x": "numeric", column: "numeric"}, "classes": classes})
+        assert r.status_code == 422 and f"columns ['{column}'] use reserved names" in r.text, r.text
+        assert "probability_<class> for each class" in r.text
+    # another class's name is an input like any other
+    r = client.post("/v1/projects/shop/models", headers=auth(admin),
+                    json={"name": "m", "columns": {"x": "numeric", "probability_2": "numeric"}, "classes": [0, 1]})
+    assert r.status_code == 201, r.text

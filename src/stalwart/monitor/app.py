@@ -70,6 +70,7 @@ from stalwart.monitor.ingest import (
     batch_columns,
     label_pairs,
     parse_body,
+    probability_columns,
     reference_columns,
 )
 from stalwart.monitor.metrics import CONTENT_TYPE, Metrics, RequestMetrics
@@ -422,9 +423,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     def register(project: str, spec: ModelIn, who: Admin) -> dict[str, Any]:
         from stalwart.shift import TabularDrift
 
-        reserved = [c for c in spec.columns if c in (*RESERVED, "label")]
+        reserved = [c for c in spec.columns if c in (*RESERVED, "label", *probability_columns(spec.classes))]
         if reserved:
-            raise InputError(f"columns {reserved} use reserved names ({', '.join(RESERVED)}, label); rename them")
+            raise InputError(f"columns {reserved} use reserved names ({', '.join(RESERVED)}, label, and "
+                             "probability_<class> for each class); rename them")
         if spec.task == "regression" and spec.classes is not None:
             raise InputError("a regression model has no classes; drop 'classes' or use task 'classification'")
         TabularDrift(method=spec.drift_method, alpha=spec.alpha, correction=spec.correction)  # checks them

@@ -2,9 +2,11 @@
 
 A batch row holds the model's input columns plus reserved fields: ``prediction`` (required),
 ``row_id`` (for labels that arrive later; default ``<batch_id>:<position>``), ``timestamp``
-(seconds since the epoch or ISO 8601; default the time of arrival), ``score`` (a number) and, in
-JSON, ``probabilities`` (one list per row, in the order of the model's classes). Columns are
-checked against the registered schema, and every refusal names the column, the row and the fix.
+(seconds since the epoch or ISO 8601; default the time of arrival), ``score`` (a number) and the
+model's class probabilities: ``probabilities``, one list per row in the order of the model's
+classes (JSON; a Parquet list column too), or in a table (CSV, Parquet) one column per class named
+``probability_<class>`` (:func:`probability_columns`). Columns are checked against the registered
+schema, and every refusal names the column, the row and the fix.
 
 Values are normalised once, here, so a window and the reference compare like with like: numeric
 and integer columns as floats, categorical ones as text, booleans as booleans.
@@ -18,6 +20,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -27,7 +30,7 @@ import pandas as pd
 from stalwart.errors import InputError
 
 __all__ = ["RESERVED", "PARQUET_TYPES", "TooLarge", "parse_body", "batch_columns", "reference_columns", "label_pairs", "frame",
-           "canonical_classes"]
+           "canonical_classes", "probability_columns"]
 
 try:  # optional: parses a batch of JSON rows about five times faster than the standard library
     import orjson as _orjson
@@ -35,6 +38,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 RESERVED = ("row_id", "timestamp", "prediction", "score", "probabilities")
+#: a table's column of one class's probability is this and the class's text (probability_columns)
+PROBABILITY_PREFIX = "probability_"
 PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -92,7 +97,7 @@ def _json_loads(body: bytes) -> Any:
 
 
 def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str], needed: Sequence[str],
-                what: str) -> dict[str, list[Any]]:
+                what: str, model: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
     uniform = False
     if isinstance(rows, pd.DataFrame):
         names = [str(c) for c in rows.columns]
@@ -115,8 +120,11 @@ def _columns_of(rows: list[dict[str, Any]] | pd.DataFrame, allowed: Sequence[str
     known = set(allowed)
     unknown = [n for n in names if n not in known]
     if unknown:
+        hint = ""
+        if model is not None and any(str(n).startswith(PROBABILITY_PREFIX) for n in unknown):
+            hint = " " + _probability_hint(model)
         raise InputError(f"{what} has unknown column(s) {unknown[:10]}; the model takes {list(allowed)}. "
-                         "Drop them, or register a model with these columns.")
+                         f"Drop them, or register a model with these columns.{hint}")
     missing = [n for n in needed if n not in cols]
     if missing:
         raise InputError(f"{what} lacks column(s) {missing[:10]}; every row needs them")
@@ -351,8 +359,9 @@ def batch_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str,
     if n > max_rows:
         raise TooLarge(f"{what} has {n} rows, more than the limit of {max_rows}; split it into smaller batches")
     kinds: dict[str, str] = model["columns"]
-    allowed = [*kinds, *RESERVED]
-    cols = _columns_of(rows, allowed, [*kinds, "prediction"], what)
+    probability_names = _probability_names(model)
+    allowed = [*kinds, *RESERVED, *probability_names]
+    cols = _columns_of(rows, allowed, [*kinds, "prediction"], what, model)
     block = _number_block([c for c, k in kinds.items() if k in ("numeric", "integer")], cols, n)
     out: dict[str, Any] = {"inputs": {c: block[c] if c in block else _normalise(c, k, cols[c], what)
                                       for c, k in kinds.items()}}
@@ -375,21 +384,164 @@ def batch_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str,
     out["timestamp"] = ts
     if "score" in cols:
         out["score"] = _normalise("score", "numeric", cols["score"], what)
-    if "probabilities" in cols:
-        out["probabilities"] = _probabilities(_list(cols["probabilities"]), model, what)
+    probabilities = _probabilities(cols, model, probability_names, what)
+    if probabilities is not None:
+        out["probabilities"] = probabilities
     return out, n, float(ts.min()), float(ts.max())
 
 
-def _probabilities(values: list[Any], model: Mapping[str, Any], what: str) -> list[Any]:
+def probability_columns(classes: Sequence[Any] | None) -> list[str]:
+    """The columns of a table (CSV, Parquet, or JSON rows too) that carry a row's class
+    probabilities, one per class in the order of ``classes``: ``probability_`` and the class's
+    text, as :func:`canonical_classes` writes it. Registration refuses input columns of these names.
+
+    >>> probability_columns([0, 1]), probability_columns(["no", "yes"]), probability_columns([False, True])
+    (['probability_0', 'probability_1'], ['probability_no', 'probability_yes'], ['probability_False', 'probability_True'])
+    """
+    return [PROBABILITY_PREFIX + str(c) for c in classes or ()]
+
+
+def _probability_names(model: Mapping[str, Any]) -> list[str]:
+    """The model's probability columns; none when they cannot be told apart from each other or
+    from its input columns (a model registered before these names were refused)."""
+    names = probability_columns(model["classes"])
+    if len(set(names)) < len(names) or any(c in model["columns"] for c in names):
+        return []
+    return names
+
+
+def _probability_hint(model: Mapping[str, Any]) -> str:
+    names = probability_columns(model["classes"])
+    if not names:
+        return "Class probabilities need the model's classes: register them."
+    if not _probability_names(model):
+        return (f"The model's class probabilities cannot come as columns {names} (they repeat a name or an input "
+                "column's); send a 'probabilities' list per row (JSON or a Parquet list column).")
+    return f"Class probabilities as columns are named after the model's classes: {names}."
+
+
+def _probabilities(cols: Mapping[str, Any], model: Mapping[str, Any], names: list[str], what: str
+                   ) -> list[list[float] | None] | None:
+    """A row's class probabilities (a list of floats, in the order of the model's classes, or None
+    where the row has none) from a ``probabilities`` column of lists or from the
+    ``probability_<class>`` columns ``names``; None when the rows carry neither."""
+    given = [c for c in names if c in cols]
+    if not given:
+        return _probability_lists(_list(cols["probabilities"]), model, what) if "probabilities" in cols else None
+    if "probabilities" in cols:
+        raise InputError(f"{what} has both a 'probabilities' column and {given[:3]}; send the probabilities one way: "
+                         f"a 'probabilities' list per row, or the columns {names}")
+    if len(given) < len(names):
+        missing = [c for c in names if c not in cols]
+        raise InputError(f"{what} has probability column(s) {given} but lacks {missing}; send one column per class "
+                         f"of the model ({names}, empty in a row without probabilities), or none of them")
+    table = np.column_stack([_probability_column(c, cols[c], what) for c in names])  # NaN: empty
+    empty = np.isnan(table)
+    none = empty.all(axis=1)
+    partial = np.flatnonzero(empty.any(axis=1) & ~none)
+    if partial.size:
+        i = int(partial[0])
+        raise InputError(f"{what}: row {i} has no value in {[c for c, e in zip(names, empty[i]) if e]} but has one "
+                         "for the other classes; send every class's probability, or none in a row without them")
+    out: list[Any] = table.tolist()
+    for i in np.flatnonzero(none).tolist():
+        out[i] = None
+    return out
+
+
+_PROBABILITY_TYPES = {float, int, type(None)}
+
+
+def _probability_column(name: str, values: Any, what: str) -> np.ndarray:
+    """One ``probability_<class>`` column as float64, NaN where empty (null, an empty cell, NaN);
+    anything but a finite number (text that reads as one aside) is refused by row."""
+    if isinstance(values, pd.Series) and values.dtype.kind in "fiu":  # numbers already (CSV, Parquet)
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values, arr = _list(values), None
+        if set(map(type, values)) <= _PROBABILITY_TYPES:  # the usual JSON column: converted in one call
+            try:
+                arr = np.array(values, dtype=np.float64)  # None: NaN
+            except OverflowError:
+                pass
+        if arr is None:
+            arr = np.empty(len(values))
+            for i, v in enumerate(values):
+                f = _probability(v)
+                if f is None:
+                    raise InputError(_not_a_probability(what, name, i, v))
+                arr[i] = f
+    bad = np.flatnonzero(np.isinf(arr))
+    if bad.size:
+        raise InputError(_not_a_probability(what, name, int(bad[0]), float(arr[bad[0]])))
+    return arr
+
+
+def _probability(v: Any) -> float | None:
+    """A value of a probability column as a float (NaN for empty), None for one that is no number."""
+    if v is None:
+        return math.nan
+    if isinstance(v, float):
+        return v  # an infinity is refused with the column
+    if isinstance(v, int) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:
+            return None
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def _not_a_probability(what: str, name: str, row: int, value: Any) -> str:
+    shown = json.dumps(value) if isinstance(value, bool) else repr(value)
+    return (f"{what}: column {name!r} row {row} holds {shown}; a probability is a finite number (empty, or null, "
+            "in a row without probabilities)")
+
+
+_NUMBER_TYPES, _NUMBER_SET, _LIST_TYPES = (int, float), {int, float}, {list, type(None)}
+
+
+def _probability_lists(values: list[Any], model: Mapping[str, Any], what: str) -> list[list[float] | None]:
+    """A ``probabilities`` column: a list (JSON) or array (a Parquet list column) of one number per
+    class, or null, per row; stored as lists of floats, as the columns' form is."""
     k = len(model["classes"] or [])
+    kinds = set(map(type, values))
+    if k and kinds <= _LIST_TYPES:  # the usual JSON column: checked in C, converted in one call
+        given = [p for p in values if p is not None] if type(None) in kinds else values
+        if set(map(len, given)) <= {k} and set(map(type, chain.from_iterable(given))) <= _NUMBER_SET:
+            try:
+                table = np.array(given, dtype=np.float64).reshape(len(given), k)
+            except OverflowError:  # an integer beyond float64: refused below
+                table = None
+            if table is not None and np.isfinite(table).all():
+                if given is values:
+                    return table.tolist()
+                rows = iter(table.tolist())
+                return [None if p is None else next(rows) for p in values]
+    out: list[list[float] | None] = []
     for i, p in enumerate(values):
         if p is None:
+            out.append(None)
             continue
-        if not isinstance(p, list) or len(p) != k or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p):
-            raise InputError(f"{what}: probabilities of row {i} must be a list of {k} numbers (one per class, in "
-                             f"the order {model['classes']}); got {p!r}")
-    return values
+        if isinstance(p, np.ndarray) and p.ndim == 1:  # a Parquet list column
+            p = p.tolist()
+        try:
+            ok = isinstance(p, list) and len(p) == k and all(type(v) in _NUMBER_TYPES and math.isfinite(v) for v in p)
+        except OverflowError:  # an integer beyond float64
+            ok = False
+        if not ok:
+            hint = ""
+            if isinstance(p, str):  # a CSV cell
+                hint = f"; in a CSV or Parquet table, send one column per class instead: {probability_columns(model['classes'])}"
+            raise InputError(f"{what}: probabilities of row {i} must be a list of {k} finite numbers (one per class, in "
+                             f"the order {model['classes']}); got {p!r}{hint}")
+        out.append([float(v) for v in p])
+    return out
 
 
 def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[str, Any],
@@ -403,8 +555,9 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
         raise TooLarge(f"the reference set has {n} rows, more than the limit of {max_rows}; upload a sample")
     kinds: dict[str, str] = model["columns"]
     # row ids and timestamps may come along (a sample of logged rows) and are not kept
-    cols = _columns_of(rows, [*kinds, "prediction", "label", "row_id", "timestamp", "score", "probabilities"],
-                       list(kinds), "the reference set")
+    probability_names = _probability_names(model)
+    cols = _columns_of(rows, [*kinds, "prediction", "label", "row_id", "timestamp", "score", "probabilities",
+                              *probability_names], list(kinds), "the reference set", model)
     out: dict[str, Any] = {"inputs": {c: _normalise(c, k, cols[c], "the reference set") for c, k in kinds.items()}}
     if "prediction" in cols:
         out["prediction"] = _labels(_list(cols["prediction"]), model, "prediction", "the reference set")
@@ -414,8 +567,9 @@ def reference_columns(rows: list[dict[str, Any]] | pd.DataFrame, model: Mapping[
     # made from the probabilities windows log, when the service holds no model file
     if "score" in cols:
         out["score"] = _normalise("score", "numeric", cols["score"], "the reference set")
-    if "probabilities" in cols:
-        out["probabilities"] = _probabilities(_list(cols["probabilities"]), model, "the reference set")
+    probabilities = _probabilities(cols, model, probability_names, "the reference set")
+    if probabilities is not None:
+        out["probabilities"] = probabilities
     return out, n
 
 
