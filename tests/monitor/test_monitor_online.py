@@ -120,3 +120,12 @@ def test_the_drift_tests_ks_statistics_are_reused_and_equal_a_fresh_computation(
     assert set(ks) == {"t", "n"}  # the columns compared by their CDFs; the others are counted
     fitted = online_reference({"inputs": reference}, KINDS)
     assert online_p_values(fitted, window, ks=ks) == online_p_values(fitted, window)
+
+
+def test_category_counts_keep_first_appearance_order_and_leave_missing_values_out():
+    from stalwart.monitor.analysis import _category_counts
+
+    values = ["x", None, "y", "x", float("nan"), np.float64(1.0), 1.0, True, np.float64("nan"), "y", "x"]
+    counts = _category_counts(values)
+    assert counts == {"x": 3, "y": 2, 1.0: 3} and list(counts) == ["x", "y", 1.0]
+    assert all(type(k) is float for k in counts if not isinstance(k, str))

@@ -1,6 +1,7 @@
 """The SQL store: migrations build exactly the tables the code uses, SQLite runs in WAL mode,
 batches are idempotent by id and round-trip, labels join by row id."""
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -79,3 +80,14 @@ def test_migrations_run_in_order_from_an_older_database(db_url):
     with old.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     old.close()
+
+
+def test_stored_columns_read_back_exactly_also_beyond_what_orjson_reads():
+    from stalwart.monitor.store import decode_columns, encode_columns
+
+    columns = {"inputs": {"a": np.array([0.1, 1e-300, np.nan])}, "prediction": [2 ** 70, -3, "x"],
+               "row_id": ["r0", "r1", "é"], "timestamp": np.array([1.5, 2.5, 3.5])}
+    back = decode_columns(encode_columns(columns))
+    assert back["prediction"] == [2 ** 70, -3, "x"] and back["row_id"] == ["r0", "r1", "é"]
+    assert back["inputs"]["a"].tobytes() == columns["inputs"]["a"].tobytes()
+    assert back["timestamp"].tolist() == [1.5, 2.5, 3.5]

@@ -242,6 +242,17 @@ def _header_json(doc: dict[str, Any], placeholders: int) -> bytes:
     return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+def _loads(text: bytes) -> Any:
+    """JSON by orjson when installed (three times faster on a window's batches), else, and for what
+    it does not read (integers beyond 64 bits), by the standard library: the same values either way."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def decode_columns(blob: bytes) -> dict[str, Any]:
     """The inverse of :func:`encode_columns` (float columns come back as float64 arrays)."""
     magic = bytes(blob[:4])
@@ -250,9 +261,9 @@ def decode_columns(blob: bytes) -> dict[str, Any]:
                          "newer stalwart?")
     size = int.from_bytes(blob[4:8], "little")
     if magic == _MAGIC:
-        doc, offset = json.loads(blob[len(blob) - size:]), 8
+        doc, offset = _loads(blob[len(blob) - size:]), 8
     else:
-        doc, offset = json.loads(blob[8:8 + size]), 8 + size
+        doc, offset = _loads(blob[8:8 + size]), 8 + size
     out = doc["rest"]
     for path, n in doc["arrays"]:
         node = out
