@@ -14,7 +14,9 @@ parser and event loop).
 
 - Ingest: ``stalwart serve`` (a SQLite file in a temporary directory; PostgreSQL when
   STALWART_BENCH_POSTGRES names an empty database) with ``--workers`` 1 and 2, its analysis worker
-  running as in production (model windows of ``--window-rows`` rows). ``--clients`` threads each
+  running as in production (model windows of ``--window-rows`` rows; with a reference, a first
+  window is ingested and analysed before the clock starts, so the figures are the steady state and
+  not the one-time loading of torch and the OOD detector's fit). ``--clients`` threads each
   POST batches of ``--rows`` rows x 25 columns (20 numeric, 3 categorical, 1 integer, 1 boolean,
   plus the prediction) with httpx over keep-alive connections, as JSON rows (what
   ``stalwart.monitor.Client`` sends). Bodies are encoded before the clock starts; every batch has its
@@ -141,7 +143,7 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def load(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int, seconds: float, warmup: float,
-         max_batches: int, server_pid: int, query: bool = True) -> dict[str, Any]:
+         max_batches: int, server_pid: int, query: bool = True, prefix: str = "bench") -> dict[str, Any]:
     """``clients`` threads POST ``bodies`` (cycled, each with a new ``?batch_id=``) for ``warmup +
     seconds``; what was acknowledged in the last ``seconds``, latencies, server RSS samples."""
     import httpx
@@ -162,7 +164,7 @@ def load(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int
                 now = time.perf_counter()
                 if now >= stop_at or i >= max_batches or errors:
                     return
-                params = {"batch_id": f"bench-{index}-{i}"} if query else None
+                params = {"batch_id": f"{prefix}-{index}-{i}"} if query else None
                 t0 = time.perf_counter()
                 try:
                     r = http.post(url, content=bodies[i % len(bodies)], params=params)
@@ -176,14 +178,15 @@ def load(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int
                 done.append((t1, t1 - t0))
 
     cpu: list[float] = []
+    clients_done = threading.Event()  # the clients stop at stop_at or after max_batches, whichever is first
 
     def sample() -> None:
-        while time.perf_counter() < stop_at and not errors:
+        while time.perf_counter() < stop_at and not errors and not clients_done.is_set():
             if time.perf_counter() >= measure_from:
                 if not cpu:
                     cpu.append(tree_cpu_s(server_pid))
                 rss.append(tree_rss_mib(server_pid))
-            time.sleep(min(1.0, max(0.0, stop_at - time.perf_counter())))
+            clients_done.wait(min(1.0, max(0.0, stop_at - time.perf_counter())))
         cpu.append(tree_cpu_s(server_pid))
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -191,8 +194,10 @@ def load(url: str, bodies: list[bytes], *, headers: dict[str, str], clients: int
     cpu0 = time.process_time()
     for t in [*threads, sampler]:
         t.start()
-    for t in [*threads, sampler]:
+    for t in threads:
         t.join()
+    clients_done.set()
+    sampler.join()
     client_cpu = time.process_time() - cpu0
     if errors:
         raise RuntimeError(f"a batch was refused: {errors[0]}")
@@ -351,8 +356,21 @@ def run_stalwart(db: str, workers: int, args: argparse.Namespace, bodies: list[b
             out = soak_load(url, bodies, headers=post_headers, clients=args.clients, seconds=args.soak,
                             rate=args.rate, sample_s=args.sample_s, server_pid=proc.pid, size=db_size(db))
         else:
+            primed = 0
+            if reference is not None:  # steady state: the first window (and what it loads once) is analysed first
+                primed = load(url, bodies, headers=post_headers, clients=args.clients, seconds=600.0, warmup=0.0,
+                              max_batches=-(-args.window_rows // args.rows), server_pid=proc.pid,
+                              prefix="prime")["acked"]
+                windows_url = f"{base}/v1/projects/bench/models/m/windows"
+                for _ in range(1200):  # bounded: 120 s
+                    if httpx.get(windows_url, headers=headers, timeout=60, params={"drift": False}).json()["windows"]:
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise RuntimeError("the first window was not analysed within 120 s")
             out = load(url, bodies, headers=post_headers, clients=args.clients, seconds=args.seconds,
                        warmup=args.warmup, max_batches=args.max_batches, server_pid=proc.pid)
+            out["acked"] += primed
         got = httpx.get(f"{base}/v1/projects/bench/models/m", headers=headers, timeout=60).json()
         if got["batches"] != out["acked"]:
             raise RuntimeError(f"{out['acked']} batches acknowledged but {got['batches']} stored")
@@ -558,7 +576,8 @@ def main() -> None:
              f"same machine, {args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up. \"ingest only\": the "
              "model has no reference, so the service's worker finds nothing to analyse; \"windows analysed\": "
              f"its worker analyses each window of {args.window_rows:,} rows as it completes, in the same "
-             f"processes, during the run. Server CPU counts every process of the server. Machine: {machine()}, "
+             f"processes, during the run (steady state: the measurement starts once a first window has been "
+             f"ingested and analysed, which loads torch and fits the OOD detector once per process). Server CPU counts every process of the server. Machine: {machine()}, "
              f"1-minute load average {load_avg:.2f} at the start (last column: before each run; a load above the "
              "2 cores means other work shared them, so rerun on a quiet machine for figures to quote). "
              f"{versions('fastapi', 'uvicorn', 'sqlalchemy', 'orjson', 'httptools', 'uvloop')}.", "", table, ""]
