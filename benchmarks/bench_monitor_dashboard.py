@@ -51,7 +51,12 @@ def fill(store, model_id: int, n_windows: int, columns: list[str], rng: np.rando
                    "online_level": metric(0.05 / (seq + 1) ** 1.1), "probe_accuracy_clean": metric(acc),
                    **{f"probe_accuracy_{p}": metric(acc - 0.05 * (i + 1), n=200) for i, p in enumerate(PROBES)},
                    **{f"probe_stability_{p}": metric(0.95 - 0.03 * i, n=200) for i, p in enumerate(PROBES)},
-                   "probe_accuracy": metric(acc - 0.25, n=200), "probe_stability": metric(0.8, n=200)}
+                   "probe_accuracy": metric(acc - 0.25, n=200), "probe_stability": metric(0.8, n=200),
+                   # the default stream (ADWIN on the output) and one on a column, alarms after the shift
+                   "stream_changes_output_adwin": metric(float(seq > n_windows * 0.8 and seq % 7 == 0), n=1000),
+                   "stream_changes_x0_page_hinkley": metric(float(seq % 50 == 0), n=1000),
+                   "stream_changes": metric(float(seq > n_windows * 0.8 and seq % 7 == 0) + float(seq % 50 == 0),
+                                            n=2000)}
         table = [{"feature": c, "test": "ks", "statistic": float(rng.random()), "p_value": float(rng.random()),
                   "threshold": 0.002, "drifted": bool(d), "kind": "numeric", "current_kind": None}
                  for c, d in zip(columns, drifted)]
