@@ -237,6 +237,11 @@ class WordNetSynonyms:
 
     def __init__(self, root: str | os.PathLike[str] = "/usr/share/wordnet", *, multiword: bool = False,
                  senses: int | None = None) -> None:
+        # the parameters first: a wrong one is the caller's to fix on any machine, with or without WordNet
+        if not isinstance(multiword, bool):
+            raise param_error(self, "multiword", "True or False", multiword)
+        if senses is not None and (isinstance(senses, bool) or not isinstance(senses, int) or senses < 1):
+            raise param_error(self, "senses", "None or an integer >= 1", senses)
         self.root = Path(root)
         missing = _wordnet_missing(self.root)
         if missing:
@@ -245,10 +250,6 @@ class WordNetSynonyms:
                 f"(missing {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}). Install it "
                 "(Debian/Ubuntu: apt-get install wordnet-base, which fills /usr/share/wordnet), pass "
                 "the folder that holds index.noun and data.noun, or use LexiconSynonyms() instead.")
-        if not isinstance(multiword, bool):
-            raise param_error(self, "multiword", "True or False", multiword)
-        if senses is not None and (isinstance(senses, bool) or not isinstance(senses, int) or senses < 1):
-            raise param_error(self, "senses", "None or an integer >= 1", senses)
         self.multiword = multiword
         self.senses = senses
         self._index: dict[str, dict[str, str]] = {}
