@@ -34,6 +34,15 @@ def _same(a, b):
             assert list(a[key]) == list(b[key]), key
 
 
+def _table_body(frame, fmt):
+    """``frame`` as a CSV or Parquet body, with its content type."""
+    if fmt == "csv":
+        return frame.to_csv(index=False).encode(), "text/csv"
+    buf = io.BytesIO()
+    frame.to_parquet(buf)
+    return buf.getvalue(), "application/vnd.apache.parquet"
+
+
 def _columns(rows):
     cols, n, _, _ = batch_columns(rows, MODEL, "b1", 100)
     cols.pop("timestamp")  # the time of arrival
@@ -52,13 +61,7 @@ def test_json_rows_are_stored_as_the_schema_says():
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_a_dataframe_body_stores_what_the_same_json_rows_store(fmt):
-    frame = pd.DataFrame(ROWS)
-    if fmt == "csv":
-        body, kind = frame.to_csv(index=False).encode(), "text/csv"
-    else:
-        buf = io.BytesIO()
-        frame.to_parquet(buf)
-        body, kind = buf.getvalue(), "application/vnd.apache.parquet"
+    body, kind = _table_body(pd.DataFrame(ROWS), fmt)
     from_json = _columns(parse_body(json.dumps(ROWS).encode(), "application/json", "rows")[0])
     _same(*[c for c, _ in (from_json, _columns(parse_body(body, kind, "rows")[0]))])
 
@@ -352,11 +355,9 @@ def _bodies(rows, table):
     """The same rows as JSON lists, JSON columns, CSV columns, Parquet columns and a Parquet list column."""
     out = {"json": (json.dumps(rows).encode(), "application/json"),
            "json columns": (json.dumps(table).encode(), "application/json"),
-           "csv": (pd.DataFrame(table).to_csv(index=False).encode(), "text/csv")}
-    for name, frame in (("parquet", pd.DataFrame(table)), ("parquet list", pd.DataFrame(rows))):
-        buf = io.BytesIO()
-        frame.to_parquet(buf)
-        out[name] = (buf.getvalue(), "application/vnd.apache.parquet")
+           "csv": _table_body(pd.DataFrame(table), "csv"),
+           "parquet": _table_body(pd.DataFrame(table), "parquet"),
+           "parquet list": _table_body(pd.DataFrame(rows), "parquet")}
     return out
 
 
@@ -415,12 +416,7 @@ def test_an_infinity_or_a_partial_row_in_a_table_is_refused_by_row(fmt):
     for cell, message in ((float("inf"), r"column 'probability_0' row 2 holds inf"),
                           (None, r"row 2 has no value in \['probability_0'\]")):
         frame = pd.DataFrame([{**r, "probability_0": cell} if r["row_id"] == "r2" else r for r in table])
-        if fmt == "csv":
-            body, kind = frame.to_csv(index=False).encode(), "text/csv"
-        else:
-            buf = io.BytesIO()
-            frame.to_parquet(buf)
-            body, kind = buf.getvalue(), "application/vnd.apache.parquet"
+        body, kind = _table_body(frame, fmt)
         with pytest.raises(InputError, match=message):
             reference_columns(parse_body(body, kind, "rows")[0], MODEL, 100)
 

@@ -57,6 +57,13 @@ def _window(client, key, model, rng, start):
     return x, y, client.get(MODEL + "/windows", headers=auth(key)).json()["windows"][-1]
 
 
+def _held_model_window(client, key, model, blob, seed):
+    """Register the model with its file, send one 500-row window and analyse it."""
+    _register(client, key, model)
+    assert client.put(MODEL + "/artifact", content=blob, headers=auth(key)).status_code == 200
+    return _window(client, key, model, np.random.default_rng(seed), 0)
+
+
 def _se(metric):
     return (metric["high"] - metric["low"]) / (2 * 1.959963984540054)
 
@@ -64,9 +71,7 @@ def _se(metric):
 def test_a_regression_models_probe_matches_the_linear_closed_form(service, linear):
     client, store, admin = service
     model, blob = linear
-    _register(client, admin, model)
-    assert client.put(MODEL + "/artifact", content=blob, headers=auth(admin)).status_code == 200
-    x, y, w = _window(client, admin, model, np.random.default_rng(2), 0)
+    x, y, w = _held_model_window(client, admin, model, blob, seed=2)
     m = w["metrics"]
     # feature noise of c standard deviations (the sample's, per column) moves a linear model's
     # prediction by sum_j w_j c s_j z_j ~ N(0, c^2 sum_j w_j^2 s_j^2): E|shift| = sqrt(2/pi) sigma
@@ -120,9 +125,7 @@ def test_a_regression_models_probe_matches_the_linear_closed_form(service, linea
 def test_a_regression_models_attack_finds_the_linear_worst_case_in_its_box(service, linear):
     client, store, admin = service
     model, blob = linear
-    _register(client, admin, model)
-    assert client.put(MODEL + "/artifact", content=blob, headers=auth(admin)).status_code == 200
-    x, y, w = _window(client, admin, model, np.random.default_rng(4), 0)
+    x, y, w = _held_model_window(client, admin, model, blob, seed=4)
     # the closed form: each column may move 5% of its range (over reference and window) either way,
     # within that range; a linear model's prediction rises most with every column moved the way its
     # weight points, falls most with every column moved the other way
