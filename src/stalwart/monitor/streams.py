@@ -135,10 +135,8 @@ def run_streams(window: Mapping[str, Any], model: Mapping[str, Any], state: Mapp
         values = _values(spec, window, model)
         if values is None:
             if configured is not None:
-                metrics[metric.replace("stream_changes_", "stream_note_", 1)] = {
-                    "value": None, "low": None, "high": None, "n": None,
-                    "message": "no output stream: the batches log neither probabilities nor a score, and the "
-                               "model has more than two classes"}
+                metrics.update(_note(metric, "no output stream: the batches log neither probabilities nor a "
+                                             "score, and the model has more than two classes"))
             continue
         before = state.get(metric)
         detector = (StreamDetector.from_state(before) if before is not None
@@ -150,9 +148,7 @@ def run_streams(window: Mapping[str, Any], model: Mapping[str, Any], state: Mapp
         except InputError as exc:
             if before is not None:
                 saved[metric] = before
-            metrics[metric.replace("stream_changes_", "stream_note_", 1)] = {
-                "value": None, "low": None, "high": None, "n": None, "message": f"{spec['detector']} on "
-                f"{spec['on']!r}: {exc}"}
+            metrics.update(_note(metric, f"{spec['detector']} on {spec['on']!r}: {exc}"))
             continue
         detector.detected_at.clear()  # the window's details keep them; the state stays small
         if isinstance(getattr(detector, "warnings_at", None), list):
@@ -173,6 +169,12 @@ def run_streams(window: Mapping[str, Any], model: Mapping[str, Any], state: Mapp
         metrics["stream_changes"] = {"value": float(total), "low": None, "high": None,
                                      "n": int(sum(s["fed"] for s in seen))}
     return metrics, seen, saved
+
+
+def _note(metric: str, message: str) -> dict[str, Any]:
+    """``stream_note_<on>_<detector>``: a metric without a value that says why the stream has no count."""
+    return {metric.replace("stream_changes_", "stream_note_", 1): {"value": None, "low": None, "high": None,
+                                                                    "n": None, "message": message}}
 
 
 def _summary(detector: Any) -> dict[str, Any]:
