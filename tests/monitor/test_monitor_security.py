@@ -229,3 +229,34 @@ def test_cli_lists_and_revokes_keys(tmp_path):
                           (["--list-keys", "--revoke-key", "x", "--project", "shop"], "one at a time")):
         r = runner.invoke(cli, ["serve", "--db", db, *args])
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, (args, r.output)
+
+
+def test_no_telemetry_even_where_the_process_configures_opentelemetry(monkeypatch):
+    # FastAPI (from 0.130 or so) traces and meters every request through OpenTelemetry's global
+    # providers once a process configures them; the service keeps that off: its figures are /metrics
+    telemetry = pytest.importorskip("fastapi.telemetry._asgi", reason="this FastAPI has no OpenTelemetry hooks")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    used = []
+
+    class Provider:  # a configured provider (not OpenTelemetry's placeholder) that records its use
+        def __getattr__(self, name):
+            used.append(name)
+            raise RuntimeError("telemetry used")
+
+    monkeypatch.setattr(telemetry.trace, "get_tracer_provider", Provider)
+    monkeypatch.setattr(telemetry.metrics, "get_meter_provider", Provider)
+    monkeypatch.setattr(telemetry._logs, "get_logger_provider", Provider)
+
+    plain = FastAPI()
+    plain.get("/health")(lambda: {"status": "ok"})
+    with TestClient(plain, raise_server_exceptions=False) as client:
+        client.get("/health")
+    assert used, "the check cannot fail: plain FastAPI did not reach the configured providers"
+    used.clear()
+    service = stalwart.monitor.create_app(stalwart.monitor.Settings(db="sqlite:///:memory:", worker=False))
+    with TestClient(service) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/v1/whoami").status_code == 401
+    assert used == []

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -290,9 +291,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     from stalwart import __version__
 
+    # no telemetry of any kind: FastAPI's own OpenTelemetry hooks (recent versions) stay off even
+    # where the process has a tracer or meter configured; the service's figures are at /metrics
+    quiet = ({"telemetry": {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}}
+             if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
     app = FastAPI(title="stalwart monitor", version=__version__, lifespan=lifespan,
                   description="Drift, accuracy and alerts for deployed models. Every route but /health needs "
-                              "'Authorization: Bearer <key>'.")
+                              "'Authorization: Bearer <key>'.", **quiet)
     app.state.store, app.state.settings, app.state.key_cache = store, settings, {}
     app.state.revocations = (store.revoked_count(), time.monotonic())
     metrics = app.state.metrics = Metrics(store)  # Prometheus: this app's own registry
