@@ -400,7 +400,8 @@ def run_stalwart(db: str, workers: int, args: argparse.Namespace, bodies: list[b
     key = store.create_key("bench", "admin")
     store.close()
     port = free_port()
-    cmd = [sys.executable, "-m", "stalwart.cli", "serve", "--db", db, "--port", str(port), "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "stalwart.cli", "serve", "--db", db, "--port", str(port), "--workers", str(workers),
+           *(["--analysis-in-thread"] if args.analysis_in_thread else [])]
     log = open(Path(tempfile.gettempdir()) / f"stalwart-bench-serve-{port}.log", "w")  # the access log, unread
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -575,6 +576,8 @@ def main() -> None:
     ap.add_argument("--window-rows", type=int, default=100_000, help="rows per analysis window of the model")
     ap.add_argument("--analysis-rows", type=int, default=100_000, help="rows of the timed analysis window")
     ap.add_argument("--repeats", type=int, default=3, help="timed analyses (the median is reported)")
+    ap.add_argument("--analysis-in-thread", action="store_true",
+                    help="serve with --analysis-in-thread (windows analysed in the worker thread, not a child process)")
     ap.add_argument("--soak", type=float, metavar="SECONDS", help="instead: a soak run this long at --rate, for memory")
     ap.add_argument("--rate", type=float, default=150.0, help="soak: batches per second, all clients together")
     ap.add_argument("--sample-s", type=float, default=10.0, help="soak: seconds between samples")

@@ -58,6 +58,11 @@ def serve(
                                                     "(JSON, over the service's /metrics) and exit.")] = False,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log a line per request (uvicorn's access "
                                                                   "log: client, method, path, status).")] = False,
+    analysis_process: Annotated[bool, typer.Option(
+        "--analysis-process/--analysis-in-thread",
+        help="Analyse windows in a child process of the server (it leaves the interpreter's lock to the ingest "
+             "path), or in the worker thread (one process less, ingest slower while a window is analysed).")
+    ] = True,
 ) -> None:
     """Run the monitoring service: ingest batches and labels, analyse windows, raise alerts."""
     with user_errors():
@@ -89,7 +94,7 @@ def serve(
             return
         if project is not None:
             fail("--project only goes with --create-key, --list-keys or --revoke-key")
-        settings = Settings(db=db, window_rows=window_rows)
+        settings = Settings(db=db, window_rows=window_rows, analysis_process=analysis_process)
         store = Store(db)  # migrates once, before any server process starts
         where = store.engine.url.render_as_string(hide_password=True)
         application = create_app(settings, store=store) if workers == 1 else None

@@ -70,3 +70,26 @@ def test_the_access_log_is_off_unless_asked_for(tmp_path, monkeypatch):
     assert [kw.get("workers", 1) for _, kw in calls] == [1, 1, 2, 2]
     for target, _ in calls[:2]:  # the single-process app was built, with its store open: close it
         target.state.store.close()
+
+
+def test_the_analysis_runs_in_a_child_process_unless_asked_to_stay_in_the_thread(tmp_path, monkeypatch):
+    import json
+    import os
+
+    import uvicorn
+
+    from stalwart.monitor.app import SETTINGS_ENV
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kw: calls.append((target, kw)))
+    monkeypatch.setenv(SETTINGS_ENV, "{}")  # restored (unset) after the test: serve sets it below
+    db = f"sqlite:///{tmp_path / 'm.db'}"
+    for args in ([], ["--analysis-in-thread"]):
+        r = runner.invoke(app, ["serve", "--db", db, "--port", "8123", *args])
+        assert r.exit_code == 0, r.output
+    assert [target.state.settings.analysis_process for target, _ in calls] == [True, False]
+    for target, _ in calls:
+        target.state.store.close()
+    r = runner.invoke(app, ["serve", "--db", db, "--port", "8123", "--workers", "2", "--analysis-in-thread"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(os.environ[SETTINGS_ENV])["analysis_process"] is False

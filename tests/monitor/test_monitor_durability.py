@@ -70,11 +70,13 @@ def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(t
         for rule in rules:
             httpx.post(f"http://127.0.0.1:{port}/v1/projects/shop/models/churn/rules", headers=headers, timeout=30,
                        json=rule).raise_for_status()
-        acked = []
+        acked, analysed = [], threading.Event()
 
         def stream():
             with httpx.Client(headers=headers, timeout=10) as client:
-                for b in batches:
+                for i, b in enumerate(batches):
+                    if i == 40:  # (the analysis child's first pass loads its libraries: seconds)
+                        analysed.wait(120)
                     try:
                         r = client.post(url, json=b)
                     except httpx.HTTPError:
@@ -86,10 +88,15 @@ def test_sigkill_loses_no_acknowledged_batch_and_a_resend_stores_nothing_twice(t
         sender = threading.Thread(target=stream)
         sender.start()
         windows_url = url.replace("/batches", "/windows")
-        for _ in range(400):  # bounded: kill once a good part of the stream is acknowledged and analysed
+        for _ in range(2400):  # bounded: 120 s until windows of the first 40 batches are analysed
             if len(acked) >= 30 and len(httpx.get(windows_url, headers=headers, timeout=10).json()["windows"]) >= 2:
                 break
             time.sleep(0.05)
+        analysed.set()
+        for _ in range(400):  # then kill in the middle of the resumed stream
+            if len(acked) >= 45:
+                break
+            time.sleep(0.01)
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
         killed_at = time.time()

@@ -159,7 +159,7 @@ def test_batches_wake_the_worker_once_a_window_of_rows_has_arrived(tmp_path, mon
     monkeypatch.setattr(app_module, "analyze", lambda store, *a: passes.append(1) or {"windows": {}})
     monkeypatch.setattr(app_module, "deliver_pending", lambda *a, **k: None)
     # no pass on the clock during the test: only batches wake the worker
-    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'm.db'}", worker_interval_s=600))
+    app = create_app(Settings(db=f"sqlite:///{tmp_path / 'm.db'}", worker_interval_s=600, analysis_process=False))
     store = app.state.store
     key = store.create_key("p", "admin")
     headers = {"Authorization": f"Bearer {key}"}

@@ -27,7 +27,9 @@ A batch is answered only after it is committed: 201 when stored, 200 with ``"dup
 when its ``batch_id`` was stored before with the same body (a retry), 409 when with another body,
 413 over the size limits, 422 with what to fix.
 Analysis and webhooks run in a worker thread, every ``worker_interval_s`` and as soon as a model has
-received a window's worth of rows (not on each batch: a pass costs more than a batch). The HTML dashboard
+received a window's worth of rows (not on each batch: a pass costs more than a batch); the thread
+hands each analysis pass to a child process (:mod:`stalwart.monitor.analysis_process`), so that it
+leaves the interpreter's lock to the ingest path. The HTML dashboard
 (``/dashboard``, :mod:`stalwart.monitor.dashboard`) takes a read key once and keeps a signed session
 cookie instead.
 """
@@ -63,6 +65,7 @@ from sqlalchemy.exc import DataError
 from stalwart.errors import ConfigError, InputError, StalwartError
 from stalwart.monitor.alerts import AlertRule, deliver_pending
 from stalwart.monitor.analysis import MAX_PROBE_SAMPLE, PROBE_SAMPLE, analyze
+from stalwart.monitor.analysis_process import AnalysisProcess, can_run_apart
 from stalwart.monitor.auth import token_hash
 from stalwart.monitor.dashboard import dashboard_router
 from stalwart.monitor.ingest import (
@@ -217,7 +220,9 @@ class Worker(threading.Thread):
 
     Several server processes may share one database (``stalwart serve --workers N``): only the
     holder of the database lease ``"analysis"`` runs a pass; it renews the lease each pass, and
-    another process takes over once it lapses (:data:`LEASE_S` without a pass).
+    another process takes over once it lapses (:data:`LEASE_S` without a pass). The pass itself
+    runs in a child process (``apart``, an :class:`AnalysisProcess`) unless
+    ``settings.analysis_process`` is off or the database is SQLite in memory.
     """
 
     def __init__(self, store: Store, settings: Settings, wake: threading.Event, lock: threading.Lock,
@@ -227,8 +232,18 @@ class Worker(threading.Thread):
         self.stopping = threading.Event()
         self.metrics = metrics
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # the passes' work in a child process (see analysis_process), where the database allows it
+        self.apart = (AnalysisProcess(store.url, settings.sqlite_synchronous)
+                      if settings.analysis_process and can_run_apart(store.url) else None)
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self.apart is not None:
+                self.apart.close()
+
+    def _loop(self) -> None:
         ttl = max(LEASE_S, 10 * self.settings.worker_interval_s)
         while not self.stopping.is_set():
             self.wake.wait(self.settings.worker_interval_s)
@@ -240,7 +255,7 @@ class Worker(threading.Thread):
                     continue  # another process analyses
                 with self.lock:
                     start = time.perf_counter()
-                    result = analyze(self.store)
+                    result = analyze(self.store) if self.apart is None else self.apart.analyze()
                 if self.metrics is not None:
                     self.metrics.analysed(result, time.perf_counter() - start, "worker")
                 deliver_pending(self.store, retries=self.settings.webhook_retries,

@@ -27,6 +27,10 @@ class Settings:
     worker : run the analysis and webhook worker in a background thread (off in tests, which call
         :func:`stalwart.monitor.analyze` themselves)
     worker_interval_s : seconds between worker passes when no batch wakes it earlier
+    analysis_process : run the worker's analysis passes in a child process (started on the first
+        pass, kept for the next), so that they do not take turns with the ingest path for the
+        server's interpreter lock; ``False``: in the worker thread. SQLite in memory, which no other
+        process can open, is always analysed in the thread
     webhook_retries, webhook_backoff_s, webhook_timeout_s : a webhook is tried ``1 + retries``
         times, waiting ``backoff * 2**attempt`` seconds between tries
     sqlite_synchronous : ``NORMAL`` (an acknowledged batch survives a crash of the process, as WAL
@@ -46,6 +50,7 @@ class Settings:
     window_rows: int = 1000
     worker: bool = True
     worker_interval_s: float = 2.0
+    analysis_process: bool = True
     webhook_retries: int = 3
     webhook_backoff_s: float = 0.5
     webhook_timeout_s: float = 5.0
@@ -57,6 +62,8 @@ class Settings:
         for name in ("max_body_bytes", "max_batch_rows", "max_reference_rows", "max_model_bytes", "window_rows"):
             check_positive(self, name, getattr(self, name), integer=True)
         check_positive(self, "worker_interval_s", self.worker_interval_s)
+        for name in ("worker", "analysis_process"):
+            check_param(self, name, getattr(self, name), isinstance(getattr(self, name), bool), "True or False")
         check_positive(self, "webhook_backoff_s", self.webhook_backoff_s, strict=False)
         check_positive(self, "webhook_timeout_s", self.webhook_timeout_s)
         check_param(self, "webhook_retries", self.webhook_retries, isinstance(self.webhook_retries, int)
