@@ -34,6 +34,7 @@ def _windows(store):
             for w in store.windows(model["id"])]
 
 
+@pytest.mark.slow  # each starts a child that imports the analysis libraries
 def test_a_pass_in_the_child_makes_the_windows_a_pass_in_the_thread_makes(tmp_path):
     made = {}
     for where in ("thread", "child"):
@@ -61,6 +62,7 @@ def test_a_pass_in_the_child_makes_the_windows_a_pass_in_the_thread_makes(tmp_pa
     assert all(share > 0 for _, _, share in made["child"])  # b drifted in both windows
 
 
+@pytest.mark.slow  # each starts a child that imports the analysis libraries
 def test_one_child_serves_every_pass_and_a_killed_one_is_replaced(tmp_path):
     db = f"sqlite:///{tmp_path / 'monitor.db'}"
     Store(db).close()
@@ -89,6 +91,7 @@ def test_one_child_serves_every_pass_and_a_killed_one_is_replaced(tmp_path):
         pytest.fail("the child outlived close()")
 
 
+@pytest.mark.slow  # each starts a child that imports the analysis libraries
 def test_a_served_app_analyses_in_a_child_while_it_ingests(tmp_path):
     db = f"sqlite:///{tmp_path / 'monitor.db'}"
     app = create_app(Settings(db=db, worker=True, worker_interval_s=0.1))
