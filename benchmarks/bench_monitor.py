@@ -21,7 +21,7 @@ parser and event loop).
   plus the prediction) over keep-alive connections, as JSON rows (what
   ``stalwart.monitor.Client`` sends), with :class:`RawHTTP`, a minimal HTTP/1.1 client, so that
   the load generator leaves the two cores to the server (``--client httpx``: with httpx, which
-  costs five times the CPU per request). Bodies are encoded before the clock starts; every batch has its
+  costs ten times the CPU per request). Bodies are encoded before the clock starts; every batch has its
   own id, and each answer is checked (201). Batches/s counts acknowledged (committed) batches in the
   measured span; latencies are per request, client side. Server RSS is the sum over the server's
   processes, sampled every second: first and last sample of the measured span and the maximum.
@@ -149,9 +149,10 @@ class RawHTTP:
     """The load generator's HTTP/1.1 client: one keep-alive connection, requests written as bytes
     (head and body in one ``sendmsg``), answers read by their Content-Length. It sends the method,
     path, query, headers and body httpx sends for the POST (less httpx's Accept, Accept-Encoding
-    and User-Agent, which the service ignores) at a fifth of httpx's CPU per request (on
-    this machine about 0.25 against 1.25 ms for a 61 KiB batch), which otherwise takes a third of
-    the two cores from the server it measures; ``--client httpx`` keeps httpx."""
+    and User-Agent, which the service ignores) at about a tenth of httpx's CPU per request (on
+    this machine 0.10-0.15 against 1.0-1.5 ms for a 61 KiB batch, as the tables' client CPU column
+    shows); httpx took a third of the two cores from the server it measured. ``--client httpx``
+    keeps httpx."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float = 60.0) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -638,8 +639,8 @@ def main() -> None:
                             "server RSS MiB (first → last)", "windows analysed", "server CPU ms/batch",
                             "client CPU ms/batch", "load avg (1 min) before"], results)
     generator = ("httpx clients" if args.client == "httpx" else
-                 "clients (the benchmark's own HTTP/1.1 keep-alive client, `RawHTTP`: the same requests as httpx at a "
-                 "fifth of its CPU)")
+                 "clients (the benchmark's own HTTP/1.1 keep-alive client, `RawHTTP`: the same requests as httpx at "
+                 "about a tenth of its CPU)")
     lines = [f"Batches of {args.rows} rows × 25 columns as JSON rows, {args.clients} concurrent {generator} on the "
              f"same machine, {args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up. \"ingest only\": the "
              "model has no reference, so the service's worker finds nothing to analyse; \"windows analysed\": "
@@ -707,11 +708,13 @@ def run_soak(args: argparse.Namespace, backends: list[tuple[str, str | None]], b
         f"{' '.join(map(str, args.workers))}`: {args.clients} httpx clients aim at {args.rate:g} batches/s in all "
         f"(batches of {args.rows} rows × 25 columns, JSON rows; a client late for its slot sends at once, and the "
         f"batches/s column is what was acknowledged) for {args.soak / 60:.0f} min, while the service's "
-        f"worker analyses each window of {args.window_rows:,} rows against a 5,000-row reference. The server's RSS "
-        f"(all its processes) and the database's size are sampled every {args.sample_s:g} s; slope (least "
-        f"squares) and max - min are over the samples after {args.soak_warmup:.0f} s of warm-up. Machine: "
-        f"{machine()}, 1-minute load average {load_avg:.2f} at the start (busy: other jobs shared the cores; "
-        "memory is the figure here, not speed). " + versions("fastapi", "uvicorn", "sqlalchemy") + ".",
+        f"worker analyses each window of {args.window_rows:,} rows against a 5,000-row reference"
+        f"{' in its thread' if args.analysis_in_thread else ' in a child process of the server'}. The server's "
+        f"RSS (all its processes, the analysis child included) and the database's size are sampled every "
+        f"{args.sample_s:g} s; slope (least squares) and max - min are over the samples after "
+        f"{args.soak_warmup:.0f} s of warm-up. Machine: {machine()}, 1-minute load average {load_avg:.2f} at the "
+        "start (the load columns: before and after each backend's run; memory is the figure here, not speed). "
+        + versions("fastapi", "uvicorn", "sqlalchemy") + ".",
         "", table, "", *detail])
     if args.no_write:
         print(body)
