@@ -28,6 +28,17 @@ def _ingest(client, key, n_batches, seed=0, shift_b=0.0):
         assert r.status_code == 201, r.text
 
 
+def _ends(pid, seconds=5.0):
+    """Whether process ``pid`` is gone (and reaped) within ``seconds`` (bounded polling)."""
+    for _ in range(int(seconds / 0.05)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _windows(store):
     model = store.model(store.project_id("shop"), "churn")
     return [(w["seq"], w["n_rows"], round(w["metrics"]["drift_share"]["value"], 12))
@@ -81,14 +92,7 @@ def test_one_child_serves_every_pass_and_a_killed_one_is_replaced(tmp_path):
         second = apart.pid
     finally:
         apart.close()
-    for _ in range(100):  # bounded: close() waits for the child, which then exits
-        try:
-            os.kill(second, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the child outlived close()")
+    assert _ends(second), "the child outlived close()"
 
 
 @pytest.mark.slow  # each starts a child that imports the analysis libraries
@@ -109,14 +113,7 @@ def test_a_served_app_analyses_in_a_child_while_it_ingests(tmp_path):
         assert child is not None and child != os.getpid()
     assert len(_windows(store)) == 2
     store.close()
-    for _ in range(100):  # the app's shutdown ends the child
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the analysis child outlived the app")
+    assert _ends(child), "the analysis child outlived the app"  # the app's shutdown ends it
 
 
 def test_memory_databases_stay_in_the_thread_and_the_setting_is_checked():
