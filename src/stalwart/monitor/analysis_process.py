@@ -3,8 +3,8 @@ to the ingest path.
 
 A window's analysis is mostly Python and numpy work that holds the lock for long stretches; in the
 server process, the threads that check and store batches wait for it in turns (with two server
-processes on two cores, ingest while analysing fell to 56-86% of what it was without analysis on
-this machine; see docs/benchmarks.md). :class:`AnalysisProcess` runs :func:`analyze` in one child
+processes on two cores, ingest while analysing fell to 65-76% of what it was without analysis on
+this machine; docs/benchmarks.md, "What moved the figures (stop 23)"). :class:`AnalysisProcess` runs :func:`analyze` in one child
 process, started on the first pass and kept for the next (so the imports, the fitted OOD detectors
 and the loaded models are paid once), which the operating system schedules beside the server's.
 The worker thread keeps everything else: the database lease, the lock that serialises passes in its
