@@ -92,8 +92,12 @@ def check_labels(y: Any, classes: np.ndarray | None, name: str = "y") -> np.ndar
     if y.size == 0:
         raise InputError(f"{name} is empty; pass at least one label.")
     if classes is not None:
-        known = set(np.asarray(classes).tolist())
-        unknown = sorted({v for v in y.tolist() if v not in known}, key=str)
+        classes = np.asarray(classes)
+        known = set(classes.tolist())
+        suspects = y
+        if y.dtype.kind in "iuf" and classes.dtype.kind in "iuf":  # vectorised: look up only misses
+            suspects = y[~np.isin(y, classes)]
+        unknown = sorted({v for v in suspects.tolist() if v not in known}, key=str)
         if unknown:
             raise InputError(
                 f"{name} contains labels the model does not know: {unknown[:10]}; the model's "

@@ -71,6 +71,23 @@ def test_pgd_early_stop_keeps_the_first_point_that_fools_and_spends_no_more_quer
 
 
 # -- a small trained MLP ------------------------------------------------------------------------
+def test_fgsm_makes_one_gradient_pass_and_one_check_pass_whatever_the_batch_size() -> None:
+    """FGSM's budget: one forward pass with gradients on the whole batch (also the clean
+    prediction), one backward, and one forward pass without gradients that checks the returned
+    inputs, in one call as the gradient pass was, not in ``batch_size`` pieces."""
+    import torch
+
+    net, x, y, *_ = linear_problem()
+    calls: list[tuple[int, bool]] = []
+    net.register_forward_hook(lambda _m, args, _out: calls.append((len(args[0]), torch.is_grad_enabled())))
+    model = wrap(net, batch_size=16)
+    assert len(x) > 16
+    res = FGSM(ThreatModel("linf", eps=0.1, bounds=None)).run(model, x, y)
+    assert calls == [(len(x), True), (len(x), False)]
+    assert model.n_queries == 2 * len(x)
+    np.testing.assert_array_equal(res.success, wrap(net).predict(res.x_adv) != y)
+
+
 def test_robust_accuracy_falls_monotonically_with_eps(digits_mlp) -> None:
     net, x, y = digits_mlp
     model = wrap(net)

@@ -156,6 +156,43 @@ def test_bad_inputs_raise_input_errors():
         TorchModel(_net(), device="tpu:7")
 
 
+class _ViewCNN(torch.nn.Module):
+    """The tutorial's CNN shape: it flattens with ``.view``, which fails on channels-last activations."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(channels, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).view(-1, 4 * 6 * 6))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_images_permuted_from_channels_last_arrays_run_as_the_module_expects(channels):
+    """An NCHW view of an NHWC array (the usual numpy path; for one channel even the channel axis'
+    stride differs) makes torch run channels-last, and ``.view`` in the module then fails: the
+    adapter hands the module standard strides, so it predicts and is attacked as on a copy."""
+    from stalwart.attacks import FGSM, PGD, ThreatModel
+
+    nhwc = np.random.default_rng(0).random((12, 6, 6, channels), dtype=np.float32)
+    permuted = nhwc.transpose(0, 3, 1, 2)
+    plain = np.ascontiguousarray(permuted).reshape(12, -1).reshape(permuted.shape)  # C-order strides
+    assert permuted.strides != plain.strides
+    module = _ViewCNN(channels).eval()
+    with pytest.raises(RuntimeError, match="view size"):
+        module(torch.from_numpy(permuted))  # the failure the adapter spares the user
+    model = wrap(module)
+    np.testing.assert_array_equal(model.predict_proba(permuted), model.predict_proba(plain))
+    y = model.predict(plain)
+    threat = ThreatModel("linf", eps=0.05, bounds=(0.0, 1.0))
+    for attack in (FGSM(threat), PGD(threat, steps=5)):
+        a, b = attack.run(model, permuted, y), attack.run(model, plain, y)
+        np.testing.assert_array_equal(a.x_adv, b.x_adv)
+        np.testing.assert_array_equal(a.success, b.success)
+
+
 def test_non_tensor_output_is_a_model_error():
     class Tuple(torch.nn.Module):
         def forward(self, x):

@@ -13,6 +13,7 @@ Nothing here keeps state between calls: a :class:`Feasible` belongs to one run.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -125,7 +126,7 @@ class Feasible:
             self.lo, self.hi = (tensor(b, np.float32) for b in threat.bounds)
             if self.lo.ndim == 0 and self.hi.ndim == 0:
                 self._range = (float(self.lo), float(self.hi))
-        size = int(np.prod(sample_shape)) if sample_shape else 1
+        size = math.prod(sample_shape)
         self.n_mutable = size if threat.mutable is None else \
             int(np.broadcast_to(np.asarray(threat.mutable, dtype=bool), sample_shape).sum())
 

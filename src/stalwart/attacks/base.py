@@ -348,6 +348,10 @@ class Attack(ABC):
         queries = np.full(len(xs), (model.n_queries - q0) / len(xs), dtype=float)
         todo = pred_clean == y_idx if tgt is None else (pred_clean == y_idx) & (pred_clean != tgt)
         x_adv = xs.copy()
+        # the verdict on the returned inputs: in torch on the attack's own tensor where the model
+        # runs in torch (no round trip through numpy, and the same memory layout as the attack's
+        # passes: a 1-channel batch's strides decide whether torch runs it channels-last)
+        x_adv_t = None
         if todo.any():
             rows = np.flatnonzero(todo)
             rows_t = torch.as_tensor(rows, device=device)
@@ -365,12 +369,17 @@ class Attack(ABC):
                                    None if tgt is None else torch.as_tensor(tgt[rows], device=device))
             cand, per_sample = (out.x, out.queries) if isinstance(out, Candidates) else (out, None)
             cand = self.threat.project(cand.detach(), xt)
+            if clean_pass and model.verdict_draws == 1:
+                x_adv_t = x_all.detach().clone().index_copy_(0, rows_t, cand)  # x_all's strides
             x_adv[rows] = cand.cpu().numpy()
             if per_sample is None:
                 queries[rows] += (model.n_queries - q1) / rows.size
             else:
                 queries[rows] += np.asarray(per_sample, dtype=float)
-        pred_adv = predicted_index(model, x_adv, in_torch=True)
+        if x_adv_t is None:
+            pred_adv = predicted_index(model, x_adv, in_torch=True)
+        else:  # one pass, as the gradient pass on the same rows was
+            pred_adv = predicted_index(model, x_adv_t, in_torch=True, rows_per_pass=len(x_adv_t))
         elapsed = time.perf_counter() - start
         success = pred_adv != y_idx if tgt is None else pred_adv == tgt
         success = success | (pred_clean != y_idx)
@@ -420,7 +429,8 @@ class Attack(ABC):
             )
 
 
-def predicted_index(model: Any, x: np.ndarray, *, in_torch: bool = False) -> np.ndarray:
+def predicted_index(model: Any, x: np.ndarray | torch.Tensor, *, in_torch: bool = False,
+                    rows_per_pass: int | None = None) -> np.ndarray:
     """The class index ``model`` is judged to predict for each row of ``x``: the one verdict that
     attacks (clean and adversarial inputs), :func:`~stalwart.attacks.evaluate` and the checks use.
 
@@ -430,7 +440,9 @@ def predicted_index(model: Any, x: np.ndarray, *, in_torch: bool = False) -> np.
     judged by majority vote over ``k`` calls (ties go to the higher mean probability), so a sample
     counts as misclassified when the answer the defence gives most often is wrong, not when one
     draw is. A vote, not the mean probabilities: a few confidently wrong draws cannot outweigh a
-    majority of right ones. A non-finite output raises the adapter's error.
+    majority of right ones. A non-finite output raises the adapter's error. ``rows_per_pass``
+    (in torch only) overrides the model's ``batch_size``: an attack whose gradient pass just took
+    the whole batch checks it in one pass without gradients, which needs less memory than that.
 
     Examples
     --------
@@ -455,7 +467,7 @@ def predicted_index(model: Any, x: np.ndarray, *, in_torch: bool = False) -> np.
     device = getattr(model, "device", None) or torch.device("cpu")
     with torch.no_grad():
         logits = torch.cat([model.torch_logits(b) for b in torch.as_tensor(x, device=device)
-                            .split(model.batch_size)])
+                            .split(rows_per_pass or model.batch_size)])
     if not bool(torch.isfinite(logits).all()):
         model.predict_proba(x)  # raises ModelError naming the rows
     return logits.argmax(dim=1).cpu().numpy()

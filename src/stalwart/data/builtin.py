@@ -51,7 +51,9 @@ def _digits() -> Dataset:
 
     bunch = load_digits()
     # pixel intensities are integers 0..16; scale to the conventional [0, 1] image range
-    images = (bunch.images / 16.0).astype(np.float32)[:, None]
+    # N x 1 x 8 x 8 with the strides torch gives a new batch (``[:, None]`` would give the channel axis stride
+    # one, and torch would then run a CNN channels-last: other rounding, other speed, and ``.view`` fails)
+    images = (bunch.images / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
     ds = Dataset.from_arrays(images, bunch.target.astype(np.int64), modality="image", name="digits",
                              target="digit", value_range=(0.0, 1.0))
     ds.meta.update(class_names=[str(c) for c in bunch.target_names], source="sklearn.datasets.load_digits")

@@ -42,6 +42,28 @@ def _module_dtype(module: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def _standard_layout(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with the strides of a tensor freshly made in its shape (C order, size-1 axes too).
+
+    A module is written for the batches a ``DataLoader`` makes. Images permuted from channels-last
+    arrays (the usual numpy path), and even a 1-channel batch whose channel axis has stride 1, make
+    torch run every layer channels-last: a module that flattens with ``.view`` then fails, and
+    layer speeds change with the caller's strides. A contiguous ``t`` is re-viewed (no copy, and
+    gradients pass through); any other is copied once.
+    """
+    if t.ndim > 2 and (not t.is_contiguous() or t.stride() != _c_strides(t.shape)):
+        t = t.contiguous().view(-1).view(t.shape)
+    return t
+
+
+def _c_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
 def _guess_n_outputs(module: torch.nn.Module) -> int | None:
     """Outputs of the last ``nn.Linear`` in registration order (a cheap guess before any call)."""
     last = None
@@ -169,6 +191,7 @@ class TorchModel(Model):
             t = torch.from_numpy(arr).to(device=self.device, dtype=self.dtype)
         if t.ndim == 0 or t.shape[0] == 0:
             raise InputError(f"x is empty (shape {tuple(t.shape)}); pass at least one sample to the model.")
+        t = _standard_layout(t)
         if self.input_shape is not None and tuple(t.shape[1:]) != self.input_shape:
             per_sample = int(np.prod(self.input_shape))
             if t[0].numel() != per_sample:
