@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import os
 
-# On a machine busier than its cores (a shared one), OpenMP's default busy-waiting stalls every
-# multi-threaded torch operation on threads that are not scheduled: 2-thread runs then take 10-100
-# times longer, which measures the machine, not the code. Set before torch starts OpenMP.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's wait policy is left as the user's (unset: libgomp's threads spin briefly, then sleep), since
+# that is what a user's torch runs with. On a machine busier than its cores (a shared one), spinning stalls
+# every multi-threaded torch operation on threads that are not scheduled (2-thread runs 10-100 times
+# longer): run with OMP_WAIT_POLICY=PASSIVE there. PASSIVE has its own cost: each multi-threaded
+# operation wakes a sleeping thread (~50-100 us here), which on one 224 px image per call can take more
+# than the work (pixelation: 310 us per image by default, 800 us under PASSIVE, at 2 threads).
+WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -222,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         f"Peer: imagecorruptions {getattr(imagecorruptions, '__version__', '1.1.2')}; torch {torch.__version__}, "
         f"numpy {np.__version__}, Python {platform.python_version()}; {os.cpu_count()} CPU cores "
         f"({platform.processor() or platform.machine()}); load average {load_before:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end (the machine is shared); OMP_WAIT_POLICY="
-        f"{os.environ.get('OMP_WAIT_POLICY')} (OpenMP threads sleep instead of spinning when they wait: on a "
-        "machine busier than its cores, spinning makes 2-thread torch runs 10-100x slower).", "",
+        f"{os.getloadavg()[0]:.1f} at the end; " + (
+            f"OMP_WAIT_POLICY={WAIT_POLICY} (OpenMP threads sleep when they wait: each multi-threaded torch "
+            "operation wakes one, which costs more than it saves on one 224 px image per call)."
+            if WAIT_POLICY else "OMP_WAIT_POLICY unset (libgomp's default, what a user's torch runs with: "
+            "threads spin briefly before they sleep; on a machine busier than its cores run with "
+            "OMP_WAIT_POLICY=PASSIVE instead, at the price of a wake-up per multi-threaded operation)."), "",
         f"Command: `{command}` (the peer lives in `.venv-bench`).", "",
     ]
     for size in args.sizes:
