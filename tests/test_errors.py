@@ -1,3 +1,6 @@
+import re
+
+import numpy as np
 import pytest
 
 from stalwart import errors
@@ -61,6 +64,17 @@ def test_check_labels_lists_unknown_labels_and_known_classes():
     with pytest.raises(errors.InputError, match="empty"):
         check_labels([], [0, 1])
     assert labels_to_index(check_labels(["b", "a"], ["a", "b"]), ["a", "b"]).tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("y, classes, unknown", [
+    ([0.5, 1.0], [0, 1], "[0.5]"), ([float("nan"), 1.0], [0, 1], "[nan]"), ([-1, 1], [0, 1], "[-1]"),
+    ([3, 9, 3], [3, 5, 1], "[9]"), ([2, 1], [1, 3], "[2]")])
+def test_check_labels_finds_every_unknown_numeric_label(y, classes, unknown):
+    """Numeric labels are looked up by a search in the sorted classes; only misses reach the message."""
+    with pytest.raises(errors.InputError, match=re.escape(f"does not know: {unknown}")):
+        check_labels(np.array(y), np.array(classes))
+    known = [c for c in classes if c in y] or classes[:1]
+    assert check_labels(np.array(known, dtype=float), np.array(classes)).tolist() == [float(c) for c in known]
 
 
 def test_check_lengths():

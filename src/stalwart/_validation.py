@@ -95,8 +95,10 @@ def check_labels(y: Any, classes: np.ndarray | None, name: str = "y") -> np.ndar
         classes = np.asarray(classes)
         known = set(classes.tolist())
         suspects = y
-        if y.dtype.kind in "iuf" and classes.dtype.kind in "iuf":  # vectorised: look up only misses
-            suspects = y[~np.isin(y, classes)]
+        if y.dtype.kind in "iuf" and classes.dtype.kind in "iuf" and classes.size:  # vectorised: look up misses
+            ordered = np.sort(classes.ravel())
+            found = ordered[np.minimum(np.searchsorted(ordered, y), ordered.size - 1)] == y
+            suspects = y[~found]
         unknown = sorted({v for v in suspects.tolist() if v not in known}, key=str)
         if unknown:
             raise InputError(

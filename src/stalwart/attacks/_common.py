@@ -113,6 +113,8 @@ class Feasible:
         sample_shape = tuple(int(s) for s in sample_shape)
 
         def tensor(value: Any, dtype: Any) -> torch.Tensor:
+            if layout is None and np.ndim(value) == 0:  # a scalar: no array round trip
+                return torch.tensor(value, dtype=torch.bool if dtype is bool else torch.float32, device=device)
             arr = np.asarray(value, dtype=dtype)
             if layout is not None:
                 arr = np.broadcast_to(arr, sample_shape).reshape(layout)
@@ -210,6 +212,9 @@ def class_index(y: np.ndarray, classes: Any) -> np.ndarray:
     vectorised for numeric labels, where a dictionary look-up per sample would dominate a fast
     attack's fixed cost."""
     classes, y = np.asarray(classes), np.asarray(y)
+    if classes.dtype.kind in "iu" and y.dtype.kind in "iu" and classes.ndim == 1 and classes.size \
+            and classes[0] == 0 and np.array_equal(classes, np.arange(classes.size)):  # labels 0..k-1
+        return y.astype(np.int64)
     if classes.ndim == 1 and classes.size and classes.dtype.kind in "iuf" and y.dtype.kind in "iuf":
         order = np.argsort(classes, kind="stable")
         idx = order[np.clip(np.searchsorted(classes[order], y), 0, classes.size - 1)]
@@ -230,6 +235,8 @@ def check_threat_shape(threat: Any, sample: tuple[int, ...]) -> None:
         parts.append(("mutable", threat.mutable))
     for name, value in parts:
         arr = np.asarray(value)
+        if arr.ndim == 0:  # a scalar fits every sample
+            continue
         try:
             np.broadcast_to(arr, sample)
         except ValueError:

@@ -466,8 +466,8 @@ def predicted_index(model: Any, x: np.ndarray | torch.Tensor, *, in_torch: bool 
         return model.predict_proba(x).argmax(axis=1)
     device = getattr(model, "device", None) or torch.device("cpu")
     with torch.no_grad():
-        logits = torch.cat([model.torch_logits(b) for b in torch.as_tensor(x, device=device)
-                            .split(rows_per_pass or model.batch_size)])
+        parts = [model.torch_logits(b) for b in torch.as_tensor(x, device=device).split(rows_per_pass or model.batch_size)]
+        logits = parts[0] if len(parts) == 1 else torch.cat(parts)
     if not bool(torch.isfinite(logits).all()):
         model.predict_proba(x)  # raises ModelError naming the rows
     return logits.argmax(dim=1).cpu().numpy()

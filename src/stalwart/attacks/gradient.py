@@ -137,7 +137,7 @@ class FGSM(Attack):
         grad = feas.masked(grad)
         eps = feas.eps
         if feas.norm == "linf":
-            step = eps * grad.sign()
+            step = grad.sign().mul_(eps)
         elif feas.norm == "l2":
             norms = grad.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12)
             step = eps * grad / per_sample(norms, grad)
