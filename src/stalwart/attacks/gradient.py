@@ -298,16 +298,18 @@ class PGD(Attack):
                     with torch.no_grad():
                         fooled = is_fooled(model.torch_logits(xa), y0, t0)
                 if bool(fooled.any()):  # the one host sync per step; shrinks the batch
-                    hit = idx[fooled]
-                    best[hit] = xa[fooled]
+                    # positions found once, then gathered by index: a boolean mask would be turned
+                    # into positions again by every tensor indexed with it
+                    hit_rows, keep = fooled.nonzero().squeeze(1), (~fooled).nonzero().squeeze(1)
+                    hit = idx.index_select(0, hit_rows)
+                    best[hit] = xa.index_select(0, hit_rows)
                     done[hit] = True
-                    keep = ~fooled
-                    idx, x0, y0, xa = idx[keep], x0[keep], y0[keep], xa[keep]
-                    t0 = None if t0 is None else t0[keep]
+                    idx, x0, y0, xa = (v.index_select(0, keep) for v in (idx, x0, y0, xa))
+                    t0 = None if t0 is None else t0.index_select(0, keep)
                     if idx.numel() == 0:
                         break
                     if t < self.steps:
-                        grad = grad[keep]
+                        grad = grad.index_select(0, keep)
                 if t < self.steps:
                     xa = feas.project(self._step(xa, grad, feas, step_size), x0).detach()
             best[idx] = xa  # samples never fooled keep this restart's last iterate
