@@ -212,6 +212,10 @@ def test_run_targeted_success_means_the_target() -> None:
     assert res.targeted
     np.testing.assert_array_equal(res.success, [True, False])  # class 1 is not target 2
     np.testing.assert_array_equal(res.x_adv[1], x[1])
+    # pred_adv is the prediction on the returned input: the failed row returns x, predicted 0 (its
+    # discarded candidate was predicted 1)
+    np.testing.assert_array_equal(res.pred_adv, [1, 0])
+    np.testing.assert_array_equal(res.pred_adv, wrap(net).predict(res.x_adv))
 
 
 def test_run_input_errors() -> None:

@@ -383,8 +383,10 @@ class Attack(ABC):
         elapsed = time.perf_counter() - start
         success = pred_adv != y_idx if tgt is None else pred_adv == tgt
         success = success | (pred_clean != y_idx)
-        # keep the clean input where the attack failed: the result must not claim a change
+        # keep the clean input where the attack failed: the result must not claim a change, and its
+        # prediction is the clean one (a failed targeted attack may have moved the model elsewhere)
         x_adv[~success] = xs[~success]
+        pred_adv = np.where(success, pred_adv, pred_clean)
         classes = np.asarray(model.classes)
         return AttackResult(
             attack=self.name, threat=self.threat, x_adv=x_adv, y=ys,
