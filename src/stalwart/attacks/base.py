@@ -233,7 +233,7 @@ class AttackResult(RobustnessRates):
     x_adv: np.ndarray
     y: np.ndarray
     pred_clean: np.ndarray
-    pred_adv: np.ndarray
+    pred_adv: np.ndarray  # the model's prediction on x_adv (where the attack failed, x_adv is x)
     success: np.ndarray  # adversarial example found (or the sample was already misclassified)
     distance: np.ndarray  # perturbation size in the threat model's norm
     queries: np.ndarray  # model queries spent per sample
