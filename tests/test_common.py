@@ -85,6 +85,15 @@ def test_check_attack_catches_a_lying_attack(image_model):
     with pytest.raises(AssertionError, match="reported success differs"):
         check_attack(Liar(attacks.ThreatModel("linf", 0.01, (0.0, 1.0)), steps=2), net, x, y)
 
+    class WrongPredictions(attacks.PGD):  # success right, predictions of something else
+        def run(self, model, x, y, *, targeted=None):
+            res = super().run(model, x, y)
+            object.__setattr__(res, "pred_adv", np.where(res.success, res.pred_adv, (res.pred_adv + 1) % 10))
+            return res
+
+    with pytest.raises(AssertionError, match="reported predictions differ"):
+        check_attack(WrongPredictions(attacks.ThreatModel("linf", 0.01, (0.0, 1.0)), steps=2), net, x, y)
+
 
 def test_every_perturbation_meets_the_contract():
     rng = np.random.default_rng(0)

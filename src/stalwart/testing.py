@@ -48,7 +48,8 @@ def check_attack(attack: Any, model: Any, x: np.ndarray, y: np.ndarray) -> None:
     - the same seed gives the same adversarial examples
     - every example is within eps (in the threat model's norm), within bounds, and leaves
       immutable features exactly unchanged; failed samples are returned unchanged
-    - reported success equals success recomputed from the model's own predictions
+    - reported success equals success recomputed from the model's own predictions, and the reported
+      predictions are the model's own on ``x`` and on the returned examples
     """
     from stalwart.attacks.base import Attack
     from stalwart.models import wrap
@@ -81,6 +82,9 @@ def check_attack(attack: Any, model: Any, x: np.ndarray, y: np.ndarray) -> None:
         raise _fail(attack, "check_attack runs untargeted attacks; pass targeted=None")
     if not np.array_equal(expected, first.success):
         raise _fail(attack, "reported success differs from success recomputed with the model")
+    if getattr(model, "verdict_draws", 1) == 1 and not (
+            np.array_equal(first.pred_adv, pred_adv) and np.array_equal(first.pred_clean, pred_clean)):
+        raise _fail(attack, "reported predictions differ from the model's own on x and x_adv")
     if not np.array_equal(first.x_adv[~first.success], np.asarray(x, dtype=np.float32)[~first.success]):
         raise _fail(attack, "a failed sample was returned changed")
     if np.any(first.queries < 0) or first.time_s < 0:
