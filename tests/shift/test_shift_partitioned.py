@@ -159,6 +159,10 @@ def test_bad_input_names_the_way_out(data, tmp_path):
         summarise_partition((("zz",), {}, 10, 64, 100), (str(sorted(ref_dir.iterdir())[0]), (0,)))
 
 
+# a Ray process that outlives a slow start (its dashboard timed out once on a loaded CI machine) warns as it is
+# collected: Ray's clean-up, not stalwart's, and with warnings as errors it would fail the test
+@pytest.mark.filterwarnings("ignore:subprocess .* is still running:ResourceWarning",
+                            "ignore:Exception ignored in.*Popen:pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.slow
 def test_ray_executor_gives_the_local_result(data):
     pytest.importorskip("ray")
