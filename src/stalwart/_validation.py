@@ -92,13 +92,9 @@ def check_labels(y: Any, classes: np.ndarray | None, name: str = "y") -> np.ndar
     if y.size == 0:
         raise InputError(f"{name} is empty; pass at least one label.")
     if classes is not None:
-        classes = np.asarray(classes)
-        known = set(classes.tolist())
-        suspects = y
-        if y.dtype.kind in "iuf" and classes.dtype.kind in "iuf" and classes.size:  # vectorised: look up misses
-            ordered = np.sort(classes.ravel())
-            found = ordered[np.minimum(np.searchsorted(ordered, y), ordered.size - 1)] == y
-            suspects = y[~found]
+        known = set(np.asarray(classes).tolist())
+        positions = _numeric_positions(y, classes)
+        suspects = y if positions is None else y[~positions[1]]  # numeric: only the misses are looked up
         unknown = sorted({v for v in suspects.tolist() if v not in known}, key=str)
         if unknown:
             raise InputError(
@@ -109,10 +105,31 @@ def check_labels(y: Any, classes: np.ndarray | None, name: str = "y") -> np.ndar
 
 
 def labels_to_index(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Map labels to their column index in ``predict_proba`` output."""
-    classes = np.asarray(classes)
+    """Map labels to their column index in ``predict_proba`` output (every label must be a class).
+
+    Numeric labels are found by a search in the sorted classes (a dictionary look-up per sample
+    would dominate a fast attack's fixed cost); classes ``0..k-1`` are their own indices.
+    """
+    classes, y = np.asarray(classes), np.asarray(y)
+    if classes.dtype.kind in "iu" and y.dtype.kind in "iu" and classes.ndim == 1 and classes.size \
+            and classes[0] == 0 and np.array_equal(classes, np.arange(classes.size)):
+        return y.astype(np.int64)
+    positions = _numeric_positions(y, classes)
+    if positions is not None and positions[1].all():
+        return positions[0]
     lookup = {c: i for i, c in enumerate(classes.tolist())}
-    return np.fromiter((lookup[v] for v in np.asarray(y).tolist()), dtype=np.int64, count=len(y))
+    return np.fromiter((lookup[v] for v in y.tolist()), dtype=np.int64, count=len(y))
+
+
+def _numeric_positions(y: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """For numeric labels and classes: each label's column in ``classes`` and whether the label is that
+    class (False for a label that is no class: NaN, or a value between or beyond them); None otherwise."""
+    classes = np.asarray(classes)
+    if not (classes.ndim == 1 and classes.size and classes.dtype.kind in "iuf" and y.dtype.kind in "iuf"):
+        return None
+    order = np.argsort(classes, kind="stable")
+    idx = order[np.minimum(np.searchsorted(classes[order], y), classes.size - 1)]
+    return idx.astype(np.int64), classes[idx] == y
 
 
 def check_seed(owner: object | str, value: Any, name: str = "seed", *, generator: bool = False) -> Any:

@@ -25,12 +25,11 @@ from stalwart._validation import (
     check_image_layout,
     check_labels,
     check_lengths,
-    labels_to_index,
 )
 from stalwart.errors import ConfigError, ModelError
 
 __all__ = ["Feasible", "norm_of", "project_ball", "per_sample", "is_fooled", "classifier", "numeric_batch",
-           "class_index", "check_threat_shape", "NORMS"]
+           "check_threat_shape", "NORMS"]
 
 NORMS: tuple[str, ...] = ("linf", "l2", "l1", "l0")
 
@@ -205,22 +204,6 @@ def numeric_batch(model: Any, x: Any, y: Any, threat: Any = None) -> tuple[np.nd
     ys = check_labels(y, model.known_classes(xs), "y")
     check_lengths("x", xs, "y", ys)
     return xs, ys
-
-
-def class_index(y: np.ndarray, classes: Any) -> np.ndarray:
-    """Column of each label of ``y`` in the model's scores (labels already checked to be classes);
-    vectorised for numeric labels, where a dictionary look-up per sample would dominate a fast
-    attack's fixed cost."""
-    classes, y = np.asarray(classes), np.asarray(y)
-    if classes.dtype.kind in "iu" and y.dtype.kind in "iu" and classes.ndim == 1 and classes.size \
-            and classes[0] == 0 and np.array_equal(classes, np.arange(classes.size)):  # labels 0..k-1
-        return y.astype(np.int64)
-    if classes.ndim == 1 and classes.size and classes.dtype.kind in "iuf" and y.dtype.kind in "iuf":
-        order = np.argsort(classes, kind="stable")
-        idx = order[np.clip(np.searchsorted(classes[order], y), 0, classes.size - 1)]
-        if np.array_equal(classes[idx], y):
-            return idx.astype(np.int64)
-    return labels_to_index(y, classes)
 
 
 def check_threat_shape(threat: Any, sample: tuple[int, ...]) -> None:

@@ -39,7 +39,6 @@ from stalwart.attacks._common import (
     NORMS,
     Feasible,
     check_threat_shape,
-    class_index,
     classifier,
     norm_of,
     numeric_batch,
@@ -327,7 +326,7 @@ class Attack(ABC):
         self._check_bounds(xs)
         if self.threat.needs_rescaling:
             return self._run_in_range_units(model, xs, ys, targeted)
-        y_idx = class_index(ys, model.classes)
+        y_idx = labels_to_index(ys, model.classes)
         tgt = self._target_index(model, xs, y_idx, targeted)
 
         start = time.perf_counter()

@@ -51,7 +51,7 @@ def _standard_layout(t: torch.Tensor) -> torch.Tensor:
     layer speeds change with the caller's strides. A contiguous ``t`` is re-viewed (no copy, and
     gradients pass through); any other is copied once.
     """
-    if t.ndim > 2 and (not t.is_contiguous() or t.stride() != _c_strides(t.shape)):
+    if t.ndim > 2 and t.stride() != _c_strides(t.shape):  # a non-contiguous t differs too
         t = t.contiguous().view(-1).view(t.shape)
     return t
 
