@@ -131,6 +131,29 @@ def test_threat_model_rejects_bad_parameters(kwargs: dict, param: str) -> None:
         ThreatModel(**kwargs)
 
 
+def test_threat_model_keeps_its_constraint_tensors_per_shape_and_never_for_another_eps() -> None:
+    """The tensors are built once per sample shape (an attack asks at every step), a model made by
+    ``replace`` or copied to another process builds its own, and results do not depend on the memo."""
+    import copy
+    import pickle
+    from dataclasses import replace
+
+    threat = ThreatModel("linf", 0.1, (0.0, 1.0), mutable=np.array([True, False, True]))
+    x = torch.rand(4, 3)
+    first = threat.constraints(x)
+    assert threat.constraints(torch.rand(9, 3)) is first  # the batch size does not matter
+    assert threat.constraints(torch.rand(2, 3), layout=(3, 1)) is not first
+    wider = replace(threat, eps=0.3)
+    assert wider.constraints(x).eps == pytest.approx(0.3) and first.eps == pytest.approx(0.1)
+    for other in (pickle.loads(pickle.dumps(threat)), copy.copy(threat), copy.deepcopy(threat)):
+        assert "_feasible" not in vars(other) or vars(other)["_feasible"] is not vars(threat)["_feasible"]
+        moved = other.constraints(x)
+        assert moved is not first
+        torch.testing.assert_close(moved.project(x + 0.5, x), first.project(x + 0.5, x))
+    assert "_feasible" not in pickle.loads(pickle.dumps(threat)).__dict__
+    assert threat.to_dict() == pickle.loads(pickle.dumps(threat)).to_dict()
+
+
 def test_threat_model_project_respects_mask_ball_and_per_feature_bounds() -> None:
     threat = ThreatModel("l2", eps=1.0, bounds=([0.0, 0.0, -1.0], [1.0, 0.5, 1.0]),
                          mutable=np.array([True, True, False]))

@@ -88,6 +88,31 @@ def test_fgsm_makes_one_gradient_pass_and_one_check_pass_whatever_the_batch_size
     np.testing.assert_array_equal(res.success, wrap(net).predict(res.x_adv) != y)
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_fgsm_returns_misclassified_rows_unchanged_and_never_the_callers_array(norm: str) -> None:
+    """Rows the model already gets wrong are not attacked: they come back exactly as given, with the
+    clean prediction, although FGSM computes its step for every row in one pass. A batch that is all
+    misclassified comes back as a copy."""
+    net, x, y, w, b = linear_problem()
+    wrong = np.zeros(len(y), dtype=bool)
+    wrong[::3] = True
+    y_given = np.where(wrong, 1 - y, y)  # the model's decision is wrong on every third row
+    before = x.copy()
+    eps = float(np.median(linear_boundary_distance(x, w, b, norm)))
+    res = FGSM(ThreatModel(norm, eps=eps, bounds=None)).run(wrap(net), x, y_given)
+    np.testing.assert_array_equal(x, before)  # the caller's array is not written
+    assert not np.shares_memory(res.x_adv, x)
+    np.testing.assert_array_equal(res.x_adv[wrong], x[wrong])
+    assert res.success[wrong].all() and np.all(res.distance[wrong] == 0)
+    np.testing.assert_array_equal(res.pred_adv[wrong], y[wrong])
+    attacked = ~wrong & res.success
+    assert attacked.sum() > 30 and np.all(res.distance[attacked] > 0)  # the others were attacked
+    np.testing.assert_array_equal(res.pred_adv, wrap(net).predict(res.x_adv))
+    none = FGSM(ThreatModel(norm, eps=eps, bounds=None)).run(wrap(net), x, 1 - y)
+    assert none.success.all() and not np.shares_memory(none.x_adv, x)
+    np.testing.assert_array_equal(none.x_adv, x)
+
+
 def test_robust_accuracy_falls_monotonically_with_eps(digits_mlp) -> None:
     net, x, y = digits_mlp
     model = wrap(net)

@@ -54,6 +54,9 @@ Norm = Literal["linf", "l2", "l1", "l0"]
 EPS_UNITS: dict[str, str] = {"raw": "input units", "range": "fraction of each feature's range"}
 
 
+_FEASIBLE_MEMO = 8  # sample shapes, devices and layouts one threat model keeps its tensors for
+
+
 @dataclass(frozen=True, eq=False)
 class ThreatModel:
     """What the adversary may do.
@@ -153,8 +156,27 @@ class ThreatModel:
     # -- the constraints as tensors (one implementation: attacks._common.Feasible) -------------
     def constraints(self, like: torch.Tensor, layout: tuple[int, ...] | None = None) -> Feasible:
         """Mask, bounds and eps-ball as tensors on ``like``'s device, for samples shaped like
-        ``like[0]`` (optionally reshaped to an attack's internal ``layout``)."""
-        return Feasible(self, tuple(like.shape[1:]), like.device, layout=layout)
+        ``like[0]`` (optionally reshaped to an attack's internal ``layout``).
+
+        Built once per sample shape, device and layout and kept on this (frozen) object: an attack
+        asks for them at every step, and building the tensors costs more than a small model's
+        step. :class:`Feasible` is read-only, so the memo is safe to share between threads; it is
+        not pickled (a copy in another process builds its own).
+        """
+        key = (tuple(like.shape[1:]), like.device, layout)
+        memo = self.__dict__.get("_feasible")
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, "_feasible", memo)
+        feas = memo.get(key)
+        if feas is None:
+            if len(memo) >= _FEASIBLE_MEMO:
+                memo.clear()
+            feas = memo[key] = Feasible(self, key[0], like.device, layout=layout)
+        return feas
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_feasible"}
 
     def clip_bounds(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` clipped to the bounds."""
@@ -346,31 +368,36 @@ class Attack(ABC):
             pred_clean = predicted_index(model, xs)
         queries = np.full(len(xs), (model.n_queries - q0) / len(xs), dtype=float)
         todo = pred_clean == y_idx if tgt is None else (pred_clean == y_idx) & (pred_clean != tgt)
-        x_adv = xs.copy()
+        x_adv = xs
         # the verdict on the returned inputs: in torch on the attack's own tensor where the model
         # runs in torch (no round trip through numpy, and the same memory layout as the attack's
         # passes: a 1-channel batch's strides decide whether torch runs it channels-last)
         x_adv_t = None
         if todo.any():
             rows = np.flatnonzero(todo)
-            rows_t = torch.as_tensor(rows, device=device)
             q1 = model.n_queries
-            if clean_pass:
+            if clean_pass:  # candidates for every row: the rows not attacked are put back, not gathered out
                 out = self._attack_at_clean(model, x_all, logits, torch.as_tensor(y_idx, device=device),
                                             None if tgt is None else torch.as_tensor(tgt, device=device))
                 xt = x_all.detach()
-                if rows.size < len(xs):
-                    xt = xt[rows_t]
-                    out = out[rows_t] if isinstance(out, torch.Tensor) else replace(out, x=out.x[rows_t])
             else:
                 xt = torch.as_tensor(xs[rows], device=device)
                 out = self._attack(model, xt, torch.as_tensor(y_idx[rows], device=device),
                                    None if tgt is None else torch.as_tensor(tgt[rows], device=device))
             cand, per_sample = (out.x, out.queries) if isinstance(out, Candidates) else (out, None)
             cand = self.threat.project(cand.detach(), xt)
-            if clean_pass and model.verdict_draws == 1:
-                x_adv_t = x_all.detach().clone().index_copy_(0, rows_t, cand)  # x_all's strides
-            x_adv[rows] = cand.cpu().numpy()
+            if clean_pass:
+                if rows.size < len(xs):
+                    keep = torch.as_tensor(todo, device=device).reshape(-1, *([1] * (cand.ndim - 1)))
+                    cand = torch.where(keep, cand, xt)
+                    if per_sample is not None:
+                        per_sample = np.asarray(per_sample, dtype=float)[rows]
+                if model.verdict_draws == 1:
+                    x_adv_t = cand if cand.stride() == xt.stride() else torch.empty_like(xt).copy_(cand)  # x_all's
+                x_adv = cand.cpu().numpy()  # a new tensor's memory (project never returns its input)
+            else:
+                x_adv = xs.copy()
+                x_adv[rows] = cand.cpu().numpy()
             if per_sample is None:
                 queries[rows] += (model.n_queries - q1) / rows.size
             else:
@@ -384,6 +411,8 @@ class Attack(ABC):
         success = success | (pred_clean != y_idx)
         # keep the clean input where the attack failed: the result must not claim a change, and its
         # prediction is the clean one (a failed targeted attack may have moved the model elsewhere)
+        if x_adv is xs or np.may_share_memory(x_adv, xs):
+            x_adv = x_adv.copy()  # the caller's array is never handed back
         x_adv[~success] = xs[~success]
         pred_adv = np.where(success, pred_adv, pred_clean)
         classes = np.asarray(model.classes)
