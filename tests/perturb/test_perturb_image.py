@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -283,19 +285,27 @@ def test_pixelation_is_the_exact_area_mean_of_each_cell(shape):
 
 @pytest.mark.parametrize("shape", [(1, 3, 224, 224), (3, 3, 130, 150), (1, 1, 300, 140), (1, 2, 300, 60)])
 def test_pixelation_numpy_and_torch_routes_agree(shape):
-    """One large image (up to ``array_work`` values) is pixelated with numpy's row copies, large batches and
-    tensors in torch: the same weighted sums, bit for bit where both take taps along W (from 128 px); on
-    narrower images torch multiplies by the area matrix along W instead (equal up to float rounding)."""
+    """One large image (up to ``array_work`` values) is pixelated with numpy's row copies; CPU batches of
+    images from 128 px wide take the same route an image at a time (bit for bit); GPU batches and narrower
+    CPU ones take torch's (``_pixelate_tensor``, run here on CPU): the same weighted sums, bit for bit where
+    it takes taps along W, a product with the area matrix on narrower images (equal up to float rounding)."""
+    from stalwart.perturb.image import _pixelate_maps, _pixelate_tensor
+
     x = texture(shape, seed=4) * 255.0
     p = Pixelation(constants="imagenet")
     byte = Schema("image", value_range=(0.0, 255.0))
+    batch = np.concatenate([x, x[:, :, ::-1], x[:, :, :, ::-1]] * 3)  # 9 images: several chunks
     for severity in (1, 3, 5):
         arrays = p.apply(x, severity, schema=byte)
-        tensors = p.apply(torch.from_numpy(np.concatenate([x] * 8)), severity, schema=byte)[:shape[0]].numpy()
-        if shape[3] >= 128:
-            np.testing.assert_array_equal(arrays, tensors)
-        else:
-            np.testing.assert_allclose(arrays, tensors, rtol=0, atol=1e-4)
+        tensors = p.apply(torch.from_numpy(batch), severity, schema=byte).numpy()
+        f = p.cells(severity, min(shape[2:])) / min(shape[2:])
+        maps = [_pixelate_maps(s, max(1, min(round(s * f), s - severity))) for s in shape[2:]]
+        in_torch = _pixelate_tensor(torch.from_numpy(x), *maps).clamp_(0.0, 255.0).numpy()
+        same = np.testing.assert_array_equal if shape[3] >= 128 else \
+            functools.partial(np.testing.assert_allclose, rtol=0, atol=1e-4)
+        for i, image in enumerate((x, x[:, :, ::-1], x[:, :, :, ::-1])):  # each image as if alone
+            same(tensors[i * shape[0]:(i + 1) * shape[0]], p.apply(np.ascontiguousarray(image), severity, schema=byte))
+        same(arrays, in_torch)
         assert not np.array_equal(arrays, x)
 
 
