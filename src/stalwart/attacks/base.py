@@ -392,8 +392,8 @@ class Attack(ABC):
                     cand = torch.where(keep, cand, xt)
                     if per_sample is not None:
                         per_sample = np.asarray(per_sample, dtype=float)[rows]
-                if model.verdict_draws == 1:
-                    x_adv_t = cand if cand.stride() == xt.stride() else torch.empty_like(xt).copy_(cand)  # x_all's
+                if model.verdict_draws == 1:  # (a TorchModel hands its module standard strides itself)
+                    x_adv_t = cand
                 x_adv = cand.cpu().numpy()  # a new tensor's memory (project never returns its input)
             else:
                 x_adv = xs.copy()
@@ -411,7 +411,7 @@ class Attack(ABC):
         success = success | (pred_clean != y_idx)
         # keep the clean input where the attack failed: the result must not claim a change, and its
         # prediction is the clean one (a failed targeted attack may have moved the model elsewhere)
-        if x_adv is xs or np.may_share_memory(x_adv, xs):
+        if np.may_share_memory(x_adv, xs):
             x_adv = x_adv.copy()  # the caller's array is never handed back
         x_adv[~success] = xs[~success]
         pred_adv = np.where(success, pred_adv, pred_clean)
